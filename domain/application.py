@@ -1,0 +1,346 @@
+"""Programmes: the application that records and replays programme histories.
+
+Commands arrive as client envelopes (`EventEnvelope`); the application checks
+idempotency (rule 6) and `expected_version` (rule 7), runs each envelope as a
+command on the `Programme` aggregate (rules 1-5), and saves all resulting
+events in one transaction (rule 8). Beside every stored event the store keeps a
+ledger entry: the client's event_id, the clinic, the record time, a digest of
+the posted content and the event's gap-free global position. The ledger is
+what makes idempotent retries, `as_of` queries and positions possible; its
+storage lives in `service/storage`, behind the `Ledger` protocol below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain import errors
+from domain.programme import Programme
+
+#: How many times a command is re-run after losing a race with another writer
+#: (only without expected_version; with it, the re-run reports the mismatch).
+CONCURRENT_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class EventEnvelope:
+    """One event as a clinic system posted it (already validated)."""
+
+    event_id: UUID
+    type: str
+    occurred_at: datetime
+    recorded_by: str
+    data: dict[str, Any]
+
+    def content_digest(self, programme_id: UUID) -> str:
+        """A digest of everything that makes this event what it is, for rule 6."""
+        canonical = json.dumps(
+            {
+                "programme_id": str(programme_id),
+                "type": self.type,
+                "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+                "recorded_by": self.recorded_by,
+                "data": self.data,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the store records beside each new event, in the same transaction."""
+
+    event_id: UUID
+    clinic_id: str
+    event_type: str
+    content_digest: str | None  # None for events the aggregate recorded by itself
+
+
+@dataclass(frozen=True)
+class RecordedEntry:
+    """A ledger entry as read back from the store."""
+
+    position: int
+    programme_id: UUID
+    version: int
+    event_id: UUID
+    clinic_id: str
+    event_type: str
+    recorded_at: datetime
+    content_digest: str | None
+    saved_version: int  # the programme's version after the save that recorded it
+
+
+class Ledger(Protocol):
+    """Queries over the ledger entries, implemented by the store's recorder."""
+
+    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]: ...
+
+    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
+
+    def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of a post: what was recorded, or what had been recorded before."""
+
+    programme_id: UUID
+    clinic_id: str
+    version: int
+    recorded: list[dict[str, Any]]
+    replayed: bool  # True when every event had been recorded before (nothing new)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "programme_id": str(self.programme_id),
+            "clinic_id": self.clinic_id,
+            "version": self.version,
+            "recorded": self.recorded,
+        }
+
+
+def receipt_from_entries(entries: Sequence[RecordedEntry], replayed: bool) -> Receipt:
+    first = entries[0]
+    return Receipt(
+        programme_id=first.programme_id,
+        clinic_id=first.clinic_id,
+        version=max(e.saved_version for e in entries),
+        recorded=[
+            {
+                "event_id": str(e.event_id),
+                "type": e.event_type,
+                "version": e.version,
+                "position": e.position,
+            }
+            for e in sorted(entries, key=lambda e: e.position)
+        ],
+        replayed=replayed,
+    )
+
+
+class Programmes(Application[UUID]):
+    """Records lumbar traction programmes and replays their histories."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.recorder  # type: ignore[return-value]
+
+    # ---- commands -------------------------------------------------------
+
+    def record_events(
+        self,
+        clinic_id: str,
+        programme_id: UUID,
+        envelopes: Sequence[EventEnvelope],
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record the envelopes as one atomic save, or replay an identical earlier post."""
+        for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
+            earlier = self._earlier_post(clinic_id, programme_id, envelopes)
+            if earlier is not None:
+                return earlier
+            try:
+                return self._record_new(clinic_id, programme_id, envelopes, expected_version)
+            except IntegrityError:
+                # Another writer saved to this programme (or the same event_id)
+                # first. Re-run: the next attempt sees what it saved.
+                if attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
+                    break
+        raise errors.ConcurrentWrite(
+            "other writers kept saving to this programme at the same moment; retry"
+        )
+
+    def _earlier_post(
+        self, clinic_id: str, programme_id: UUID, envelopes: Sequence[EventEnvelope]
+    ) -> Receipt | None:
+        """Rule 6: the receipt of an identical earlier post, None if all are new."""
+        found = {
+            e.event_id: e
+            for e in self.ledger.entries_by_event_id([env.event_id for env in envelopes])
+        }
+        if not found:
+            return None
+        differing = [
+            str(env.event_id)
+            for env in envelopes
+            if env.event_id in found
+            and (
+                found[env.event_id].content_digest != env.content_digest(programme_id)
+                or found[env.event_id].clinic_id != clinic_id
+            )
+        ]
+        if differing:
+            raise errors.EventIdConflict(
+                "event_id already recorded with different content: " + ", ".join(differing),
+                differing,
+            )
+        if len(found) < len(envelopes):
+            new = [str(env.event_id) for env in envelopes if env.event_id not in found]
+            raise errors.EventIdConflict(
+                "part of this batch was recorded before and part was not "
+                f"(new: {', '.join(new)}); a batch is recorded whole, so post only "
+                "the new events",
+                [str(k) for k in found],
+            )
+        # Include the events the aggregate recorded in the same save (the
+        # pause after a severe adverse event), as the original receipt did.
+        saved_versions = {e.saved_version for e in found.values()}
+        same_save = [
+            e
+            for e in self.ledger.entries_of_programme(programme_id)
+            if e.saved_version in saved_versions
+        ]
+        return receipt_from_entries(same_save, replayed=True)
+
+    def _record_new(
+        self,
+        clinic_id: str,
+        programme_id: UUID,
+        envelopes: Sequence[EventEnvelope],
+        expected_version: int | None,
+    ) -> Receipt:
+        programme = self._find(programme_id)
+        if programme is not None and programme.clinic_id != clinic_id:
+            if envelopes[0].type == "ProgrammeStarted":
+                raise errors.ProgrammeIdTaken("this programme_id is already in use")
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
+        actual = programme.version if programme is not None else 0
+        if expected_version is not None and expected_version != actual:
+            raise errors.VersionConflict(expected_version, actual)
+        if programme is None and envelopes[0].type != "ProgrammeStarted":
+            raise errors.ProgrammeNotFound(
+                "no such programme in this clinic; a new programme's first event "
+                "must be ProgrammeStarted"
+            )
+
+        now = self.clock()
+        for index, envelope in enumerate(envelopes):
+            try:
+                programme = self._apply(programme, clinic_id, programme_id, envelope, now)
+            except errors.DomainRuleViolation as violation:
+                violation.event_index = index
+                violation.event_id = str(envelope.event_id)
+                raise
+
+        assert programme is not None
+        pending = programme.collect_events()
+        digests = {env.event_id: env.content_digest(programme_id) for env in envelopes}
+        ledger = [
+            LedgerEntry(
+                event_id=event.event_id,
+                clinic_id=clinic_id,
+                event_type=type(event).__name__,
+                content_digest=digests.get(event.event_id),
+            )
+            for event in pending
+        ]
+        self.save(*pending, ledger=ledger)
+        return receipt_from_entries(
+            self.ledger.entries_by_event_id([e.event_id for e in ledger]), replayed=False
+        )
+
+    @staticmethod
+    def _apply(
+        programme: Programme | None,
+        clinic_id: str,
+        programme_id: UUID,
+        envelope: EventEnvelope,
+        now: datetime,
+    ) -> Programme:
+        if envelope.type == "ProgrammeStarted":
+            if programme is not None:
+                raise errors.AlreadyStarted("the programme has already been started")
+            return Programme.start(
+                programme_id=programme_id,
+                clinic_id=clinic_id,
+                event_id=envelope.event_id,
+                occurred_at=envelope.occurred_at,
+                recorded_by=envelope.recorded_by,
+                data=envelope.data,
+                now=now,
+            )
+        if programme is None:
+            raise errors.NotStarted("the first event of a programme must be ProgrammeStarted")
+        command = getattr(programme, Programme.COMMANDS[envelope.type])
+        command(envelope.event_id, envelope.occurred_at, envelope.recorded_by,
+                envelope.data, now)
+        return programme
+
+    # ---- queries --------------------------------------------------------
+
+    def _find(self, programme_id: UUID, version: int | None = None) -> Programme | None:
+        try:
+            return self.repository.get(programme_id, version=version)
+        except AggregateNotFoundError:
+            return None
+
+    def programme(
+        self,
+        clinic_id: str,
+        programme_id: UUID,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Programme:
+        """The programme now, after `version`, or as the service knew it `as_of`."""
+        if as_of is not None:
+            known = self.ledger.version_as_of(programme_id, as_of)
+            if known is None:
+                raise errors.ProgrammeNotFound("the programme did not exist at that time")
+            version = known if version is None else min(version, known)
+        programme = self._find(programme_id, version)
+        if programme is None or programme.clinic_id != clinic_id:
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
+        if version is not None and programme.version != version:
+            raise errors.ProgrammeNotFound(
+                f"the programme has no version {version} (it is at version {programme.version})"
+            )
+        return programme
+
+    def history(self, clinic_id: str, programme_id: UUID) -> list[dict[str, Any]]:
+        """Every event of the programme in version order, with its ledger entry."""
+        self.programme(clinic_id, programme_id)  # 404 unless it is this clinic's
+        entries = {e.version: e for e in self.ledger.entries_of_programme(programme_id)}
+        items: list[dict[str, Any]] = []
+        corrected_by: dict[str, str] = {}
+        for event in self.events.get(programme_id):
+            entry = entries[event.originator_version]
+            type_name = type(event).__name__
+            if type_name == "EntryCorrected":
+                corrected_by[str(event.data["corrects"])] = str(event.event_id)
+            items.append(
+                {
+                    "event_id": str(event.event_id),
+                    "type": type_name,
+                    "version": event.originator_version,
+                    "position": entry.position,
+                    "occurred_at": event.occurred_at.isoformat(),
+                    "recorded_at": entry.recorded_at.isoformat(),
+                    "recorded_by": event.recorded_by,
+                    "data": event.data,
+                }
+            )
+        for item in items:
+            # The correction now in force, if the event was corrected.
+            item["corrected_by"] = corrected_by.get(item["event_id"])
+        return items

@@ -1,0 +1,345 @@
+"""The Programme aggregate: one patient's course of lumbar traction at one clinic.
+
+Each public command method checks the rules of domain.md and raises a named
+`DomainRuleViolation` before anything is recorded; the private methods
+decorated with `@event` are both the event (its name is the event type of the
+API) and the code that applies it to the state, as in the eventsourcing
+library's own examples. Every event carries the client's envelope: its
+`event_id` (the idempotency key), `occurred_at` (clinical time),
+`recorded_by` and `data`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import errors
+
+#: How far ahead of the server's clock an event's occurred_at may be (rule 4).
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
+
+#: The plan fields, in the order they are shown.
+PLAN_FIELDS = ("modality", "sessions_per_week", "minutes_per_session", "force_percent_body_weight")
+
+#: Event types whose data a later EntryCorrected may replace, with a field
+#: that only that type's data has (used to check a correction fits its target).
+CORRECTABLE_TYPES = {"SessionCompleted": "modality", "PainReported": "pain_nrs"}
+
+#: Namespace for the ids of events the aggregate records by itself (the pause
+#: after a severe adverse event), so that they are stable across replays.
+DERIVED_EVENT_NAMESPACE = uuid.UUID("5b0c7a52-33a3-4c61-9a36-1f8f1d4f6a10")
+
+
+def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
+    """The event_id of an event recorded by the aggregate as a consequence of another."""
+    return uuid.uuid5(DERIVED_EVENT_NAMESPACE, f"{cause_event_id}:{purpose}")
+
+
+def check_plan_force(plan: dict[str, Any]) -> None:
+    """Rule 5: force is present exactly when the modality is mechanical_table."""
+    has_force = plan.get("force_percent_body_weight") is not None
+    if (plan.get("modality") == "mechanical_table") != has_force:
+        raise errors.ForceNotAllowed(
+            "force_percent_body_weight is required for mechanical_table "
+            "and not allowed for any other modality"
+        )
+
+
+class Programme(Aggregate):
+    """A patient's traction programme, identified by the clinic's programme_id."""
+
+    @staticmethod
+    def create_id(programme_id: uuid.UUID) -> uuid.UUID:
+        # The clinic system chooses the id; it is unique across the service.
+        return programme_id
+
+    # ---- starting -------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        programme_id: uuid.UUID,
+        clinic_id: str,
+        event_id: uuid.UUID,
+        occurred_at: datetime,
+        recorded_by: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> Programme:
+        """Start a programme (its first event, rule 1)."""
+        if occurred_at > now + CLOCK_SKEW_ALLOWANCE:
+            raise errors.OccurredInFuture(
+                "occurred_at is more than 5 minutes after the server's clock"
+            )
+        check_plan_force(data["plan"])
+        return cls(
+            programme_id=programme_id,
+            clinic_id=clinic_id,
+            event_id=event_id,
+            occurred_at=occurred_at,
+            recorded_by=recorded_by,
+            data=data,
+        )
+
+    @event("ProgrammeStarted")
+    def __init__(
+        self,
+        *,
+        programme_id: uuid.UUID,
+        clinic_id: str,
+        event_id: uuid.UUID,
+        occurred_at: datetime,
+        recorded_by: str,
+        data: dict[str, Any],
+    ) -> None:
+        self.clinic_id = clinic_id
+        self.patient_ref: str = data["patient_ref"]
+        self.condition: str = data["condition"]
+        self.setting: str = data["setting"]
+        self.plan: dict[str, Any] = dict(data["plan"])
+        self.baseline: dict[str, Any] = dict(data["baseline"])
+        self.started_at = occurred_at
+        self.last_occurred_at = occurred_at
+        self.status = "active"
+        self.paused_reason: str | None = None
+        self.discharged_at: datetime | None = None
+        self.outcome: str | None = None
+        self.sessions_missed = 0
+        self.plan_adjustments = 0
+        self.adverse_events = {"mild": 0, "moderate": 0, "severe": 0}
+        # Current data (after corrections) of each correctable event, by event_id.
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.corrections = 0
+
+    # ---- commands -------------------------------------------------------
+
+    def complete_session(self, event_id: uuid.UUID, occurred_at: datetime,
+                         recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._check_not_paused("a session cannot be completed while the programme is paused")
+        self._session_completed(event_id=event_id, occurred_at=occurred_at,
+                                recorded_by=recorded_by, data=data)
+
+    def miss_session(self, event_id: uuid.UUID, occurred_at: datetime,
+                     recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._check_not_paused("a session cannot be missed while the programme is paused")
+        self._session_missed(event_id=event_id, occurred_at=occurred_at,
+                             recorded_by=recorded_by, data=data)
+
+    def report_pain(self, event_id: uuid.UUID, occurred_at: datetime,
+                    recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._pain_reported(event_id=event_id, occurred_at=occurred_at,
+                            recorded_by=recorded_by, data=data)
+
+    def adjust_plan(self, event_id: uuid.UUID, occurred_at: datetime,
+                    recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        changes = {k: v for k, v in data.items() if k in PLAN_FIELDS}
+        if not any(self.plan.get(k) != v for k, v in changes.items()):
+            raise errors.PlanUnchanged("the adjustment does not change any value of the plan")
+        if changes.get("modality", self.plan["modality"]) != "mechanical_table":
+            if "force_percent_body_weight" in changes:
+                raise errors.ForceNotAllowed(
+                    "force_percent_body_weight is only allowed with mechanical_table"
+                )
+        check_plan_force(self._adjusted_plan(changes))
+        self._plan_adjusted(event_id=event_id, occurred_at=occurred_at,
+                            recorded_by=recorded_by, data=data)
+
+    def report_adverse_event(self, event_id: uuid.UUID, occurred_at: datetime,
+                             recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._adverse_event_reported(event_id=event_id, occurred_at=occurred_at,
+                                     recorded_by=recorded_by, data=data)
+        # A severe adverse event pauses the programme in the same save.
+        if data["severity"] == "severe" and self.status == "active":
+            self._paused(
+                event_id=derived_event_id(event_id, "pause"),
+                occurred_at=occurred_at,
+                recorded_by=recorded_by,
+                data={"reason": "severe_adverse_event"},
+            )
+
+    def pause(self, event_id: uuid.UUID, occurred_at: datetime,
+              recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._check_not_paused("the programme is already paused")
+        self._paused(event_id=event_id, occurred_at=occurred_at,
+                     recorded_by=recorded_by, data=data)
+
+    def resume(self, event_id: uuid.UUID, occurred_at: datetime,
+               recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        if self.status != "paused":
+            raise errors.ProgrammeNotPaused("the programme can only be resumed while paused")
+        self._resumed(event_id=event_id, occurred_at=occurred_at,
+                      recorded_by=recorded_by, data=data)
+
+    def discharge(self, event_id: uuid.UUID, occurred_at: datetime,
+                  recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        self._check_accepting(occurred_at, now)
+        self._discharged(event_id=event_id, occurred_at=occurred_at,
+                         recorded_by=recorded_by, data=data)
+
+    def correct_entry(self, event_id: uuid.UUID, occurred_at: datetime,
+                      recorded_by: str, data: dict[str, Any], now: datetime) -> None:
+        # Corrections are accepted after discharge and while paused (rule 2).
+        self._check_time(occurred_at, now)
+        target = self.entries.get(str(data["corrects"]))
+        if target is None:
+            raise errors.UnknownCorrectionTarget(
+                "corrects must be the event_id of an earlier SessionCompleted "
+                "or PainReported of this programme"
+            )
+        if CORRECTABLE_TYPES[target["type"]] not in data["data"]:
+            raise errors.CorrectionDoesNotFit(
+                f"the corrected event is a {target['type']}; data must be its full data"
+            )
+        self._entry_corrected(event_id=event_id, occurred_at=occurred_at,
+                              recorded_by=recorded_by, data=data)
+
+    #: The command method for each event type a clinic system may post.
+    COMMANDS = {
+        "SessionCompleted": "complete_session",
+        "SessionMissed": "miss_session",
+        "PainReported": "report_pain",
+        "PlanAdjusted": "adjust_plan",
+        "AdverseEventReported": "report_adverse_event",
+        "ProgrammePaused": "pause",
+        "ProgrammeResumed": "resume",
+        "ProgrammeDischarged": "discharge",
+        "EntryCorrected": "correct_entry",
+    }
+
+    # ---- rules shared by the commands -----------------------------------
+
+    def _check_accepting(self, occurred_at: datetime, now: datetime) -> None:
+        if self.status == "discharged":
+            raise errors.AlreadyDischarged(
+                "the programme is discharged; only EntryCorrected is accepted"
+            )
+        self._check_time(occurred_at, now)
+
+    def _check_time(self, occurred_at: datetime, now: datetime) -> None:
+        if occurred_at < self.started_at:
+            raise errors.OccurredBeforeStart(
+                f"occurred_at is before the programme's start ({self.started_at.isoformat()})"
+            )
+        if occurred_at > now + CLOCK_SKEW_ALLOWANCE:
+            raise errors.OccurredInFuture(
+                "occurred_at is more than 5 minutes after the server's clock"
+            )
+
+    def _check_not_paused(self, detail: str) -> None:
+        if self.status == "paused":
+            raise errors.ProgrammeIsPaused(detail)
+
+    def _adjusted_plan(self, changes: dict[str, Any]) -> dict[str, Any]:
+        plan = {**self.plan, **changes}
+        if plan["modality"] != "mechanical_table":
+            # Force means nothing off the table: it lapses with the modality.
+            plan.pop("force_percent_body_weight", None)
+        return plan
+
+    # ---- events (each also applies itself to the state) ------------------
+
+    def _note(self, event_id: uuid.UUID, occurred_at: datetime) -> None:
+        self.last_occurred_at = max(self.last_occurred_at, occurred_at)
+
+    @event("SessionCompleted")
+    def _session_completed(self, event_id: uuid.UUID, occurred_at: datetime,
+                           recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.entries[str(event_id)] = {"type": "SessionCompleted", "data": dict(data)}
+
+    @event("SessionMissed")
+    def _session_missed(self, event_id: uuid.UUID, occurred_at: datetime,
+                        recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.sessions_missed += 1
+
+    @event("PainReported")
+    def _pain_reported(self, event_id: uuid.UUID, occurred_at: datetime,
+                       recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.entries[str(event_id)] = {"type": "PainReported", "data": dict(data)}
+
+    @event("PlanAdjusted")
+    def _plan_adjusted(self, event_id: uuid.UUID, occurred_at: datetime,
+                       recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.plan = self._adjusted_plan({k: v for k, v in data.items() if k in PLAN_FIELDS})
+        self.plan_adjustments += 1
+
+    @event("AdverseEventReported")
+    def _adverse_event_reported(self, event_id: uuid.UUID, occurred_at: datetime,
+                                recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.adverse_events[data["severity"]] += 1
+
+    @event("ProgrammePaused")
+    def _paused(self, event_id: uuid.UUID, occurred_at: datetime,
+                recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.status = "paused"
+        self.paused_reason = data["reason"]
+
+    @event("ProgrammeResumed")
+    def _resumed(self, event_id: uuid.UUID, occurred_at: datetime,
+                 recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.status = "active"
+        self.paused_reason = None
+
+    @event("ProgrammeDischarged")
+    def _discharged(self, event_id: uuid.UUID, occurred_at: datetime,
+                    recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.status = "discharged"
+        self.paused_reason = None
+        self.discharged_at = occurred_at
+        self.outcome = data["outcome"]
+
+    @event("EntryCorrected")
+    def _entry_corrected(self, event_id: uuid.UUID, occurred_at: datetime,
+                         recorded_by: str, data: dict[str, Any]) -> None:
+        self._note(event_id, occurred_at)
+        self.entries[str(data["corrects"])]["data"] = dict(data["data"])
+        self.corrections += 1
+
+    # ---- reading ---------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The programme as a plain dictionary (current data, corrections applied)."""
+        sessions = [e["data"] for e in self.entries.values() if e["type"] == "SessionCompleted"]
+        reports = [e["data"] for e in self.entries.values() if e["type"] == "PainReported"]
+        return {
+            "programme_id": str(self.id),
+            "clinic_id": self.clinic_id,
+            "patient_ref": self.patient_ref,
+            "condition": self.condition,
+            "setting": self.setting,
+            "status": self.status,
+            "paused_reason": self.paused_reason,
+            "plan": dict(self.plan),
+            "baseline": dict(self.baseline),
+            "started_at": self.started_at.isoformat(),
+            "discharged_at": self.discharged_at.isoformat() if self.discharged_at else None,
+            "outcome": self.outcome,
+            "sessions_completed": len(sessions),
+            "sessions_missed": self.sessions_missed,
+            "minutes_completed": sum(s["duration_minutes"] for s in sessions),
+            "pain_reports": len(reports),
+            "adverse_events": dict(self.adverse_events),
+            "plan_adjustments": self.plan_adjustments,
+            "corrections": self.corrections,
+            "last_occurred_at": self.last_occurred_at.isoformat(),
+            "version": self.version,
+        }

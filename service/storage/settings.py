@@ -1,0 +1,130 @@
+"""Turn TRACTION_DATABASE_URL into the eventsourcing library's settings.
+
+This is the only place that knows the library's environment variable names:
+everything else passes a database URL around.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///var/traction.sqlite"
+
+
+class DatabaseUrlError(ValueError):
+    """TRACTION_DATABASE_URL is not a URL this service can use."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """A parsed database URL."""
+
+    url: str
+    kind: str  # "sqlite" or "postgresql"
+    sqlite_path: Path | None = None
+    pg_host: str = ""
+    pg_port: int = 5432
+    pg_user: str = ""
+    pg_password: str = ""
+    pg_dbname: str = ""
+    pg_schema: str = "public"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgresql"
+
+    def conninfo(self) -> str:
+        """A libpq connection string (PostgreSQL only)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.pg_host, port=self.pg_port, user=self.pg_user,
+            password=self.pg_password or None, dbname=self.pg_dbname,
+        )
+
+
+def database_url() -> str:
+    return os.environ.get("TRACTION_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def parse_database_url(url: str) -> Store:
+    """Parse `sqlite:///relative/path`, `sqlite:////absolute/path` or
+    `postgresql://user:password@host:port/dbname[?schema=name]`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise DatabaseUrlError(
+                "a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        return Store(url=url, kind="sqlite", sqlite_path=Path(unquote(parts.path[1:])))
+    if parts.scheme in ("postgresql", "postgres"):
+        dbname = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not dbname:
+            raise DatabaseUrlError(
+                "a PostgreSQL URL is postgresql://user:password@host:port/dbname"
+            )
+        schema = parse_qs(parts.query).get("schema", ["public"])[0]
+        return Store(
+            url=url,
+            kind="postgresql",
+            pg_host=parts.hostname,
+            pg_port=parts.port or 5432,
+            pg_user=unquote(parts.username or "postgres"),
+            pg_password=unquote(parts.password or ""),
+            pg_dbname=dbname,
+            pg_schema=schema,
+        )
+    raise DatabaseUrlError(
+        f"unsupported database URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://"
+    )
+
+
+def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str, str]:
+    """The eventsourcing library's settings for this store.
+
+    Tables are created only when asked (`create_tables`), by one process,
+    before any worker starts: workers racing to create them can fail.
+    """
+    env = {
+        "CREATE_TABLE": "y" if create_tables else "n",
+        # Programmes are replayed often (every command); keep recent ones in
+        # memory and fast-forward them from the store, which stays the truth.
+        "AGGREGATE_CACHE_MAXSIZE": os.environ.get("TRACTION_AGGREGATE_CACHE_SIZE", "1000"),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(store.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": os.environ.get("TRACTION_SQLITE_LOCK_TIMEOUT", "30"),
+                "APPLICATION_RECORDER_TOPIC": "service.storage.sqlite:LedgerSQLiteRecorder",
+            }
+        )
+    else:
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": store.pg_dbname,
+                "POSTGRES_HOST": store.pg_host,
+                "POSTGRES_PORT": str(store.pg_port),
+                "POSTGRES_USER": store.pg_user,
+                "POSTGRES_PASSWORD": store.pg_password,
+                "POSTGRES_SCHEMA": store.pg_schema,
+                "POSTGRES_POOL_SIZE": os.environ.get("TRACTION_PG_POOL_SIZE", "4"),
+                "POSTGRES_MAX_OVERFLOW": os.environ.get("TRACTION_PG_MAX_OVERFLOW", "4"),
+                "POSTGRES_CONNECT_TIMEOUT": os.environ.get("TRACTION_PG_CONNECT_TIMEOUT", "5"),
+                "POSTGRES_LOCK_TIMEOUT": os.environ.get("TRACTION_PG_LOCK_TIMEOUT", "10"),
+                "POSTGRES_PRE_PING": "y",
+                # Never the database functions: they skip the table lock and
+                # would let readers of the log miss events.
+                "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+                "APPLICATION_RECORDER_TOPIC": "service.storage.postgres:LedgerPostgresRecorder",
+            }
+        )
+    return env

@@ -1,0 +1,121 @@
+"""The SQLite recorder: the library's, plus the ledger table.
+
+SQLite serializes writers, and a rowid is one more than the largest before
+it, so the library's notification id (the rowid) is already gap-free and in
+commit order: it is the event's global position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from domain.application import RecordedEntry
+from service.storage import chain
+from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+
+LEDGER_TABLE = "event_ledger"
+
+
+def _to_uuid(value: str) -> UUID:
+    return UUID(value)
+
+
+def _to_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _iso(value: datetime) -> str:
+    # Fixed width, so that text order is time order.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
+            "position INTEGER PRIMARY KEY, "
+            "programme_id TEXT NOT NULL, "
+            "version INTEGER NOT NULL, "
+            "event_id TEXT NOT NULL UNIQUE, "
+            "clinic_id TEXT NOT NULL, "
+            "event_type TEXT NOT NULL, "
+            "recorded_at TEXT NOT NULL, "
+            "content_digest TEXT, "
+            "saved_version INTEGER NOT NULL, "
+            "chain_hash TEXT NOT NULL, "
+            "UNIQUE (programme_id, version))",
+            f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_clinic_idx "
+            f"ON {LEDGER_TABLE} (clinic_id, position)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The first INSERT takes SQLite's write lock, so the ledger head read
+        # below cannot change until this transaction ends.
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if not stored_events:
+            return positions
+        assert positions is not None
+        c.execute(
+            f"SELECT chain_hash, recorded_at FROM {LEDGER_TABLE} "
+            "ORDER BY position DESC LIMIT 1"
+        )
+        head = c.fetchone()
+        rows = ledger_rows(
+            stored_events,
+            kwargs.get("ledger"),
+            first_position=positions[0],
+            previous_hash=head["chain_hash"] if head else chain.GENESIS,
+            previous_recorded_at=_to_datetime(head["recorded_at"]) if head else None,
+        )
+        if [r["position"] for r in rows] != list(positions):
+            raise AssertionError("SQLite rowids are not contiguous")
+        c.executemany(
+            f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
+            [
+                (
+                    r["position"], r["programme_id"].hex, r["version"], r["event_id"].hex,
+                    r["clinic_id"], r["event_type"], _iso(r["recorded_at"]),
+                    r["content_digest"], r["saved_version"], r["chain_hash"],
+                )
+                for r in rows
+            ],
+        )
+        return positions
+
+    # ---- the Ledger protocol of domain.application ----------------------
+
+    def _select_entries(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY position", params)
+            return [
+                recorded_entry(row, to_uuid=_to_uuid, to_datetime=_to_datetime)
+                for row in c.fetchall()
+            ]
+
+    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
+        if not event_ids:
+            return []
+        marks = ",".join("?" * len(event_ids))
+        return self._select_entries(f"event_id IN ({marks})", [e.hex for e in event_ids])
+
+    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
+        return self._select_entries("programme_id = ?", [programme_id.hex])
+
+    def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT MAX(version) FROM {LEDGER_TABLE} "
+                "WHERE programme_id = ? AND recorded_at <= ?",
+                [programme_id.hex, _iso(as_of)],
+            )
+            return c.fetchone()[0]
