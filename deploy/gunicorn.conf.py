@@ -1,0 +1,32 @@
+"""gunicorn settings for the Traction Ledger API (`traction serve` passes -c this file).
+
+The store is opened by the app factory inside each worker, after fork: we
+never preload the app in the master, where a connection pool or a SQLite
+handle would be shared by every forked worker.
+"""
+
+import os
+
+bind = os.environ.get("TRACTION_BIND", "127.0.0.1:8000")
+# Requests spend most of their time waiting on the store, so a few threads per
+# worker keep the cores busy; workers default to the core count.
+workers = int(os.environ.get("TRACTION_WORKERS", os.cpu_count() or 2))
+worker_class = "gthread"
+threads = int(os.environ.get("TRACTION_THREADS", "4"))
+preload_app = False
+# A request that takes longer than this is stuck: the worker is restarted.
+timeout = 30
+# On SIGTERM, finish in-flight requests for up to this long.
+graceful_timeout = 20
+keepalive = 5
+# One access line per request comes from the app's own JSON log instead.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("TRACTION_LOG_LEVEL", "info")
+# Bound memory growth from fragmentation over very long runs.
+max_requests = 100_000
+max_requests_jitter = 10_000
+# gunicorn 24+ opens a control socket in the home directory by default; we
+# manage the server with signals, and several servers on one host (tests,
+# benchmarks) must not fight over one socket path.
+control_socket_disable = True

@@ -1,0 +1,33 @@
+"""Writing: clinic systems post events to a programme."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from domain.application import EventEnvelope
+from service.api.context import programmes
+from service.openapi import LedgerBlueprint, problems
+from service.schemas.events import EventPostSchema
+from service.schemas.responses import ReceiptSchema
+
+blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post programme events")
+
+
+@blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["POST"])
+@blp.arguments(EventPostSchema, description=(
+    "One event envelope, or a batch `{\"events\": [...], \"expected_version\": n}` "
+    "of 1-500 envelopes recorded atomically."
+))
+@blp.response(201, ReceiptSchema, description="Recorded.")
+@blp.alt_response(200, schema=ReceiptSchema, success=True,
+                  description="Every event was already recorded with identical content: "
+                  "the original receipt; nothing new recorded.")
+@problems(blp, 400, 404, 409, 413, 415)
+def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any:
+    envelopes = [EventEnvelope(**envelope) for envelope in body["events"]]
+    receipt = programmes().record_events(
+        clinic_id, programme_id, envelopes, body.get("expected_version")
+    )
+    return receipt.body(), 200 if receipt.replayed else 201
+

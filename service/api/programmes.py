@@ -1,0 +1,37 @@
+"""Reading one programme from the event store (always current)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from service.api.context import programmes
+from service.openapi import LedgerBlueprint, problems
+from service.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
+
+blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
+                description="Read a programme's state and history")
+
+
+@blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>", methods=["GET"])
+@blp.arguments(ProgrammeQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, ProgrammeStateSchema)
+@problems(blp, 404)
+def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None,
+                  as_of: Any = None) -> Any:
+    """The programme now, after `?version=N`, or as known `?as_of=` a record time."""
+    return programmes().programme(clinic_id, programme_id, version=version, as_of=as_of).state()
+
+
+@blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
+@blp.response(200, HistorySchema)
+@problems(blp, 404)
+def get_history(clinic_id: str, programme_id: UUID) -> Any:
+    """Every event of the programme in version order."""
+    events = programmes().history(clinic_id, programme_id)
+    return {
+        "programme_id": programme_id,
+        "clinic_id": clinic_id,
+        "version": events[-1]["version"],
+        "events": events,
+    }

@@ -1,0 +1,44 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from domain.application import Programmes
+from service.api.context import ClinicIdConverter
+from service.config import Settings
+from service.openapi import LedgerApi, openapi_config
+from service.problems import register_problem_handlers
+from service.storage.settings import eventsourcing_env, parse_database_url
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build the app; the store is opened here, so call it in each worker after fork."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        **openapi_config(swagger_ui_url="/static/vendor/swagger-ui/"),
+        **overrides,
+    )
+    store = parse_database_url(settings.database_url)
+    app.extensions["traction.settings"] = settings
+    app.extensions["traction.store"] = store
+    app.extensions["traction.programmes"] = Programmes(env=eventsourcing_env(store))
+
+    register_problem_handlers(app)
+    app.url_map.converters["clinic"] = ClinicIdConverter
+    api = LedgerApi(app)
+    api.register_converter(
+        ClinicIdConverter, lambda _: {"type": "string", "pattern": f"^{ClinicIdConverter.regex}$"}
+    )
+    # Our problem handlers replace flask-smorest's JSON error handler.
+    register_problem_handlers(app)
+
+    from service.api import events, ops, programmes
+
+    for blueprint in (events.blp, programmes.blp, ops.blp):
+        api.register_blueprint(blueprint)
+    return app

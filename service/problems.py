@@ -1,0 +1,159 @@
+"""Errors as RFC 9457 problem documents (application/problem+json).
+
+The one place that maps domain and application errors, validation failures
+and HTTP errors to statuses and problem documents. Nothing reaches the client
+as an HTML error page or a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from domain import errors
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **members: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.members = members
+
+    def response(self) -> Response:
+        body = {
+            "type": f"urn:traction-ledger:problem:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": request.path,
+            **self.members,
+        }
+        response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+        response.headers.update(self.headers)
+        return response
+
+
+def field_errors(messages: Any, pointer: str = "") -> list[dict[str, str]]:
+    """Flatten marshmallow's nested messages into JSON-pointer-addressed errors."""
+    if isinstance(messages, dict):
+        found: list[dict[str, str]] = []
+        for key, value in messages.items():
+            child = pointer if key == "_schema" else f"{pointer}/{key}"
+            found.extend(field_errors(value, child))
+        return found
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"pointer": pointer or "/", "detail": m} for m in messages]
+    if isinstance(messages, list):
+        return [e for m in messages for e in field_errors(m, pointer)]
+    return [{"pointer": pointer or "/", "detail": str(messages)}]
+
+
+def validation_problem(messages: Any, strip_prefix: str = "") -> Problem:
+    found = field_errors(messages)
+    if strip_prefix:
+        for error in found:
+            if error["pointer"].startswith(strip_prefix):
+                error["pointer"] = error["pointer"][len(strip_prefix):] or "/"
+    return Problem(
+        422,
+        "validation-failed",
+        "The request does not pass validation",
+        "; ".join(f"{e['pointer']}: {e['detail']}" for e in found[:5]),
+        errors=found,
+    )
+
+
+def problem_for(error: Exception) -> Problem:
+    """The problem document for a domain or application error."""
+    if isinstance(error, errors.DomainRuleViolation):
+        members: dict[str, Any] = {"rule": error.rule}
+        if error.event_index is not None:
+            members["event_index"] = error.event_index
+            members["event_id"] = error.event_id
+        return Problem(422, "domain-rule", "A domain rule refuses this event",
+                       error.detail, **members)
+    if isinstance(error, errors.ProgrammeNotFound):
+        return not_found()
+    if isinstance(error, errors.VersionConflict):
+        return Problem(409, "version-conflict", "expected_version does not match",
+                       error.detail, expected_version=error.expected,
+                       current_version=error.actual)
+    if isinstance(error, errors.EventIdConflict):
+        return Problem(409, "event-id-conflict", "event_id already used for other content",
+                       error.detail, event_ids=error.event_ids)
+    if isinstance(error, errors.ProgrammeIdTaken):
+        return Problem(409, "programme-id-taken", "programme_id already in use", error.detail)
+    if isinstance(error, errors.ConcurrentWrite):
+        return Problem(409, "concurrent-write", "Concurrent write; safe to retry",
+                       error.detail, headers={"Retry-After": "1"})
+    raise TypeError(f"no problem mapping for {type(error).__name__}")
+
+
+def not_found() -> Problem:
+    # The same body whether the programme does not exist or belongs to
+    # another clinic: a 404 must not tell them apart.
+    return Problem(404, "not-found", "Not found", "No such resource.")
+
+
+def register_problem_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def handle_problem(problem: Problem) -> Response:
+        return problem.response()
+
+    @app.errorhandler(errors.DomainRuleViolation)
+    @app.errorhandler(errors.ApplicationError)
+    def handle_domain_error(error: Exception) -> Response:
+        return problem_for(error).response()
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException) -> Response:
+        code = error.code or 500
+        data = getattr(error, "data", None) or {}
+        if code == 422 and "messages" in data:
+            # webargs (through flask-smorest) failed to load query or body.
+            messages = data["messages"]
+            if isinstance(messages, dict) and len(messages) == 1:
+                # Drop the location ("json", "query") level.
+                messages = next(iter(messages.values()))
+            return validation_problem(messages).response()
+        problem = Problem(code, error.name.lower().replace(" ", "-"), error.name,
+                          error.description or error.name)
+        response = problem.response()
+        if code == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def handle_store_unavailable(error: Exception) -> Response:
+        log.warning("store unavailable: %s", error)
+        return Problem(503, "store-unavailable", "The event store is unavailable",
+                       "The database cannot be reached right now; retry shortly.",
+                       headers={"Retry-After": "2"}).response()
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return Problem(500, "internal-error", "Internal server error",
+                       "Something went wrong on our side; it has been logged.").response()
