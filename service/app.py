@@ -7,10 +7,13 @@ from typing import Any
 from flask import Flask
 
 from domain.application import Programmes
+from service import access
 from service.api.context import ClinicIdConverter
 from service.config import Settings
-from service.openapi import LedgerApi, openapi_config
+from service.openapi import LedgerApi, document_access, openapi_config
 from service.problems import register_problem_handlers
+from service.storage.database import Database
+from service.storage.directory import Directory
 from service.storage.settings import eventsourcing_env, parse_database_url
 
 
@@ -27,6 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["traction.settings"] = settings
     app.extensions["traction.store"] = store
     app.extensions["traction.programmes"] = Programmes(env=eventsourcing_env(store))
+    access.init_app(app, Directory(Database(store)))
 
     register_problem_handlers(app)
     app.url_map.converters["clinic"] = ClinicIdConverter
@@ -37,8 +41,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app)
 
-    from service.api import events, ops, programmes
+    from service.api import admin, audit, events, ops, programmes
 
-    for blueprint in (events.blp, programmes.blp, ops.blp):
+    for blueprint in (events.blp, programmes.blp, admin.blp, audit.blp, ops.blp):
         api.register_blueprint(blueprint)
+    document_access(api, app)
     return app

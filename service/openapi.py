@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+import re
 from typing import Any
 
 from flask_smorest import Api, Blueprint
@@ -65,3 +66,37 @@ class LedgerBlueprint(Blueprint):
     """A flask-smorest blueprint that reads bodies strictly (service/request_body.py)."""
 
     ARGUMENTS_PARSER = StrictJSONParser()
+
+
+def document_access(api: LedgerApi, app: Any) -> None:
+    """Add the bearer scheme, and each operation's roles, to the OpenAPI document.
+
+    Read from the same `@allow` declarations that service/access.py enforces.
+    """
+    from service.access import access_of
+
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer",
+         "description": "A token from `traction tokens issue` or POST /v1/tokens."},
+    )
+    paths = api.spec._paths  # apispec keeps the generated paths here
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        access = access_of(app, rule.endpoint)
+        if path not in paths or access is None:
+            continue
+        for method in rule.methods or ():
+            operation = paths[path].get(method.lower())
+            if operation is None:
+                continue
+            if access.public:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearerAuth": []}]
+            scope = " (tokens for all clinics only)" if access.all_clinics else ""
+            roles = ", ".join(access.roles)
+            operation["description"] = (
+                f"{operation.get('description', '')}\n\nRoles: {roles}{scope}."
+            ).strip()
+            operation["x-roles"] = list(access.roles)

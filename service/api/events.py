@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.application import EventEnvelope
+from service.access import allow
 from service.api.context import programmes
 from service.openapi import LedgerBlueprint, problems
 from service.schemas.events import EventPostSchema
@@ -23,7 +24,8 @@ blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post pr
 @blp.alt_response(200, schema=ReceiptSchema, success=True,
                   description="Every event was already recorded with identical content: "
                   "the original receipt; nothing new recorded.")
-@problems(blp, 400, 404, 409, 413, 415)
+@problems(blp, 400, 401, 403, 404, 409, 413, 415)
+@allow("writer")
 def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any:
     envelopes = [EventEnvelope(**envelope) for envelope in body["events"]]
     receipt = programmes().record_events(

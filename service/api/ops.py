@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
+from service.access import public
 from service.openapi import LedgerBlueprint
 
 blp = LedgerBlueprint("ops", __name__, description="Operations")
@@ -17,6 +18,7 @@ class HealthSchema(Schema):
 
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, HealthSchema)
+@public
 def healthz() -> Any:
     """The process is alive (no auth, touches no store)."""
     return {"status": "ok"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from service.access import allow
 from service.api.context import programmes
 from service.openapi import LedgerBlueprint, problems
 from service.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
@@ -16,7 +17,8 @@ blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>", methods=["GET"])
 @blp.arguments(ProgrammeQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, ProgrammeStateSchema)
-@problems(blp, 404)
+@problems(blp, 401, 403, 404)
+@allow("writer", "viewer", "auditor", patient_data=True)
 def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None,
                   as_of: Any = None) -> Any:
     """The programme now, after `?version=N`, or as known `?as_of=` a record time."""
@@ -25,7 +27,8 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
 @blp.response(200, HistorySchema)
-@problems(blp, 404)
+@problems(blp, 401, 403, 404)
+@allow("writer", "viewer", "auditor", patient_data=True)
 def get_history(clinic_id: str, programme_id: UUID) -> Any:
     """Every event of the programme in version order."""
     events = programmes().history(clinic_id, programme_id)

@@ -1,0 +1,205 @@
+"""Who may call what: the one place that checks tokens, roles and tenancy.
+
+Every view declares its access with `@allow(...)` (or `@public`); a
+`before_request` hook enforces it before the view or its schemas run:
+
+- no token, a malformed, unknown or revoked one: 401;
+- a role the view does not allow: 403;
+- a clinic outside the token's scope, or one that is not registered: 404,
+  exactly as for a programme that does not exist (views answer 404 the same
+  way for another clinic's programme);
+- reads of patient-level data by an auditor or an all-clinic viewer are
+  written to the access log.
+
+A route with no declaration is refused (fail closed), and the R6 test matrix
+walks the URL map so such a route fails the suite.
+
+Each worker caches the tokens and clinics and re-reads them when the
+directory's version counter changes, checking it at most every
+REFRESH_SECONDS: revocation reaches every worker within that time, without a
+database round trip on each request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+
+from service.problems import Problem, not_found
+from service.storage.directory import Directory, TokenRecord, parse_token
+
+REFRESH_SECONDS = 0.5
+#: Unknown token ids trigger a reload (a token issued a moment ago), at most this often.
+MISS_RELOAD_SECONDS = 0.2
+#: Endpoints that flask and flask-smorest register themselves: public.
+PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+
+log = logging.getLogger(__name__)
+UNKNOWN_TOKEN = TokenRecord("", "0" * 64, "", None, "", revoked=True)
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: tuple[str, ...]
+    #: Only tokens whose scope is every clinic (e.g. the network dashboard).
+    all_clinics: bool = False
+    #: Reads of patient-level data, logged for auditors and all-clinic viewers.
+    patient_data: bool = False
+    public: bool = False
+
+
+def allow(*roles: str, all_clinics: bool = False, patient_data: bool = False
+          ) -> Callable[[View], View]:
+    """Declare which roles may call a view."""
+
+    def declare(view: View) -> View:
+        view.__access__ = Access(tuple(roles), all_clinics, patient_data)  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def public(view: View) -> View:
+    """Declare a view that needs no token (operations endpoints)."""
+    view.__access__ = Access((), public=True)  # type: ignore[attr-defined]
+    return view
+
+
+def access_of(app: Flask, endpoint: str) -> Access | None:
+    if endpoint in PUBLIC_ENDPOINTS:
+        return Access((), public=True)
+    return getattr(app.view_functions.get(endpoint), "__access__", None)
+
+
+class TokenCache:
+    """A worker's copy of the tokens and registered clinics."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._version = -1
+        self._tokens: dict[str, TokenRecord] = {}
+        self._clinics: set[str] = set()
+        self._checked = 0.0
+        self._reloaded = 0.0
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if force:
+                if now - self._reloaded < MISS_RELOAD_SECONDS:
+                    return
+            elif now - self._checked < REFRESH_SECONDS:
+                return
+            self._checked = now
+            if force or self.directory.version() != self._version:
+                self._version, self._tokens, self._clinics = self.directory.load()
+                self._reloaded = now
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        self._refresh()
+        record = self._tokens.get(token_id)
+        if record is None:
+            self._refresh(force=True)
+            record = self._tokens.get(token_id)
+        return record
+
+    def clinic_registered(self, clinic_id: str) -> bool:
+        self._refresh()
+        if clinic_id not in self._clinics:
+            self._refresh(force=True)
+        return clinic_id in self._clinics
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail,
+                   headers={"WWW-Authenticate": 'Bearer realm="traction-ledger"'})
+
+
+def authenticate(cache: TokenCache) -> TokenRecord:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise unauthorized("Send Authorization: Bearer <token>.")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise unauthorized("The Authorization header must be: Bearer <token>.")
+    parsed = parse_token(credentials.strip())
+    if parsed is None:
+        raise unauthorized("The token is malformed.")
+    token_id, secret = parsed
+    record = cache.token(token_id)
+    # Compare a secret even when the id is unknown, so timing says nothing.
+    matches = (record or UNKNOWN_TOKEN).matches(secret)
+    if record is None or not matches or record.revoked:
+        raise unauthorized("The token is not valid (unknown or revoked).")
+    return record
+
+
+def enforce_access() -> None:
+    endpoint = request.endpoint
+    if endpoint is None:
+        return  # routing fails next: 404 or 405
+    access = access_of(current_app, endpoint)
+    if access is None:
+        log.error("route %s declares no access; refusing it", endpoint)
+        raise Problem(403, "forbidden", "Forbidden", "This route is not open to any role.")
+    if access.public:
+        return
+    cache: TokenCache = current_app.extensions["traction.tokens"]
+    token = authenticate(cache)
+    g.token = token
+    if token.role not in access.roles:
+        raise Problem(403, "forbidden", "Forbidden",
+                      f"A {token.role} token may not call this endpoint.")
+    if access.all_clinics and not token.all_clinics:
+        raise Problem(403, "forbidden", "Forbidden",
+                      "This endpoint needs a token for all clinics.")
+    clinic_id = (request.view_args or {}).get("clinic_id")
+    if clinic_id is not None:
+        if token.clinic_id is not None and token.clinic_id != clinic_id:
+            raise not_found()
+        if not cache.clinic_registered(clinic_id):
+            raise not_found()
+    if access.patient_data and token.all_clinics and token.role in ("auditor", "viewer"):
+        g.log_access = True
+
+
+def record_access(response: Response) -> Response:
+    if g.get("log_access"):
+        view_args = request.view_args or {}
+        directory: Directory = current_app.extensions["traction.directory"]
+        directory.record_access(
+            "read", actor(),
+            method=request.method,
+            route=request.url_rule.rule if request.url_rule else request.path,
+            clinic_id=view_args.get("clinic_id"),
+            programme_id=str(view_args["programme_id"]) if "programme_id" in view_args else None,
+            remote_addr=request.remote_addr,
+            detail=f"status {response.status_code}; {request.query_string.decode()[:200]}",
+        )
+    return response
+
+
+def actor() -> dict[str, Any]:
+    """Who is making this request, for the access log."""
+    token: TokenRecord | None = g.get("token")
+    return {
+        "token_id": token.token_id if token else None,
+        "token_label": token.label if token else None,
+        "role": token.role if token else None,
+        "remote_addr": request.remote_addr,
+    }
+
+
+def init_app(app: Flask, directory: Directory) -> None:
+    app.extensions["traction.directory"] = directory
+    app.extensions["traction.tokens"] = TokenCache(directory)
+    app.before_request(enforce_access)
+    app.after_request(record_access)

@@ -1,0 +1,72 @@
+"""Administration: registering clinics, issuing and revoking tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from service.access import actor, allow
+from service.openapi import LedgerBlueprint, problems
+from service.problems import Problem, not_found
+from service.schemas.admin import (
+    ClinicCreateSchema,
+    ClinicListSchema,
+    ClinicSchema,
+    IssuedTokenSchema,
+    TokenCreateSchema,
+    TokenSchema,
+)
+from service.storage.directory import ClinicExists, Directory, DirectoryError, UnknownToken
+
+blp = LedgerBlueprint("admin", __name__, url_prefix="/v1", description="Clinics and tokens")
+
+
+def directory() -> Directory:
+    return current_app.extensions["traction.directory"]
+
+
+@blp.route("/clinics", methods=["POST"])
+@blp.arguments(ClinicCreateSchema)
+@blp.response(201, ClinicSchema)
+@problems(blp, 400, 401, 403, 409, 413, 415)
+@allow("admin")
+def register_clinic(body: dict[str, Any]) -> Any:
+    try:
+        return directory().add_clinic(body["clinic_id"], body["name"], actor())
+    except ClinicExists as error:
+        raise Problem(409, "clinic-exists", "Clinic already registered", str(error)) from None
+
+
+@blp.route("/clinics", methods=["GET"])
+@blp.response(200, ClinicListSchema)
+@problems(blp, 401, 403)
+@allow("admin", "auditor")
+def list_clinics() -> Any:
+    return {"clinics": directory().clinics()}
+
+
+@blp.route("/tokens", methods=["POST"])
+@blp.arguments(TokenCreateSchema)
+@blp.response(201, IssuedTokenSchema)
+@problems(blp, 400, 401, 403, 413, 415)
+@allow("admin")
+def issue_token(body: dict[str, Any]) -> Any:
+    try:
+        record, token = directory().issue_token(
+            body["role"], body["clinic_id"], body["label"], actor()
+        )
+    except DirectoryError as error:
+        raise Problem(422, "token-refused", "Token cannot be issued", str(error)) from None
+    return {**record.public(), "token": token}
+
+
+@blp.route("/tokens/<token_id>", methods=["DELETE"])
+@blp.response(200, TokenSchema)
+@problems(blp, 401, 403, 404)
+@allow("admin")
+def revoke_token(token_id: str) -> Any:
+    try:
+        return directory().revoke_token(token_id, actor()).public()
+    except UnknownToken:
+        raise not_found() from None

@@ -1,0 +1,73 @@
+"""Schemas for clinics, tokens and the access log."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+from marshmallow.validate import Length, OneOf, Range, Regexp
+
+from service.schemas.fields import StrictString
+from service.storage.directory import ROLES
+
+CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")
+
+
+class ClinicCreateSchema(Schema):
+    clinic_id = StrictString(required=True, validate=CLINIC_ID)
+    name = StrictString(required=True, validate=Length(1, 200))
+
+
+class ClinicSchema(Schema):
+    clinic_id = fields.String(required=True)
+    name = fields.String(required=True)
+    registered_at = fields.String(required=True)
+
+
+class ClinicListSchema(Schema):
+    clinics = fields.List(fields.Nested(ClinicSchema), required=True)
+
+
+class TokenCreateSchema(Schema):
+    role = StrictString(required=True, validate=OneOf(ROLES))
+    clinic_id = StrictString(load_default=None, allow_none=True, validate=CLINIC_ID)
+    label = StrictString(load_default="", validate=Length(0, 200))
+
+
+class TokenSchema(Schema):
+    token_id = fields.String(required=True)
+    role = fields.String(required=True)
+    clinic_id = fields.String(allow_none=True)
+    label = fields.String(required=True)
+    revoked = fields.Boolean(required=True)
+
+
+class IssuedTokenSchema(TokenSchema):
+    token = fields.String(required=True, metadata={
+        "description": "The bearer token. Shown only this once: store it now."
+    })
+
+
+class AccessLogQuerySchema(Schema):
+    after = fields.Integer(load_default=0, validate=Range(min=0))
+    limit = fields.Integer(load_default=100, validate=Range(1, 1000))
+
+
+class AccessLogEntrySchema(Schema):
+    entry_id = fields.Integer(required=True)
+    at = fields.String(required=True)
+    action = fields.String(required=True)
+    token_id = fields.String(allow_none=True)
+    token_label = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    method = fields.String(allow_none=True)
+    route = fields.String(allow_none=True)
+    clinic_id = fields.String(allow_none=True)
+    programme_id = fields.String(allow_none=True)
+    remote_addr = fields.String(allow_none=True)
+    detail = fields.String(allow_none=True)
+
+
+class AccessLogSchema(Schema):
+    entries = fields.List(fields.Nested(AccessLogEntrySchema), required=True)
+    next = fields.Integer(allow_none=True, metadata={
+        "description": "Pass as ?after= for the next page; null at the end."
+    })

@@ -1,0 +1,95 @@
+"""A small SQL adapter for the service's own tables (clinics, tokens, logs).
+
+The event store's tables belong to the eventsourcing recorders; the tables
+here are plain rows that need no history. One adapter gives both stores the
+same interface: SQL is written with %s placeholders, and SQLite gets `?`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from service.storage.settings import Store
+
+
+class Database:
+    """Connections to the store for the service's own tables."""
+
+    def __init__(self, store: Store, pool_size: int = 2) -> None:
+        self.store = store
+        self._local = threading.local()
+        self._pool: ConnectionPool | None = None
+        if store.is_postgres:
+            self._pool = ConnectionPool(
+                store.conninfo(),
+                min_size=0,
+                max_size=pool_size,
+                kwargs={"row_factory": dict_row, "autocommit": False,
+                        "options": f"-c search_path={store.pg_schema}"},
+                open=False,
+                timeout=5,
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A cursor in a transaction, committed on success."""
+        if self._pool is not None:
+            self._pool.open(wait=False)
+            with self._pool.connection() as conn, conn.cursor() as cursor:
+                yield Cursor(cursor, postgres=True)
+            return
+        conn = self._sqlite_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(conn.cursor(), postgres=False)
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections are not shared.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self.store.sqlite_path is not None
+            conn = sqlite3.connect(self.store.sqlite_path, timeout=30,
+                                   isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class Cursor:
+    def __init__(self, cursor: Any, *, postgres: bool) -> None:
+        self._cursor = cursor
+        self.postgres = postgres
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if not self.postgres:
+            sql = sql.replace("%s", "?")
+        self._cursor.execute(sql, tuple(params))
+        return self
+
+    def fetchone(self) -> dict[str, Any] | None:
+        row = self._cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._cursor.fetchall()]

@@ -1,0 +1,234 @@
+"""Clinics, API tokens and the access log: who may do what, and who did.
+
+Tokens look like `tl_<token_id>_<secret>`: the id finds the row, and only a
+SHA-256 of the 256-bit random secret is stored and compared (in constant
+time). A slow password hash buys nothing for a secret this long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.storage.database import Cursor, Database
+
+ROLES = ("writer", "viewer", "auditor", "admin")
+#: Roles whose scope is always every clinic.
+ALL_CLINIC_ROLES = ("auditor", "admin")
+CLINIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+TOKEN = re.compile(r"^tl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+
+TABLES = [
+    "CREATE TABLE IF NOT EXISTS clinics ("
+    " clinic_id TEXT PRIMARY KEY, name TEXT NOT NULL, registered_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS api_tokens ("
+    " token_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, role TEXT NOT NULL,"
+    " clinic_id TEXT, label TEXT NOT NULL, issued_at TEXT NOT NULL, revoked_at TEXT)",
+    # A counter bumped on every change, so workers know when to reload their cache.
+    "CREATE TABLE IF NOT EXISTS directory_version ("
+    " id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+]
+SQLITE_ACCESS_LOG = (
+    "CREATE TABLE IF NOT EXISTS access_log ("
+    " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+)
+POSTGRES_ACCESS_LOG = "CREATE TABLE IF NOT EXISTS access_log ( entry_id BIGSERIAL PRIMARY KEY,"
+ACCESS_LOG_COLUMNS = (
+    " at TEXT NOT NULL, action TEXT NOT NULL, token_id TEXT, token_label TEXT,"
+    " role TEXT, method TEXT, route TEXT, clinic_id TEXT, programme_id TEXT,"
+    " remote_addr TEXT, detail TEXT)"
+)
+
+
+class DirectoryError(ValueError):
+    """A clinic or token request that cannot be honoured."""
+
+
+class ClinicExists(DirectoryError):
+    pass
+
+
+class UnknownClinic(DirectoryError):
+    pass
+
+
+class UnknownToken(DirectoryError):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    secret_sha256: str
+    role: str
+    clinic_id: str | None
+    label: str
+    revoked: bool
+
+    @property
+    def all_clinics(self) -> bool:
+        return self.clinic_id is None
+
+    def matches(self, secret: str) -> bool:
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        return hmac.compare_digest(digest, self.secret_sha256)
+
+    def public(self) -> dict[str, Any]:
+        return {"token_id": self.token_id, "role": self.role, "clinic_id": self.clinic_id,
+                "label": self.label, "revoked": self.revoked}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """(token_id, secret) of a well-formed token, else None."""
+    match = TOKEN.match(token)
+    return (match.group(1), match.group(2)) if match else None
+
+
+class Directory:
+    """Reads and changes clinics and tokens; appends to the access log."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def create_tables(self) -> None:
+        access_log = POSTGRES_ACCESS_LOG if self.db.store.is_postgres else SQLITE_ACCESS_LOG
+        with self.db.transaction() as cursor:
+            for statement in [*TABLES, access_log + ACCESS_LOG_COLUMNS]:
+                cursor.execute(statement)
+            version = cursor.execute("SELECT version FROM directory_version WHERE id = 1")
+            if version.fetchone() is None:
+                cursor.execute("INSERT INTO directory_version (id, version) VALUES (1, 0)")
+
+    # ---- clinics --------------------------------------------------------
+
+    def add_clinic(self, clinic_id: str, name: str, actor: dict[str, Any] | None = None) -> dict:
+        if not CLINIC_ID.match(clinic_id):
+            raise DirectoryError("clinic_id must match ^[a-z0-9][a-z0-9-]{1,62}$")
+        if not 1 <= len(name) <= 200:
+            raise DirectoryError("name must be 1-200 characters")
+        with self.db.transaction() as cursor:
+            if cursor.execute("SELECT 1 FROM clinics WHERE clinic_id = %s",
+                              [clinic_id]).fetchone():
+                raise ClinicExists(f"clinic {clinic_id} is already registered")
+            registered_at = now_iso()
+            cursor.execute("INSERT INTO clinics (clinic_id, name, registered_at) "
+                           "VALUES (%s, %s, %s)", [clinic_id, name, registered_at])
+            self._bump(cursor)
+            self._log(cursor, "clinic_registered", actor, clinic_id=clinic_id)
+        return {"clinic_id": clinic_id, "name": name, "registered_at": registered_at}
+
+    def clinics(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as cursor:
+            return cursor.execute(
+                "SELECT clinic_id, name, registered_at FROM clinics ORDER BY clinic_id"
+            ).fetchall()
+
+    # ---- tokens ---------------------------------------------------------
+
+    def issue_token(self, role: str, clinic_id: str | None, label: str,
+                    actor: dict[str, Any] | None = None) -> tuple[TokenRecord, str]:
+        """A new token and its secret form, which is never stored or shown again."""
+        if role not in ROLES:
+            raise DirectoryError(f"role must be one of {', '.join(ROLES)}")
+        if role in ALL_CLINIC_ROLES and clinic_id is not None:
+            raise DirectoryError(f"a {role} token covers all clinics; give no clinic")
+        if role == "writer" and clinic_id is None:
+            raise DirectoryError("a writer token belongs to one clinic; give its clinic")
+        if not 0 <= len(label) <= 200:
+            raise DirectoryError("label must be at most 200 characters")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)  # 256 bits
+        record = TokenRecord(token_id, hashlib.sha256(secret.encode()).hexdigest(), role,
+                             clinic_id, label, revoked=False)
+        with self.db.transaction() as cursor:
+            if clinic_id is not None and not cursor.execute(
+                "SELECT 1 FROM clinics WHERE clinic_id = %s", [clinic_id]
+            ).fetchone():
+                raise UnknownClinic(f"clinic {clinic_id} is not registered")
+            cursor.execute(
+                "INSERT INTO api_tokens (token_id, secret_sha256, role, clinic_id, label,"
+                " issued_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                [token_id, record.secret_sha256, role, clinic_id, label, now_iso()],
+            )
+            self._bump(cursor)
+            self._log(cursor, "token_issued", actor, clinic_id=clinic_id,
+                      detail=f"token {token_id} role {role} label {label!r}")
+        return record, f"tl_{token_id}_{secret}"
+
+    def revoke_token(self, token_id: str, actor: dict[str, Any] | None = None) -> TokenRecord:
+        with self.db.transaction() as cursor:
+            row = cursor.execute("SELECT * FROM api_tokens WHERE token_id = %s",
+                                 [token_id]).fetchone()
+            if row is None:
+                raise UnknownToken(f"no token {token_id}")
+            if row["revoked_at"] is None:
+                cursor.execute("UPDATE api_tokens SET revoked_at = %s WHERE token_id = %s",
+                               [now_iso(), token_id])
+                self._bump(cursor)
+                self._log(cursor, "token_revoked", actor, clinic_id=row["clinic_id"],
+                          detail=f"token {token_id}")
+            row["revoked_at"] = row["revoked_at"] or now_iso()
+        return _token(row)
+
+    def load(self) -> tuple[int, dict[str, TokenRecord], set[str]]:
+        """Everything a worker caches: (version, tokens by id, registered clinic ids)."""
+        with self.db.transaction() as cursor:
+            version = self._version(cursor)
+            tokens = {row["token_id"]: _token(row)
+                      for row in cursor.execute("SELECT * FROM api_tokens").fetchall()}
+            clinics = {row["clinic_id"]
+                       for row in cursor.execute("SELECT clinic_id FROM clinics").fetchall()}
+        return version, tokens, clinics
+
+    def version(self) -> int:
+        with self.db.transaction() as cursor:
+            return self._version(cursor)
+
+    # ---- the access log -------------------------------------------------
+
+    def record_access(self, action: str, actor: dict[str, Any], **where: Any) -> None:
+        with self.db.transaction() as cursor:
+            self._log(cursor, action, actor, **where)
+
+    def access_log(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        with self.db.transaction() as cursor:
+            return cursor.execute(
+                "SELECT * FROM access_log WHERE entry_id > %s ORDER BY entry_id LIMIT %s",
+                [after, limit],
+            ).fetchall()
+
+    @staticmethod
+    def _log(cursor: Cursor, action: str, actor: dict[str, Any] | None, **where: Any) -> None:
+        actor = actor or {"token_id": None, "token_label": "command line", "role": None}
+        cursor.execute(
+            "INSERT INTO access_log (at, action, token_id, token_label, role, method, route,"
+            " clinic_id, programme_id, remote_addr, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [now_iso(), action, actor.get("token_id"), actor.get("token_label"),
+             actor.get("role"), where.get("method"), where.get("route"),
+             where.get("clinic_id"), where.get("programme_id"),
+             where.get("remote_addr") or actor.get("remote_addr"), where.get("detail")],
+        )
+
+    @staticmethod
+    def _bump(cursor: Cursor) -> None:
+        cursor.execute("UPDATE directory_version SET version = version + 1 WHERE id = 1")
+
+    @staticmethod
+    def _version(cursor: Cursor) -> int:
+        row = cursor.execute("SELECT version FROM directory_version WHERE id = 1").fetchone()
+        return int(row["version"]) if row else 0
+
+
+def _token(row: dict[str, Any]) -> TokenRecord:
+    return TokenRecord(row["token_id"], row["secret_sha256"], row["role"], row["clinic_id"],
+                       row["label"], revoked=row["revoked_at"] is not None)
