@@ -35,8 +35,6 @@ from service.problems import Problem, not_found
 from service.storage.directory import Directory, TokenRecord, parse_token
 
 REFRESH_SECONDS = 0.5
-#: Unknown token ids trigger a reload (a token issued a moment ago), at most this often.
-MISS_RELOAD_SECONDS = 0.2
 #: Endpoints that flask and flask-smorest register themselves: public.
 PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
 
@@ -88,34 +86,41 @@ class TokenCache:
         self._tokens: dict[str, TokenRecord] = {}
         self._clinics: set[str] = set()
         self._checked = 0.0
-        self._reloaded = 0.0
 
-    def _refresh(self, force: bool = False) -> None:
+    def _refresh(self) -> None:
         now = time.monotonic()
         with self._lock:
-            if force:
-                if now - self._reloaded < MISS_RELOAD_SECONDS:
-                    return
-            elif now - self._checked < REFRESH_SECONDS:
+            if now - self._checked < REFRESH_SECONDS:
                 return
             self._checked = now
-            if force or self.directory.version() != self._version:
+            if self.directory.version() != self._version:
                 self._version, self._tokens, self._clinics = self.directory.load()
-                self._reloaded = now
+
+    def expire(self) -> None:
+        """Re-read on the next request (this worker just changed the directory)."""
+        with self._lock:
+            self._checked = 0.0
 
     def token(self, token_id: str) -> TokenRecord | None:
         self._refresh()
         record = self._tokens.get(token_id)
         if record is None:
-            self._refresh(force=True)
-            record = self._tokens.get(token_id)
+            # Issued since the last reload? One indexed lookup, no full reload.
+            record = self.directory.token(token_id)
+            if record is not None:
+                with self._lock:
+                    self._tokens.setdefault(token_id, record)
         return record
 
     def clinic_registered(self, clinic_id: str) -> bool:
         self._refresh()
-        if clinic_id not in self._clinics:
-            self._refresh(force=True)
-        return clinic_id in self._clinics
+        if clinic_id in self._clinics:
+            return True
+        if self.directory.clinic_exists(clinic_id):
+            with self._lock:
+                self._clinics.add(clinic_id)
+            return True
+        return False
 
 
 def unauthorized(detail: str) -> Problem:

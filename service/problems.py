@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from domain import errors
@@ -46,9 +46,11 @@ class Problem(Exception):
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
-            "instance": request.path,
             **self.members,
         }
+        # No "instance" member: a problem never echoes the request's path,
+        # so a 404 is byte-identical whether the programme is missing or
+        # another clinic's, and no answer repeats another clinic's ids.
         response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
         response.headers.update(self.headers)
         return response

@@ -67,6 +67,9 @@ def issue_token(body: dict[str, Any]) -> Any:
 @allow("admin")
 def revoke_token(token_id: str) -> Any:
     try:
-        return directory().revoke_token(token_id, actor()).public()
+        record = directory().revoke_token(token_id, actor())
     except UnknownToken:
         raise not_found() from None
+    # This worker refuses it from the next request; the others within a second.
+    current_app.extensions["traction.tokens"].expire()
+    return record.public()

@@ -189,6 +189,17 @@ class Directory:
                        for row in cursor.execute("SELECT clinic_id FROM clinics").fetchall()}
         return version, tokens, clinics
 
+    def token(self, token_id: str) -> TokenRecord | None:
+        with self.db.transaction() as cursor:
+            row = cursor.execute("SELECT * FROM api_tokens WHERE token_id = %s",
+                                 [token_id]).fetchone()
+        return _token(row) if row else None
+
+    def clinic_exists(self, clinic_id: str) -> bool:
+        with self.db.transaction() as cursor:
+            return cursor.execute("SELECT 1 FROM clinics WHERE clinic_id = %s",
+                                  [clinic_id]).fetchone() is not None
+
     def version(self) -> int:
         with self.db.transaction() as cursor:
             return self._version(cursor)
