@@ -88,7 +88,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._lock_table(curs)
         self._notify_channel(curs)
         # Under the lock: nobody else can number events until we commit.
-        curs.execute(self.select_ledger_head, prepare=True)
+        curs.execute(self.select_ledger_head, prepare=False)
         head = curs.fetchone()
         rows = ledger_rows(
             stored_events,
@@ -98,8 +98,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             previous_recorded_at=head["recorded_at"] if head else None,
         )
         columns = [[row[name] for row in rows] for name in LEDGER_COLUMNS]
+        # prepare=False on both inserts: in pipeline mode, a statement after a
+        # failed one is skipped by the server, and psycopg would wrongly
+        # believe an automatically prepared statement exists.
         with curs.connection.cursor() as ledger_cursor:
-            ledger_cursor.execute(self.insert_ledger_rows, columns, prepare=True)
+            ledger_cursor.execute(self.insert_ledger_rows, columns, prepare=False)
         pg_stored_events = [
             self.construct_pg_stored_event(
                 s.originator_id, s.originator_version, s.topic, s.state
@@ -110,6 +113,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         curs.execute(
             self.insert_numbered_events,
             ((head["position"] if head else 0), pg_stored_events),
+            prepare=False,
         )
 
     # ---- the Ledger protocol of domain.application ----------------------
@@ -135,3 +139,81 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_version_as_of, [programme_id, as_of])
             row = curs.fetchone()
             return row["version"] if row else None
+
+    # ---- read-only queries for the audit (service/audit) -----------------
+
+    def _audit_sql(self, text: str) -> Any:
+        return SQL(text).format(
+            schema=Identifier(self.datastore.schema),
+            events=Identifier(self.events_table_name),
+            ledger=Identifier(LEDGER_TABLE),
+        )
+
+    def chain_extent(self) -> int:
+        """The largest position held by either the ledger or the events table (0 if empty)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._audit_sql(
+                "SELECT GREATEST((SELECT COALESCE(MAX(position), 0) FROM {schema}.{ledger}), "
+                "(SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{events})) AS head"
+            ))
+            row = curs.fetchone()
+            return int(row["head"]) if row else 0
+
+    def ledger_window(self, first: int, last: int) -> list[dict[str, Any]]:
+        """The ledger entries at positions first..last, with their chain hashes."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._ledger_window(curs, first, last)
+
+    def chain_window(
+        self, first: int, last: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ledger entries and the stored events at positions first..last, each
+        in position order, read in one repeatable-read transaction (one snapshot)."""
+        with self.datastore.get_connection() as conn, conn.transaction(force_rollback=True):
+            with conn.cursor() as curs:
+                curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                ledger = self._ledger_window(curs, first, last)
+                curs.execute(
+                    self._audit_sql(
+                        "SELECT notification_id AS position, originator_id, "
+                        "originator_version, topic, state FROM {schema}.{events} "
+                        "WHERE notification_id BETWEEN %s AND %s ORDER BY notification_id"
+                    ),
+                    [first, last],
+                )
+                events = [
+                    {
+                        "position": row["position"],
+                        "originator_id": row["originator_id"],
+                        "originator_version": row["originator_version"],
+                        "topic": row["topic"],
+                        "state": bytes(row["state"]),
+                    }
+                    for row in curs.fetchall()
+                ]
+        return ledger, events
+
+    def ledger_position_of(self, programme_id: UUID, version: int) -> int | None:
+        """Where the ledger records this version of this programme, if anywhere."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._audit_sql(
+                    "SELECT position FROM {schema}.{ledger} "
+                    "WHERE programme_id = %s AND version = %s"
+                ),
+                [programme_id, version],
+            )
+            row = curs.fetchone()
+            return row["position"] if row else None
+
+    def _ledger_window(self, curs: Cursor[DictRow], first: int, last: int
+                       ) -> list[dict[str, Any]]:
+        curs.execute(
+            self._audit_sql(
+                "SELECT position, programme_id, version, event_id, clinic_id, event_type, "
+                "recorded_at, chain_hash FROM {schema}.{ledger} "
+                "WHERE position BETWEEN %s AND %s ORDER BY position"
+            ),
+            [first, last],
+        )
+        return [dict(row) for row in curs.fetchall()]

@@ -1,0 +1,29 @@
+# The two commands of the README's quick start:
+#   make run    set up, then serve the API on SQLite with live projections
+#   make test   set up, then run the whole test suite (SQLite and PostgreSQL)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/traction serve
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check domain service projections tests bench
+	.ci/with-test-postgres $(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check domain service projections tests bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
