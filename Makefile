@@ -19,11 +19,11 @@ run: $(BIN)/.installed
 	$(BIN)/traction serve
 
 test: $(BIN)/.installed
-	$(BIN)/ruff check domain service projections tests bench
+	$(BIN)/ruff check .
 	.ci/with-test-postgres $(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check domain service projections tests bench
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
