@@ -25,9 +25,16 @@ CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
 #: The plan fields, in the order they are shown.
 PLAN_FIELDS = ("modality", "sessions_per_week", "minutes_per_session", "force_percent_body_weight")
 
-#: Event types whose data a later EntryCorrected may replace, with a field
-#: that only that type's data has (used to check a correction fits its target).
-CORRECTABLE_TYPES = {"SessionCompleted": "modality", "PainReported": "pain_nrs"}
+#: Event types whose data a later EntryCorrected may replace, with the fields
+#: their data must have and the fields it may have (a correction replaces the
+#: whole data, so it must be complete and of the corrected event's type).
+CORRECTABLE_TYPES = {
+    "SessionCompleted": (
+        {"modality", "duration_minutes", "supervised"},
+        {"force_percent_body_weight", "discomfort_nrs"},
+    ),
+    "PainReported": ({"pain_nrs"}, {"odi_percent", "sleep_quality_nrs", "context"}),
+}
 
 #: Namespace for the ids of events the aggregate records by itself (the pause
 #: after a severe adverse event), so that they are stable across replays.
@@ -122,6 +129,7 @@ class Programme(Aggregate):
                          recorded_by: str, data: dict[str, Any], now: datetime) -> None:
         self._check_accepting(occurred_at, now)
         self._check_not_paused("a session cannot be completed while the programme is paused")
+        check_plan_force(data)
         self._session_completed(event_id=event_id, occurred_at=occurred_at,
                                 recorded_by=recorded_by, data=data)
 
@@ -198,10 +206,14 @@ class Programme(Aggregate):
                 "corrects must be the event_id of an earlier SessionCompleted "
                 "or PainReported of this programme"
             )
-        if CORRECTABLE_TYPES[target["type"]] not in data["data"]:
+        required, optional = CORRECTABLE_TYPES[target["type"]]
+        given = set(data["data"])
+        if not required <= given or not given <= required | optional:
             raise errors.CorrectionDoesNotFit(
                 f"the corrected event is a {target['type']}; data must be its full data"
             )
+        if target["type"] == "SessionCompleted":
+            check_plan_force(data["data"])
         self._entry_corrected(event_id=event_id, occurred_at=occurred_at,
                               recorded_by=recorded_by, data=data)
 

@@ -939,14 +939,9 @@ def test_a_pain_report_corrected_with_session_data_is_refused():
                    correction(target, session()), at(2))
 
 
-# ---- bugs found while writing these tests (see the report) ------------------------
+# ---- regressions: bugs these tests found ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: complete_session does not check rule 5 (force present exactly when the "
-    "session's modality is mechanical_table)",
-)
 @pytest.mark.parametrize(
     "data",
     [
@@ -961,11 +956,6 @@ def test_a_session_with_force_on_the_wrong_modality_is_refused(data):
                    "force_requires_mechanical_table", data, at(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: correct_entry only checks one marker field, so partial data of the "
-    "target type is accepted and state() then raises KeyError",
-)
 def test_a_correction_with_partial_session_data_is_refused():
     p = start()
     target = new_id()
