@@ -154,18 +154,30 @@ class Programmes(Application[UUID]):
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None = None,
     ) -> Receipt:
-        """Record the envelopes as one atomic save, or replay an identical earlier post."""
+        """Record the envelopes as one atomic save, or replay an identical earlier post.
+
+        New events are the common case, so they are tried first: the ledger's
+        unique event_id makes a duplicate fail the save. Only when a post
+        fails (a duplicate, a race, a refused rule, a version mismatch) do we
+        look for an earlier identical post, which wins over the failure: a
+        retry of a discharge is a 200, not "programme discharged".
+        """
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
-            earlier = self._earlier_post(clinic_id, programme_id, envelopes)
-            if earlier is not None:
-                return earlier
             try:
                 return self._record_new(clinic_id, programme_id, envelopes, expected_version)
             except IntegrityError:
-                # Another writer saved to this programme (or the same event_id)
+                # Another writer saved to this programme, or these event ids,
                 # first. Re-run: the next attempt sees what it saved.
+                earlier = self._earlier_post(clinic_id, programme_id, envelopes)
+                if earlier is not None:
+                    return earlier
                 if attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
                     break
+            except (errors.DomainRuleViolation, errors.ApplicationError):
+                earlier = self._earlier_post(clinic_id, programme_id, envelopes)
+                if earlier is not None:
+                    return earlier
+                raise
         raise errors.ConcurrentWrite(
             "other writers kept saving to this programme at the same moment; retry"
         )
@@ -254,9 +266,21 @@ class Programmes(Application[UUID]):
             )
             for event in pending
         ]
-        self.save(*pending, ledger=ledger)
-        return receipt_from_entries(
-            self.ledger.entries_by_event_id([e.event_id for e in ledger]), replayed=False
+        recordings = self.save(*pending, ledger=ledger)
+        return Receipt(
+            programme_id=programme_id,
+            clinic_id=clinic_id,
+            version=programme.version,
+            recorded=[
+                {
+                    "event_id": str(r.domain_event.event_id),  # type: ignore[attr-defined]
+                    "type": type(r.domain_event).__name__,
+                    "version": r.domain_event.originator_version,
+                    "position": r.notification.id,
+                }
+                for r in recordings
+            ],
+            replayed=False,
         )
 
     @staticmethod
