@@ -72,6 +72,9 @@ class PlanSchema(Schema):
         check_force_matches_modality(data)
 
 
+PLAN_FIELDS = set(PlanSchema._declared_fields)
+
+
 class BaselineSchema(Schema):
     pain_nrs = nrs(required=True)
     odi_percent = StrictInteger(validate=Range(0, 100))
@@ -117,7 +120,7 @@ class PlanAdjustedData(Schema):
 
     @validates_schema
     def changes_some_plan_field(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not set(data) & set(PlanSchema().fields):
+        if not set(data) & PLAN_FIELDS:
             raise ValidationError("Give at least one plan field to change.", "_schema")
 
 
@@ -139,10 +142,6 @@ class ProgrammeDischargedData(Schema):
     notes = text(2000)
 
 
-#: The schemas a corrected event's data may follow (the correctable types).
-CORRECTABLE = {"SessionCompleted": SessionCompletedData, "PainReported": PainReportedData}
-
-
 class EntryCorrectedData(Schema):
     corrects = fields.UUID(required=True)
     data = fields.Dict(required=True, metadata={
@@ -158,7 +157,7 @@ class EntryCorrectedData(Schema):
         # claim against the corrected event.
         kind = "PainReported" if "pain_nrs" in data["data"] else "SessionCompleted"
         try:
-            corrected = CORRECTABLE[kind]().load(data["data"])
+            corrected = DATA_LOADERS[kind].load(data["data"])
         except ValidationError as error:
             raise ValidationError(error.messages, "data") from None
         return {**data, "corrects": str(data["corrects"]), "data": corrected}
@@ -178,6 +177,11 @@ DATA_SCHEMAS: dict[str, type[Schema]] = {
 }
 
 
+#: One instance per type, made once: building a marshmallow schema costs far
+#: more than loading with it, and loading does not change the instance.
+DATA_LOADERS: dict[str, Schema] = {name: schema() for name, schema in DATA_SCHEMAS.items()}
+
+
 class EventEnvelopeSchema(Schema):
     event_id = fields.UUID(required=True, metadata={"description": "The idempotency key."})
     type = StrictString(required=True, validate=OneOf(list(DATA_SCHEMAS)))
@@ -192,7 +196,7 @@ class EventEnvelopeSchema(Schema):
     @post_load
     def load_data(self, envelope: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         try:
-            data = DATA_SCHEMAS[envelope["type"]]().load(envelope["data"])
+            data = DATA_LOADERS[envelope["type"]].load(envelope["data"])
         except ValidationError as error:
             raise ValidationError(error.messages, "data") from None
         return {**envelope, "data": data}

@@ -22,12 +22,13 @@ from psycopg.sql import SQL, Identifier
 
 from domain.application import RecordedEntry
 from service.storage import chain
+from service.storage.group_commit import GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
 
 LEDGER_TABLE = "event_ledger"
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         ids = {

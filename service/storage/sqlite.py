@@ -17,7 +17,9 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from domain.application import RecordedEntry
 from service.storage import chain
+from service.storage.group_commit import GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.sqlite_lock import write_lock
 
 LEDGER_TABLE = "event_ledger"
 
@@ -35,7 +37,16 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class SerializedWrites:
+    """Take the file's write lock around each transaction that inserts events."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        with write_lock(self.datastore.pool.db_name).held():  # type: ignore[attr-defined]
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+
+
+class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -119,3 +130,75 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 [programme_id.hex, _iso(as_of)],
             )
             return c.fetchone()[0]
+
+    # ---- read-only queries for the audit (service/audit) -----------------
+
+    def chain_extent(self) -> int:
+        """The largest position held by either the ledger or the events table (0 if empty)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT MAX((SELECT COALESCE(MAX(position), 0) FROM {LEDGER_TABLE}), "
+                f"(SELECT COALESCE(MAX(rowid), 0) FROM {self.events_table_name}))"
+            )
+            return int(c.fetchone()[0])
+
+    def ledger_window(self, first: int, last: int) -> list[dict[str, Any]]:
+        """The ledger entries at positions first..last, with their chain hashes."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._ledger_window(c, first, last)
+
+    def chain_window(
+        self, first: int, last: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ledger entries and the stored events at positions first..last, each
+        in position order, read in one transaction (one snapshot)."""
+        with self.datastore.transaction(commit=False) as c:
+            ledger = self._ledger_window(c, first, last)
+            c.execute(
+                "SELECT rowid AS position, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
+                [first, last],
+            )
+            events = [
+                {
+                    "position": row["position"],
+                    "originator_id": _to_uuid(row["originator_id"]),
+                    "originator_version": row["originator_version"],
+                    "topic": row["topic"],
+                    "state": bytes(row["state"]),
+                }
+                for row in c.fetchall()
+            ]
+        return ledger, events
+
+    def ledger_position_of(self, programme_id: UUID, version: int) -> int | None:
+        """Where the ledger records this version of this programme, if anywhere."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT position FROM {LEDGER_TABLE} WHERE programme_id = ? AND version = ?",
+                [programme_id.hex, version],
+            )
+            row = c.fetchone()
+            return row["position"] if row else None
+
+    @staticmethod
+    def _ledger_window(c: SQLiteCursor, first: int, last: int) -> list[dict[str, Any]]:
+        c.execute(
+            "SELECT position, programme_id, version, event_id, clinic_id, event_type, "
+            f"recorded_at, chain_hash FROM {LEDGER_TABLE} "
+            "WHERE position BETWEEN ? AND ? ORDER BY position",
+            [first, last],
+        )
+        return [
+            {
+                "position": row["position"],
+                "programme_id": _to_uuid(row["programme_id"]),
+                "version": row["version"],
+                "event_id": _to_uuid(row["event_id"]),
+                "clinic_id": row["clinic_id"],
+                "event_type": row["event_type"],
+                "recorded_at": _to_datetime(row["recorded_at"]),
+                "chain_hash": row["chain_hash"],
+            }
+            for row in c.fetchall()
+        ]

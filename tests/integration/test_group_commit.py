@@ -1,0 +1,66 @@
+"""Group commit: one worker's concurrent saves share a transaction, and a
+save that fails inside a group fails alone."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+
+from domain import errors
+from domain.application import Programmes
+from service.storage.settings import eventsourcing_env, parse_database_url
+from tests import builders as b
+from tests.integration.writers import envelope
+
+THREADS = 8
+ROUNDS = 15
+
+
+def test_concurrent_saves_are_grouped_and_each_keeps_its_guarantees(store_url):
+    app = Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+    try:
+        programmes = [uuid.uuid4() for _ in range(THREADS)]
+        for pid in programmes:
+            app.record_events("clinic-a", pid, [envelope(b.started())])
+        reused = envelope(b.session(1))
+        app.record_events("clinic-a", programmes[0], [reused])
+        outcomes: dict[str, list[str]] = defaultdict(list)
+        barrier = threading.Barrier(THREADS)
+
+        def write(index: int) -> None:
+            pid = programmes[index]
+            for round_ in range(ROUNDS):
+                barrier.wait()
+                if index == 0 and round_ % 5 == 0:
+                    # The same event_id with other content, inside a group: 409 for it alone.
+                    clash = envelope({**b.session(2), "event_id": str(reused.event_id)})
+                    try:
+                        app.record_events("clinic-a", pid, [clash])
+                        outcomes[pid.hex].append("recorded")
+                    except errors.EventIdConflict:
+                        outcomes[pid.hex].append("conflict")
+                    continue
+                app.record_events("clinic-a", pid, [envelope(b.session(1 + round_ / 100))])
+                outcomes[pid.hex].append("recorded")
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert outcomes[programmes[0].hex].count("conflict") == 3
+        for index, pid in enumerate(programmes):
+            expected = ROUNDS + 1 - (3 if index == 0 else 0) + (1 if index == 0 else 0)
+            assert app.programme("clinic-a", pid).version == expected
+        # Saves of different programmes in one transaction share a record time.
+        entries = [e for pid in programmes for e in app.ledger.entries_of_programme(pid)]
+        by_time: dict[object, set] = defaultdict(set)
+        for entry in entries:
+            by_time[entry.recorded_at].add(entry.programme_id)
+        assert max(len(pids) for pids in by_time.values()) > 1, "no save was grouped"
+        positions = sorted(e.position for e in entries)
+        assert positions == list(range(1, len(positions) + 1))
+    finally:
+        app.close()
