@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from service.storage.settings import Store
+from service.storage.sqlite_lock import write_lock
 
 
 class Database:
@@ -38,22 +39,35 @@ class Database:
             )
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """A cursor in a transaction, committed on success."""
+    def transaction(self, write: bool = True) -> Iterator[Cursor]:
+        """A cursor in a transaction, committed on success.
+
+        On SQLite a writing transaction first takes the file's write lock
+        (shared with the event store's writers); a reading one takes nothing.
+        """
         if self._pool is not None:
             self._pool.open(wait=False)
             with self._pool.connection() as conn, conn.cursor() as cursor:
                 yield Cursor(cursor, postgres=True)
             return
         conn = self._sqlite_connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield Cursor(conn.cursor(), postgres=False)
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
+        if not write:
+            conn.execute("BEGIN")
+            try:
+                yield Cursor(conn.cursor(), postgres=False)
+            finally:
+                conn.rollback()
+            return
+        assert self.store.sqlite_path is not None
+        with write_lock(self.store.sqlite_path).held():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Cursor(conn.cursor(), postgres=False)
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
 
     def _sqlite_connection(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections are not shared.

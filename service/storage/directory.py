@@ -127,7 +127,7 @@ class Directory:
         return {"clinic_id": clinic_id, "name": name, "registered_at": registered_at}
 
     def clinics(self) -> list[dict[str, Any]]:
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             return cursor.execute(
                 "SELECT clinic_id, name, registered_at FROM clinics ORDER BY clinic_id"
             ).fetchall()
@@ -181,7 +181,7 @@ class Directory:
 
     def load(self) -> tuple[int, dict[str, TokenRecord], set[str]]:
         """Everything a worker caches: (version, tokens by id, registered clinic ids)."""
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             version = self._version(cursor)
             tokens = {row["token_id"]: _token(row)
                       for row in cursor.execute("SELECT * FROM api_tokens").fetchall()}
@@ -190,18 +190,18 @@ class Directory:
         return version, tokens, clinics
 
     def token(self, token_id: str) -> TokenRecord | None:
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             row = cursor.execute("SELECT * FROM api_tokens WHERE token_id = %s",
                                  [token_id]).fetchone()
         return _token(row) if row else None
 
     def clinic_exists(self, clinic_id: str) -> bool:
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             return cursor.execute("SELECT 1 FROM clinics WHERE clinic_id = %s",
                                   [clinic_id]).fetchone() is not None
 
     def version(self) -> int:
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             return self._version(cursor)
 
     # ---- the access log -------------------------------------------------
@@ -211,7 +211,7 @@ class Directory:
             self._log(cursor, action, actor, **where)
 
     def access_log(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        with self.db.transaction() as cursor:
+        with self.db.transaction(write=False) as cursor:
             return cursor.execute(
                 "SELECT * FROM access_log WHERE entry_id > %s ORDER BY entry_id LIMIT %s",
                 [after, limit],
