@@ -38,7 +38,7 @@ class Server:
         env = {**os.environ, "TRACTION_DATABASE_URL": database_url}
         self.process = subprocess.Popen(
             [TRACTION, "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-             *extra],
+             "--no-demo", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -49,8 +49,10 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
+        self.process.terminate()
+        error = self.process.stderr.read().decode() if self.process.stderr else ""
         self.stop()
-        raise RuntimeError("server did not start: " + self.process.stderr.read().decode())
+        raise RuntimeError("server did not start: " + error)
 
     def request(self, method: str, path: str, body: Any = None,
                 token: str | None = None) -> tuple[int, Any, dict[str, str]]:
