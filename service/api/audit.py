@@ -1,4 +1,4 @@
-"""Auditing: the access log (and the global log and its verification)."""
+"""Auditing: the global log, its verification, and the access log."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from typing import Any
 from flask import current_app
 
 from service.access import allow
+from service.api.context import programmes
+from service.audit import log
+from service.audit.checkpoints import CheckpointKey, Checkpoints
+from service.audit.verify import verify_store
 from service.openapi import LedgerBlueprint, problems
 from service.schemas.admin import AccessLogQuerySchema, AccessLogSchema
+from service.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
 
 blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Auditing")
 
@@ -25,3 +30,39 @@ def access_log(after: int, limit: int) -> Any:
         "entries": entries,
         "next": entries[-1]["entry_id"] if len(entries) == limit else None,
     }
+
+
+@blp.route("/events", methods=["GET"])
+@blp.arguments(GlobalLogQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, GlobalLogSchema)
+@problems(blp, 401, 403)
+@allow("auditor", patient_data=True)
+def global_log(after: int, limit: int) -> Any:
+    """The global log: every clinic's events in position order.
+
+    Positions run 1, 2, 3, ... with none skipped. Each event is shown as in its
+    programme's history, plus `clinic_id`, `programme_id` and the entry's
+    `chain_hash`. Page with `?after=` the previous page's `next`.
+    """
+    events = log.global_log(programmes(), after, limit)
+    return {"events": events, "next": events[-1]["position"] if len(events) == limit else None}
+
+
+@blp.route("/verify", methods=["GET"])
+@blp.response(200, VerifyReportSchema)
+@problems(blp, 401, 403)
+@allow("auditor")
+def verify_chain() -> Any:
+    """Check the integrity chain over the whole log.
+
+    Recomputes every entry's chain hash from the stored events, streaming, and
+    answers `ok`, or the first position where the store breaks and how
+    (`changed`, `missing`, `inserted`, `reordered`, `truncated`, `rewritten`,
+    `bad_checkpoint`). When the service has TRACTION_CHECKPOINT_KEY, a verified
+    head is checkpointed (signed), and the log must still reach every
+    checkpoint; without it a truncated tail cannot be detected (see `warnings`).
+    """
+    database = current_app.extensions["traction.directory"].db
+    report = verify_store(log.audit_recorder(programmes()), Checkpoints(database),
+                          CheckpointKey.from_env())
+    return report.as_dict()

@@ -34,7 +34,9 @@ def ledger_rows(
         raise ProgrammingError("every stored event needs a ledger entry (pass ledger=...)")
     now = datetime.now(UTC)
     # Record times never go backwards along the log, so `as_of` is a prefix.
-    recorded_at = max(now, previous_recorded_at) if previous_recorded_at else now
+    # Always UTC: the value read back from PostgreSQL carries the session's
+    # time zone, and its text form goes into the chain hash.
+    recorded_at = max(now, previous_recorded_at).astimezone(UTC) if previous_recorded_at else now
     saved_versions: dict[Any, int] = {}
     for stored in stored_events:
         saved_versions[stored.originator_id] = max(

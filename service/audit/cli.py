@@ -1,0 +1,250 @@
+"""`traction audit ...`: verify, checkpoint, replay, export."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+import click
+from eventsourcing.persistence import PersistenceError
+from tqdm import tqdm
+
+from domain import errors
+from domain.application import Programmes
+from service.audit.checkpoints import NO_KEY_WARNING, CheckpointKey, Checkpoints
+from service.audit.export import export_log, verify_export
+from service.audit.log import audit_recorder
+from service.audit.replay import replay as replay_programme
+from service.audit.verify import Report, verify_store
+from service.storage.database import Database
+from service.storage.directory import Directory
+from service.storage.settings import database_url, eventsourcing_env, parse_database_url
+
+
+@click.group()
+def audit() -> None:
+    """Auditing: verify the integrity chain, checkpoint it, replay, export."""
+
+
+@contextmanager
+def _store() -> Iterator[tuple[Programmes, Database]]:
+    """The configured store, which `traction db init` (or `serve`) has created."""
+    store = parse_database_url(database_url())
+    programmes = Programmes(env=eventsourcing_env(store))
+    database = Database(store)
+    try:
+        try:
+            audit_recorder(programmes).chain_extent()
+        except PersistenceError as error:
+            raise click.ClickException(
+                f"cannot read the event store ({error}); is it initialised "
+                "(`traction db init`)?") from None
+        # Stores created before checkpoints existed get their table here.
+        Checkpoints(database).create_table()
+        yield programmes, database
+    finally:
+        programmes.close()
+        database.close()
+
+
+@contextmanager
+def _offline_mapper() -> Iterator[Any]:
+    """The event mapper alone, with no store behind it (for an export)."""
+    programmes = Programmes(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        yield programmes.mapper
+    finally:
+        programmes.close()
+
+
+def _bar(description: str, unit: str = "event") -> tqdm:
+    # disable=None: a bar on a terminal, silence under cron or in a pipe.
+    return tqdm(desc=description, unit=unit, unit_scale=True, disable=None, file=sys.stderr)
+
+
+def _record_read(database: Database, command: str, **where: Any) -> None:
+    """The access log notes command-line reads of patient data too."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown user"
+    actor = {"token_id": None, "token_label": f"command line ({user})", "role": None}
+    Directory(database).record_access("read", actor, route=command, **where)
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    if report.failure is not None:
+        failure = report.failure
+        click.echo(f"BROKEN at position {failure.position}: {failure.kind}")
+        click.echo(f"  {failure.detail}")
+        click.echo(f"  {report.events_checked} events verified before it")
+        return
+    if report.head is None:
+        click.echo("ok: the log is empty")
+    else:
+        click.echo(f"ok: {report.events_checked} events verified; head at position "
+                   f"{report.head[0]}, chain hash {report.head[1]}")
+    written = report.checkpoints.get("written")
+    if written:
+        click.echo(f"signed a checkpoint at position {written['position']}")
+
+
+@audit.command("verify")
+@click.option("--export", "export_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Verify this export file offline, without the database.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(export_path: Path | None, as_json: bool) -> None:
+    """Walk the whole integrity chain; exit 1 at the first position where it breaks.
+
+    A verified head is checkpointed (signed) when TRACTION_CHECKPOINT_KEY is set.
+    """
+    key = CheckpointKey.from_env()
+    if export_path is not None:
+        with _offline_mapper() as mapper, export_path.open(encoding="utf-8") as lines, \
+                _bar("verifying export", unit="line") as bar:
+            try:
+                report = verify_export(_counted(lines, bar), key, mapper)
+            except ValueError as error:
+                raise click.ClickException(str(error)) from None
+    else:
+        with _store() as (programmes, database), _bar("verifying") as bar:
+            report = verify_store(audit_recorder(programmes), Checkpoints(database), key,
+                                  progress=bar)
+    _print_report(report, as_json)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _counted(lines: Iterable[str], bar: tqdm) -> Iterator[str]:
+    for line in lines:
+        bar.update(1)
+        yield line
+
+
+@audit.command("checkpoint")
+def checkpoint() -> None:
+    """Verify what was recorded since the latest checkpoint, and sign the new head.
+
+    Prints the new checkpoint as one JSON line on standard output: append it
+    to a log kept off this database. Schedule it (cron, a systemd timer).
+    """
+    key = CheckpointKey.from_env()
+    if key is None:
+        raise click.ClickException(f"{NO_KEY_WARNING}. Set it to write checkpoints.")
+    with _store() as (programmes, database), _bar("verifying new events") as bar:
+        report = verify_store(audit_recorder(programmes), Checkpoints(database), key,
+                              progress=bar, incremental=True)
+    if not report.ok:
+        _print_report(report, as_json=False)
+        sys.exit(1)
+    written = report.checkpoints.get("written")
+    if written is None:
+        latest = report.checkpoints.get("latest_authenticated")
+        click.echo(f"no new events since the checkpoint at position {latest}"
+                   if latest else "the log is empty: nothing to checkpoint", err=True)
+        return
+    click.echo(f"verified {report.events_checked} new events", err=True)
+    click.echo(json.dumps({"kind": "checkpoint", **written}, separators=(",", ":")))
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("not an RFC 3339 time", param_hint="--as-of") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give an offset (Z or +hh:mm)", param_hint="--as-of")
+    return parsed
+
+
+@audit.command("replay")
+@click.argument("programme_id", type=click.UUID)
+@click.option("--version", type=click.IntRange(min=1), help="The state after this version.")
+@click.option("--as-of", "as_of", metavar="TIME",
+              help="The state as the service knew it at this record time (RFC 3339).")
+@click.option("--json", "as_json", is_flag=True, help="Print state and events as JSON.")
+def replay(programme_id: UUID, version: int | None, as_of: str | None, as_json: bool) -> None:
+    """Print a programme's state (now, after --version N, or --as-of T) and the
+    events that led to it."""
+    if version is not None and as_of is not None:
+        raise click.UsageError("give --version or --as-of, not both")
+    when = _parse_as_of(as_of)
+    with _store() as (programmes, database):
+        try:
+            result = replay_programme(programmes, programme_id, version=version, as_of=when)
+        except errors.ProgrammeNotFound as error:
+            raise click.ClickException(str(error)) from None
+        _record_read(database, "traction audit replay", clinic_id=result["clinic_id"],
+                     programme_id=str(programme_id),
+                     detail=f"version {version}; as_of {as_of}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"programme {result['programme_id']} of {result['clinic_id']}: version "
+               f"{result['version']} of {result['latest_version']}")
+    click.echo("state:")
+    for name, value in result["state"].items():
+        click.echo(f"  {name}: {json.dumps(value)}")
+    click.echo(f"events ({len(result['events'])}):")
+    for event in result["events"]:
+        corrected = f"  corrected by {event['corrected_by']}" if event["corrected_by"] else ""
+        click.echo(f"  v{event['version']} @{event['position']} {event['occurred_at']} "
+                   f"{event['type']} by {event['recorded_by']} (recorded "
+                   f"{event['recorded_at']}){corrected}")
+        click.echo(f"      {json.dumps(event['data'], sort_keys=True)}")
+
+
+@audit.command("export")
+@click.option("--clinic", "clinic_id", default=None,
+              help="Only this clinic's events (other positions as bare chain links).")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write to this file (default: standard output).")
+def export(clinic_id: str | None, output: Path | None) -> None:
+    """Export the log as JSON Lines, with its chain values and checkpoints.
+
+    Check it later, anywhere, with `traction audit verify --export FILE`.
+    """
+    key = CheckpointKey.from_env()
+    with _store() as (programmes, database):
+        if clinic_id is not None and not Directory(database).clinic_exists(clinic_id):
+            raise click.ClickException(f"clinic {clinic_id} is not registered")
+        _record_read(database, "traction audit export", clinic_id=clinic_id,
+                     detail=f"to {output or 'standard output'}")
+        with _output(output) as out, _bar("exporting") as bar:
+            summary = export_log(audit_recorder(programmes), programmes.mapper,
+                                 Checkpoints(database), key, out, clinic_id=clinic_id,
+                                 progress=bar)
+    for warning in summary.report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    links = f" and {summary.links} links of other clinics" if clinic_id else ""
+    click.echo(f"exported {summary.events} events{links}", err=True)
+    if summary.report.failure is not None:
+        failure = summary.report.failure
+        click.echo(f"warning: the stored chain is BROKEN at position {failure.position} "
+                   f"({failure.kind}): {failure.detail}. The export copies the store as it "
+                   "is; verifying it shows the same break.", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        yield out

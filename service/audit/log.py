@@ -1,0 +1,206 @@
+"""Reading the global log: every position in order, as stored and as decoded.
+
+`read_log` is the streaming walk that verification and export share: it reads
+the ledger and the events table a window of positions at a time (one
+snapshot per window, never the whole log), and yields one `LogEntry` per
+position, gaps included, so that nothing missing can slip past unseen.
+`global_log` is the page that `GET /v1/audit/events` serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.application import Programmes
+from service.storage import chain
+
+#: Positions read per query: large enough to amortise the round trip, small
+#: enough that memory stays flat however long the log is.
+WINDOW = 2000
+ZERO = timedelta(0)
+
+
+class AuditRecorder(Protocol):
+    """The read-only queries the audit needs from the store's recorder
+    (service/storage/sqlite.py and postgres.py)."""
+
+    def chain_extent(self) -> int: ...
+
+    def ledger_window(self, first: int, last: int) -> list[dict[str, Any]]: ...
+
+    def chain_window(
+        self, first: int, last: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+
+    def ledger_position_of(self, programme_id: UUID, version: int) -> int | None: ...
+
+
+def audit_recorder(programmes: Programmes) -> AuditRecorder:
+    """The store's recorder, seen through the queries the audit uses."""
+    return programmes.recorder  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One position of the log as stored: its ledger entry and its event, either
+    of which may be absent in a damaged store."""
+
+    position: int
+    ledger: dict[str, Any] | None
+    event: dict[str, Any] | None
+
+    @property
+    def complete(self) -> bool:
+        return self.ledger is not None and self.event is not None
+
+    @property
+    def chain_hash(self) -> str | None:
+        return self.ledger["chain_hash"] if self.ledger is not None else None
+
+
+def read_log(
+    recorder: AuditRecorder,
+    first: int,
+    last: int,
+    *,
+    window: int = WINDOW,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[LogEntry]:
+    """Every position from first to last, in order, gaps included."""
+    start = first
+    while start <= last:
+        stop = min(start + window - 1, last)
+        ledger, events = recorder.chain_window(start, stop)
+        by_position = {row["position"]: row for row in ledger}
+        events_by_position = {row["position"]: row for row in events}
+        for position in range(start, stop + 1):
+            yield LogEntry(position, by_position.get(position),
+                           events_by_position.get(position))
+        if progress is not None:
+            progress(stop - start + 1)
+        start = stop + 1
+
+
+def recorded_at_forms(recorded_at: datetime) -> list[datetime]:
+    """The record time as the chain may have hashed it: in UTC (what the
+    recorders write), and, if different, as the store returned it."""
+    if recorded_at.utcoffset() == ZERO:
+        return [recorded_at]  # the usual case: the same text either way
+    return [recorded_at.astimezone(UTC), recorded_at]
+
+
+def entry_hash(previous: str, position: int, ledger: dict[str, Any], event: dict[str, Any],
+               recorded_at: datetime) -> str:
+    """The chain hash of a stored entry, as service/storage/chain.py defines it."""
+    return chain.entry_hash(
+        previous,
+        position=position,
+        programme_id=event["originator_id"],
+        version=event["originator_version"],
+        topic=event["topic"],
+        state=event["state"],
+        event_id=ledger["event_id"],
+        clinic_id=ledger["clinic_id"],
+        recorded_at=recorded_at,
+    )
+
+
+def hashed_recorded_at(previous: str, position: int, entry: LogEntry,
+                       expected: str | None) -> datetime | None:
+    """The form of the record time under which the entry, placed at `position`
+    after `previous`, hashes to `expected`; None if none does."""
+    if not entry.complete or expected is None:
+        return None
+    assert entry.ledger is not None and entry.event is not None
+    for form in recorded_at_forms(entry.ledger["recorded_at"]):
+        if entry_hash(previous, position, entry.ledger, entry.event, form) == expected:
+            return form
+    return None
+
+
+def event_type_of(topic: str) -> str:
+    """`domain.programme:Programme.SessionCompleted` -> `SessionCompleted`."""
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+def decode(mapper: Mapper[UUID], event: dict[str, Any]) -> dict[str, Any] | None:
+    """An event's readable fields from its stored bytes; None if they cannot be
+    decoded (damaged bytes, or encrypted under a key this process lacks)."""
+    try:
+        domain_event: Any = mapper.to_domain_event(
+            StoredEvent(
+                originator_id=event["originator_id"],
+                originator_version=event["originator_version"],
+                topic=event["topic"],
+                state=event["state"],
+            )
+        )
+        return {
+            "event_id": str(domain_event.event_id),
+            "type": type(domain_event).__name__,
+            "occurred_at": domain_event.occurred_at.isoformat(),
+            "recorded_by": domain_event.recorded_by,
+            "data": domain_event.data,
+        }
+    except Exception:  # any damage at all means: cannot be read
+        return None
+
+
+def log_item(entry: LogEntry, mapper: Mapper[UUID]) -> dict[str, Any]:
+    """One event of the global log as the API shows it: the programme history's
+    fields plus clinic_id, programme_id and the entry's chain hash. Fields are
+    null only where the store is damaged (verification says where)."""
+    ledger, event = entry.ledger, entry.event
+    readable = decode(mapper, event) if event is not None else None
+    return {
+        "position": entry.position,
+        "event_id": (readable or {}).get("event_id")
+        or (str(ledger["event_id"]) if ledger else None),
+        "type": (readable or {}).get("type")
+        or (ledger["event_type"] if ledger else event_type_of(event["topic"]) if event else None),
+        "version": event["originator_version"] if event else ledger["version"] if ledger else None,
+        "programme_id": str(event["originator_id"] if event else ledger["programme_id"])
+        if (event or ledger) else None,
+        "clinic_id": ledger["clinic_id"] if ledger else None,
+        "occurred_at": readable["occurred_at"] if readable else None,
+        "recorded_at": ledger["recorded_at"].astimezone(UTC).isoformat() if ledger else None,
+        "recorded_by": readable["recorded_by"] if readable else None,
+        "data": readable["data"] if readable else None,
+        "chain_hash": ledger["chain_hash"] if ledger else None,
+    }
+
+
+def global_log(programmes: Programmes, after: int, limit: int) -> list[dict[str, Any]]:
+    """The events after position `after`, at most `limit`, in position order.
+
+    Read as the library's notification log (the events table), joined with the
+    ledger entries of the same positions.
+    """
+    recorder = programmes.recorder
+    notifications = recorder.select_notifications(after + 1, limit)
+    if not notifications:
+        return []
+    ledger = {
+        row["position"]: row
+        for row in audit_recorder(programmes).ledger_window(notifications[0].id,
+                                                            notifications[-1].id)
+    }
+    return [
+        log_item(
+            LogEntry(
+                n.id,
+                ledger.get(n.id),
+                {"position": n.id, "originator_id": n.originator_id,
+                 "originator_version": n.originator_version, "topic": n.topic,
+                 "state": n.state},
+            ),
+            programmes.mapper,
+        )
+        for n in notifications
+    ]

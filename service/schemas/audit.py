@@ -1,0 +1,95 @@
+"""Schemas of the audit endpoints: the global log and its verification."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+from marshmallow.validate import Range
+
+from service.schemas.fields import MAX_STORED_INTEGER
+
+
+class GlobalLogQuerySchema(Schema):
+    # One less than the largest stored integer: the log is read from after + 1.
+    after = fields.Integer(load_default=0, validate=Range(0, MAX_STORED_INTEGER - 1), metadata={
+        "description": "Return events after this position (the previous page's `next`)."
+    })
+    limit = fields.Integer(load_default=100, validate=Range(1, 1000))
+
+
+class LogEventSchema(Schema):
+    """An event as in a programme's history, plus where it sits in the global log.
+
+    Fields other than `position` are null only where the store is damaged
+    (`GET /v1/audit/verify` says where and how)."""
+
+    position = fields.Integer(required=True, metadata={
+        "description": "The event's place in the gap-free global log (1, 2, 3, ...)."
+    })
+    event_id = fields.UUID(required=True, allow_none=True)
+    type = fields.String(required=True, allow_none=True)
+    version = fields.Integer(required=True, allow_none=True)
+    programme_id = fields.UUID(required=True, allow_none=True)
+    clinic_id = fields.String(required=True, allow_none=True)
+    occurred_at = fields.String(required=True, allow_none=True)
+    recorded_at = fields.String(required=True, allow_none=True)
+    recorded_by = fields.String(required=True, allow_none=True)
+    data = fields.Dict(required=True, allow_none=True)
+    chain_hash = fields.String(required=True, allow_none=True, metadata={
+        "description": "The entry's integrity chain hash: SHA-256 over the previous "
+        "entry's hash and this entry's stored content."
+    })
+
+
+class GlobalLogSchema(Schema):
+    events = fields.List(fields.Nested(LogEventSchema), required=True)
+    next = fields.Integer(allow_none=True, required=True, metadata={
+        "description": "Pass as ?after= for the next page; null when this page reached "
+        "the end of the log (poll again with the last position to follow it)."
+    })
+
+
+class ChainHeadSchema(Schema):
+    position = fields.Integer(required=True)
+    chain_hash = fields.String(required=True)
+
+
+class ChainBreakSchema(Schema):
+    position = fields.Integer(required=True, metadata={
+        "description": "The first position where the store no longer matches its chain."
+    })
+    kind = fields.String(required=True, metadata={
+        "description": "changed, missing, inserted, reordered, truncated, rewritten "
+        "(differs from a signed checkpoint) or bad_checkpoint."
+    })
+    detail = fields.String(required=True)
+
+
+class CheckpointSchema(Schema):
+    position = fields.Integer(required=True)
+    chain_hash = fields.String(required=True)
+    signed_at = fields.String(required=True)
+    signature = fields.String(required=True)
+
+
+class CheckpointStatusSchema(Schema):
+    key_configured = fields.Boolean(required=True, metadata={
+        "description": "Whether TRACTION_CHECKPOINT_KEY is set; without it a truncated "
+        "tail cannot be detected."
+    })
+    stored = fields.Integer(required=True)
+    authenticated = fields.Integer(required=True)
+    latest_authenticated = fields.Integer(required=True, allow_none=True)
+    written = fields.Nested(CheckpointSchema, required=True, allow_none=True, metadata={
+        "description": "The checkpoint this verification signed at the head, if any."
+    })
+
+
+class VerifyReportSchema(Schema):
+    ok = fields.Boolean(required=True)
+    events_checked = fields.Integer(required=True)
+    head = fields.Nested(ChainHeadSchema, required=True, allow_none=True, metadata={
+        "description": "The last verified entry; null for an empty log."
+    })
+    failure = fields.Nested(ChainBreakSchema, required=True, allow_none=True)
+    checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
+    warnings = fields.List(fields.String(), required=True)
