@@ -27,3 +27,11 @@ lint: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# Every performance benchmark (quality.md P1-P8) on SQLite and PostgreSQL, within
+# 30 minutes once bench/data/ holds the generated stores; writes bench/results/
+# and BENCHMARKS.md. Needs wrk (apt-get install -y wrk). BENCH_ARGS=--quick for short runs.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)

@@ -7,6 +7,10 @@ handle would be shared by every forked worker.
 
 import os
 
+from gunicorn import glogging
+
+from service.request_log import logging_config
+
 bind = os.environ.get("TRACTION_BIND", "127.0.0.1:8000")
 # Requests spend most of their time waiting on the store, so a few threads per
 # worker keep the cores busy; workers default to the core count.
@@ -19,10 +23,27 @@ timeout = 30
 # On SIGTERM, finish in-flight requests for up to this long.
 graceful_timeout = 20
 keepalive = 5
-# One access line per request comes from the app's own JSON log instead.
-accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("TRACTION_LOG_LEVEL", "info")
+# gunicorn's lines and the app's, to stderr as JSON (or text): service/request_log.py.
+logconfig_dict = logging_config(os.environ.get("TRACTION_LOG_FORMAT", "json"), loglevel)
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger without its access lines.
+
+    The app writes one per request itself, with the route template where
+    gunicorn's would show the path, and the path holds programme ids.
+    """
+
+    access_log_enabled = False  # gunicorn then skips building the line
+
+    def access(self, resp, req, environ, request_time):
+        return None
+
+
+logger_class = Logger
+accesslog = None
 # Bound memory growth from fragmentation over very long runs.
 max_requests = 100_000
 max_requests_jitter = 10_000
@@ -30,3 +51,14 @@ max_requests_jitter = 10_000
 # manage the server with signals, and several servers on one host (tests,
 # benchmarks) must not fight over one socket path.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges from /metrics (service/metrics.py).
+
+    Its counters stay: they are totals, and a sum over workers must not drop.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from domain.application import Programmes
-from service import access
+from service import access, availability, metrics, request_log
 from service.api.context import ClinicIdConverter
 from service.config import Settings
 from service.openapi import LedgerApi, document_access, openapi_config
@@ -30,7 +30,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["traction.settings"] = settings
     app.extensions["traction.store"] = store
     app.extensions["traction.programmes"] = Programmes(env=eventsourcing_env(store))
+    # Before access control: while the store is down, answer 503 at once.
+    availability.init_app(app)
     access.init_app(app, Directory(Database(store)))
+    request_log.init_app(app)
+    metrics.init_app(app)
 
     register_problem_handlers(app)
     app.url_map.converters["clinic"] = ClinicIdConverter
@@ -41,9 +45,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app)
 
-    from service.api import admin, audit, events, ops, programmes
+    from service.api import admin, audit, dashboards, events, ops, programmes
+    from service.api import metrics as metrics_api
 
-    for blueprint in (events.blp, programmes.blp, admin.blp, audit.blp, ops.blp):
+    for blueprint in (events.blp, programmes.blp, dashboards.blp, admin.blp, audit.blp, ops.blp):
         api.register_blueprint(blueprint)
+    api.register_blueprint(metrics_api.blp)
+    from service.web import bp as pages  # the dashboard's HTML shells (no data)
+    app.register_blueprint(pages)
     document_access(api, app)
     return app

@@ -11,13 +11,37 @@ from flask_smorest.utils import prepare_response
 
 from service.problems import PROBLEM_JSON
 from service.request_body import StrictJSONParser
+from service.schemas.events import SingleEventPostSchema
 from service.schemas.responses import ProblemSchema
+
+#: Request bodies that their schema loads in a second form too, by component
+#: name: the document says "one of" the two (apispec sees only the first).
+OTHER_BODY_FORMS = {"EventPost": ("SingleEventPost", SingleEventPostSchema)}
 
 
 class LedgerApi(Api):
     """flask-smorest's Api, documenting errors as problem documents."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def register_blueprint(self, blp: Any, **options: Any) -> None:
+        super().register_blueprint(blp, **options)
+        for operations in self.spec._paths.values():  # apispec keeps the paths here
+            for method, operation in operations.items():
+                if method == "parameters":
+                    continue
+                content = operation.get("requestBody", {}).get("content", {})
+                body = content.get("application/json", {}).get("schema", {})
+                ref = body.get("$ref", "")
+                other = OTHER_BODY_FORMS.get(ref.rsplit("/", 1)[-1])
+                if other is None:
+                    continue
+                name, schema = other
+                if name not in self.spec.components.schemas:
+                    self.spec.components.schema(name, schema=schema)
+                content["application/json"]["schema"] = {
+                    "oneOf": [{"$ref": ref}, {"$ref": f"#/components/schemas/{name}"}]
+                }
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

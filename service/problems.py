@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from flask import Flask, Response, json
+from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from domain import errors
@@ -118,6 +120,11 @@ def not_found() -> Problem:
     return Problem(404, "not-found", "Not found", "No such resource.")
 
 
+#: The store cannot be reached: the event store's errors, and the driver's
+#: from our own tables (the token cache, the access log). A 503 to retry.
+STORE_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, PoolTimeout)
+
+
 def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def handle_problem(problem: Problem) -> Response:
@@ -130,6 +137,11 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> Response:
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, STORE_UNAVAILABLE):
+            # Raised outside the view (an after_request hook writing the
+            # access log): Flask hands it over as a 500, but it is a 503.
+            return handle_store_unavailable(original)
         code = error.code or 500
         data = getattr(error, "data", None) or {}
         if code == 422 and "messages" in data:
@@ -148,8 +160,13 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(PoolTimeout)
     def handle_store_unavailable(error: Exception) -> Response:
         log.warning("store unavailable: %s", error)
+        from service.availability import report_store_failure  # imports this module
+
+        report_store_failure()
         return Problem(503, "store-unavailable", "The event store is unavailable",
                        "The database cannot be reached right now; retry shortly.",
                        headers={"Retry-After": "2"}).response()

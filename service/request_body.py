@@ -1,23 +1,33 @@
 """Reading JSON request bodies strictly, before any schema sees them.
 
 Clinic systems must learn about a broken body at once: not JSON (415),
-too large (413), or not well-formed JSON (400): invalid UTF-8, NaN or
-Infinity, duplicate keys, nesting too deep. webargs (through flask-smorest)
-then loads the parsed body with our schemas.
+too large (413, streamed bodies included), not well-formed JSON (400):
+invalid UTF-8, NaN or Infinity, duplicate keys, nesting too deep, unpaired
+surrogate escapes; a body that cannot be read (400) or stops arriving (408).
+webargs (through flask-smorest) then loads the parsed body with our schemas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
 from typing import Any
 
 from flask import g, request
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from service.problems import Problem, validation_problem
 
 #: Deeper than any valid event (the deepest is 4 levels); refused before parsing.
 MAX_NESTING = 32
+#: A body that stops arriving for this long is refused (408): otherwise a few
+#: stalled uploads hold every worker thread and the service stops answering.
+BODY_IDLE_SECONDS = 10.0
+#: A \uD800-\uDFFF escape: only valid as half of a surrogate pair.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -66,13 +76,68 @@ def parse_json_strictly(raw: bytes) -> Any:
         raise Problem(400, "malformed-json", "Malformed JSON",
                       f"The body nests deeper than {MAX_NESTING} levels.")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys,
-                          parse_constant=_reject_constant)
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys,
+                           parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise Problem(400, "malformed-json", "Malformed JSON",
                       f"{error.msg} at line {error.lineno} column {error.colno}.") from None
     except ValueError as error:
         raise Problem(400, "malformed-json", "Malformed JSON", f"{error}.") from None
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        # json.loads accepts "\ud800" alone; it is no character, and every
+        # later step that encodes the text (the store, the driver) fails on it.
+        raise Problem(400, "malformed-json", "Malformed JSON",
+                      "The body has a \\u escape of an unpaired surrogate (U+D800-U+DFFF), "
+                      "which is not a Unicode character.")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+def read_body() -> bytes:
+    """The raw body, read within the size limit, refused if it stops arriving."""
+    # gunicorn hands us its socket; with no timeout a stalled client holds
+    # this thread for ever. gunicorn resets the socket for the next request.
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(BODY_IDLE_SECONDS)
+    try:
+        raw = request.get_data(cache=True)
+        limit = request.max_content_length
+        if request.content_length is None and limit is not None and len(raw) >= limit:
+            # A streamed (chunked) body: werkzeug stops reading at the limit
+            # without a word, so look for one byte more ourselves.
+            if request.environ["wsgi.input"].read(1):
+                raise Problem(413, "request-entity-too-large", "Request Entity Too Large",
+                              f"The body is larger than {limit} bytes.")
+        return raw
+    except BaseException as error:
+        if sock is not None:
+            # We answer without the rest of the body: never read it (gunicorn
+            # would, to reach the next request on this connection).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+        if isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
+            raise Problem(408, "request-timeout", "Request Timeout",
+                          f"The body stopped arriving for {BODY_IDLE_SECONDS:g} seconds; "
+                          "send it again.") from None
+        if isinstance(error, (HTTPException, Problem)) or not isinstance(error, Exception):
+            raise
+        # The WSGI server's own parser failed: a malformed chunk, say.
+        raise Problem(400, "malformed-body", "Malformed request body",
+                      f"The body cannot be read: {error}.") from None
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(None)
 
 
 def json_body() -> Any:
@@ -83,7 +148,7 @@ def json_body() -> Any:
         ):
             raise Problem(415, "unsupported-media-type", "Unsupported media type",
                           "Send the body as application/json.")
-        g.json_body = parse_json_strictly(request.get_data(cache=True))
+        g.json_body = parse_json_strictly(read_body())
     return g.json_body
 
 

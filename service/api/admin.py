@@ -29,7 +29,7 @@ def directory() -> Directory:
 @blp.route("/clinics", methods=["POST"])
 @blp.arguments(ClinicCreateSchema)
 @blp.response(201, ClinicSchema)
-@problems(blp, 400, 401, 403, 409, 413, 415)
+@problems(blp, 400, 401, 403, 408, 409, 413, 415)
 @allow("admin")
 def register_clinic(body: dict[str, Any]) -> Any:
     try:
@@ -49,7 +49,7 @@ def list_clinics() -> Any:
 @blp.route("/tokens", methods=["POST"])
 @blp.arguments(TokenCreateSchema)
 @blp.response(201, IssuedTokenSchema)
-@problems(blp, 400, 401, 403, 413, 415)
+@problems(blp, 400, 401, 403, 408, 413, 415)
 @allow("admin")
 def issue_token(body: dict[str, Any]) -> Any:
     try:

@@ -24,7 +24,7 @@ blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post pr
 @blp.alt_response(200, schema=ReceiptSchema, success=True,
                   description="Every event was already recorded with identical content: "
                   "the original receipt; nothing new recorded.")
-@problems(blp, 400, 401, 403, 404, 409, 413, 415)
+@problems(blp, 400, 401, 403, 404, 408, 409, 413, 415)
 @allow("writer")
 def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any:
     envelopes = [EventEnvelope(**envelope) for envelope in body["events"]]

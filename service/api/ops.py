@@ -1,13 +1,17 @@
-"""Operations: liveness (and, later, readiness and metrics)."""
+"""Operations: liveness and readiness (and, later, metrics)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from flask import current_app
 from marshmallow import Schema, fields
 
 from service.access import public
 from service.openapi import LedgerBlueprint
+
+log = logging.getLogger(__name__)
 
 blp = LedgerBlueprint("ops", __name__, description="Operations")
 
@@ -22,3 +26,55 @@ class HealthSchema(Schema):
 def healthz() -> Any:
     """The process is alive (no auth, touches no store)."""
     return {"status": "ok"}
+
+
+class ProjectionReadinessSchema(Schema):
+    name = fields.String(required=True)
+    live_version = fields.Integer(required=True)
+    position = fields.Integer(required=True)
+    head = fields.Integer(required=True, metadata={"description": "The log's last position."})
+    lag_events = fields.Integer(required=True)
+    lag_seconds = fields.Float(required=True, metadata={
+        "description": "How long ago the oldest event not yet processed was recorded."
+    })
+    poison_events = fields.Integer(required=True, metadata={
+        "description": "Events parked because they cannot be processed (not ready while > 0)."
+    })
+    held_events = fields.Integer(required=True)
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "ready or not_ready"})
+    store = fields.String(required=True, metadata={"description": "reachable or unreachable"})
+    projections = fields.List(fields.Nested(ProjectionReadinessSchema), required=True)
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.response(200, ReadinessSchema, description="Ready.")
+@blp.alt_response(503, schema=ReadinessSchema, description=(
+    "Not ready: the store is unreachable, or a projection has a parked poison event."
+))
+@public
+def readyz() -> Any:
+    """The store is reachable; each projection's lag (no auth, no patient data)."""
+    from projections.status import all_statuses
+    from projections.store import open_read_models
+
+    programmes = current_app.extensions["traction.programmes"]
+    try:
+        statuses = all_statuses(programmes, open_read_models(programmes))
+    except Exception as error:  # whatever the driver raises, the answer is "not ready"
+        log.warning("readiness: the store cannot be read: %s", type(error).__name__)
+        return {"status": "not_ready", "store": "unreachable", "projections": []}, 503
+    projections = [
+        {
+            "name": s.name, "live_version": s.live_version, "position": s.position,
+            "head": s.head, "lag_events": s.lag_events, "lag_seconds": s.lag_seconds,
+            "poison_events": len(s.poison), "held_events": s.held,
+        }
+        for s in statuses
+    ]
+    ready = all(p["poison_events"] == 0 for p in projections)
+    body = {"status": "ready" if ready else "not_ready", "store": "reachable",
+            "projections": projections}
+    return body, 200 if ready else 503

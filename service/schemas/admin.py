@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
-from service.schemas.fields import StrictString
+from service.schemas.fields import MAX_STORED_INTEGER, StrictString
 from service.storage.directory import ROLES
 
 CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")
@@ -47,7 +47,7 @@ class IssuedTokenSchema(TokenSchema):
 
 
 class AccessLogQuerySchema(Schema):
-    after = fields.Integer(load_default=0, validate=Range(min=0))
+    after = fields.Integer(load_default=0, validate=Range(0, MAX_STORED_INTEGER))
     limit = fields.Integer(load_default=100, validate=Range(1, 1000))
 
 

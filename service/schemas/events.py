@@ -235,3 +235,13 @@ class EventPostSchema(Schema):
                     {"events": {index: {"event_id": ["Appears twice in this batch."]}}}
                 )
             seen.add(envelope["event_id"])
+
+
+class SingleEventPostSchema(EventEnvelopeSchema):
+    """One envelope posted alone, as a batch of one: `EventPostSchema` loads
+    this form too (its pre_load). Only for the OpenAPI document."""
+
+    expected_version = StrictInteger(validate=Range(min=0), metadata={
+        "description": "The programme's version before this post (0 for a new programme); "
+        "409 if it differs."
+    })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 from marshmallow.validate import Range
 
-from service.schemas.fields import Rfc3339DateTime
+from service.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime
 
 
 class ProblemSchema(Schema):
@@ -71,7 +71,7 @@ class ProgrammeStateSchema(Schema):
 
 
 class ProgrammeQuerySchema(Schema):
-    version = fields.Integer(validate=Range(min=1), metadata={
+    version = fields.Integer(validate=Range(1, MAX_STORED_INTEGER), metadata={
         "description": "The state as it was after this version."
     })
     as_of = Rfc3339DateTime(metadata={

@@ -35,7 +35,13 @@ class Database:
                 kwargs={"row_factory": dict_row, "autocommit": False,
                         "options": f"-c search_path={store.pg_schema}"},
                 open=False,
-                timeout=5,
+                # Fail a request within 2 s while the database is down, check a
+                # pooled connection before use (one may have died with the
+                # server), and give up a reconnection quickly so the next
+                # request starts a fresh one instead of waiting out a backoff.
+                timeout=2,
+                check=ConnectionPool.check_connection,
+                reconnect_timeout=2,
             )
 
     @contextmanager

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 
 from domain.application import Programmes
+from projections.store import create_projection_tables
+from service.audit.checkpoints import Checkpoints
 from service.storage.database import Database
 from service.storage.directory import Directory
 from service.storage.settings import Store, eventsourcing_env
@@ -29,8 +31,10 @@ def create_tables(store: Store) -> None:
 
 def _create(store: Store) -> None:
     Programmes(env=eventsourcing_env(store, create_tables=True)).close()
+    create_projection_tables(store)
     database = Database(store)
     try:
         Directory(database).create_tables()
+        Checkpoints(database).create_table()
     finally:
         database.close()

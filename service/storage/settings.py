@@ -118,7 +118,11 @@ def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str,
                 "POSTGRES_SCHEMA": store.pg_schema,
                 "POSTGRES_POOL_SIZE": os.environ.get("TRACTION_PG_POOL_SIZE", "4"),
                 "POSTGRES_MAX_OVERFLOW": os.environ.get("TRACTION_PG_MAX_OVERFLOW", "4"),
-                "POSTGRES_CONNECT_TIMEOUT": os.environ.get("TRACTION_PG_CONNECT_TIMEOUT", "5"),
+                # How long a request waits for a pooled connection. With the
+                # default sizes there is one for every request thread, so the
+                # wait only bites while PostgreSQL is down, where the library
+                # tries 10 times, 0.2 s apart: about 12 s, then a 503.
+                "POSTGRES_CONNECT_TIMEOUT": os.environ.get("TRACTION_PG_CONNECT_TIMEOUT", "1"),
                 "POSTGRES_LOCK_TIMEOUT": os.environ.get("TRACTION_PG_LOCK_TIMEOUT", "10"),
                 "POSTGRES_PRE_PING": "y",
                 # Never the database functions: they skip the table lock and

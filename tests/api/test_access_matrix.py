@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from projections.runner import ProjectionRunner
 from service.storage.directory import Directory
+from service.storage.settings import parse_database_url
 from tests import builders as b
 
 OWN, OTHER, UNREGISTERED = "clinic-a", "clinic-b", "ghost-clinic"
@@ -53,6 +55,25 @@ ROUTES: dict[str, Route] = {
     "admin.revoke_token": Route("DELETE", "/v1/tokens/{token}", {"admin"}),
     "audit.access_log": Route("GET", "/v1/audit/access-log", {"auditor"}),
     "ops.healthz": Route("GET", "/healthz", {"public"}),
+    "ops.readyz": Route("GET", "/readyz", {"public"}),
+    "metrics.metrics": Route("GET", "/metrics", {"public"}),
+    "audit.global_log": Route("GET", "/v1/audit/events", {"auditor"}),
+    "audit.verify_chain": Route("GET", "/v1/audit/verify", {"auditor"}),
+    "dashboards.list_programmes": Route("GET", "/v1/clinics/{clinic}/programmes",
+                                        {"writer", "viewer", "viewer_all", "auditor"}),
+    "dashboards.programme_summary": Route("GET", PROGRAMME + "/summary",
+                                          {"writer", "viewer", "viewer_all", "auditor"}),
+    "dashboards.clinic_dashboard": Route("GET", "/v1/clinics/{clinic}/dashboard",
+                                         {"viewer", "viewer_all", "auditor"}),
+    "dashboards.network_dashboard": Route("GET", "/v1/dashboard",
+                                          {"viewer_all", "auditor", "admin"}),
+    # The dashboard's HTML shells (service/web.py): no data; their scripts call the API.
+    "pages.home": Route("GET", "/", {"public"}, 302),
+    "pages.sign_in": Route("GET", "/dashboard/", {"public"}),
+    "pages.network": Route("GET", "/dashboard/network", {"public"}),
+    "pages.clinic": Route("GET", "/dashboard/clinics/{clinic}", {"public"}),
+    "pages.programme": Route("GET", "/dashboard/clinics/{clinic}/programmes/{programme}",
+                             {"public"}),
 }
 #: Registered by flask and flask-smorest themselves: the docs and static files.
 FRAMEWORK_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -62,7 +83,7 @@ ROLES = ("writer", "viewer", "viewer_all", "auditor", "admin")
 class World:
     """Two clinics with a programme each, and a token for every case."""
 
-    def __init__(self, client, tokens) -> None:
+    def __init__(self, client, tokens, store_url: str) -> None:
         self.client = client
         self.tokens = tokens
         self.directory: Directory = tokens.directory
@@ -72,6 +93,8 @@ class World:
             response = client.post(self.url(PROGRAMME + "/events", clinic), json=start,
                                    headers=writer)
             assert response.status_code == 201
+        # The projections catch up once, so summaries and dashboards exist.
+        ProjectionRunner(parse_database_url(store_url)).run(once=True)
         self.headers = {"writer": tokens.writer_a, "viewer": tokens.viewer_a,
                         "viewer_all": tokens.viewer_all, "auditor": tokens.auditor,
                         "admin": tokens.admin}
@@ -109,8 +132,8 @@ class World:
 
 
 @pytest.fixture
-def world(client, tokens) -> World:
-    return World(client, tokens)
+def world(client, tokens, store_url) -> World:
+    return World(client, tokens, store_url)
 
 
 def test_every_route_has_a_decision(app):

@@ -1,0 +1,119 @@
+"""Reading projections: programme summaries, clinic dashboards, the network view.
+
+Every read may wait for `?min_position=P` and answers with the header
+X-Projection-Position (projections/reading.py). The bodies are stored as
+JSON by the projection, and sent as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Response, current_app
+
+from projections.reading import InvalidCursor, ProjectionBehind, Reader
+from projections.store import open_read_models
+from service.access import allow
+from service.openapi import LedgerBlueprint, problems
+from service.problems import Problem, not_found, validation_problem
+from service.schemas.dashboards import (
+    POSITION_HEADER,
+    ClinicDashboardSchema,
+    NetworkDashboardSchema,
+    ProgrammeListQuerySchema,
+    ProgrammeSummaryDetailSchema,
+    ProgrammeSummaryPageSchema,
+    ProjectionQuerySchema,
+)
+
+blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
+                      description="Programme summaries and dashboards (projections)")
+
+
+@blp.record_once
+def _open_reader(state: Any) -> None:
+    # The reads share the application's connections to the store.
+    app = state.app
+    app.extensions["traction.reader"] = Reader(
+        open_read_models(app.extensions["traction.programmes"])
+    )
+
+
+def reader() -> Reader:
+    return current_app.extensions["traction.reader"]
+
+
+def _position(min_position: int | None) -> None:
+    try:
+        reader().wait_for(min_position)
+    except ProjectionBehind as behind:
+        raise Problem(
+            503, "projection-behind", "The projection has not caught up yet",
+            f"The projection has processed position {behind.position}, not yet "
+            f"{behind.wanted}; retry shortly.",
+            headers={"Retry-After": "1", "X-Projection-Position": str(behind.position)},
+        ) from None
+
+
+def _answer(position: int, body: str) -> Response:
+    response = Response(body, status=200, mimetype="application/json")
+    response.headers["X-Projection-Position"] = str(position)
+    return response
+
+
+@blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
+@blp.arguments(ProgrammeListQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, ProgrammeSummaryPageSchema, headers=POSITION_HEADER)
+@problems(blp, 401, 403, 404, 422, 503)
+@allow("writer", "viewer", "auditor", patient_data=True)
+def list_programmes(clinic_id: str, limit: int, status: str | None = None,
+                    cursor: str | None = None, min_position: int | None = None) -> Any:
+    """The clinic's programme summaries, newest first, a page at a time."""
+    _position(min_position)
+    try:
+        position, body = reader().programmes(clinic_id, status=status, cursor=cursor,
+                                             limit=limit)
+    except InvalidCursor as error:
+        raise validation_problem({"cursor": [str(error)]}) from None
+    return _answer(position, body)
+
+
+@blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
+           methods=["GET"])
+@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, ProgrammeSummaryDetailSchema, headers=POSITION_HEADER)
+@problems(blp, 401, 403, 404, 422, 503)
+@allow("writer", "viewer", "auditor", patient_data=True)
+def programme_summary(clinic_id: str, programme_id: UUID,
+                      min_position: int | None = None) -> Any:
+    """One programme's summary with its pain trajectory."""
+    _position(min_position)
+    position, body = reader().summary(clinic_id, programme_id)
+    if body is None:
+        missing = not_found()  # the same body for another clinic's programme
+        missing.headers["X-Projection-Position"] = str(position)
+        raise missing
+    return _answer(position, body)
+
+
+@blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
+@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, ClinicDashboardSchema, headers=POSITION_HEADER)
+@problems(blp, 401, 403, 404, 422, 503)
+@allow("viewer", "auditor")
+def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
+    """The clinic's metrics (domain.md): no patient-level data."""
+    _position(min_position)
+    return _answer(*reader().clinic(clinic_id))
+
+
+@blp.route("/dashboard", methods=["GET"])
+@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, NetworkDashboardSchema, headers=POSITION_HEADER)
+@problems(blp, 401, 403, 422, 503)
+@allow("viewer", "auditor", "admin", all_clinics=True)
+def network_dashboard(min_position: int | None = None) -> Any:
+    """Each clinic's metrics and the totals across the network."""
+    _position(min_position)
+    return _answer(*reader().network())

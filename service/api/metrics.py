@@ -1,0 +1,21 @@
+"""Operations: GET /metrics, the Prometheus text exposition (no auth, no patient data)."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+
+from service import metrics as service_metrics
+from service.access import public
+from service.openapi import LedgerBlueprint
+
+blp = LedgerBlueprint("metrics", __name__, description="Operations: Prometheus metrics")
+
+
+@blp.route("/metrics", methods=["GET"])
+@blp.response(200, {"type": "string"}, content_type="text/plain",
+              description="Prometheus text format 0.0.4, summed over every gunicorn worker.")
+@public
+def metrics() -> Response:
+    """Request counts and latencies, events recorded, conflicts, replays, projection lag."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return Response(service_metrics.exposition(app), content_type=service_metrics.CONTENT_TYPE)

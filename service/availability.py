@@ -1,0 +1,90 @@
+"""Fail fast while the store is down.
+
+When PostgreSQL stops answering, each request would otherwise spend about
+twelve seconds in the library's connection retries before its 503. After a
+store error, this worker answers 503 at once for COOLDOWN_SECONDS; then it
+lets exactly one request through as a probe. If the probe reaches the store,
+the worker is back in service; if not, the cool-down starts again. Liveness
+and metrics (`/healthz`, `/metrics`) and the docs never touch the store and
+are never held back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import Flask, current_app, g, request
+
+from service.problems import Problem
+
+COOLDOWN_SECONDS = 1.0
+#: Endpoints that answer without the store.
+STORELESS_ENDPOINTS = {"ops.healthz", "metrics.metrics", "static",
+                       "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+
+
+class StoreAvailability:
+    def __init__(self, cooldown: float = COOLDOWN_SECONDS) -> None:
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._down_until: float | None = None  # None: in service
+        self._probing = False
+
+    @property
+    def down(self) -> bool:
+        return self._down_until is not None
+
+    def admit(self) -> bool:
+        """May this request use the store? Sets g.store_probe for the one probe."""
+        with self._lock:
+            if self._down_until is None:
+                return True
+            if self._probing or time.monotonic() < self._down_until:
+                return False
+            self._probing = True
+            g.store_probe = True
+            return True
+
+    def failed(self) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + self.cooldown
+            self._probing = False
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._down_until = None
+            self._probing = False
+
+
+def report_store_failure() -> None:
+    """Called by the problem handler for every store error."""
+    availability: StoreAvailability | None = current_app.extensions.get("traction.availability")
+    if availability is not None:
+        availability.failed()
+        g.store_failed = True
+
+
+def _gate() -> None:
+    if request.endpoint in STORELESS_ENDPOINTS or request.endpoint is None:
+        return
+    if request.blueprint == "pages":
+        return  # HTML shells: no store
+    availability: StoreAvailability = current_app.extensions["traction.availability"]
+    if not availability.admit():
+        raise Problem(503, "store-unavailable", "The event store is unavailable",
+                      "The database cannot be reached right now; retry shortly.",
+                      headers={"Retry-After": "2"})
+
+
+def _settle(_exception: BaseException | None) -> None:
+    if g.get("store_probe") and not g.get("store_failed"):
+        current_app.extensions["traction.availability"].succeeded()
+    elif g.get("store_probe"):
+        current_app.extensions["traction.availability"].failed()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["traction.availability"] = StoreAvailability()
+    app.before_request(_gate)
+    app.teardown_request(_settle)
