@@ -11,6 +11,7 @@ are never held back.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -18,7 +19,10 @@ from flask import Flask, current_app, g, request
 
 from service.problems import Problem
 
-COOLDOWN_SECONDS = 1.0
+#: Longer than a failing probe takes (about 2 s: the pools' connection
+#: timeouts), so that a worker is still cooling down when the next request
+#: comes, even when requests alternate between workers.
+COOLDOWN_SECONDS = 3.0
 #: Endpoints that answer without the store.
 STORELESS_ENDPOINTS = {"ops.healthz", "metrics.metrics", "static",
                        "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -35,16 +39,20 @@ class StoreAvailability:
     def down(self) -> bool:
         return self._down_until is not None
 
-    def admit(self) -> bool:
-        """May this request use the store? Sets g.store_probe for the one probe."""
+    def admit(self) -> float | None:
+        """None if this request may use the store (g.store_probe marks the one
+        probe), else the seconds until the next probe."""
         with self._lock:
             if self._down_until is None:
-                return True
-            if self._probing or time.monotonic() < self._down_until:
-                return False
+                return None
+            now = time.monotonic()
+            if self._probing:
+                return self.cooldown
+            if now < self._down_until:
+                return self._down_until - now
             self._probing = True
             g.store_probe = True
-            return True
+            return None
 
     def failed(self) -> None:
         with self._lock:
@@ -71,10 +79,11 @@ def _gate() -> None:
     if request.blueprint == "pages":
         return  # HTML shells: no store
     availability: StoreAvailability = current_app.extensions["traction.availability"]
-    if not availability.admit():
+    wait = availability.admit()
+    if wait is not None:
         raise Problem(503, "store-unavailable", "The event store is unavailable",
                       "The database cannot be reached right now; retry shortly.",
-                      headers={"Retry-After": "2"})
+                      headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def _settle(_exception: BaseException | None) -> None:
