@@ -18,7 +18,7 @@ import os
 import time
 from uuid import UUID
 
-from projections import dashboards, summaries
+from projections import dashboards, network, summaries
 from projections.store import DEFAULT_PROJECTION, ReadModelStore, to_json
 
 #: How long a read waits for ?min_position by default (seconds).
@@ -114,5 +114,5 @@ class Reader:
         position, clinics, totals = self.read_models.network(self.name)
         if totals is None:
             totals = to_json(dashboards.dashboard(dashboards.new_totals()))
-        return position, f'{{"clinics":[{",".join(clinics)}],"totals":{totals}}}'
+        return position, network.network_body(clinics, totals)
 

@@ -87,9 +87,12 @@ class VersionSession:
         )
         self.position = read_models.position(name, version)
 
-    def apply(self, notifications: Sequence[Any]) -> Changes:
-        """Apply and write one batch (one transaction)."""
-        changes = self.engine.process(decode(self.application.mapper, notifications))
+    def apply(self, notifications: Sequence[Any],
+              records: Sequence[Recorded] | None = None) -> Changes:
+        """Apply and write one batch (one transaction); `records` if already decoded."""
+        if records is None:
+            records = decode(self.application.mapper, notifications)
+        changes = self.engine.process(records)
         try:
             self.read_models.write(self.name, self.version, changes, expect=self.expect)
         except BaseException:
@@ -233,14 +236,7 @@ class ProjectionRunner:
         read_models = open_read_models(application)
         lock = ProjectionLock(self.store, f"runner:{self.name}")
         try:
-            acquired = lock.acquire(
-                wait=wait_for_lock,
-                on_wait=lambda: log.warning(
-                    "projection %s: another runner is active; waiting as a standby", self.name
-                ),
-                should_stop=self.stop.is_set,
-            )
-            if not acquired:
+            if not self._take_lock(lock, wait_for_lock):
                 return
             backoff = 0.5
             while not self.stop.is_set():
@@ -269,6 +265,27 @@ class ProjectionRunner:
         finally:
             lock.release()
             application.close()
+
+    def _take_lock(self, lock: ProjectionLock, wait: bool) -> bool:
+        """Take the runner lock, waiting for the store if it cannot be reached yet."""
+        pause = 0.5
+        while not self.stop.is_set():
+            try:
+                return lock.acquire(
+                    wait=wait,
+                    on_wait=lambda: log.warning(
+                        "projection %s: another runner is active; waiting as a standby",
+                        self.name),
+                    should_stop=self.stop.is_set,
+                )
+            except LockHeld:
+                raise
+            except Exception as error:  # the database is not up yet, say
+                log.warning("projection %s: cannot take the runner lock (%s); retrying in "
+                            "%.1f s", self.name, type(error).__name__, pause)
+                self.stop.wait(pause)
+                pause = min(pause * 2, 10.0)
+        return False
 
     def _retired(self, read_models: ReadModelStore) -> bool:
         try:

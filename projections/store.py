@@ -38,6 +38,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from projections import dashboards
 from projections.engine import Changes
 from projections.network import NETWORK_ROW
+from service.storage.sqlite_lock import write_lock
 
 #: The projections and their read models (tables, without the version suffix).
 PROJECTIONS = {"dashboards": ("programme_summaries", "clinic_dashboards", "network_view")}
@@ -539,13 +540,24 @@ class SQLiteReadModels(ReadModelStore, SQLiteTrackingRecorder):
         # that read first and wrote later could fail to upgrade its lock.
         with self.datastore.get_connection(commit=True) as connection:
             cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+            # A read model's commit need not reach the disk before the next
+            # one starts: rows and position are one transaction, so if a power
+            # cut loses the last ones, both are lost and simply done again.
+            # (The connection goes back to the pool as it came.)
+            cursor.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+                # Queue with the API's writers on the file's write lock rather
+                # than in SQLite's busy handler (service/storage/sqlite_lock.py).
+                with write_lock(self.datastore.pool.db_name).held():
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cursor
+                    except BaseException:
+                        connection.rollback()
+                        raise
+                    connection.commit()
+            finally:
+                cursor.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def reading(self) -> Iterator[Any]:

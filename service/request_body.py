@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
 from typing import Any
 
 from flask import g, request
@@ -104,9 +103,10 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def read_body() -> bytes:
     """The raw body, read within the size limit, refused if it stops arriving."""
-    # gunicorn hands us its socket; with no timeout a stalled client holds
-    # this thread for ever. gunicorn resets the socket for the next request.
+    # gunicorn hands us its socket, blocking with no timeout: a client whose
+    # body stalls would hold this thread for ever. A timeout while we read it.
     sock = request.environ.get("gunicorn.socket")
+    previous_timeout = sock.gettimeout() if sock is not None else None
     if sock is not None:
         sock.settimeout(BODY_IDLE_SECONDS)
     try:
@@ -119,17 +119,14 @@ def read_body() -> bytes:
                 raise Problem(413, "request-entity-too-large", "Request Entity Too Large",
                               f"The body is larger than {limit} bytes.")
         return raw
-    except BaseException as error:
-        if sock is not None:
-            # We answer without the rest of the body: never read it (gunicorn
-            # would, to reach the next request on this connection).
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RD)
+    except Exception as error:
+        # (What is left of a body we refuse is gunicorn's: it drains at most
+        # 64 KiB for at most 5 s before it reuses or closes the connection.)
         if isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
             raise Problem(408, "request-timeout", "Request Timeout",
                           f"The body stopped arriving for {BODY_IDLE_SECONDS:g} seconds; "
                           "send it again.") from None
-        if isinstance(error, (HTTPException, Problem)) or not isinstance(error, Exception):
+        if isinstance(error, HTTPException | Problem):
             raise
         # The WSGI server's own parser failed: a malformed chunk, say.
         raise Problem(400, "malformed-body", "Malformed request body",
@@ -137,7 +134,7 @@ def read_body() -> bytes:
     finally:
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.settimeout(None)
+                sock.settimeout(previous_timeout)
 
 
 def json_body() -> Any:
