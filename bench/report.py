@@ -1,0 +1,310 @@
+"""BENCHMARKS.md from the JSON in bench/results/: one table, both stores.
+
+    python -m bench.report      # rewrite BENCHMARKS.md from the latest results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench.common import RESULTS, ROOT, STORE_KINDS, machine, now_iso, read_result
+
+STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def _n(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+    return f"{text}{unit}"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _cpu_ratio(reference: dict[str, Any], measured: dict[str, Any]) -> str:
+    """Reference's CPU per request over ours: the cost ratio, robust to a busy machine."""
+    a, b = reference.get("cpu_ms_per_request"), measured.get("cpu_ms_per_request")
+    return f" (CPU {a / b:.2f})" if a and b else ""
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    """The workers' CPU per request, when measured."""
+    value = figures.get("cpu_ms_per_request")
+    return "" if value is None else f" ({value:.1f} ms CPU/req)"
+
+
+def _verdict(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "not run"
+    if result.get("passes") is True:
+        return "**pass**"
+    if result.get("passes") is False:
+        return "**FAIL**"
+    return result.get("status", "–")
+
+
+def _rebuild(kind: str) -> dict[str, Any] | None:
+    """bench/rebuild.py's result for this store: 1,000,000 events if there, else the largest."""
+    found = sorted(RESULTS.glob(f"rebuild-{kind}-*.json"),
+                   key=lambda p: int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1]
+                   .isdigit() else 0)
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def rows_for(kind: str) -> list[list[str]]:
+    store = STORE_NAMES[kind]
+    rows: list[list[str]] = []
+    r = read_result(f"p1-{kind}")
+    if r and r.get("ours"):
+        rows.append(["P1", "single-event POST, wrk -t2 -c32", store,
+                     _n(r["ours"]["requests_per_s"], " req/s") + _cpu(r["ours"]),
+                     _n(r["baseline"]["requests_per_s"], " req/s") + _cpu(r["baseline"]),
+                     _ratio(r["ratio"]) + _cpu_ratio(r["baseline"], r["ours"]),
+                     _ms(r["ours"]["p99_ms"]) + f" (baseline {_ms(r['baseline']['p99_ms'])})",
+                     "≥ 0.5; p99 ≤ 50 ms", _verdict(r)])
+    else:
+        rows.append(["P1", "single-event POST", store, "", "", "", "", "≥ 0.5; p99 ≤ 50 ms",
+                     _verdict(r)])
+    r = read_result(f"p2-{kind}")
+    if r and r.get("ours"):
+        rows.append(["P2", "100-event batch POSTs, wrk -t2 -c4", store,
+                     _n(r["ours"]["events_per_s"], " events/s"),
+                     _n(r["baseline"]["events_per_s"], " events/s (library alone)"),
+                     _ratio(r["ratio"]), _ms(r["ours"]["p99_ms"]),
+                     "≥ 0.5" + ("; ≥ 5,000 events/s" if kind == "postgres" else ""),
+                     _verdict(r)])
+    else:
+        rows.append(["P2", "100-event batch POSTs", store, "", "", "", "", "≥ 0.5", _verdict(r)])
+    r = _rebuild(kind)
+    if r:
+        rows.append(["P3", f"projection rebuild, {r['events']:,} events (bench/rebuild.py)",
+                     store, _n(r["rebuild_events_per_s"], " events/s"),
+                     _n(r["baseline_events_per_s"], " events/s (read + decode)"),
+                     _ratio(r["ratio"]), "",
+                     "≥ 0.5" + ("; ≥ 20,000 events/s" if kind == "sqlite" else ""),
+                     _verdict(r)])
+    else:
+        rows.append(["P3", "projection rebuild", store, "", "", "", "", "≥ 0.5", "not run"])
+    r = read_result(f"p4-{kind}")
+    if r and r.get("ours"):
+        rows.append(["P4", f"dashboard + summary GETs, {r['events_stored']:,} events, "
+                           "wrk -t2 -c8", store,
+                     _n(r["ours"]["requests_per_s"], " req/s") + _cpu(r["ours"]),
+                     _n(r["baseline"]["requests_per_s"], " req/s") + _cpu(r["baseline"]),
+                     _ratio(r["ratio"]) + _cpu_ratio(r["baseline"], r["ours"]),
+                     _ms(r["ours"]["p99_ms"]), "≥ 0.7; p99 ≤ 10 ms", _verdict(r)])
+    else:
+        rows.append(["P4", "dashboard + summary GETs, 1,000,000 events", store, "", "", "", "",
+                     "≥ 0.7; p99 ≤ 10 ms", _verdict(r)])
+    r = read_result(f"p5-{kind}")
+    if r and r.get("history"):
+        for name, what in (("history", "GET history, 200 events"),
+                           ("version", "GET ?version=N, 200-event programme")):
+            part = r[name]
+            rows.append(["P5", f"{what}, wrk -t2 -c8", store,
+                         _n(part["ours"]["requests_per_s"], " req/s") + _cpu(part["ours"]),
+                         _n(part["baseline"]["requests_per_s"], " req/s")
+                         + _cpu(part["baseline"]),
+                         _ratio(part["ratio"]) + _cpu_ratio(part["baseline"], part["ours"]),
+                         _ms(part["p99_ms"]), "p99 ≤ 20 ms",
+                         "**pass**" if part["p99_ms"] <= 20 else "**FAIL**"])
+    else:
+        rows.append(["P5", "history and ?version=", store, "", "", "", "", "p99 ≤ 20 ms",
+                     _verdict(r)])
+    r = read_result(f"p6-{kind}")
+    if r and r.get("lag_ms"):
+        ingest = r.get("ingest") or {}
+        latency = ingest.get("latency_ms") or {}
+        rows.append(["P6", f"projection lag, record → read model, {r['probes']} probes, "
+                           f"while ingest runs at {_n(ingest.get('requests_per_s'))} req/s "
+                           f"(target {_n(r['ingest_rate_target'])}; ingest p99 "
+                           f"{_ms(latency.get('p99'))})", store,
+                     f"lag p50 {_ms(r['lag_ms']['p50'])}", "", "", _ms(r["lag_ms"]["p99"]),
+                     "p99 ≤ 250 ms", _verdict(r) + (
+                         f" ({len(r['probe_problems'])} probe problems, first: "
+                         f"{r['probe_problems'][0]})" if r.get("probe_problems") else "")])
+    elif r and str(r.get("status", "")).startswith("error"):
+        rows.append(["P6", "projection lag under ingest", store, "", "", "", "",
+                     "p99 ≤ 250 ms", "**FAIL**: " + r["status"]])
+    else:
+        rows.append(["P6", "projection lag under ingest", store, "", "", "", "",
+                     "p99 ≤ 250 ms", _verdict(r)])
+    r = read_result(f"p7-{kind}")
+    if r and r.get("p1"):
+        p1, p4 = r["p1"], r["p4"]
+        rows.append(["P7", "P1 on 1,000,000 vs 10,000 events", store,
+                     _n(p1["big"]["requests_per_s"], " req/s") + _cpu(p1["big"]),
+                     _n(p1["small"]["requests_per_s"], " req/s (small store)")
+                     + _cpu(p1["small"]),
+                     _ratio(p1["ratio"]) + _cpu_ratio(p1["small"], p1["big"]),
+                     _ms(p1["big"]["p99_ms"]), "≥ 0.9",
+                     "**pass**" if (p1["ratio"] or 0) >= 0.9 else "**FAIL**"])
+        if "ratio" in p4:
+            rows.append(["P7", "P4 on 1,000,000 vs 10,000 events", store,
+                         _n(p4["big"]["requests_per_s"], " req/s") + _cpu(p4["big"]),
+                         _n(p4["small"]["requests_per_s"], " req/s (small store)")
+                         + _cpu(p4["small"]),
+                         _ratio(p4["ratio"]) + _cpu_ratio(p4["small"], p4["big"]),
+                         _ms(p4["big"]["p99_ms"]), "≥ 0.9",
+                         "**pass**" if (p4["ratio"] or 0) >= 0.9 else "**FAIL**"])
+        else:
+            rows.append(["P7", "P4 on 1,000,000 vs 10,000 events", store, "", "", "", "",
+                         "≥ 0.9", p4.get("status", "–")])
+    else:
+        rows.append(["P7", "growth 1,000,000 vs 10,000 events", store, "", "", "", "", "≥ 0.9",
+                     _verdict(r)])
+    r = read_result(f"p8-{kind}")
+    if r and r.get("max_rss_mb") is not None:
+        rows.append(["P8", "API worker RSS after P4 (VmRSS, largest worker)", store,
+                     _n(r["max_rss_mb"], " MB"), "", "", "", "≤ 150 MB", _verdict(r)])
+    else:
+        rows.append(["P8", "API worker RSS after P4", store, "", "", "", "", "≤ 150 MB",
+                     _verdict(r)])
+    rebuild_rss = (r or {}).get("rebuild_peak_rss") or {}
+    if "growth" in rebuild_rss:
+        rows.append(["P8", "rebuild peak RSS, 1,000,000 vs 100,000 events", store,
+                     _n(rebuild_rss["peak_rss_mb_1m"], " MB"),
+                     _n(rebuild_rss["peak_rss_mb_100k"], " MB (100,000)"),
+                     _ratio(rebuild_rss["growth"]), "", "≤ 1.2×",
+                     "**pass**" if rebuild_rss["passes"] else "**FAIL**"])
+    return rows
+
+
+def datasets() -> list[str]:
+    lines = []
+    for path in sorted((ROOT / "bench" / "data").glob("*-s*.json")):
+        meta = json.loads(path.read_text())
+        gen = meta.get("generation", {})
+        lines.append(f"- {STORE_NAMES.get(meta.get('store', ''), meta.get('store'))}: "
+                     f"{meta.get('events', 0):,} events, {meta.get('programmes', 0):,} "
+                     f"programmes, {len(meta.get('clinics', []))} clinics — generated in "
+                     f"{gen.get('seconds')} s ({_n(gen.get('events_per_s'))} events/s, "
+                     f"{gen.get('events_per_save')} events per save) on "
+                     f"{meta.get('generated_at')}")
+    return lines
+
+
+def markdown(run: dict[str, Any] | None = None) -> str:
+    run = run or read_result("run") or {}
+    info = run.get("machine") or machine()
+    header = ["id", "what", "store", "ours", "baseline (same run)", "ratio", "p99",
+              "bar", "result"]
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for kind in STORE_KINDS:
+        for row in rows_for(kind):
+            table.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    lines = [
+        "# Benchmarks",
+        "",
+        "The performance bars of `quality.md` (P1–P8), each measured as a ratio "
+        "against a baseline run in the same session on the same machine (or as a latency "
+        "percentile from the load tool). Generated by `python -m bench.report` from "
+        "`bench/results/*.json`; do not edit by hand.",
+        "",
+        f"- **Date**: {run.get('finished_at') or now_iso()}",
+        f"- **Machine**: `nproc` {info.get('nproc')}, `uname -m` {info.get('arch')}, CPU "
+        f"\"{info.get('cpu')}\", {info.get('memory_gb')} GB RAM, kernel {info.get('kernel')}, "
+        f"Python {info.get('python')}; commit {info.get('git_commit')} (plus uncommitted work)",
+        f"- **Stores**: SQLite (file under bench/data/stores/) and PostgreSQL "
+        f"({run.get('postgres_version', '15')} on 127.0.0.1:5432, databases "
+        "`traction_bench_*`)",
+        f"- **Mode**: {run.get('mode', '?')} — {run.get('timing_text', '')}",
+        f"- **Load on the machine** (1-minute load average, other work shares these "
+        f"cores): {run.get('loadavg_start', '?')} at start, {run.get('loadavg_end', '?')} "
+        "at the end",
+        f"- **Reproduce**: `{run.get('command', 'make bench')}` (`make bench` runs it all; "
+        "`python -m bench.run_all --quick` for short runs; needs `wrk`: "
+        "`apt-get install -y wrk`). Each benchmark alone: "
+        "`python -m bench.ingest|reads|lag|growth --store sqlite|postgres [--quick]`, "
+        "`python -m bench.rebuild --store ...`; the stores: `python -m bench.dataset "
+        "--events 1000000 --store sqlite|postgres`; the profile: "
+        "`python -m bench.profile_p1 --store sqlite|postgres`.",
+        f"- **Took**: {run.get('seconds', '?')} s",
+        "",
+        *table,
+        "",
+        "Servers: `traction serve --no-projections` (P6: with projections) and the baseline "
+        "app (`bench/baseline_app.py`) under the same `deploy/gunicorn.conf.py` with 2 workers, "
+        "one process each, on 127.0.0.1; load from `wrk` with `bench/lua/load.lua` in its own "
+        "process on the same 2 cores. Baseline and ours alternate round by round and the "
+        "figures are medians over rounds. Details of every run (all percentiles, errors, "
+        "RSS per worker, body sizes) are in `bench/results/<id>-<store>.json`. "
+        "\"ms CPU/req\" is the CPU time (user + system, from /proc) the gunicorn workers "
+        "spent per request: it says how much of a gap is cost and how much is waiting. "
+        "Under wrk's keep-alive connections the gthread workers do not always share the "
+        "connections (the baseline often serves all of them from one worker): "
+        "`worker_cpu_share` in the JSON shows each worker's share of a core per run. "
+        "\"(CPU x)\" after a ratio is the same ratio in CPU per request (baseline's or small "
+        "store's over ours): the cost ratio, which a busy machine or an idle worker "
+        "disturbs far less than requests/s; the bars are judged on requests/s as quality.md "
+        "says.",
+        "",
+    ]
+    notes = run.get("notes") or []
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    data = datasets()
+    if data:
+        lines += ["## Generated stores (bench/dataset.py)", "", *data, ""]
+    for kind in STORE_KINDS:
+        lines += profile_section(kind)
+    return "\n".join(lines)
+
+
+#: The frames worth a line in the table (totals: the frame and everything under it).
+PROFILE_HIGHLIGHTS = (
+    "RequestLog.", "Programmes.record_events", "Programmes._find", "Repository.get",
+    "EventEnvelope.content_digest", "GroupCommit.", "SQLiteConnection.commit",
+    "Connection.wait (psycopg", "PostgresApplicationRecorder.insert_events",
+    "LedgerPostgresRecorder._insert_stored_events", "LedgerSQLiteRecorder._insert_events",
+    "Mapper.to_stored_event", "Schema.load", "Schema.dump", "write_access_line",
+    "TokenCache.", "json_body", "ConnectionPool._check_connection", "WriteLock.held",
+)
+
+
+def profile_section(kind: str) -> list[str]:
+    """bench/profile_p1.py's findings: where a P1 request's wall time goes."""
+    profile = read_result(f"p1-profile-{kind}")
+    if not profile or not profile.get("top_total"):
+        return []
+    cpu = profile.get("cpu") or {}
+    lines = [f"## Where P1's time goes on {STORE_NAMES[kind]} (py-spy)", "",
+             f"`python -m bench.profile_p1 --store {kind}` on {profile['measured_at']}: "
+             f"{profile['samples']:,} samples of threads handling a request, both workers, under "
+             f"P1's load ({_n((profile.get('load') or {}).get('requests_per_s'))} req/s "
+             "with the profiler attached); each worker used "
+             f"{cpu.get('worker_cpu_share', '?')} of a core, the machine was "
+             f"{cpu.get('machine_busy_share', 0):.0%} busy. Shares of request time (wall clock); "
+             f"flame graph: `{profile.get('svg')}`.", "",
+             "| share | where |", "|---|---|"]
+    for item in [w for w in profile.get("waits") or [] if w["self_pct"] >= 0.5][:3]:
+        lines.append(f"| {item['self_pct']:.1f} % | waiting: `{item['function']}` |")
+    for item in profile["top_self"][:10]:
+        lines.append(f"| {item['self_pct']:.1f} % | own time: `{item['function']}` |")
+    for item in profile["top_total"]:
+        if item["function"].startswith(PROFILE_HIGHLIGHTS):
+            lines.append(f"| {item['total_pct']:.1f} % | in and under: "
+                         f"`{item['function']}` |")
+    return [*lines, ""]
+
+
+def write() -> None:
+    (ROOT / "BENCHMARKS.md").write_text(markdown())
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m bench.report", description=__doc__).parse_args(argv)
+    write()
+    print((ROOT / "BENCHMARKS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
