@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -140,6 +142,8 @@ class Programmes(Application[UUID]):
     ) -> None:
         super().__init__(env)
         self.clock = clock
+        self._command_locks: dict[UUID, tuple[threading.Lock, int]] = {}
+        self._command_locks_guard = threading.Lock()
 
     @property
     def ledger(self) -> Ledger:
@@ -162,6 +166,40 @@ class Programmes(Application[UUID]):
         look for an earlier identical post, which wins over the failure: a
         retry of a discharge is a 200, not "programme discharged".
         """
+        with self._command_lock(programme_id):
+            return self._record_with_retries(clinic_id, programme_id, envelopes, expected_version)
+
+    @contextmanager
+    def _command_lock(self, programme_id: UUID) -> Iterator[None]:
+        """One command at a time per programme in this process.
+
+        Two threads running commands on one programme at once would both
+        start from the same version, and one would fail at the store and run
+        again; worse, inside a group commit (service/storage/group_commit.py)
+        it would fail the whole group. Other processes still race, and the
+        store still refuses the loser.
+        """
+        with self._command_locks_guard:
+            lock, users = self._command_locks.get(programme_id, (threading.Lock(), 0))
+            self._command_locks[programme_id] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._command_locks_guard:
+                lock, users = self._command_locks[programme_id]
+                if users == 1:
+                    del self._command_locks[programme_id]
+                else:
+                    self._command_locks[programme_id] = (lock, users - 1)
+
+    def _record_with_retries(
+        self,
+        clinic_id: str,
+        programme_id: UUID,
+        envelopes: Sequence[EventEnvelope],
+        expected_version: int | None,
+    ) -> Receipt:
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
             try:
                 return self._record_new(clinic_id, programme_id, envelopes, expected_version)
@@ -343,11 +381,14 @@ class Programmes(Application[UUID]):
 
     def history(self, clinic_id: str, programme_id: UUID) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry."""
-        self.programme(clinic_id, programme_id)  # 404 unless it is this clinic's
+        events = list(self.events.get(programme_id))
+        # The first event says whose programme it is: no need to replay it all.
+        if not events or getattr(events[0], "clinic_id", None) != clinic_id:
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
         entries = {e.version: e for e in self.ledger.entries_of_programme(programme_id)}
         items: list[dict[str, Any]] = []
         corrected_by: dict[str, str] = {}
-        for event in self.events.get(programme_id):
+        for event in events:
             entry = entries[event.originator_version]
             type_name = type(event).__name__
             if type_name == "EntryCorrected":

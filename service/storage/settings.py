@@ -124,7 +124,10 @@ def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str,
                 # tries 10 times, 0.2 s apart: about 12 s, then a 503.
                 "POSTGRES_CONNECT_TIMEOUT": os.environ.get("TRACTION_PG_CONNECT_TIMEOUT", "1"),
                 "POSTGRES_LOCK_TIMEOUT": os.environ.get("TRACTION_PG_LOCK_TIMEOUT", "10"),
-                "POSTGRES_PRE_PING": "y",
+                # No ping before each checkout (a round trip per read): a dead
+                # connection fails its query, which the library retries on a
+                # fresh one, and the pool discards the broken connection.
+                "POSTGRES_PRE_PING": "n",
                 # Never the database functions: they skip the table lock and
                 # would let readers of the log miss events.
                 "POSTGRES_ENABLE_DB_FUNCTIONS": "n",

@@ -49,9 +49,13 @@ class WriteLock:
 
 def write_lock(database_path: str | Path) -> WriteLock:
     """The write lock of a SQLite database file (one object per file per process)."""
+    lock = _locks.get(str(database_path))  # the common case: no path resolution
+    if lock is not None and lock._pid == os.getpid():
+        return lock
     key = str(Path(database_path).resolve())
     with _locks_guard:
         lock = _locks.get(key)
         if lock is None or lock._pid != os.getpid():
             lock = _locks[key] = WriteLock(key)
+        _locks[str(database_path)] = lock
         return lock
