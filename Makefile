@@ -35,3 +35,12 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+# The long reliability runs (quality.md R1-R4, R8), on SQLite and on PostgreSQL:
+# workers killed during ingest, 32 clients on one programme, schemathesis against
+# the live server, the programme state machine, hostile and stalled bodies.
+# SOAK_SECONDS per store (default 300); loopback only. See RELIABILITY.md.
+SOAK_SECONDS ?= 300
+.PHONY: soak
+soak: $(BIN)/.installed
+	SOAK_SECONDS=$(SOAK_SECONDS) .ci/with-test-postgres $(BIN)/python -m tests.reliability.soak

@@ -370,7 +370,14 @@ class Programmes(Application[UUID]):
             if known is None:
                 raise errors.ProgrammeNotFound("the programme did not exist at that time")
             version = known if version is None else min(version, known)
-        programme = self._find(programme_id, version)
+        if version is None:
+            # The library fast-forwards a cached programme in place and copies
+            # it after releasing its own lock: a command on the same programme
+            # in another thread could change it under the copy.
+            with self._command_lock(programme_id):
+                programme = self._find(programme_id)
+        else:
+            programme = self._find(programme_id, version)
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         if version is not None and programme.version != version:

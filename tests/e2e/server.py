@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -34,12 +35,15 @@ def traction(database_url: str, *args: str) -> str:
 class Server:
     def __init__(self, database_url: str, workers: int = 2, *extra: str) -> None:
         self.port = free_port()
+        self.log = tempfile.TemporaryFile()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "TRACTION_DATABASE_URL": database_url}
         self.process = subprocess.Popen(
             [TRACTION, "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "--no-demo", *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # The server logs a line per request: to a file, never to a pipe
+            # nobody reads (a full pipe would block the workers).
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
@@ -49,8 +53,8 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
-        self.process.terminate()
-        error = self.process.stderr.read().decode() if self.process.stderr else ""
+        self.log.seek(0)
+        error = self.log.read().decode()[-4000:]
         self.stop()
         raise RuntimeError("server did not start: " + error)
 
@@ -77,5 +81,4 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
