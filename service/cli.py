@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -76,20 +77,31 @@ def serve(bind: str, workers: int | None, no_demo: bool, no_projections: bool) -
     metrics_dir = tempfile.mkdtemp(prefix="traction-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     runner = None
+    runner_command = [sys.executable, "-m", "projections", "run"]
+    stopping = False
     try:
         server = subprocess.Popen(command)
         if not no_projections:
             # `traction projections run`, beside the API; stopped when gunicorn exits.
-            runner = subprocess.Popen([sys.executable, "-m", "projections", "run"])
+            runner = subprocess.Popen(runner_command)
 
         def stop(signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
             server.send_signal(signum)
             if runner is not None:
                 runner.send_signal(signum)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        status = server.wait()
+        # Supervise: as gunicorn restarts a dead worker, we restart a dead
+        # projection runner (it resumes from its tracked position).
+        while (status := server.poll()) is None:
+            if runner is not None and runner.poll() is not None and not stopping:
+                click.echo(f"projection runner exited ({runner.returncode}); restarting",
+                           err=True)
+                runner = subprocess.Popen(runner_command)
+            time.sleep(0.5)
     finally:
         if runner is not None and runner.poll() is None:
             runner.terminate()

@@ -178,14 +178,15 @@ class WorkerKiller(threading.Thread):
 
 
 def victims_of(server: LiveServer) -> Callable[[], list[int]]:
-    """The processes the killer may pick from: the gunicorn workers.
+    """The processes the killer may pick from: the gunicorn workers and the
+    projection runner (`traction serve` restarts it, as gunicorn restarts a
+    worker; CHECKS_AFTER_CRASHES then compares the read models with a rebuild)."""
 
-    R1 also kills the projection runner (`server.projection_runner_pid()`):
-    add it here together with the check that the read models then equal a
-    rebuild (test_crash_ingest.CHECKS_AFTER_CRASHES). `traction serve` does
-    not restart a killed runner by itself yet.
-    """
-    return server.worker_pids
+    def victims() -> list[int]:
+        runner = server.projection_runner_pid()
+        return [*server.worker_pids(), *([runner] if runner else [])]
+
+    return victims
 
 
 def ingest_under_kills(server: LiveServer, tokens: Tokens, *, seconds: float, clients: int,
@@ -244,10 +245,36 @@ def integrity_chain_verifies(database_url: str, server: LiveServer, tokens: Toke
     assert answer.body["events_checked"] == report.acknowledged_events
 
 
-#: Run after the crash loop, with the service back up. The projections' check
-#: (read models equal a rebuild from scratch, compared by digest) goes here
-#: when the killer also kills the projection runner (ingest.victims_of).
+def projections_equal_a_rebuild(database_url: str, server: LiveServer, tokens: Tokens,
+                                report: IngestReport) -> None:
+    """The read models the killed-and-restarted runner built equal a rebuild."""
+    from domain.application import Programmes
+    from projections.rebuild import rebuild
+    from projections.store import open_read_models
+    from service.storage.settings import eventsourcing_env, parse_database_url
+
+    deadline = time.monotonic() + 60
+    while True:  # the restarted runner catches up with the whole log
+        answer = request(server.port, "GET", "/readyz")
+        lags = [p["lag_events"] for p in (answer.body or {}).get("projections", [])]
+        if lags and max(lags) == 0:
+            break
+        assert time.monotonic() < deadline, f"projections never caught up: {answer.raw}"
+        time.sleep(0.2)
+    store = parse_database_url(database_url)
+    application = Programmes(env=eventsourcing_env(store))
+    try:
+        read_models = open_read_models(application)
+        live = read_models.digest("dashboards")
+        rebuild(store, progress=False, grace=0, application=application)
+        assert read_models.digest("dashboards") == live, "read models differ from a rebuild"
+    finally:
+        application.close()
+
+
+#: Run after the crash loop, with the service back up.
 CHECKS_AFTER_CRASHES: list[CheckAfterCrashes] = [
     every_acknowledged_event_stored_once,
     integrity_chain_verifies,
+    projections_equal_a_rebuild,
 ]
