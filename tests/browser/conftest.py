@@ -60,6 +60,10 @@ def browser(playwright_api) -> Iterator[Any]:
     browser.close()
 
 
+class ReadServer(Server):
+    drain_stderr = False  # the fixture below copies it to an artifact
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, playwright_api) -> Iterator[Demo]:
     directory = tmp_path_factory.mktemp("browser-store")
@@ -69,7 +73,7 @@ def demo(tmp_path_factory, playwright_api) -> Iterator[Demo]:
                       "--until", until)
     tokens = printed_tokens(output)
     assert (("viewer", CLINIC) in tokens and ("viewer", FOREIGN) in tokens), output
-    server = Server(url, 2)
+    server = ReadServer(url, 2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     reader = threading.Thread(target=drain, daemon=True,
                               args=(server.process.stderr, ARTIFACTS / "server.log"))

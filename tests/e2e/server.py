@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,19 +34,30 @@ def traction(database_url: str, *args: str) -> str:
 
 
 class Server:
+    #: Read the server's stderr in a thread (keeping its last lines).
+    drain_stderr = True
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        with self.process.stderr:
+            for line in self.process.stderr:
+                self.stderr_tail.append(line)
+
     def __init__(self, database_url: str, workers: int = 2, *extra: str) -> None:
         self.port = free_port()
-        self.log = tempfile.TemporaryFile()
+        self.stderr_tail: collections.deque[bytes] = collections.deque(maxlen=200)
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "TRACTION_DATABASE_URL": database_url}
         self.process = subprocess.Popen(
             [TRACTION, "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "--no-demo", *extra],
-            # The server logs a line per request: to a file, never to a pipe
-            # nobody reads (a full pipe would block the workers).
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        if self.drain_stderr:
+            # The server logs a line per request: a pipe nobody reads would
+            # fill and block the workers. Subclasses that read it say so.
+            threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -53,10 +65,9 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
-        self.log.seek(0)
-        error = self.log.read().decode()[-4000:]
         self.stop()
-        raise RuntimeError("server did not start: " + error)
+        raise RuntimeError("server did not start: "
+                           + b"".join(self.stderr_tail).decode(errors="replace"))
 
     def request(self, method: str, path: str, body: Any = None,
                 token: str | None = None) -> tuple[int, Any, dict[str, str]]:
@@ -81,4 +92,5 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self.log.close()
+        if not self.drain_stderr and self.process.stderr:
+            self.process.stderr.close()

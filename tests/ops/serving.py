@@ -17,6 +17,8 @@ from tests.e2e.server import Server
 
 
 class LoggedServer(Server):
+    drain_stderr = False  # read below, line by line
+
     def __init__(self, database_url: str, workers: int = 2, *extra: str) -> None:
         super().__init__(database_url, workers, *extra)
         self.lines: list[str] = []
