@@ -16,7 +16,7 @@ bind = os.environ.get("TRACTION_BIND", "127.0.0.1:8000")
 # worker keep the cores busy; workers default to the core count.
 workers = int(os.environ.get("TRACTION_WORKERS", os.cpu_count() or 2))
 worker_class = "gthread"
-threads = int(os.environ.get("TRACTION_THREADS", "4"))
+threads = int(os.environ.get("TRACTION_THREADS", "8"))
 preload_app = False
 # A request that takes longer than this is stuck: the worker is restarted.
 timeout = 30

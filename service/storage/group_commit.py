@@ -20,7 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+
+class ConflictingSaves(IntegrityError):
+    """Raised by a recorder, before it writes anything, for the saves of a
+    group whose first version is no longer the next one (another writer got
+    there first)."""
+
+    def __init__(self, indices: list[int], detail: str) -> None:
+        super().__init__(detail)
+        self.indices = indices
+        self.detail = detail
 
 
 @dataclass
@@ -61,23 +72,31 @@ class GroupCommit:
         return pending.positions
 
     def __write(self, group: list[_PendingSave]) -> None:
-        if len(group) > 1:
+        while len(group) > 1:
             try:
                 positions = super().insert_events(  # type: ignore[misc]
                     [event for save in group for event in save.stored_events],
                     ledger=[entry for save in group for entry in save.kwargs["ledger"]],
+                    group_sizes=[len(save.stored_events) for save in group],
                 )
+            except ConflictingSaves as conflict:
+                # The store found, before writing, saves that another writer
+                # has overtaken: they fail alone, the rest are tried again.
+                for index in conflict.indices:
+                    group[index].error = IntegrityError(conflict.detail)
+                    group[index].done = True
+                group = [s for i, s in enumerate(group) if i not in conflict.indices]
+                continue
             except Exception:  # noqa: BLE001 - retried one by one below
-                pass
-            else:
-                assert positions is not None
-                offset = 0
-                for save in group:
-                    count = len(save.stored_events)
-                    save.positions = positions[offset:offset + count]
-                    save.done = True
-                    offset += count
-                return
+                break
+            assert positions is not None
+            offset = 0
+            for save in group:
+                count = len(save.stored_events)
+                save.positions = positions[offset:offset + count]
+                save.done = True
+                offset += count
+            return
         for save in group:
             try:
                 save.positions = super().insert_events(  # type: ignore[misc]

@@ -22,7 +22,7 @@ from psycopg.sql import SQL, Identifier
 
 from domain.application import RecordedEntry
 from service.storage import chain
-from service.storage.group_commit import GroupCommit
+from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
 
 LEDGER_TABLE = "event_ledger"
@@ -78,6 +78,10 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[])"
         ).format(**ids)
         self.select_entries = SQL("SELECT * FROM {schema}.{ledger} WHERE ").format(**ids)
+        self.select_current_versions = SQL(
+            "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -89,6 +93,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         self._lock_table(curs)
         self._notify_channel(curs)
         # Under the lock: nobody else can number events until we commit.
+        self._refuse_overtaken_saves(curs, stored_events, kwargs.get("group_sizes"))
         curs.execute(self.select_ledger_head, prepare=False)
         head = curs.fetchone()
         rows = ledger_rows(
@@ -116,6 +121,28 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             ((head["position"] if head else 0), pg_stored_events),
             prepare=False,
         )
+
+    def _refuse_overtaken_saves(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                                sizes: Sequence[int] | None) -> None:
+        """In a group commit, find the saves another writer has overtaken
+        before writing: one of them would otherwise fail the whole group."""
+        if not sizes or len(sizes) < 2:
+            return
+        firsts, offset = [], 0
+        for size in sizes:
+            firsts.append(stored_events[offset])
+            offset += size
+        curs.execute(
+            self.select_current_versions, [list({e.originator_id for e in firsts})],
+            prepare=False,
+        )
+        current = {row["originator_id"]: row["version"] for row in curs.fetchall()}
+        overtaken = [
+            index for index, first in enumerate(firsts)
+            if first.originator_version != current.get(first.originator_id, 0) + 1
+        ]
+        if overtaken:
+            raise ConflictingSaves(overtaken, "another writer saved to this programme first")
 
     # ---- the Ledger protocol of domain.application ----------------------
 

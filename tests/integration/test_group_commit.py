@@ -64,3 +64,40 @@ def test_concurrent_saves_are_grouped_and_each_keeps_its_guarantees(store_url):
         assert positions == list(range(1, len(positions) + 1))
     finally:
         app.close()
+
+
+def test_groups_survive_another_worker_overtaking_some_of_their_saves(store_url):
+    """Two applications (two workers) race on the same programmes: when one
+    overtakes a save inside the other's group, only that save fails and is
+    re-run; every event ends up recorded once, versions contiguous."""
+    workers = [Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+               for _ in range(2)]
+    try:
+        programmes = [uuid.uuid4() for _ in range(4)]
+        for pid in programmes:
+            workers[0].record_events("clinic-a", pid, [envelope(b.started())])
+        posted: dict[uuid.UUID, list[str]] = defaultdict(list)
+        guard = threading.Lock()
+        barrier = threading.Barrier(8)
+
+        def write(app: Programmes, pid: uuid.UUID) -> None:
+            for round_ in range(ROUNDS):
+                barrier.wait()
+                event = envelope(b.session(1 + round_ / 100))
+                app.record_events("clinic-a", pid, [event])
+                with guard:
+                    posted[pid].append(str(event.event_id))
+
+        threads = [threading.Thread(target=write, args=(app, pid))
+                   for app in workers for pid in programmes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for pid in programmes:
+            history = workers[1].history("clinic-a", pid)
+            assert [e["version"] for e in history] == list(range(1, 2 * ROUNDS + 2))
+            assert sorted(e["event_id"] for e in history[1:]) == sorted(posted[pid])
+    finally:
+        for app in workers:
+            app.close()
