@@ -9,14 +9,13 @@ missing server is a failure.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from service.storage.schema import create_tables
 from service.storage.settings import parse_database_url
+from tests.stores import throwaway_postgres_schema
 
 POSTGRES_URL = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("TRACTION_REQUIRE_POSTGRES") == "1"
@@ -38,16 +37,8 @@ def sqlite_url(tmp_path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose schema is new and dropped afterwards."""
-    base = _postgres_base_url()
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    store = parse_database_url(base)
-    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?schema={schema}"
-    finally:
-        with psycopg.connect(store.conninfo(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with throwaway_postgres_schema(_postgres_base_url()) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

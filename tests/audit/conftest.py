@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -19,6 +20,7 @@ from service.cli import main
 from service.storage import chain
 from service.storage.settings import parse_database_url
 from tests.audit.history import record_programmes
+from tests.stores import throwaway_postgres_schema
 
 KEY = "test-checkpoint-key-0123456789abcdef"
 #: 4 programmes x 8 events, 3 per save, interleaved: positions 1..32.
@@ -210,20 +212,23 @@ def world(request, tmp_path_factory) -> Iterator[World]:
     """EVENTS events of 4 programmes in 2 clinics (both registered), the app over
     them, tokens for every role. Built once per module and store: building a
     store costs far more than putting back its few rows."""
+    from tests.conftest import _postgres_base_url
+
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('audit')}/ledger.sqlite"
+        else:
+            url = stack.enter_context(
+                throwaway_postgres_schema(_postgres_base_url(), prefix="test_audit"))
+        yield from _world(url)
+
+
+def _world(url: str) -> Iterator[World]:
     from service.app import create_app
     from service.config import Settings
     from service.storage.schema import create_tables
-    from tests.conftest import Tokens, _postgres_base_url
+    from tests.conftest import Tokens
 
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('audit')}/ledger.sqlite"
-    else:
-        base = _postgres_base_url()
-        schema = f"test_audit_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(parse_database_url(base).conninfo(), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        url = f"{base}?schema={schema}"
     create_tables(parse_database_url(url))
     record_programmes(url)
     app = create_app(Settings(database_url=url))
@@ -236,9 +241,6 @@ def world(request, tmp_path_factory) -> Iterator[World]:
         editor.close()
         app.extensions["traction.programmes"].close()
         app.extensions["traction.directory"].db.close()
-        if schema is not None:
-            with psycopg.connect(parse_database_url(url).conninfo(), autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

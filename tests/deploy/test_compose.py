@@ -38,8 +38,7 @@ def command_resolves(command: list[str]) -> None:
     words = command[1:]
     while words and isinstance(group, Group):
         name = words.pop(0)
-        if name not in group.commands:
-            pytest.skip(f"`traction {name}` is not registered in this checkout yet")
+        assert name in group.commands, f"`traction {name}` does not exist"
         group = group.commands[name]
     options = {opt for param in group.params for opt in param.opts}
     assert {w for w in words if w.startswith("--")} <= options

@@ -7,16 +7,14 @@ each test works on programmes of its own.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 
-from service.storage.settings import parse_database_url
+from tests.conftest import _postgres_base_url
 from tests.reliability.live import LiveServer, Tokens, live_service
+from tests.stores import throwaway_postgres_schema
 
 
 @dataclass
@@ -32,20 +30,8 @@ def module_store_url(request, tmp_path_factory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store')}/ledger.sqlite"
         return
-    base = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
-    if not base:
-        if os.environ.get("TRACTION_REQUIRE_POSTGRES") == "1":
-            pytest.fail("TRACTION_REQUIRE_POSTGRES=1 but TRACTION_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL tests need TRACTION_TEST_POSTGRES_URL")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    conninfo = parse_database_url(base).conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?schema={schema}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with throwaway_postgres_schema(_postgres_base_url()) as url:
+        yield url
 
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -71,6 +70,7 @@ from tests.reliability.live import (
     request,
 )
 from tests.reliability.programme_machine import machine_on
+from tests.stores import throwaway_postgres_schema
 
 #: Each phase's share of the store's time.
 SHARES = {"R1": 0.30, "R2": 0.08, "R3": 0.45, "R4": 0.05, "R8": 0.12}
@@ -92,15 +92,8 @@ def fresh_store(kind: str, memory: bool = False) -> Iterator[str]:
     base = os.environ.get("TRACTION_TEST_POSTGRES_URL")
     if not base:
         raise SystemExit("the PostgreSQL soak needs TRACTION_TEST_POSTGRES_URL (make soak sets it)")
-    schema = f"soak_{uuid.uuid4().hex[:12]}"
-    conninfo = parse_database_url(base).conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?schema={schema}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with throwaway_postgres_schema(base, prefix="soak") as url:
+        yield url
 
 
 def r1_crashes(seconds: float, kind: str) -> dict[str, Any]:
