@@ -18,6 +18,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain import errors
+from domain.vocabulary import SEVERITIES
 
 #: How far ahead of the server's clock an event's occurred_at may be (rule 4).
 CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
@@ -118,7 +119,7 @@ class Programme(Aggregate):
         self.outcome: str | None = None
         self.sessions_missed = 0
         self.plan_adjustments = 0
-        self.adverse_events = {"mild": 0, "moderate": 0, "severe": 0}
+        self.adverse_events = dict.fromkeys(SEVERITIES, 0)
         # Current data (after corrections) of each correctable event, by event_id.
         self.entries: dict[str, dict[str, Any]] = {}
         self.corrections = 0

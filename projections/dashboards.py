@@ -25,14 +25,10 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any
 
+from domain.vocabulary import MODALITIES, OUTCOMES, SETTINGS, SEVERITIES, STATUSES
 from projections import metrics
 
-#: The categories of domain.md, always shown (zero when there are none).
-STATUSES = ("active", "paused", "discharged")
-OUTCOMES = ("goals_met", "improved", "no_change", "worsened", "referred", "dropped_out")
-SETTINGS = ("in_office", "at_home", "hybrid")
-MODALITIES = ("mechanical_table", "decompression_mat", "inversion", "stretching_exercises")
-SEVERITIES = ("mild", "moderate", "severe")
+# The categories of domain.md are always shown (zero when there are none).
 
 Totals = dict[str, Any]
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.vocabulary import SEVERITIES
 from projections import dashboards, metrics
 
 #: The state's layout version; bump it (and rebuild) when the layout changes.
@@ -293,7 +294,7 @@ def summary(state: State, measures: Measures) -> dict[str, Any]:
         "minutes_completed": state["minutes"],
         "prescribed_sessions": _round(measures.prescribed),
         "adherence": _round(measures.adherence),
-        "adverse_events": dashboards.in_order(state["adverse"], dashboards.SEVERITIES),
+        "adverse_events": dashboards.in_order(state["adverse"], SEVERITIES),
         "corrections": state["corrections"],
         "position": state["position"],
         "held_since_position": state.get("held"),

@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     request_log.init_app(app)
     metrics.init_app(app)
 
-    register_problem_handlers(app)
     app.url_map.converters["clinic"] = ClinicIdConverter
     api = LedgerApi(app)
     api.register_converter(

@@ -15,10 +15,9 @@ def _int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything an operator can set (see the README's configuration reference)."""
+    """What the app factory needs; the store's pools, logging and gunicorn read
+    their own variables (all listed in the README's configuration reference)."""
 
     database_url: str = field(default_factory=database_url)
     #: Largest request body accepted (413 beyond it).
     max_body_bytes: int = field(default_factory=lambda: _int("TRACTION_MAX_BODY_BYTES", 2_000_000))
-    #: "json" (one object per line) or "text".
-    log_format: str = field(default_factory=lambda: os.environ.get("TRACTION_LOG_FORMAT", "json"))

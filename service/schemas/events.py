@@ -12,6 +12,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validates_schema
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
+from domain.vocabulary import (
+    CONDITIONS,
+    MISSED_REASONS,
+    MODALITIES,
+    OUTCOMES,
+    PAIN_CONTEXTS,
+    SETTINGS,
+    SEVERITIES,
+)
 from service.schemas.fields import (
     Rfc3339DateTime,
     StrictBoolean,
@@ -22,13 +31,6 @@ from service.schemas.fields import (
 
 MAX_EVENTS_PER_POST = 500
 
-MODALITIES = ("mechanical_table", "decompression_mat", "inversion", "stretching_exercises")
-CONDITIONS = ("low_back_pain", "sciatica", "disc_herniation", "spinal_stenosis", "other")
-SETTINGS = ("in_office", "at_home", "hybrid")
-MISSED_REASONS = ("pain", "schedule", "equipment", "illness", "other")
-PAIN_CONTEXTS = ("before_session", "after_session", "follow_up")
-SEVERITIES = ("mild", "moderate", "severe")
-OUTCOMES = ("goals_met", "improved", "no_change", "worsened", "referred", "dropped_out")
 
 PATIENT_REF = Regexp(r"^[A-Za-z0-9._-]{1,64}$", error="Must match {regex}.")
 RECORDED_BY = Regexp(r"^[A-Za-z0-9._@-]{1,64}$", error="Must match {regex}.")

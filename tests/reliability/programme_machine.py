@@ -33,15 +33,15 @@ from marshmallow import ValidationError
 
 from domain import errors
 from domain.application import EventEnvelope, Programmes
-from service.schemas.events import (
+from domain.vocabulary import (
     CONDITIONS,
     MISSED_REASONS,
     MODALITIES,
     OUTCOMES,
     SETTINGS,
     SEVERITIES,
-    EventPostSchema,
 )
+from service.schemas.events import EventPostSchema
 from service.storage.settings import eventsourcing_env, parse_database_url
 from tests.builders import START
 
