@@ -10,7 +10,7 @@ also the notification ids that the library's readers and projections follow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from domain.application import RecordedEntry
+from domain.application import HistoryRow, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
@@ -81,6 +81,12 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         self.select_current_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(**ids)
+        self.select_history = SQL(
+            "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at "
+            "FROM {schema}.{events} e LEFT JOIN {schema}.{ledger} l "
+            "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
+            "WHERE e.originator_id = %s ORDER BY e.originator_version"
         ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
@@ -161,6 +167,17 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
+
+    def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_history, [programme_id])
+            return [
+                HistoryRow(row["originator_version"], row["topic"], row["state"],
+                           row["position"],
+                           None if row["recorded_at"] is None
+                           else row["recorded_at"].astimezone(UTC).isoformat())
+                for row in curs.fetchall()
+            ]
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

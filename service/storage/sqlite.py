@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from domain.application import RecordedEntry
+from domain.application import HistoryRow, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
@@ -35,6 +35,13 @@ def _to_datetime(value: str) -> datetime:
 def _iso(value: datetime) -> str:
     # Fixed width, so that text order is time order.
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _iso_text(stored: str | None) -> str | None:
+    """A stored record time as datetime.isoformat() writes it (no zero microseconds)."""
+    if stored is not None and stored[19:26] == ".000000":
+        return stored[:19] + stored[26:]
+    return stored
 
 
 class SerializedWrites:
@@ -121,6 +128,18 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
+
+    def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at "
+                f"FROM {self.events_table_name} e LEFT JOIN {LEDGER_TABLE} l "
+                "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
+                "WHERE e.originator_id = ? ORDER BY e.originator_version",
+                [programme_id.hex],
+            )
+            return [HistoryRow(row[0], row[1], row[2], row[3], _iso_text(row[4]))
+                    for row in c.fetchall()]
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
         with self.datastore.transaction(commit=False) as c:

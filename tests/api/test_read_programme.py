@@ -91,3 +91,38 @@ def test_malformed_programme_id_and_clinic_are_404(client, tokens):
     assert read(client, tokens, "not-a-uuid").status_code == 404
     assert client.get(f"/v1/clinics/Bad_Clinic/programmes/{uuid.uuid4()}",
                       headers=tokens.writer_a).status_code == 404
+
+
+def test_history_read_from_stored_json_equals_the_decoded_events(app, client, tokens):
+    """history() skips the library's event decoding: it must say exactly what
+    the decoded events and their ledger entries say, for every event type."""
+    pid = uuid.uuid4()
+    first_session = b.session(1)
+    first_report = b.pain(6, 2)
+    post(client, tokens, pid, {"events": [
+        b.started(), first_session, first_report, b.missed(3), b.adjusted(4, sessions_per_week=2),
+        b.adverse("mild", 5), b.paused(6), b.resumed(8), b.corrected(first_session, 9),
+        b.corrected(first_report, 9.5, pain_nrs=5), b.session(10), b.discharged(30)]})
+    programmes = app.extensions["traction.programmes"]
+    entries = {e.version: e for e in programmes.ledger.entries_of_programme(pid)}
+    corrections = {}
+    expected = []
+    for event in programmes.events.get(pid):
+        entry = entries[event.originator_version]
+        if type(event).__name__ == "EntryCorrected":
+            corrections[str(event.data["corrects"])] = str(event.event_id)
+        expected.append({
+            "event_id": str(event.event_id), "type": type(event).__name__,
+            "version": event.originator_version, "position": entry.position,
+            "occurred_at": event.occurred_at.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat(),
+            "recorded_by": event.recorded_by, "data": event.data,
+        })
+    for item in expected:
+        item["corrected_by"] = corrections.get(item["event_id"])
+    assert len(expected) == 12
+    assert programmes.history("clinic-a", pid) == expected
+    assert client.get(f"/v1/clinics/clinic-a/programmes/{pid}/events",
+                      headers=tokens.viewer_a).json["events"] == expected
+    with pytest.raises(Exception, match="no such programme"):
+        programmes.history("clinic-b", pid)
