@@ -27,7 +27,7 @@ def directory() -> Directory:
 
 
 @blp.route("/clinics", methods=["POST"])
-@blp.arguments(ClinicCreateSchema)
+@blp.arguments(ClinicCreateSchema())
 @blp.response(201, ClinicSchema)
 @problems(blp, 400, 401, 403, 408, 409, 413, 415)
 @allow("admin")
@@ -47,7 +47,7 @@ def list_clinics() -> Any:
 
 
 @blp.route("/tokens", methods=["POST"])
-@blp.arguments(TokenCreateSchema)
+@blp.arguments(TokenCreateSchema())
 @blp.response(201, IssuedTokenSchema)
 @problems(blp, 400, 401, 403, 408, 413, 415)
 @allow("admin")

@@ -19,7 +19,7 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 
 
 @blp.route("/access-log", methods=["GET"])
-@blp.arguments(AccessLogQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(AccessLogQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, AccessLogSchema)
 @problems(blp, 401, 403)
 @allow("auditor")
@@ -33,7 +33,7 @@ def access_log(after: int, limit: int) -> Any:
 
 
 @blp.route("/events", methods=["GET"])
-@blp.arguments(GlobalLogQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(GlobalLogQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, GlobalLogSchema)
 @problems(blp, 401, 403)
 @allow("auditor", patient_data=True)

@@ -45,6 +45,8 @@ def reader() -> Reader:
 
 
 def _position(min_position: int | None) -> None:
+    if min_position is None:
+        return  # the read itself says which position it reflects
     try:
         reader().wait_for(min_position)
     except ProjectionBehind as behind:
@@ -63,7 +65,7 @@ def _answer(position: int, body: str) -> Response:
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
-@blp.arguments(ProgrammeListQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(ProgrammeListQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, ProgrammeSummaryPageSchema, headers=POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
@@ -81,7 +83,7 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
            methods=["GET"])
-@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, ProgrammeSummaryDetailSchema, headers=POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
@@ -98,7 +100,7 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
-@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, ClinicDashboardSchema, headers=POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("viewer", "auditor")
@@ -109,7 +111,7 @@ def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
 
 
 @blp.route("/dashboard", methods=["GET"])
-@blp.arguments(ProjectionQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, NetworkDashboardSchema, headers=POSITION_HEADER)
 @problems(blp, 401, 403, 422, 503)
 @allow("viewer", "auditor", "admin", all_clinics=True)

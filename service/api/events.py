@@ -16,7 +16,7 @@ blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post pr
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["POST"])
-@blp.arguments(EventPostSchema, description=(
+@blp.arguments(EventPostSchema(), description=(
     "One event envelope, or a batch `{\"events\": [...], \"expected_version\": n}` "
     "of 1-500 envelopes recorded atomically."
 ))

@@ -18,7 +18,7 @@ blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>", methods=["GET"])
-@blp.arguments(ProgrammeQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(ProgrammeQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, ProgrammeStateSchema)
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
