@@ -34,9 +34,10 @@ from typing import Any
 from tqdm import tqdm
 
 from domain.application import Programmes
+from projections.decoding import decode, decode_rows
 from projections.engine import EventFailed
 from projections.locks import LockHeld, ProjectionLock
-from projections.runner import VersionSession, decode
+from projections.runner import VersionSession
 from projections.store import DEFAULT_PROJECTION, check_name, open_read_models
 from service.storage.settings import Store, eventsourcing_env
 
@@ -144,21 +145,21 @@ def _build_and_swap(app: Programmes, read_models: Any, name: str, live: int, new
     try:
         with tqdm(total=head, unit="ev", unit_scale=True, smoothing=0.05, file=sys.stderr,
                   desc=f"rebuild {name} v{new_version}", disable=not progress) as bar:
-            for notifications in _read_ahead(recorder, position, batch_size):
-                if notifications:
+            for rows in _read_ahead(recorder, position, batch_size):
+                if rows:
                     if bulk:
-                        engine.absorb(decode(app.mapper, notifications))
+                        engine.absorb(decode_rows(app.mapper, rows))
                         evicted = engine.take_evicted()
                         if evicted is not None:
                             read_models.write(name, new_version, evicted, expect="building")
                     else:
-                        session.apply(notifications)
-                    position = notifications[-1].id
-                    events += len(notifications)
-                    bar.update(len(notifications))
-                    if events % (20 * batch_size) < len(notifications):
+                        session.apply((), decode_rows(app.mapper, rows))
+                    position = rows[-1][0]
+                    events += len(rows)
+                    bar.update(len(rows))
+                    if events % (20 * batch_size) < len(rows):
                         gc.collect(1)
-                if len(notifications) < batch_size:
+                if len(rows) < batch_size:
                     head = recorder.max_notification_id() or 0
                     if head > (bar.total or 0):
                         bar.total = head
@@ -196,17 +197,18 @@ def _build_and_swap(app: Programmes, read_models: Any, name: str, live: int, new
 
 
 def _read_ahead(recorder: Any, position: int, limit: int) -> Iterator[Sequence[Any]]:
-    """Pages of the log after `position`; each next page is read (by the database,
-    which lets go of the interpreter meanwhile) while the caller applies this one."""
+    """Pages of the log after `position` as plain rows (the recorder's `log_rows`:
+    no library objects to build and free for a million events); each next page
+    is read (by the database, which lets go of the interpreter meanwhile) while
+    the caller applies this one."""
     with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as pool:
         def read(after: int) -> Future[Sequence[Any]]:
-            return pool.submit(recorder.select_notifications, start=after, limit=limit,
-                               inclusive_of_start=False)
+            return pool.submit(recorder.log_rows, after, limit)
 
         pending = read(position)
         while True:
             page = pending.result()
             if page:
-                position = page[-1].id
+                position = page[-1][0]
             pending = read(position)
             yield page

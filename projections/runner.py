@@ -1,7 +1,7 @@
 """`traction projections run`: catch up, then follow new events.
 
 The runner reads the notification log after its version's tracking
-position, decodes each batch with the application's mapper, applies it in
+position, decodes each batch (decoding.py), applies it in
 memory (engine.py) and writes rows and position in one transaction
 (store.py). It follows new events on PostgreSQL through the recorder's
 `subscribe()` (LISTEN/NOTIFY: a save wakes it at once) and on SQLite, where
@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.application import Programmes
+from projections.decoding import decode
 from projections.engine import Changes, MetricsEngine, Recorded
 from projections.locks import LockHeld, LockLost, ProjectionLock
 from projections.store import (
@@ -49,25 +50,6 @@ BATCH_SIZE = 500
 POLL_INTERVAL = 0.02
 #: How often the runner looks for operators' retry/skip requests.
 REQUEST_INTERVAL = 0.5
-
-
-def decode(mapper: Any, notifications: Sequence[Any]) -> list[Recorded]:
-    """Decode notifications into events; one that cannot be decoded is kept, to be parked."""
-    decoded = []
-    to_domain_event = mapper.to_domain_event
-    for notification in notifications:
-        programme = notification.originator_id.int
-        first = notification.originator_version == 1
-        try:
-            event = to_domain_event(notification)
-        except Exception as error:
-            decoded.append(Recorded(notification.id, programme,
-                                    notification.topic.rsplit(".", 1)[-1], None,
-                                    f"{type(error).__name__}: {error}", first))
-            continue
-        decoded.append(Recorded(notification.id, programme, type(event).__name__, event,
-                                None, first))
-    return decoded
 
 
 class VersionSession:

@@ -90,7 +90,7 @@ def _started(event: Any, position: int) -> State:
     iso = event.occurred_at.isoformat()
     return {
         "format": STATE_FORMAT,
-        "programme_id": str(event.programme_id),
+        "programme_id": event.programme_id,
         "clinic_id": event.clinic_id,
         "patient_ref": data["patient_ref"],
         "condition": data["condition"],
@@ -128,7 +128,7 @@ def _week(delta: Delta, week: str) -> list[int]:
 
 def _session_completed(state: State, event: Any, position: int, delta: Delta) -> None:
     minutes = event.data["duration_minutes"]
-    state["sessions"][event.event_id.hex] = minutes
+    state["sessions"][event.event_id] = minutes
     state["minutes"] += minutes
     delta["sessions"] += 1
     delta["minutes"] += minutes
@@ -146,7 +146,7 @@ def _pain_reported(state: State, event: Any, position: int, delta: Delta) -> Non
     pain = data["pain_nrs"]
     report = [at, position, occurred.isoformat(), pain, data.get("odi_percent"),
               data.get("sleep_quality_nrs"), data.get("context")]
-    eid = event.event_id.hex
+    eid = event.event_id
     reports = state["reports"]
     latest = state["latest"]
     reports[eid] = report

@@ -88,6 +88,11 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
             "WHERE e.originator_id = %s ORDER BY e.originator_version"
         ).format(**ids)
+        self.select_log_rows = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -167,6 +172,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
+
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, UUID, int, str, bytes]]:
+        """(position, programme id, version, topic, state) after `after`, in order:
+        the notification log without the library's objects, for bulk reads."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_log_rows, [after, limit])
+            return [(row["notification_id"], row["originator_id"], row["originator_version"],
+                     row["topic"], row["state"]) for row in curs.fetchall()]
 
     def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

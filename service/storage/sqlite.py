@@ -129,6 +129,17 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
 
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """(position, programme id as hex, version, topic, state) after `after`, in
+        order: the notification log without the library's objects, for bulk reads."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                [after, limit],
+            )
+            return [tuple(row) for row in c.fetchall()]
+
     def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(

@@ -17,6 +17,7 @@ from typing import Any
 
 from domain.programme import Programme
 from projections import dashboards
+from projections.decoding import ProjectedEvent
 from projections.engine import Changes, MetricsEngine, Recorded
 from projections.store import canonical_json, to_json
 
@@ -35,6 +36,7 @@ class Log:
 
     def __init__(self) -> None:
         self.records: list[Recorded] = []
+        self.events: list[Any] = []  # the aggregate's event objects, as the records' source
         self.clinics: dict[int, str] = {}  # programme -> its clinic
 
     def programme(self, clinic_id: str = "clinic-a", *, start: float = 0, per_week: int = 7,
@@ -59,9 +61,10 @@ class Log:
 
     def append(self, events: Sequence[Any]) -> None:
         for event in events:
+            self.events.append(event)
             self.records.append(Recorded(
                 position=len(self.records) + 1, programme=event.originator_id.int,
-                type=type(event).__name__, event=event,
+                type=type(event).__name__, event=ProjectedEvent.from_domain_event(event),
                 first=event.originator_version == 1,
             ))
 
@@ -200,14 +203,14 @@ def project(records: Sequence[Recorded], batch_sizes: Sequence[int] = (),
     return read_models
 
 
-def save(application: Any, records: Sequence[Recorded], clinics: dict[int, str],
-         chunk: int = 250) -> int:
-    """Store recorded events through the application (batched saves, with their ledger
+def save(application: Any, log: Log, chunk: int = 250) -> int:
+    """Store the log's events through the application (batched saves, with their ledger
     entries), in log order; returns the last position."""
     from domain.application import LedgerEntry
 
-    for start in range(0, len(records), chunk):
-        events = [r.event for r in records[start:start + chunk]]
+    clinics = log.clinics
+    for start in range(0, len(log.events), chunk):
+        events = log.events[start:start + chunk]
         application.save(*events, ledger=[
             LedgerEntry(e.event_id, clinics[e.originator_id.int], type(e).__name__, None)
             for e in events

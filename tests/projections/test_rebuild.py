@@ -31,7 +31,7 @@ def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens
     store = app.extensions["traction.store"]
     programmes = app.extensions["traction.programmes"]
     log = busy_log(programmes=10, events=30, seed=5)
-    head = save(programmes, log.records, log.clinics)
+    head = save(programmes, log)
     ProjectionRunner(store).run(once=True)
     read_models = open_read_models(programmes)
     before = read_models.digest(NAME, 1)
@@ -89,7 +89,7 @@ def test_the_runner_follows_the_new_version_after_a_swap(app):
     programmes = app.extensions["traction.programmes"]
     read_models = open_read_models(programmes)
     log = busy_log(programmes=4, events=20, seed=9)
-    head = save(programmes, log.records, log.clinics)
+    head = save(programmes, log)
     runner = ProjectionRunner(store)
     thread = threading.Thread(target=runner.run)
     thread.start()
@@ -99,7 +99,7 @@ def test_the_runner_follows_the_new_version_after_a_swap(app):
         assert read_models.live_position(NAME) == (report.new_version, head)
         more = Log()
         more.programme("clinic-b").pain(1, 4)
-        position = save(programmes, more.records, more.clinics)
+        position = save(programmes, more)
         deadline = threading.Event()
         for _ in range(300):
             if read_models.live_position(NAME) == (report.new_version, position):
@@ -143,7 +143,7 @@ def poisoned(app):
     p.session(3)
     q.pain(2, 3)
     p.pain(4, 2)
-    head = save(programmes, log.records, log.clinics)
+    head = save(programmes, log)
     return p, q, poison, head
 
 

@@ -95,7 +95,7 @@ def store(store_url):
     """The store with a busy interleaved history of two clinics."""
     application = Programmes(env=eventsourcing_env(parse_database_url(store_url)))
     log = busy_log(programmes=16, events=50, seed=3)
-    head = save(application, log.records, log.clinics)
+    head = save(application, log)
     yield store_url, application, head, log
     application.close()
 
@@ -177,7 +177,7 @@ def test_a_save_reaches_the_read_models_within_moments(store):
             log = Log()
             log.programme("clinic-a").pain(1, 3)
             began = time.perf_counter()
-            position = save(application, log.records, log.clinics)
+            position = save(application, log)
             wait_until(lambda: read_models.live_position(NAME)[1] >= position,  # noqa: B023
                        timeout=10, every=0.002)
             latencies.append(time.perf_counter() - began)

@@ -1,0 +1,39 @@
+"""The projection's own decoding of the log equals the library's, event for event."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from projections.decoding import ProjectedEvent, decode
+from tests.projections.history import busy_log, save
+
+
+def test_lean_decoding_equals_the_library_mapper_for_every_event_type(app):
+    programmes = app.extensions["traction.programmes"]
+    log = busy_log()
+    head = save(programmes, log)
+    notifications = programmes.recorder.select_notifications(start=1, limit=head)
+    assert len(notifications) == head
+    decoded = decode(programmes.mapper, notifications)
+    expected = [programmes.mapper.to_domain_event(n) for n in notifications]
+    assert {type(e).__name__ for e in expected} >= {
+        "ProgrammeStarted", "SessionCompleted", "PainReported", "EntryCorrected"}
+    for record, event, notification in zip(decoded, expected, notifications, strict=True):
+        assert record.error is None
+        assert (record.position, record.programme, record.type, record.first) == (
+            notification.id, event.originator_id.int, type(event).__name__,
+            event.originator_version == 1)
+        assert record.event == ProjectedEvent.from_domain_event(event)
+
+
+def test_an_undecodable_event_is_kept_with_its_error_and_the_rest_decode(app):
+    programmes = app.extensions["traction.programmes"]
+    head = save(programmes, busy_log(programmes=2, events=5))
+    notifications = list(programmes.recorder.select_notifications(start=1, limit=head))
+    notifications[2] = dataclasses.replace(notifications[2], state=b'{"event_id": ')
+    notifications[3] = dataclasses.replace(notifications[3], state=b'{"occurred_at": 1}')
+    decoded = decode(programmes.mapper, notifications)
+    assert [r.event is None for r in decoded] == [i in (2, 3) for i in range(len(decoded))]
+    assert "JSONDecodeError" in decoded[2].error and "KeyError" in decoded[3].error
+    assert decoded[4].event == ProjectedEvent.from_domain_event(
+        programmes.mapper.to_domain_event(notifications[4]))
