@@ -282,7 +282,26 @@ class Programmes(Application[UUID]):
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
     ) -> Receipt:
-        programme = self._find(programme_id)
+        # The cached programme itself, not a copy: the command lock keeps every
+        # other thread of this process away from it, and if anything below
+        # fails it is dropped from the cache (it may hold events never saved).
+        # Copying it for every command cost a fifth of a single-event post.
+        programme = self._find(programme_id, copy=False)
+        try:
+            return self._run_and_save(programme, clinic_id, programme_id, envelopes,
+                                      expected_version)
+        except BaseException:
+            self._drop_cached(programme_id)
+            raise
+
+    def _run_and_save(
+        self,
+        programme: Programme | None,
+        clinic_id: str,
+        programme_id: UUID,
+        envelopes: Sequence[EventEnvelope],
+        expected_version: int | None,
+    ) -> Receipt:
         if programme is not None and programme.clinic_id != clinic_id:
             if envelopes[0].type == "ProgrammeStarted":
                 raise errors.ProgrammeIdTaken("this programme_id is already in use")
@@ -334,6 +353,13 @@ class Programmes(Application[UUID]):
             replayed=False,
         )
 
+    def _drop_cached(self, programme_id: UUID) -> None:
+        if self.repository.cache is not None:
+            try:
+                self.repository.cache.get(programme_id, evict=True)
+            except KeyError:
+                pass
+
     @staticmethod
     def _apply(
         programme: Programme | None,
@@ -363,10 +389,12 @@ class Programmes(Application[UUID]):
 
     # ---- queries --------------------------------------------------------
 
-    def _find(self, programme_id: UUID, version: int | None = None) -> Programme | None:
+    def _find(self, programme_id: UUID, version: int | None = None, *,
+              copy: bool = True) -> Programme | None:
+        """The programme (None if it has no events); `copy=False` only under its command lock."""
         try:
             return self.repository.get(programme_id, version=version,
-                                       projector_func=_replay)
+                                       projector_func=_replay, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             return None
 

@@ -105,6 +105,25 @@ def test_same_event_id_on_another_programme_is_a_conflict(client, tokens):
     assert version_of(client, tokens, second) == 0
 
 
+def test_a_save_the_store_refuses_leaves_the_programme_as_it_was(client, tokens):
+    """The store refuses the save (an event_id already used by another programme)
+    after the command ran on the cached programme: that programme must not keep
+    the refused event, in this worker or after."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    taken = b.session(1)
+    post(client, tokens, first, {"events": [b.started(), taken]})
+    post(client, tokens, second, b.started())
+    assert version_of(client, tokens, second) == 1  # cached now
+    reused = {**b.session(2), "event_id": taken["event_id"]}
+    assert post(client, tokens, second, reused).status_code == 409
+    assert version_of(client, tokens, second) == 1
+    state = client.get(f"/v1/clinics/clinic-a/programmes/{second}", headers=tokens.writer_a)
+    assert state.json["sessions_completed"] == 0
+    ok = post(client, tokens, second, b.session(3))
+    assert ok.status_code == 201
+    assert [r["version"] for r in ok.json["recorded"]] == [2]
+
+
 def test_expected_version_mismatch_is_a_conflict_and_records_nothing(client, tokens):
     pid = uuid.uuid4()
     post(client, tokens, pid, b.started())
