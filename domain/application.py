@@ -25,7 +25,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from domain import errors
+from domain import errors, stored
 from domain.programme import Programme
 
 #: How many times a command is re-run after losing a race with another writer
@@ -438,14 +438,17 @@ class Programmes(Application[UUID]):
         (a Python hook per JSON object, a UUID and a datetime parsed per
         field) was most of the cost of a long history."""
         rows = self.ledger.history_rows(programme_id)
-        states = self._stored_states(rows)
+        states = stored.parse_states(self.mapper, [row.state for row in rows])
+        for state in states:
+            if isinstance(state, Exception):
+                raise state  # a stored event the service cannot read: an error, loudly
         # The first event says whose programme it is: no need to replay it all.
         if not states or states[0].get("clinic_id") != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         items: list[dict[str, Any]] = []
         corrected_by: dict[str, str] = {}
         for row, state in zip(rows, states, strict=True):
-            event_id = _uuid_text(state["event_id"])
+            event_id = stored.uuid_text(state["event_id"])
             type_name = row.topic.rsplit(".", 1)[-1]
             if type_name == "EntryCorrected":
                 corrected_by[str(state["data"]["corrects"])] = event_id
@@ -455,7 +458,7 @@ class Programmes(Application[UUID]):
                     "type": type_name,
                     "version": row.version,
                     "position": row.position,
-                    "occurred_at": _datetime_text(state["occurred_at"]),
+                    "occurred_at": stored.datetime_text(state["occurred_at"]),
                     "recorded_at": row.recorded_at,
                     "recorded_by": state["recorded_by"],
                     "data": state["data"],
@@ -466,25 +469,6 @@ class Programmes(Application[UUID]):
             item["corrected_by"] = corrected_by.get(item["event_id"])
         return items
 
-    def _stored_states(self, rows: Sequence[HistoryRow]) -> list[dict[str, Any]]:
-        """The stored events' attributes as plain JSON (typed values left encoded)."""
-        cipher, compressor = self.mapper.cipher, self.mapper.compressor
-        if cipher is None and compressor is None:
-            # One JSON array, one parse: most of the cost per event was the call.
-            blobs = (r.state.encode() if isinstance(r.state, str) else bytes(r.state)
-                     for r in rows)
-            decoded: list[dict[str, Any]] = json.loads(b"[" + b",".join(blobs) + b"]")
-            return decoded
-        states = []
-        for row in rows:
-            state = row.state.encode() if isinstance(row.state, str) else bytes(row.state)
-            if cipher:
-                state = cipher.decrypt(state)
-            if compressor:
-                state = compressor.decompress(state)
-            states.append(json.loads(state))
-        return states
-
 
 def _replay(programme: Programme | None, events: Iterable[Any]) -> Programme | None:
     """The library's project_aggregate without its per-event `isinstance` check
@@ -492,18 +476,3 @@ def _replay(programme: Programme | None, events: Iterable[Any]) -> Programme | N
     for event in events:
         programme = event.mutate(programme)
     return programme
-
-
-def _uuid_text(value: Any) -> str:
-    """A UUID as the library's JSON holds it ({"_type_": "uuid_hex", ...}), in 8-4-4-4-12 form."""
-    if isinstance(value, dict) and value.get("_type_") == "uuid_hex":
-        h = value["_data_"]  # UUID.hex: 32 lowercase hex digits
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return str(value)
-
-
-def _datetime_text(value: Any) -> str:
-    """A datetime as the library's JSON holds it: its isoformat() already."""
-    if isinstance(value, dict) and value.get("_type_") == "datetime_iso":
-        return str(value["_data_"])
-    return str(value)

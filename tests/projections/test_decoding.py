@@ -37,3 +37,31 @@ def test_an_undecodable_event_is_kept_with_its_error_and_the_rest_decode(app):
     assert "JSONDecodeError" in decoded[2].error and "KeyError" in decoded[3].error
     assert decoded[4].event == ProjectedEvent.from_domain_event(
         programmes.mapper.to_domain_event(notifications[4]))
+
+
+def test_compressed_stores_are_read_through_the_compressor(tmp_path):
+    """With the library's compressor configured the stored states are not JSON:
+    the history and the projection's decoding undo it first, as the mapper does."""
+    from domain.application import Programmes
+    from service.storage.schema import create_tables
+    from service.storage.settings import eventsourcing_env, parse_database_url
+
+    store = parse_database_url(f"sqlite:///{tmp_path}/compressed.sqlite")
+    create_tables(store)
+    programmes = Programmes(env={**eventsourcing_env(store),
+                                 "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"})
+    try:
+        log = busy_log(programmes=3, events=12)
+        head = save(programmes, log)
+        notifications = programmes.recorder.select_notifications(start=1, limit=head)
+        assert not notifications[0].state.startswith(b"{")  # compressed, really
+        decoded = decode(programmes.mapper, notifications)
+        assert [r.event for r in decoded] == [
+            ProjectedEvent.from_domain_event(programmes.mapper.to_domain_event(n))
+            for n in notifications]
+        first = log.events[0]
+        history = programmes.history(first.clinic_id, first.originator_id)
+        assert [item["event_id"] for item in history] == [
+            str(e.event_id) for e in programmes.events.get(first.originator_id)]
+    finally:
+        programmes.close()

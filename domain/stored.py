@@ -1,0 +1,73 @@
+"""Reading stored events' JSON without the library's mapper, for bulk reads.
+
+The library's JSONTranscoder stores an event's attributes as one JSON object,
+with a UUID as `{"_type_": "uuid_hex", "_data_": <UUID.hex>}` and a datetime
+as `{"_type_": "datetime_iso", "_data_": <isoformat()>}`. Reads that need
+only a few attributes of many events (a programme's history, the
+projection) parse a whole page of stored states as one JSON array with the C
+decoder and take those attributes out. The mapper instead calls a Python
+hook on every JSON object, parses every UUID and datetime and builds an
+event object per event: most of the cost of such reads (BENCHMARKS.md).
+The stored format stays the library's; a configured cipher or compressor is
+undone first, as the mapper would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+def parse_states(mapper: Any, states: Sequence[Any]) -> list[Any]:
+    """Each stored state as plain JSON (typed values still encoded), or, for a
+    state that cannot be read, the exception that says why."""
+    blobs: list[Any] = [_unwrap(mapper, state) for state in states]
+    if not any(isinstance(blob, Exception) for blob in blobs):
+        try:
+            # One array, one parse: per event, the call cost more than the parsing.
+            parsed: list[Any] = json.loads(b"[" + b",".join(blobs) + b"]")
+            return parsed
+        except ValueError:
+            pass  # find the broken one(s)
+    return [blob if isinstance(blob, Exception) else _parse_or_error(blob) for blob in blobs]
+
+
+def typed(value: Any, type_name: str) -> str:
+    """The `_data_` of a typed value the transcoder wrote, checking its type."""
+    if type(value) is not dict or value.get("_type_") != type_name:
+        raise ValueError(f"expected a stored {type_name}, found {value!r:.80}")
+    data: str = value["_data_"]
+    return data
+
+
+def uuid_text(value: Any) -> str:
+    """A stored UUID in its 8-4-4-4-12 form (what str(UUID) gives)."""
+    h = typed(value, "uuid_hex")
+    if len(h) != 32:
+        raise ValueError(f"not a UUID's 32 hex digits: {h!r:.80}")
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def datetime_text(value: Any) -> str:
+    """A stored datetime as its isoformat(), which is how the transcoder keeps it."""
+    return typed(value, "datetime_iso")
+
+
+def _unwrap(mapper: Any, state: Any) -> bytes | Exception:
+    data = state.encode() if isinstance(state, str) else bytes(state)
+    try:
+        if mapper.cipher:
+            data = mapper.cipher.decrypt(data)
+        if mapper.compressor:
+            data = mapper.compressor.decompress(data)
+    except Exception as error:
+        return error
+    return data
+
+
+def _parse_or_error(blob: bytes) -> Any:
+    try:
+        return json.loads(blob)
+    except ValueError as error:
+        return error
