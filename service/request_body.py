@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from flask import g, request
+from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
@@ -149,9 +150,33 @@ def json_body() -> Any:
     return g.json_body
 
 
+_UNLOADED = object()
+
+
 class StrictJSONParser(FlaskParser):
     """flask-smorest's parser, reading bodies with `json_body()` and failing
     with our problem documents."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._query_defaults: dict[int, Any] = {}
+
+    def parse(self, argmap: Any, req: Any = None, **kwargs: Any) -> Any:
+        # Most reads (dashboards polling, summaries) send no query string: they
+        # get what the schema loads from nothing, loaded once, instead of a
+        # marshmallow load per request (a fifth of a dashboard read's CPU).
+        if (kwargs.get("location") == "query" and not kwargs.get("validate")
+                and isinstance(argmap, Schema) and not request.query_string):
+            defaults = self._query_defaults.get(id(argmap), _UNLOADED)
+            if defaults is _UNLOADED:
+                try:
+                    defaults = argmap.load({})
+                except ValidationError:
+                    defaults = None  # something is required: load every request
+                self._query_defaults[id(argmap)] = defaults
+            if defaults is not None:
+                return dict(defaults)
+        return super().parse(argmap, req, **kwargs)
 
     def _raw_load_json(self, req: Any) -> Any:
         return json_body()

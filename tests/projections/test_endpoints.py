@@ -209,3 +209,18 @@ def test_readyz(world, client):
     assert lagging["lag_events"] == 1
     assert lagging["lag_seconds"] >= 0
     assert b"pt-a" not in client.get("/readyz").data
+
+
+def test_reads_without_a_query_get_the_schemas_defaults_and_queries_are_still_checked(world):
+    """A read with no query string skips the marshmallow load (the defaults are
+    loaded once); one with a query string is loaded and checked as ever."""
+    t = world.tokens
+    listing = f"/v1/clinics/{A}/programmes"
+    for _ in range(3):
+        assert len(world.get(listing, t.viewer_a).json["programmes"]) == 3
+    assert len(world.get(listing, t.viewer_a, limit=1).json["programmes"]) == 1
+    assert world.get(listing, t.viewer_a, limit=0).status_code == 422
+    assert world.get(listing, t.viewer_a, status="asleep").status_code == 422
+    assert world.get(f"/v1/clinics/{A}/dashboard", t.viewer_a, min_position="x"
+                     ).status_code == 422
+    assert len(world.get(listing, t.viewer_a).json["programmes"]) == 3
