@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -84,9 +84,9 @@ class RecordedEntry:
     saved_version: int  # the programme's version after the save that recorded it
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """A stored event of one programme as the store holds it, with its ledger entry."""
+class HistoryRow(NamedTuple):
+    """A stored event of one programme as the store holds it, with its ledger entry.
+    (A tuple: a history builds hundreds of them per request.)"""
 
     version: int
     topic: str

@@ -22,15 +22,19 @@ from typing import Any
 def parse_states(mapper: Any, states: Sequence[Any]) -> list[Any]:
     """Each stored state as plain JSON (typed values still encoded), or, for a
     state that cannot be read, the exception that says why."""
-    blobs: list[Any] = [_unwrap(mapper, state) for state in states]
-    if not any(isinstance(blob, Exception) for blob in blobs):
-        try:
-            # One array, one parse: per event, the call cost more than the parsing.
-            parsed: list[Any] = json.loads(b"[" + b",".join(blobs) + b"]")
-            return parsed
-        except ValueError:
-            pass  # find the broken one(s)
-    return [blob if isinstance(blob, Exception) else _parse_or_error(blob) for blob in blobs]
+    if mapper.cipher is None and mapper.compressor is None:
+        blobs: list[Any] = [state if type(state) is bytes else _bytes(state) for state in states]
+    else:
+        blobs = [_unwrap(mapper, state) for state in states]
+        if any(isinstance(blob, Exception) for blob in blobs):
+            return [blob if isinstance(blob, Exception) else _parse_or_error(blob)
+                    for blob in blobs]
+    try:
+        # One array, one parse: per event, the call cost more than the parsing.
+        parsed: list[Any] = json.loads(b"[" + b",".join(blobs) + b"]")
+        return parsed
+    except ValueError:
+        return [_parse_or_error(blob) for blob in blobs]  # find the broken one(s)
 
 
 def typed(value: Any, type_name: str) -> str:
@@ -49,13 +53,17 @@ def uuid_text(value: Any) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _bytes(state: Any) -> bytes:
+    return state.encode() if isinstance(state, str) else bytes(state)
+
+
 def datetime_text(value: Any) -> str:
     """A stored datetime as its isoformat(), which is how the transcoder keeps it."""
     return typed(value, "datetime_iso")
 
 
 def _unwrap(mapper: Any, state: Any) -> bytes | Exception:
-    data = state.encode() if isinstance(state, str) else bytes(state)
+    data = _bytes(state)
     try:
         if mapper.cipher:
             data = mapper.cipher.decrypt(data)
