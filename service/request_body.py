@@ -43,24 +43,21 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: A complete JSON string (escapes included), and the brackets outside strings.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
 def _too_deep(text: str) -> bool:
+    # Strings removed and brackets found by the regex engine: a Python loop
+    # over every character cost a tenth of a 100-event batch post.
     depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
             depth += 1
             if depth > MAX_NESTING:
                 return True
-        elif ch in "]}":
+        else:
             depth -= 1
     return False
 

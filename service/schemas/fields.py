@@ -61,6 +61,10 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+#: A C0 control character other than tab and newline.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
 class StrictString(fields.String):
     """A JSON string without control characters (tab and newline allowed)."""
 
@@ -80,7 +84,7 @@ class StrictString(fields.String):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
             raise ValidationError("Not a valid string.")
-        if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        if CONTROL_CHARACTER.search(value):
             raise ValidationError("Control characters are not allowed.")
         return value
 

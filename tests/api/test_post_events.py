@@ -321,3 +321,22 @@ def test_a_full_batch_of_500_is_recorded_atomically(client, tokens):
     assert response.json["version"] == 500
     body = json.dumps({"events": events})
     assert len(body) < 2_000_000  # the default body limit leaves room for a full batch
+
+
+def test_brackets_inside_strings_are_not_nesting_and_control_characters_are_refused(
+        client, tokens):
+    pid = uuid.uuid4()
+    assert post(client, tokens, pid, b.started()).status_code == 201
+    brackety = b.adverse("mild", 1)
+    brackety["data"]["description"] = '[[[[ "quoted \\" {{{{ ' * 20  # 80 of each, in a string
+    assert post(client, tokens, pid, brackety).status_code == 201
+    for text in ("bell \u0007", "nul \u0000", "unit separator \u001f"):
+        controlled = b.adverse("mild", 2)
+        controlled["data"]["description"] = text
+        response = post(client, tokens, pid, controlled)
+        assert response.status_code == 422
+        assert response.json["errors"] == [{"pointer": "/data/description",
+                                            "detail": "Control characters are not allowed."}]
+    fine = b.adverse("mild", 3)
+    fine["data"]["description"] = "tab\there,\nnewline there"
+    assert post(client, tokens, pid, fine).status_code == 201
