@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from service.schemas.responses import ReceiptSchema
 from tests import builders as b
 
 pytestmark = pytest.mark.usefixtures("tokens")
@@ -35,6 +36,9 @@ def test_start_then_batch_returns_versions_and_gap_free_positions(client, tokens
     assert first.json["clinic_id"] == "clinic-a"
     assert first.json["programme_id"] == str(pid)
     assert [r["position"] for r in first.json["recorded"]] == [1]
+
+    assert ReceiptSchema().load(first.json) and ReceiptSchema().dump(
+        ReceiptSchema().load(first.json)) == first.json  # sent as the schema documents it
 
     batch = [b.session(1), b.pain(5, 2), b.missed(3), b.session(4)]
     second = post(client, tokens, pid, {"events": batch, "expected_version": 1})
