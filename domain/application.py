@@ -446,27 +446,31 @@ class Programmes(Application[UUID]):
         if not states or states[0].get("clinic_id") != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         items: list[dict[str, Any]] = []
-        corrected_by: dict[str, str] = {}
+        by_event_id: dict[str, dict[str, Any]] = {}
+        type_names: dict[str, str] = {}  # topic -> event type (a handful of topics)
         for row, state in zip(rows, states, strict=True):
             event_id = stored.uuid_text(state["event_id"])
-            type_name = row.topic.rsplit(".", 1)[-1]
+            type_name = type_names.get(row.topic)
+            if type_name is None:
+                type_name = type_names[row.topic] = row.topic.rsplit(".", 1)[-1]
+            item = {
+                "event_id": event_id,
+                "type": type_name,
+                "version": row.version,
+                "position": row.position,
+                "occurred_at": stored.datetime_text(state["occurred_at"]),
+                "recorded_at": row.recorded_at,
+                "recorded_by": state["recorded_by"],
+                "data": state["data"],
+                "corrected_by": None,
+            }
             if type_name == "EntryCorrected":
-                corrected_by[str(state["data"]["corrects"])] = event_id
-            items.append(
-                {
-                    "event_id": event_id,
-                    "type": type_name,
-                    "version": row.version,
-                    "position": row.position,
-                    "occurred_at": stored.datetime_text(state["occurred_at"]),
-                    "recorded_at": row.recorded_at,
-                    "recorded_by": state["recorded_by"],
-                    "data": state["data"],
-                }
-            )
-        for item in items:
-            # The correction now in force, if the event was corrected.
-            item["corrected_by"] = corrected_by.get(item["event_id"])
+                # Corrections follow what they correct: the last one is in force.
+                corrected = by_event_id.get(str(state["data"]["corrects"]))
+                if corrected is not None:
+                    corrected["corrected_by"] = event_id
+            items.append(item)
+            by_event_id[event_id] = item
         return items
 
 
