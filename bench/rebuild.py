@@ -12,7 +12,9 @@
    rate (so about 1,000 are active at once whatever N is), ~100 events each,
    sessions, missed sessions, pain reports (some posted days late by home
    devices), plan changes, pauses, adverse events, corrections, discharges,
-   interleaved in record order.
+   interleaved in record order. (Not bench/dataset.py's store: that one
+   writes each programme's history in one run, which would flatter the
+   rebuild's bounded cache of programme states.)
 2. Baseline (in a fresh process): read the notification log in pages and
    decode every event with the application's mapper, nothing else (P3's
    baseline). Then a stricter one: the log read and decoded the way the
