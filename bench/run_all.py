@@ -38,7 +38,7 @@ from bench.common import (
 from bench.load import require_wrk
 from bench.scenario import Timing
 
-ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7")
+ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7", "cpu")  # cpu: bench/profile_cpu.py
 
 
 def loadavg() -> str:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             stores.remove("postgres")
             run["notes"].append("PostgreSQL on 127.0.0.1:5432 was not reachable: skipped")
 
-    from bench import dataset, growth, ingest, lag, reads
+    from bench import dataset, growth, ingest, lag, profile_cpu, reads
 
     def step(name: str, kind: str, action: Callable[[], Any]) -> Any:
         if time.monotonic() > deadline:
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
             step("p4", kind, lambda k=kind, m=big: reads.run_p4(k, timing, m))
         if "p7" in only and big and small:
             step("p7", kind, lambda k=kind, b=big, s=small: growth.run_p7(k, timing, b, s))
+        if "cpu" in only:  # where each request's CPU goes: what explains the failing bars
+            step("cpu-profile", kind, lambda k=kind: profile_cpu.main(
+                ["--store", k, "--requests", "100" if args.quick else "400"]))
 
     run["finished_at"] = now_iso()
     run["seconds"] = round(time.monotonic() - began)
