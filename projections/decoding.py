@@ -56,22 +56,21 @@ class ProjectedEvent:
 
 
 #: A stored event as the recorders' `log_rows` return it:
-#: (position, programme id (a UUID, or its hex digits), version, topic, state).
-LogRow = tuple[int, Any, int, str, bytes]
+#: (position, programme id as an int, version, topic, state).
+LogRow = tuple[int, int, int, str, bytes]
 
 
 def decode(mapper: Any, notifications: Sequence[Any]) -> list[Recorded]:
     """Decode the library's notifications; one that cannot be decoded is kept, to be parked."""
-    return decode_rows(mapper, [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                                for n in notifications])
+    return decode_rows(mapper, [(n.id, n.originator_id.int, n.originator_version, n.topic,
+                                 n.state) for n in notifications])
 
 
 def decode_rows(mapper: Any, rows: Sequence[LogRow]) -> list[Recorded]:
     """Decode a page of the log; one event that cannot be decoded is kept, to be parked."""
     states = stored.parse_states(mapper, [row[4] for row in rows])
     decoded = []
-    for (position, programme_id, version, topic, _), state in zip(rows, states, strict=True):
-        programme = _programme_key(programme_id)
+    for (position, programme, version, topic, _), state in zip(rows, states, strict=True):
         type_name = topic.rsplit(".", 1)[-1]
         try:
             if isinstance(state, Exception):
@@ -84,9 +83,3 @@ def decode_rows(mapper: Any, rows: Sequence[LogRow]) -> list[Recorded]:
         decoded.append(Recorded(position, programme, type_name, event, None, version == 1))
     return decoded
 
-
-def _programme_key(programme_id: Any) -> int:
-    if type(programme_id) is str:
-        return int(programme_id.replace("-", ""), 16)
-    key: int = programme_id.int
-    return key

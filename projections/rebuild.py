@@ -34,7 +34,7 @@ from typing import Any
 from tqdm import tqdm
 
 from domain.application import Programmes
-from projections.decoding import decode, decode_rows
+from projections.decoding import decode_rows
 from projections.engine import EventFailed
 from projections.locks import LockHeld, ProjectionLock
 from projections.runner import VersionSession
@@ -175,20 +175,16 @@ def _build_and_swap(app: Programmes, read_models: Any, name: str, live: int, new
                 # The runner cannot commit now: catch up at least to its position,
                 # in one batch (states are loaded before anything is written).
                 live_position = read_models.position(name, live)
-                notifications = recorder.select_notifications(
-                    start=position,
-                    limit=max(live_position - position, 0) + batch_size,
-                    inclusive_of_start=False,
-                )
-                if notifications:
-                    changes = engine.process(decode(app.mapper, notifications))
+                rows = recorder.log_rows(position, max(live_position - position, 0) + batch_size)
+                if rows:
+                    changes = engine.process(decode_rows(app.mapper, rows))
                     read_models.write_in(cursor, name, new_version, changes, expect="building")
             if changes is not None:
                 engine.committed(changes)
                 assert changes.position is not None
                 position = changes.position
-                events += len(notifications)
-                bar.update(len(notifications))
+                events += len(rows)
+                bar.update(len(rows))
     finally:
         if collecting:
             gc.enable()

@@ -173,13 +173,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
 
-    def log_rows(self, after: int, limit: int) -> list[tuple[int, UUID, int, str, bytes]]:
-        """(position, programme id, version, topic, state) after `after`, in order:
-        the notification log without the library's objects, for bulk reads."""
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, int, int, str, bytes]]:
+        """(position, programme id as an int, version, topic, state) after `after`, in
+        order: the notification log without the library's objects, for bulk reads."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_log_rows, [after, limit])
-            return [(row["notification_id"], row["originator_id"], row["originator_version"],
-                     row["topic"], row["state"]) for row in curs.fetchall()]
+            return [(row["notification_id"], row["originator_id"].int,
+                     row["originator_version"], row["topic"], row["state"])
+                    for row in curs.fetchall()]
 
     def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

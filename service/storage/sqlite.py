@@ -129,8 +129,8 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
 
-    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-        """(position, programme id as hex, version, topic, state) after `after`, in
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, int, int, str, bytes]]:
+        """(position, programme id as an int, version, topic, state) after `after`, in
         order: the notification log without the library's objects, for bulk reads."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -138,7 +138,8 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
                 f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 [after, limit],
             )
-            return [tuple(row) for row in c.fetchall()]
+            # The library stores the id as its 32 hex digits.
+            return [(row[0], int(row[1], 16), row[2], row[3], row[4]) for row in c.fetchall()]
 
     def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.transaction(commit=False) as c:
