@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -313,52 +314,40 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase_baseline(url: str) -> dict[str, Any]:
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
-
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
-    to_domain_event = app.mapper.to_domain_event
-    position = 0
-    count = 0
-    began = time.perf_counter()
-    cpu_began = time.process_time()
-    while True:
-        page = app.recorder.select_notifications(start=position, limit=PAGE,
-                                                 inclusive_of_start=False)
-        if not page:
-            break
-        for notification in page:
-            to_domain_event(notification)
-        count += len(page)
-        position = page[-1].id
-    seconds = time.perf_counter() - began
-    cpu = time.process_time() - cpu_began
-    app.close()
-    return {"events": count, "seconds": seconds, "cpu_seconds": cpu,
-            "peak_rss_mb": peak_rss_mb()}
+#: Reads and decodes the page after a position: (its last position, its size), None at the end.
+PageReader = Callable[[Any, int], tuple[int, int] | None]
 
 
-def phase_lean_baseline(url: str) -> dict[str, Any]:
-    """Read and decode the log the way the rebuild does (the recorder's plain
-    `log_rows`, projections/decoding.py): the stricter baseline, since the
-    rebuild uses neither the library's notifications nor its mapper."""
-    from domain.application import Programmes
+def read_pages_library(app: Any, after: int) -> tuple[int, int] | None:
+    """P3's baseline page: the library's notifications, each decoded by its mapper."""
+    page = app.recorder.select_notifications(start=after, limit=PAGE, inclusive_of_start=False)
+    for notification in page:
+        app.mapper.to_domain_event(notification)
+    return (page[-1].id, len(page)) if page else None
+
+
+def read_pages_lean(app: Any, after: int) -> tuple[int, int] | None:
+    """The stricter baseline's page: read and decoded as the rebuild does (the
+    recorder's plain `log_rows`, projections/decoding.py)."""
     from projections.decoding import decode_rows
+
+    rows = app.recorder.log_rows(after, PAGE)
+    decode_rows(app.mapper, rows)
+    return (rows[-1][0], len(rows)) if rows else None
+
+
+def phase_baseline(url: str, read_page: PageReader) -> dict[str, Any]:
+    """Read and decode the whole log a page at a time, nothing else."""
+    from domain.application import Programmes
     from service.storage.settings import eventsourcing_env, parse_database_url
 
     app = Programmes(env=eventsourcing_env(parse_database_url(url)))
-    position = 0
-    count = 0
+    position = count = 0
     began = time.perf_counter()
     cpu_began = time.process_time()
-    while True:
-        rows = app.recorder.log_rows(position, PAGE)
-        if not rows:
-            break
-        decode_rows(app.mapper, rows)
-        count += len(rows)
-        position = rows[-1][0]
+    while (page := read_page(app, position)) is not None:
+        position, size = page
+        count += size
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu_began
     app.close()
@@ -403,10 +392,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parser.parse_args(argv)
 
     if args.phase == "baseline":
-        print(json.dumps(phase_baseline(args.store_url)))
+        print(json.dumps(phase_baseline(args.store_url, read_pages_library)))
         return None
     if args.phase == "lean-baseline":
-        print(json.dumps(phase_lean_baseline(args.store_url)))
+        print(json.dumps(phase_baseline(args.store_url, read_pages_lean)))
         return None
     if args.phase == "rebuild":
         print(json.dumps(phase_rebuild(args.store_url, args.batch_size)))
