@@ -327,10 +327,10 @@ EXPLANATIONS = [
     "queueing behind a few milliseconds of CPU each. Snapshots every 50 versions "
     "would cut a replay to at most 50 events; the history of versions that cannot "
     "change could be cached as encoded bytes.",
-    "- **P2's 5,000 events/s floor and P7 on PostgreSQL** move with the machine: the "
-    "library alone managed 7,800 events/s in this run against 12,600 in an earlier "
-    "one on the same kind of machine, and P7's CPU-per-request ratio is 1.0 (growth "
-    "costs nothing; the requests/s ratio is noise).",
+    "- **P2's 5,000 events/s floor and P7**, where they fail, move with the machine: "
+    "the library alone (P2's baseline) has varied by half between runs on this kind "
+    "of machine, and P7's CPU-per-request ratio (in brackets) is the figure that "
+    "says whether a cost grows with the store.",
     "",
 ]
 

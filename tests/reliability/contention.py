@@ -34,6 +34,15 @@ class RaceReport:
     failures: list[str] = field(default_factory=list)
 
 
+def _run_in_threads(run: Any, count: int) -> None:
+    """run(0) ... run(count - 1), each in its own thread; returns when all have ended."""
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def programme_path(programme_id: uuid.UUID) -> str:
     return f"/v1/clinics/{CLINIC}/programmes/{programme_id}"
 
@@ -107,11 +116,7 @@ def race_on_one_programme(server: LiveServer, tokens: Tokens, *, clients: int = 
         finally:
             client.close()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_in_threads(run, clients)
     return programme_id, report
 
 
@@ -132,11 +137,7 @@ def same_post_in_parallel(server: LiveServer, tokens: Tokens, path: str, body: d
         finally:
             client.close()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_in_threads(run, clients)
     for answer in answers:
         if not isinstance(answer, Answer):
             raise AssertionError(f"a client failed: {answer!r}")
