@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -26,6 +27,12 @@ from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
 
 LEDGER_TABLE = "event_ledger"
+
+
+#: Our reads retry as the library's own do: PRE_PING is off, so a pooled
+#: connection that died with a database restart fails once, and the next
+#: attempt gets a fresh one (an outage is answered 503 by service/availability).
+retry_read = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
 
 
 class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
@@ -157,6 +164,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     # ---- the Ledger protocol of domain.application ----------------------
 
+    @retry_read
     def _select(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_entries + SQL(where + " ORDER BY position"), params)
@@ -173,6 +181,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
 
+    @retry_read
     def log_rows(self, after: int, limit: int) -> list[tuple[int, int, int, str, bytes]]:
         """(position, programme id as an int, version, topic, state) after `after`, in
         order: the notification log without the library's objects, for bulk reads."""
@@ -182,6 +191,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                      row["originator_version"], row["topic"], row["state"])
                     for row in curs.fetchall()]
 
+    @retry_read
     def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_history, [programme_id])
@@ -193,6 +203,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    @retry_read
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_version_as_of, [programme_id, as_of])
@@ -208,6 +219,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             ledger=Identifier(LEDGER_TABLE),
         )
 
+    @retry_read
     def chain_extent(self) -> int:
         """The largest position held by either the ledger or the events table (0 if empty)."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -218,11 +230,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             row = curs.fetchone()
             return int(row["head"]) if row else 0
 
+    @retry_read
     def ledger_window(self, first: int, last: int) -> list[dict[str, Any]]:
         """The ledger entries at positions first..last, with their chain hashes."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             return self._ledger_window(curs, first, last)
 
+    @retry_read
     def chain_window(
         self, first: int, last: int
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -252,6 +266,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 ]
         return ledger, events
 
+    @retry_read
     def ledger_position_of(self, programme_id: UUID, version: int) -> int | None:
         """Where the ledger records this version of this programme, if anywhere."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
