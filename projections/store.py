@@ -38,6 +38,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from projections import dashboards
 from projections.engine import Changes
 from projections.network import NETWORK_ROW
+from service.storage.postgres import retry_read
 from service.storage.sqlite_lock import write_lock
 
 #: The projections and their read models (tables, without the version suffix).
@@ -573,6 +574,32 @@ class PostgresReadModels(ReadModelStore, PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         PostgresTrackingRecorder.__init__(self, datastore, tracking_table_name=POSTGRES_TRACKING)
+
+    # The API's reads retry a pooled connection a database restart closed, as
+    # the event store's reads do (service/storage/postgres.py, retry_read).
+
+    @retry_read
+    def live_position(self, name: str) -> tuple[int, int]:
+        return super().live_position(name)
+
+    @retry_read
+    def summaries_page(self, name: str, clinic_id: str, status: str | None,
+                       after: tuple[int, str] | None, limit: int
+                       ) -> tuple[int, list[str], tuple[int, str] | None]:
+        return super().summaries_page(name, clinic_id, status, after, limit)
+
+    @retry_read
+    def summary(self, name: str, clinic_id: str,
+                programme_id: str) -> tuple[int, str | None, str | None]:
+        return super().summary(name, clinic_id, programme_id)
+
+    @retry_read
+    def clinic_dashboard(self, name: str, clinic_id: str) -> tuple[int, str | None]:
+        return super().clinic_dashboard(name, clinic_id)
+
+    @retry_read
+    def network(self, name: str) -> tuple[int, list[str], str | None]:
+        return super().network(name)
 
     def table(self, name: str) -> str:
         return f'"{self.datastore.schema}"."{name}"'

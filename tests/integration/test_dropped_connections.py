@@ -1,9 +1,12 @@
 """Reads survive pooled PostgreSQL connections that died (a database restart).
 
+Event-store reads and the API's read-model reads alike.
+
 PRE_PING is off (service/storage/settings.py), so the pool hands out a
 connection the server has since closed. The library's own reads retry once
-that fails; ours (history, log rows, ledger and audit queries) must too, or
-the first read on each worker after a restart is a 503.
+that fails; ours (history, log rows, ledger and audit queries, dashboards
+and summaries) must too, or the first read on each worker after a restart
+is a 503.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import psycopg
 import pytest
 
 from domain.application import Programmes
+from projections.runner import ProjectionRunner
+from projections.store import DEFAULT_PROJECTION, open_read_models
 from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
 from tests.integration.writers import envelope
@@ -40,12 +45,19 @@ def test_our_reads_reconnect_after_the_server_closed_pooled_connections(postgres
     try:
         pid = uuid.uuid4()
         app.record_events("clinic-a", pid, [envelope(b.started()), envelope(b.session(1))])
+        ProjectionRunner(store).run(once=True)
+        read_models = open_read_models(app)  # on the application's connections
         reads = {
             "history": lambda: len(app.history("clinic-a", pid)),
             "log rows": lambda: len(app.recorder.log_rows(0, 10)),
             "ledger entries": lambda: len(app.ledger.entries_of_programme(pid)),
             "version as of": lambda: app.ledger.version_as_of(pid, datetime.now(UTC)),
             "chain extent": lambda: app.recorder.chain_extent(),
+            "dashboard": lambda: read_models.clinic_dashboard(DEFAULT_PROJECTION, "clinic-a"),
+            "summary": lambda: read_models.summary(DEFAULT_PROJECTION, "clinic-a", str(pid)),
+            "summaries": lambda: read_models.summaries_page(DEFAULT_PROJECTION, "clinic-a",
+                                                            None, None, 10),
+            "network": lambda: read_models.network(DEFAULT_PROJECTION),
         }
         expected = {name: read() for name, read in reads.items()}
         assert expected["history"] == 2
