@@ -181,5 +181,9 @@ def test_stderr_is_json_lines_with_one_access_line_per_request(server, sqlite_st
     assert (health["route"], unmatched["route"]) == ("/healthz", None)
 
     everything = "\n".join(server.lines)
-    for forbidden in (token, token.rsplit("_", 1)[1], str(pid), "pt-secret-42", "version=1"):
+    # The secret is URL-safe base64 and may itself hold "_", so take it by
+    # position (tl_<16 hex id>_<secret>), not by splitting on "_".
+    secret = token[len("tl_") + 16 + 1:]
+    assert len(secret) == 43
+    for forbidden in (token, secret, str(pid), "pt-secret-42", "version=1"):
         assert forbidden not in everything
