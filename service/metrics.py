@@ -20,6 +20,7 @@ projection code may call whenever it knows them; each scrape also asks
 from __future__ import annotations
 
 import functools
+import glob
 import logging
 import os
 import threading
@@ -51,6 +52,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: How long a scrape waits for the projections' status before answering without it.
 PROJECTION_STATUS_WAIT = 1.0
 READ_MODELS = "traction.metrics.read_models"
+#: A metrics file starts with how much of it is used (4 bytes) and padding.
+MMAP_HEADER_BYTES = 8
 _refreshing = threading.Lock()
 
 log = logging.getLogger(__name__)
@@ -192,8 +195,45 @@ def exposition(app: Flask) -> bytes:
     if REGISTRY is not None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+    WrittenFilesCollector(registry, path=MULTIPROC_DIR)
     return generate_latest(registry)
+
+
+class WrittenFilesCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's multiprocess collector, minus two ways a scrape fails.
+
+    - A worker creates its file, then sizes it: for a moment it is 0 bytes,
+      and reading it raises struct.error, which fails the whole scrape (500).
+      A worker killed in that moment leaves the empty file for good, and
+      every scrape after fails. Such a file holds nothing yet: skip it.
+      (prometheus/client_python#1199, unfixed in 0.26.)
+    - gunicorn's child_exit deletes a dead worker's live-gauge files, maybe
+      between listing the directory and reading them: list it again.
+    """
+
+    def __init__(self, registry: CollectorRegistry, path: str) -> None:
+        self.directory = path
+        super().__init__(registry, path=path)
+
+    def collect(self) -> Any:
+        attempts = 3
+        while True:
+            attempts -= 1
+            try:
+                return self.merge(self.written_files(), accumulate=True)
+            except FileNotFoundError:
+                if not attempts:
+                    raise
+
+    def written_files(self) -> list[str]:
+        files = []
+        for name in glob.glob(os.path.join(self.directory, "*.db")):
+            try:
+                if os.path.getsize(name) >= MMAP_HEADER_BYTES:
+                    files.append(name)
+            except FileNotFoundError:
+                continue  # a dead worker's, just removed
+        return files
 
 
 def init_app(app: Flask) -> None:

@@ -130,6 +130,21 @@ def test_request_counts_add_up_over_every_worker(server):
     assert not metrics_dir.exists()
 
 
+def test_a_metrics_file_not_yet_written_does_not_break_the_scrape(server):
+    """prometheus_client creates a worker's file and only then sizes it; a
+    scrape in between, or after a worker killed in between, used to fail
+    with a 500 (prometheus/client_python#1199). The empty file holds
+    nothing yet: the scrape skips it and still adds up the rest."""
+    metrics_dir = Path(environment_of(gunicorn_master(server))["PROMETHEUS_MULTIPROC_DIR"])
+    for kind in ("counter", "histogram", "gauge_livemostrecent"):
+        (metrics_dir / f"{kind}_999999.db").touch()
+    for _ in range(3):
+        assert server.call("GET", COUNTED)[0] == 401
+    server.wait_for_access_lines(3, COUNTED)
+    requests, latencies, _ = counted_requests(server)  # asserts a 200
+    assert (requests, latencies) == (3, 3)
+
+
 def test_stderr_is_json_lines_with_one_access_line_per_request(server, sqlite_store):
     database = Database(parse_database_url(sqlite_store))
     record, token = Directory(database).issue_token("writer", "north-physio", "EHR bridge")
