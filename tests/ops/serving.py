@@ -32,7 +32,9 @@ class LoggedServer(Server):
 
     def stop(self) -> None:
         super().stop()
-        self._reader.join(timeout=5)
+        reader = getattr(self, "_reader", None)  # None if the server never started
+        if reader is not None:
+            reader.join(timeout=5)
 
     def log(self) -> list[dict[str, Any]]:
         """The JSON lines written so far (the CLI's own first line is text)."""
