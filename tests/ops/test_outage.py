@@ -75,24 +75,33 @@ class Client:
         return outcome
 
     def post_until_acknowledged(self, envelope: dict[str, Any] | None = None) -> Outcome:
-        """Post, and post again after a 503, as a client that honours Retry-After does.
+        """Post, and post again after a 503, as a client that honours Retry-After does."""
+        return self._until_answered(self.post, envelope)
 
-        Just after the database is back, a pooled connection that died with
-        it can still fail one request (the service's own tables' pool does
-        not check connections before use): a 503, safe to retry.
-        """
+    def read(self, kind: str, auth: dict[str, str] | None = None) -> Outcome:
+        path = self.programme + ("/events" if kind == "history" else "")
+        return self._call(kind, "GET", path, auth=auth)
+
+    def read_until_answered(self, kind: str) -> Outcome:
+        """Read, and read again after a 503, as a client that honours Retry-After does."""
+        return self._until_answered(lambda _: self.read(kind), None)
+
+    @staticmethod
+    def _until_answered(call: Any, envelope: dict[str, Any] | None) -> Outcome:
+        """Just after the database is back, a request can still get a 503, safe
+        to retry: a pooled connection that died with the database can fail
+        one request (the service's own tables' pool does not check
+        connections before use), and a worker that saw the store fail in the
+        last few seconds answers 503 until its next probe gets through
+        (service/availability.py)."""
         for _ in range(4):
-            outcome = self.post(envelope)
+            outcome = call(envelope)
             if outcome.status != 503:
                 assert outcome.seconds < 5
                 return outcome
             envelope = outcome.envelope
             time.sleep(int(outcome.headers["Retry-After"]))
         raise AssertionError(f"still refused after the database came back: {outcome.body}")
-
-    def read(self, kind: str, auth: dict[str, str] | None = None) -> Outcome:
-        path = self.programme + ("/events" if kind == "history" else "")
-        return self._call(kind, "GET", path, auth=auth)
 
     def _call(self, kind: str, method: str, path: str, body: Any = None,
               auth: dict[str, str] | None = None) -> Outcome:
@@ -192,7 +201,7 @@ def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(
 
         # -- nothing acknowledged is lost, nothing is recorded twice ----------
         for client in clients:
-            history = client.read("history")
+            history = client.read_until_answered("history")
             assert history.status == 200
             events = json.loads(history.body)["events"]
             versions = {event["event_id"]: event["version"] for event in events}
