@@ -17,7 +17,7 @@ import time
 
 from flask import Flask, current_app, g, request
 
-from service.problems import Problem
+from service.problems import store_unavailable
 
 #: Longer than a failing probe takes (about 2 s: the pools' connection
 #: timeouts), so that a worker is still cooling down when the next request
@@ -81,9 +81,7 @@ def _gate() -> None:
     availability: StoreAvailability = current_app.extensions["traction.availability"]
     wait = availability.admit()
     if wait is not None:
-        raise Problem(503, "store-unavailable", "The event store is unavailable",
-                      "The database cannot be reached right now; retry shortly.",
-                      headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        raise store_unavailable(retry_after=max(1, math.ceil(wait)))
 
 
 def _settle(_exception: BaseException | None) -> None:

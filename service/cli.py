@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from service.problems import STORE_ERRORS
 from service.storage.database import Database
 from service.storage.directory import ROLES, Directory, DirectoryError
 from service.storage.schema import create_tables
@@ -58,7 +59,10 @@ def serve(bind: str, workers: int | None, no_demo: bool, no_projections: bool) -
     """
     store = parse_database_url(database_url())
     # Tables are created here, once, before any worker starts.
-    create_tables(store)
+    try:
+        create_tables(store)
+    except STORE_ERRORS as error:
+        raise click.ClickException(f"cannot reach the {store.kind} store: {error}") from None
     if not no_demo:
         _seed_demo_if_empty(store)
     command = [

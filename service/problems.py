@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from domain import errors
 
 PROBLEM_JSON = "application/problem+json"
+#: What the store's drivers raise when the database cannot be reached: a 503.
+STORE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, PoolTimeout)
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +58,12 @@ class Problem(Exception):
         response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
         response.headers.update(self.headers)
         return response
+
+
+def store_unavailable(retry_after: int) -> Problem:
+    return Problem(503, "store-unavailable", "The event store is unavailable",
+                   "The database cannot be reached right now; retry shortly.",
+                   headers={"Retry-After": str(retry_after)})
 
 
 def field_errors(messages: Any, pointer: str = "") -> list[dict[str, str]]:
@@ -158,18 +166,15 @@ def register_problem_handlers(app: Flask) -> None:
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(psycopg.OperationalError)
-    @app.errorhandler(PoolTimeout)
     def handle_store_unavailable(error: Exception) -> Response:
         log.warning("store unavailable: %s", error)
         from service.availability import report_store_failure  # imports this module
 
         report_store_failure()
-        return Problem(503, "store-unavailable", "The event store is unavailable",
-                       "The database cannot be reached right now; retry shortly.",
-                       headers={"Retry-After": "2"}).response()
+        return store_unavailable(retry_after=2).response()
+
+    for store_error in STORE_ERRORS:
+        app.register_error_handler(store_error, handle_store_unavailable)
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 import uuid
 
 import pytest
 
 from tests import builders as b
-from tests.e2e.server import Server, traction
+from tests.e2e.server import TRACTION, Server, free_port, traction
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +62,13 @@ def test_revocation_reaches_every_worker_within_a_second(server, store_url):
     time.sleep(1.0)
     statuses = [server.request("GET", path, token=token)[0] for _ in range(40)]
     assert set(statuses) == {401}
+
+
+def test_serve_says_plainly_when_the_store_cannot_be_reached():
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/traction"
+    done = subprocess.run([TRACTION, "serve", "--bind", f"127.0.0.1:{free_port()}", "--no-demo"],
+                          env={**os.environ, "TRACTION_DATABASE_URL": nobody},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: cannot reach the postgresql store: ")
+    assert "Traceback" not in done.stderr

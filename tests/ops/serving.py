@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import Server
@@ -35,6 +36,19 @@ class LoggedServer(Server):
         reader = getattr(self, "_reader", None)  # None if the server never started
         if reader is not None:
             reader.join(timeout=5)
+
+    def gunicorn_master(self) -> int:
+        """The gunicorn master's pid (a child of `traction serve`)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        [master] = [int(child) for child in children
+                    if b"gunicorn" in Path(f"/proc/{child}/cmdline").read_bytes()]
+        return master
+
+    def worker_pids(self) -> list[int]:
+        master = self.gunicorn_master()
+        return [int(pid) for pid in
+                Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
     def log(self) -> list[dict[str, Any]]:
         """The JSON lines written so far (the CLI's own first line is text)."""

@@ -11,6 +11,8 @@ immediate`) and starts again: never the machine's shared server.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import uuid
@@ -168,6 +170,19 @@ def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(
         assert {o.status for o in quick} == {503}
         assert sum(o.seconds < 1.0 for o in quick) >= 4, [round(o.seconds, 2) for o in quick]
 
+        # A worker that gunicorn starts now cannot build the app (that needs the
+        # store): it boots anyway and answers 503 (service/wsgi.py). gunicorn
+        # used to stop the whole server instead: connection refused, for good.
+        os.kill(server.worker_pids()[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while not [line for line in server.log() if line["logger"] == "service.wsgi"]:
+            assert server.process.poll() is None, "the server stopped"
+            assert time.monotonic() < deadline, "no new worker started without the store"
+            time.sleep(0.1)
+        after_restart = [clients[3].read("history") for _ in range(6)]
+        assert {o.status for o in after_restart} == {503}, [o.status for o in after_restart]
+        assert server.process.poll() is None
+
         # -- back -------------------------------------------------------------
         cluster.start()
         back_at = time.monotonic()
@@ -218,3 +233,42 @@ def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(
         server.stop()
     answered = [line["status"] for line in server.log() if line["logger"] == "traction.access"]
     assert 503 in answered and 500 not in answered
+
+
+def test_a_worker_that_starts_while_the_store_is_down_serves_once_it_is_back(cluster):
+    """The stand-in that a worker serves when it cannot build the app at boot."""
+    from werkzeug.test import Client as WsgiClient
+
+    from service.config import Settings
+    from service.wsgi import AppAwaitingStore, create_app
+
+    store = parse_database_url(cluster.url)
+    create_tables(store)
+    database = Database(store)
+    directory = Directory(database)
+    directory.add_clinic("north-physio", "North Physio")
+    _, token = directory.issue_token("viewer", "north-physio", "dashboard")
+    database.close()
+    auth = {"Authorization": f"Bearer {token}"}
+    programmes = "/v1/clinics/north-physio/programmes"
+
+    cluster.stop("immediate")
+    app = create_app(Settings(database_url=cluster.url))
+    assert isinstance(app, AppAwaitingStore)
+    app.retry_every = 0.5
+    client = WsgiClient(app)
+    refused = client.get(programmes, headers=auth)
+    assert refused.status_code == 503
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["type"] == "urn:traction-ledger:problem:store-unavailable"
+    assert refused.headers["Retry-After"].isdigit()
+    assert client.get("/healthz").status_code == 200  # alive: it recovers by itself
+
+    cluster.start()
+    deadline = time.monotonic() + RECOVERY_WITHIN
+    while (answer := client.get(programmes, headers=auth)).status_code == 503:
+        assert time.monotonic() < deadline, "the worker never built its app"
+        time.sleep(0.2)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.json["programmes"] == []
+    assert app.app is not None

@@ -68,21 +68,13 @@ def counted_requests(server: LoggedServer) -> tuple[float, float, int]:
             pids[0])
 
 
-def gunicorn_master(server: LoggedServer) -> int:
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    [master] = [int(child) for child in children
-                if b"gunicorn" in Path(f"/proc/{child}/cmdline").read_bytes()]
-    return master
-
-
 def environment_of(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
 def test_request_counts_add_up_over_every_worker(server):
-    metrics_dir = Path(environment_of(gunicorn_master(server))["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir = Path(environment_of(server.gunicorn_master())["PROMETHEUS_MULTIPROC_DIR"])
     assert metrics_dir.is_dir()
 
     # Fresh connections from several clients at once, until both workers
@@ -135,7 +127,7 @@ def test_a_metrics_file_not_yet_written_does_not_break_the_scrape(server):
     scrape in between, or after a worker killed in between, used to fail
     with a 500 (prometheus/client_python#1199). The empty file holds
     nothing yet: the scrape skips it and still adds up the rest."""
-    metrics_dir = Path(environment_of(gunicorn_master(server))["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir = Path(environment_of(server.gunicorn_master())["PROMETHEUS_MULTIPROC_DIR"])
     for kind in ("counter", "histogram", "gauge_livemostrecent"):
         (metrics_dir / f"{kind}_999999.db").touch()
     for _ in range(3):
