@@ -132,14 +132,20 @@ def cluster():
         cluster.destroy()
 
 
-def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(cluster):
-    store = parse_database_url(cluster.url)
+def clinic_with_token(url: str, role: str) -> str:
+    """Create the tables and one clinic in the store; a token of `role` for it."""
+    store = parse_database_url(url)
     create_tables(store)
     database = Database(store)
     directory = Directory(database)
     directory.add_clinic("north-physio", "North Physio")
-    _, token = directory.issue_token("writer", "north-physio", "EHR bridge")
+    _, token = directory.issue_token(role, "north-physio", "outage test")
     database.close()
+    return token
+
+
+def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(cluster):
+    token = clinic_with_token(cluster.url, "writer")
 
     server = LoggedServer(cluster.url, 2, "--no-projections")
     try:
@@ -242,14 +248,7 @@ def test_a_worker_that_starts_while_the_store_is_down_serves_once_it_is_back(clu
     from service.config import Settings
     from service.wsgi import AppAwaitingStore, create_app
 
-    store = parse_database_url(cluster.url)
-    create_tables(store)
-    database = Database(store)
-    directory = Directory(database)
-    directory.add_clinic("north-physio", "North Physio")
-    _, token = directory.issue_token("viewer", "north-physio", "dashboard")
-    database.close()
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = {"Authorization": f"Bearer {clinic_with_token(cluster.url, 'viewer')}"}
     programmes = "/v1/clinics/north-physio/programmes"
 
     cluster.stop("immediate")
