@@ -447,12 +447,9 @@ class Programmes(Application[UUID]):
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         items: list[dict[str, Any]] = []
         by_event_id: dict[str, dict[str, Any]] = {}
-        type_names: dict[str, str] = {}  # topic -> event type (a handful of topics)
         for row, state in zip(rows, states, strict=True):
             event_id = stored.uuid_text(state["event_id"])
-            type_name = type_names.get(row.topic)
-            if type_name is None:
-                type_name = type_names[row.topic] = row.topic.rsplit(".", 1)[-1]
+            type_name = stored.event_type(row.topic)
             item = {
                 "event_id": event_id,
                 "type": type_name,

@@ -14,6 +14,7 @@ undone first, as the mapper would.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,13 @@ def parse_states(mapper: Any, states: Sequence[Any]) -> list[Any]:
         return parsed
     except ValueError:
         return [_parse_or_error(blob) for blob in blobs]  # find the broken one(s)
+
+
+@functools.lru_cache(maxsize=256)
+def event_type(topic: str) -> str:
+    """The event type a stored topic names ("domain.programme:Programme.PainReported"
+    -> "PainReported"); cached, as a read names the same few topics thousands of times."""
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 
 def typed(value: Any, type_name: str) -> str:

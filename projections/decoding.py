@@ -78,11 +78,8 @@ def decode_rows(mapper: Any, rows: Sequence[LogRow]) -> list[Recorded]:
     """Decode a page of the log; one event that cannot be decoded is kept, to be parked."""
     states = stored.parse_states(mapper, [row[4] for row in rows])
     decoded = []
-    type_names: dict[str, str] = {}  # topic -> event type (a handful of topics)
     for (position, programme, version, topic, _), state in zip(rows, states, strict=True):
-        type_name = type_names.get(topic)
-        if type_name is None:
-            type_name = type_names[topic] = topic.rsplit(".", 1)[-1]
+        type_name = stored.event_type(topic)
         try:
             if isinstance(state, Exception):
                 raise state

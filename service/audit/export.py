@@ -44,6 +44,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
+from domain.stored import event_type
 from service.audit.checkpoints import (
     NO_KEY_WARNING,
     Checkpoint,
@@ -51,7 +52,7 @@ from service.audit.checkpoints import (
     Checkpoints,
     authenticated,
 )
-from service.audit.log import AuditRecorder, decode, entry_hash, event_type_of
+from service.audit.log import AuditRecorder, decode, entry_hash
 from service.audit.verify import Break, ChainWalk, ProgressBar, Report
 from service.storage.chain import GENESIS
 
@@ -277,7 +278,7 @@ class _ExportCheck:
                       f"line {number}: an event of {record['clinic_id']} in an export of "
                       f"{self.clinic_id}")
             return False
-        if record.get("type") != event_type_of(stored["topic"]):
+        if record.get("type") != event_type(stored["topic"]):
             self.fail(position, "changed", f"line {number}: its type is not the stored one")
             return False
         readable = decode(self.mapper, event)

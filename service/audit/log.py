@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.application import Programmes
+from domain.stored import event_type
 from service.storage import chain
 
 #: Positions read per query: large enough to amortise the round trip, small
@@ -124,11 +125,6 @@ def hashed_recorded_at(previous: str, position: int, entry: LogEntry,
     return None
 
 
-def event_type_of(topic: str) -> str:
-    """`domain.programme:Programme.SessionCompleted` -> `SessionCompleted`."""
-    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-
-
 def decode(mapper: Mapper[UUID], event: dict[str, Any]) -> dict[str, Any] | None:
     """An event's readable fields from its stored bytes; None if they cannot be
     decoded (damaged bytes, or encrypted under a key this process lacks)."""
@@ -163,7 +159,7 @@ def log_item(entry: LogEntry, mapper: Mapper[UUID]) -> dict[str, Any]:
         "event_id": (readable or {}).get("event_id")
         or (str(ledger["event_id"]) if ledger else None),
         "type": (readable or {}).get("type")
-        or (ledger["event_type"] if ledger else event_type_of(event["topic"]) if event else None),
+        or (ledger["event_type"] if ledger else event_type(event["topic"]) if event else None),
         "version": event["originator_version"] if event else ledger["version"] if ledger else None,
         "programme_id": str(event["originator_id"] if event else ledger["programme_id"])
         if (event or ledger) else None,

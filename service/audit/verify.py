@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.stored import event_type
 from service.audit.checkpoints import (
     NO_KEY_WARNING,
     Checkpoint,
@@ -41,7 +42,6 @@ from service.audit.log import (
     WINDOW,
     AuditRecorder,
     LogEntry,
-    event_type_of,
     hashed_recorded_at,
     read_log,
 )
@@ -212,11 +212,11 @@ class ChainWalk:
         ):
             self._misplaced_event(entry)
             return None
-        if ledger["event_type"] != event_type_of(event["topic"]):
+        if ledger["event_type"] != event_type(event["topic"]):
             self._fail(position, "changed",
                        f"the ledger calls the event at position {position} a "
                        f"{ledger['event_type']}, but the stored event is a "
-                       f"{event_type_of(event['topic'])}")
+                       f"{event_type(event['topic'])}")
             return None
         recorded_at = hashed_recorded_at(previous, position, entry, ledger["chain_hash"])
         if recorded_at is None:
