@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from service.storage.settings import Store
+from service.storage.settings import RECONNECT_TIMEOUT, Store
 from service.storage.sqlite_lock import write_lock
 
 
@@ -41,7 +41,7 @@ class Database:
                 # request starts a fresh one instead of waiting out a backoff.
                 timeout=2,
                 check=ConnectionPool.check_connection,
-                reconnect_timeout=2,
+                reconnect_timeout=RECONNECT_TIMEOUT,
             )
 
     @contextmanager

@@ -25,6 +25,7 @@ from domain.application import HistoryRow, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.settings import RECONNECT_TIMEOUT
 
 LEDGER_TABLE = "event_ledger"
 
@@ -33,16 +34,11 @@ LEDGER_TABLE = "event_ledger"
 #: connection that died with a database restart fails once, and the next
 #: attempt gets a fresh one (an outage is answered 503 by service/availability).
 retry_read = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-#: How long the pool keeps retrying one lost connection before it gives up and
-#: lets the next request open a fresh one. psycopg_pool doubles the wait between
-#: tries (1, 2, 4, 8 s...) up to this; the library leaves it at 5 minutes, so
-#: after a long outage the store could be back for many seconds before the
-#: pool tried again, every request meanwhile a 503.
-RECONNECT_TIMEOUT = 2.0
 
 
 class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        # The library makes the pool and offers no setting for this (settings.py says why).
         datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         super().__init__(datastore, events_table_name=events_table_name)
         ids = {

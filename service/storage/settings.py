@@ -12,6 +12,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///var/traction.sqlite"
+#: How long a PostgreSQL pool keeps retrying one lost connection before it gives
+#: up and lets the next request open a fresh one. psycopg_pool doubles the wait
+#: between tries (1, 2, 4, 8 s...) up to this; at its default (5 minutes, which
+#: the library keeps) the store could be back for many seconds after a long
+#: outage before a pool tried again, every request meanwhile a 503.
+RECONNECT_TIMEOUT = 2.0
 
 
 class DatabaseUrlError(ValueError):
