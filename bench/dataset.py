@@ -281,7 +281,7 @@ def record(app: Any, histories: list[tuple[str, uuid.UUID, list[Envelope]]],
 
 def check_against_schemas(histories: list[tuple[str, uuid.UUID, list[Envelope]]]) -> None:
     """The generated data is exactly what the HTTP schemas would have stored."""
-    from service.schemas.events import EventEnvelopeSchema
+    from service.http.schemas.events import EventEnvelopeSchema
 
     schema = EventEnvelopeSchema()
     for _, _, history in histories[:5]:

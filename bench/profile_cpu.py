@@ -86,8 +86,8 @@ class Scenario:
     gunicorn would: neither building them nor the test client is measured."""
 
     def __init__(self, url: str) -> None:
-        from service.app import create_app
         from service.config import Settings
+        from service.http.app import create_app
 
         self.app = create_app(Settings(database_url=url))
         directory = self.app.extensions["traction.directory"]

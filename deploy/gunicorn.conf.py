@@ -9,7 +9,7 @@ import os
 
 from gunicorn import glogging
 
-from service.request_log import logging_config
+from service.http.request_log import logging_config
 
 bind = os.environ.get("TRACTION_BIND", "127.0.0.1:8000")
 # Requests spend most of their time waiting on the store, so a few threads per
@@ -25,7 +25,7 @@ graceful_timeout = 20
 keepalive = 5
 errorlog = "-"
 loglevel = os.environ.get("TRACTION_LOG_LEVEL", "info")
-# gunicorn's lines and the app's, to stderr as JSON (or text): service/request_log.py.
+# gunicorn's lines and the app's, to stderr as JSON (or text): service/http/request_log.py.
 logconfig_dict = logging_config(os.environ.get("TRACTION_LOG_FORMAT", "json"), loglevel)
 
 
@@ -54,7 +54,7 @@ control_socket_disable = True
 
 
 def child_exit(server, worker):
-    """A worker is gone: drop its live gauges from /metrics (service/metrics.py).
+    """A worker is gone: drop its live gauges from /metrics (service/http/metrics.py).
 
     Its counters stay: they are totals, and a sum over workers must not drop.
     """

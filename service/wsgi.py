@@ -24,10 +24,10 @@ from typing import Any
 
 from flask import Flask
 
-from service import app as application
-from service.availability import COOLDOWN_SECONDS
 from service.config import Settings
-from service.problems import STORE_ERRORS, store_unavailable
+from service.http import app as application
+from service.http.availability import COOLDOWN_SECONDS
+from service.http.problems import STORE_ERRORS, store_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -52,8 +52,8 @@ def store_url(request) -> str:
 @pytest.fixture
 def app(store_url):
     """The real Flask app on a fresh store (SQLite, then PostgreSQL)."""
-    from service.app import create_app
     from service.config import Settings
+    from service.http.app import create_app
 
     app = create_app(Settings(database_url=store_url))
     app.config["TESTING"] = True

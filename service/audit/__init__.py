@@ -14,7 +14,7 @@ How the pieces fit:
 - `export.py` writes the log as JSON Lines with its chain values and
   checkpoints, and verifies such a file with no database.
 - `replay.py` shows one programme as it was at a version or a record time.
-- `cli.py` is `traction audit ...`; service/api/audit.py serves the log and
+- `cli.py` is `traction audit ...`; service/http/api/audit.py serves the log and
   the verification over HTTP.
 
 Decisions, and why:

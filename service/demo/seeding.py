@@ -30,7 +30,7 @@ from service.demo.simulation import (
     demo_clinics,
     simulate,
 )
-from service.schemas.events import EventPostSchema
+from service.http.schemas.events import EventPostSchema
 from service.storage.database import Database
 from service.storage.directory import ClinicExists, Directory
 from service.storage.settings import Store, eventsourcing_env

@@ -67,7 +67,7 @@ ROUTES: dict[str, Route] = {
                                          {"viewer", "viewer_all", "auditor"}),
     "dashboards.network_dashboard": Route("GET", "/v1/dashboard",
                                           {"viewer_all", "auditor", "admin"}),
-    # The dashboard's HTML shells (service/web.py): no data; their scripts call the API.
+    # The dashboard's HTML shells (service/http/web.py): no data; their scripts call the API.
     "pages.home": Route("GET", "/", {"public"}, 302),
     "pages.sign_in": Route("GET", "/dashboard/", {"public"}),
     "pages.network": Route("GET", "/dashboard/network", {"public"}),

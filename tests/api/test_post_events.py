@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from service.schemas.responses import ReceiptSchema
+from service.http.schemas.responses import ReceiptSchema
 from tests import builders as b
 
 pytestmark = pytest.mark.usefixtures("tokens")

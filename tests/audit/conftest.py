@@ -224,8 +224,8 @@ def world(request, tmp_path_factory) -> Iterator[World]:
 
 
 def _world(url: str) -> Iterator[World]:
-    from service.app import create_app
     from service.config import Settings
+    from service.http.app import create_app
     from service.storage.schema import create_tables
     from tests.conftest import Tokens
 
@@ -285,8 +285,8 @@ def cli_verify(url: str, key: str | None = KEY) -> dict[str, Any]:
 @contextmanager
 def auditor_client(url: str) -> Iterator[tuple[Any, dict[str, str]]]:
     """A test client of the app over `url`, and an auditor's bearer header."""
-    from service.app import create_app
     from service.config import Settings
+    from service.http.app import create_app
 
     app = create_app(Settings(database_url=url))
     directory = app.extensions["traction.directory"]

@@ -15,7 +15,7 @@ from service.demo.simulation import (
     simulate,
     simulate_programme,
 )
-from service.schemas.events import MAX_EVENTS_PER_POST, EventPostSchema
+from service.http.schemas.events import MAX_EVENTS_PER_POST, EventPostSchema
 from tests.demo.reading import current_pain_reports, late_events, responded
 
 

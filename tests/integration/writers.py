@@ -7,7 +7,7 @@ import uuid
 
 from domain import errors
 from domain.application import EventEnvelope, Programmes
-from service.schemas.events import EventPostSchema
+from service.http.schemas.events import EventPostSchema
 from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
 

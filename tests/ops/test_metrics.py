@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import projections.status
-from service import metrics
+from service.http import metrics
 from service.storage.schema import create_tables
 from service.storage.settings import parse_database_url
 from tests import builders as b

@@ -95,7 +95,7 @@ class Client:
         one request (the service's own tables' pool does not check
         connections before use), and a worker that saw the store fail in the
         last few seconds answers 503 until its next probe gets through
-        (service/availability.py)."""
+        (service/http/availability.py)."""
         for _ in range(4):
             outcome = call(envelope)
             if outcome.status != 503:
@@ -171,7 +171,7 @@ def test_postgres_outage_gives_503_then_recovers_with_nothing_acknowledged_lost(
             thread.join(timeout=OUTAGE_ANSWER_WITHIN + 10)
 
         # Once a worker has seen the store fail, it answers 503 at once
-        # (service/availability.py), letting one probe through every few seconds.
+        # (service/http/availability.py), letting one probe through every few seconds.
         quick = [clients[2].read("state") for _ in range(6)]
         assert {o.status for o in quick} == {503}
         assert sum(o.seconds < 1.0 for o in quick) >= 4, [round(o.seconds, 2) for o in quick]

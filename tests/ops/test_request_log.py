@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from service import request_log
-from service.access import public
-from service.request_log import JsonFormatter, TextFormatter, logging_config
+from service.http import request_log
+from service.http.access import public
+from service.http.request_log import JsonFormatter, TextFormatter, logging_config
 from service.storage.schema import create_tables
 from service.storage.settings import parse_database_url
 from tests import builders as b

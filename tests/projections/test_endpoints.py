@@ -17,7 +17,7 @@ from marshmallow import Schema
 
 from projections import reading
 from projections.runner import ProjectionRunner
-from service.schemas.dashboards import (
+from service.http.schemas.dashboards import (
     ClinicDashboardSchema,
     NetworkDashboardSchema,
     ProgrammeSummaryDetailSchema,

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from projections import summaries
-from projections.cli import projections as projections_cli
 from projections.engine import MetricsEngine
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from projections.status import projection_status
 from projections.store import DEFAULT_PROJECTION, open_read_models
+from service.cli.projections import projections as projections_cli
 from tests.projections.history import Log, busy_log, save
 
 NAME = DEFAULT_PROJECTION

@@ -34,7 +34,8 @@ NAME = DEFAULT_PROJECTION
 
 
 class RunnerProcess:
-    """`python -m projections run ...` (what `traction serve` starts), its stderr in a file."""
+    """`python -m service.cli projections run ...` (what `traction serve` starts),
+    its stderr in a file."""
 
     count = 0
 
@@ -48,7 +49,8 @@ class RunnerProcess:
         self.log_path = logs / f"runner-{os.getpid()}-{RunnerProcess.count}.log"
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "projections", "run", *args], cwd=ROOT, env=env,
+                [sys.executable, "-m", "service.cli", "projections", "run", *args],
+                cwd=ROOT, env=env,
                 stdout=subprocess.DEVNULL, stderr=log)
 
     def kill(self, signum: int = signal.SIGKILL) -> None:

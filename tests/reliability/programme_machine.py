@@ -41,7 +41,7 @@ from domain.vocabulary import (
     SETTINGS,
     SEVERITIES,
 )
-from service.schemas.events import EventPostSchema
+from service.http.schemas.events import EventPostSchema
 from service.storage.settings import eventsourcing_env, parse_database_url
 from tests.builders import START
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from service.request_body import BODY_IDLE_SECONDS
+from service.http.request_body import BODY_IDLE_SECONDS
 from tests import builders as b
 from tests.reliability.hostile import (
     HostileCase,

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from flask import Response
 
-from service.access import allow
-from service.api.context import programmes
-from service.openapi import LedgerBlueprint, problems
-from service.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
+from service.http.access import allow
+from service.http.api.context import programmes
+from service.http.openapi import LedgerBlueprint, problems
+from service.http.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
 
 blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
                 description="Read a programme's state and history")

@@ -38,8 +38,8 @@ from prometheus_client import (
 )
 
 from domain.application import Programmes, Receipt
-from service import request_log
-from service.problems import PROBLEM_JSON
+from service.http import request_log
+from service.http.problems import PROBLEM_JSON
 
 #: The classic Prometheus text format, which every scraper reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

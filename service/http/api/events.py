@@ -8,11 +8,11 @@ from uuid import UUID
 from flask import current_app
 
 from domain.application import EventEnvelope
-from service.access import allow
-from service.api.context import programmes
-from service.openapi import LedgerBlueprint, problems
-from service.schemas.events import EventPostSchema
-from service.schemas.responses import ReceiptSchema
+from service.http.access import allow
+from service.http.api.context import programmes
+from service.http.openapi import LedgerBlueprint, problems
+from service.http.schemas.events import EventPostSchema
+from service.http.schemas.responses import ReceiptSchema
 
 blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post programme events")
 

@@ -9,10 +9,10 @@ from typing import Any
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 
-from service.problems import PROBLEM_JSON
-from service.request_body import StrictJSONParser
-from service.schemas.events import SingleEventPostSchema
-from service.schemas.responses import ProblemSchema
+from service.http.problems import PROBLEM_JSON
+from service.http.request_body import StrictJSONParser
+from service.http.schemas.events import SingleEventPostSchema
+from service.http.schemas.responses import ProblemSchema
 
 #: Request bodies that their schema loads in a second form too, by component
 #: name: the document says "one of" the two (apispec sees only the first).
@@ -92,7 +92,7 @@ def problems(blueprint: Any, *statuses: int) -> Any:
 
 
 class LedgerBlueprint(Blueprint):
-    """A flask-smorest blueprint that reads bodies strictly (service/request_body.py)."""
+    """A flask-smorest blueprint that reads bodies strictly (service/http/request_body.py)."""
 
     ARGUMENTS_PARSER = StrictJSONParser()
 
@@ -100,9 +100,9 @@ class LedgerBlueprint(Blueprint):
 def document_access(api: LedgerApi, app: Any) -> None:
     """Add the bearer scheme, and each operation's roles, to the OpenAPI document.
 
-    Read from the same `@allow` declarations that service/access.py enforces.
+    Read from the same `@allow` declarations that service/http/access.py enforces.
     """
-    from service.access import access_of
+    from service.http.access import access_of
 
     api.spec.components.security_scheme(
         "bearerAuth",

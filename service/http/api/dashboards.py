@@ -14,10 +14,10 @@ from flask import Response, current_app
 
 from projections.reading import InvalidCursor, ProjectionBehind, Reader
 from projections.store import open_read_models
-from service.access import allow
-from service.openapi import LedgerBlueprint, problems
-from service.problems import Problem, not_found, validation_problem
-from service.schemas.dashboards import (
+from service.http.access import allow
+from service.http.openapi import LedgerBlueprint, problems
+from service.http.problems import Problem, not_found, validation_problem
+from service.http.schemas.dashboards import (
     POSITION_HEADER,
     ClinicDashboardSchema,
     NetworkDashboardSchema,

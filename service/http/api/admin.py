@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import current_app
 
-from service.access import actor, allow
-from service.openapi import LedgerBlueprint, problems
-from service.problems import Problem, not_found
-from service.schemas.admin import (
+from service.http.access import actor, allow
+from service.http.openapi import LedgerBlueprint, problems
+from service.http.problems import Problem, not_found
+from service.http.schemas.admin import (
     ClinicCreateSchema,
     ClinicListSchema,
     ClinicSchema,

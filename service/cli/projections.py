@@ -44,7 +44,7 @@ def _names(names: tuple[str, ...]) -> list[str]:
 
 def _logging() -> None:
     # The service's log lines (JSON or text, TRACTION_LOG_FORMAT) on stderr.
-    from service.request_log import configure_logging
+    from service.http.request_log import configure_logging
 
     configure_logging(os.environ.get("TRACTION_LOG_FORMAT", "json"),
                       os.environ.get("TRACTION_LOG_LEVEL", "info"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
-from service.schemas.fields import MAX_STORED_INTEGER, StrictString
+from service.http.schemas.fields import MAX_STORED_INTEGER, StrictString
 from service.storage.directory import ROLES
 
 CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")

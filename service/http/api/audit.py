@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import current_app
 
-from service.access import allow
-from service.api.context import programmes
 from service.audit import log
 from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.audit.verify import verify_store
-from service.openapi import LedgerBlueprint, problems
-from service.schemas.admin import AccessLogQuerySchema, AccessLogSchema
-from service.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
+from service.http.access import allow
+from service.http.api.context import programmes
+from service.http.openapi import LedgerBlueprint, problems
+from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
+from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
 
 blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Auditing")
 

@@ -8,8 +8,8 @@ from typing import Any
 from flask import current_app
 from marshmallow import Schema, fields
 
-from service.access import public
-from service.openapi import LedgerBlueprint
+from service.http.access import public
+from service.http.openapi import LedgerBlueprint
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 Each page is the same for everyone and carries nothing but the ids in its
 own URL; the browser signs in by keeping a token in sessionStorage, and the
 page's script reads everything from the JSON API with `Authorization:
-Bearer`. So tenancy is enforced in one place (service/access.py): a viewer
+Bearer`. So tenancy is enforced in one place (service/http/access.py): a viewer
 of one clinic who opens another clinic's page gets the API's 404 and the
 page says "not found".
 
 The token never travels in a URL or a cookie, and these responses forbid
 inline scripts and any origin but our own (no CDN: Chart.js is vendored in
-service/static/vendor/chartjs/).
+service/http/static/vendor/chartjs/).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from uuid import UUID
 
 from flask import Blueprint, Response, redirect, render_template, url_for
 
-from service.access import public
+from service.http.access import public
 
 bp = Blueprint("pages", __name__)
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 
-from service.problems import Problem, not_found
+from service.http.problems import Problem, not_found
 from service.storage.directory import Directory, TokenRecord, parse_token
 
 REFRESH_SECONDS = 0.5

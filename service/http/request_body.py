@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from service.problems import Problem, validation_problem
+from service.http.problems import Problem, validation_problem
 
 #: Deeper than any valid event (the deepest is 4 levels); refused before parsing.
 MAX_NESTING = 32

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Flask
 
 from domain.application import Programmes
-from service import access, availability, metrics, request_log
-from service.api.context import ClinicIdConverter
 from service.config import Settings
-from service.openapi import LedgerApi, document_access, openapi_config
-from service.problems import register_problem_handlers
+from service.http import access, availability, metrics, request_log
+from service.http.api.context import ClinicIdConverter
+from service.http.openapi import LedgerApi, document_access, openapi_config
+from service.http.problems import register_problem_handlers
 from service.storage.database import Database
 from service.storage.directory import Directory
 from service.storage.settings import eventsourcing_env, parse_database_url
@@ -44,13 +44,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app)
 
-    from service.api import admin, audit, dashboards, events, ops, programmes
-    from service.api import metrics as metrics_api
+    from service.http.api import admin, audit, dashboards, events, ops, programmes
+    from service.http.api import metrics as metrics_api
 
     for blueprint in (events.blp, programmes.blp, dashboards.blp, admin.blp, audit.blp, ops.blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(metrics_api.blp)
-    from service.web import bp as pages  # the dashboard's HTML shells (no data)
+    from service.http.web import bp as pages  # the dashboard's HTML shells (no data)
     app.register_blueprint(pages)
     document_access(api, app)
     return app

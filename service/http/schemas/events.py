@@ -21,7 +21,7 @@ from domain.vocabulary import (
     SETTINGS,
     SEVERITIES,
 )
-from service.schemas.fields import (
+from service.http.schemas.fields import (
     Rfc3339DateTime,
     StrictBoolean,
     StrictInteger,

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import click
 
-from service.problems import STORE_ERRORS
+from service.http.problems import STORE_ERRORS
 from service.storage.database import Database
 from service.storage.directory import ROLES, Directory, DirectoryError
 from service.storage.schema import create_tables
 from service.storage.settings import database_url, parse_database_url
 
 #: deploy/ beside the packages (a source checkout or the container image).
-DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @click.group()
@@ -75,13 +75,13 @@ def serve(bind: str, workers: int | None, no_demo: bool, no_projections: bool) -
     command.append("service.wsgi:create_app()")
     click.echo(f"serving on http://{bind} ({store.kind} store)", err=True)
     # Workers share their metrics through files in this directory
-    # (service/metrics.py). prometheus_client reads the variable when first
+    # (service/http/metrics.py). prometheus_client reads the variable when first
     # imported, so it is set before any child starts; a fresh directory per
     # run, so no count from an earlier run survives, removed on the way out.
     metrics_dir = tempfile.mkdtemp(prefix="traction-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     runner = None
-    runner_command = [sys.executable, "-m", "projections", "run"]
+    runner_command = [sys.executable, "-m", "service.cli", "projections", "run"]
     stopping = False
     try:
         server = subprocess.Popen(command)
@@ -194,7 +194,7 @@ def tokens_revoke(token_id: str) -> None:
     click.echo(f"revoked token {record.token_id}")
 
 
-from service.audit.cli import audit  # noqa: E402 - the audit commands live in their package
+from service.cli.audit import audit  # noqa: E402 - the audit commands live in their package
 
 main.add_command(audit)
 
@@ -312,6 +312,6 @@ def _print_seed_report(report: SeedReport) -> None:
     sys.stdout.flush()
 
 
-from projections.cli import projections  # noqa: E402 - the projection commands live in their package
+from service.cli.projections import projections  # noqa: E402 - the projection commands live in their package
 
 main.add_command(projections)

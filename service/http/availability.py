@@ -17,7 +17,7 @@ import time
 
 from flask import Flask, current_app, g, request
 
-from service.problems import store_unavailable
+from service.http.problems import store_unavailable
 
 #: Longer than a failing probe takes (about 2 s: the pools' connection
 #: timeouts), so that a worker is still cooling down when the next request

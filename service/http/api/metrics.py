@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, current_app
 
-from service import metrics as service_metrics
-from service.access import public
-from service.openapi import LedgerBlueprint
+from service.http import metrics as service_metrics
+from service.http.access import public
+from service.http.openapi import LedgerBlueprint
 
 blp = LedgerBlueprint("metrics", __name__, description="Operations: Prometheus metrics")
 

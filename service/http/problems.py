@@ -168,7 +168,7 @@ def register_problem_handlers(app: Flask) -> None:
 
     def handle_store_unavailable(error: Exception) -> Response:
         log.warning("store unavailable: %s", error)
-        from service.availability import report_store_failure  # imports this module
+        from service.http.availability import report_store_failure  # imports this module
 
         report_store_failure()
         return store_unavailable(retry_after=2).response()

@@ -13,7 +13,7 @@ request id: nothing secret or patient-level.
 
 The measuring happens in a WSGI middleware around the Flask app, so it sees
 the status that really went out, whatever failed on the way; other modules
-(service/metrics.py) subscribe to the same measurement with
+(service/http/metrics.py) subscribe to the same measurement with
 `on_request_finished`.
 
 `logging_config()` sends every line (the app's and gunicorn's) to stderr as

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 from marshmallow.validate import Range
 
-from service.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime
+from service.http.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime
 
 
 class ProblemSchema(Schema):
