@@ -48,7 +48,7 @@ def _open(url: str) -> tuple[Any, Any]:
     from domain.application import Programmes
     from service.audit.checkpoints import Checkpoints
     from service.storage.database import Database
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from service.storage.stores import eventsourcing_env, parse_database_url
 
     store = parse_database_url(url)
     programmes = Programmes(env=eventsourcing_env(store))

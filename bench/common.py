@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.stores import initialise
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
@@ -154,8 +156,6 @@ def drop_store(kind: str, name: str) -> None:
 
 def fresh_store(kind: str, name: str) -> str:
     """An empty store with the service's tables; returns its URL."""
-    from service.storage.schema import create_tables
-    from service.storage.settings import parse_database_url
 
     drop_store(kind, name)
     if kind == "sqlite":
@@ -164,7 +164,7 @@ def fresh_store(kind: str, name: str) -> str:
         with pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{PG_PREFIX}{name}"')
     url = store_url(kind, name)
-    create_tables(parse_database_url(url))
+    initialise(url)
     return url
 
 
@@ -199,7 +199,7 @@ def register(url: str, clinic_ids: list[str]) -> dict[str, Any]:
     and a viewer per clinic (clinic-scoped, so reads are not access-logged)."""
     from service.storage.database import Database
     from service.storage.directory import Directory
-    from service.storage.settings import parse_database_url
+    from service.storage.stores import parse_database_url
 
     database = Database(parse_database_url(url))
     try:

@@ -307,7 +307,7 @@ def meta_path(kind: str, events: int, seed: int) -> Path:
 
 def store_head(url: str) -> int:
     """The ledger's last position (0 when empty or missing)."""
-    from service.storage.settings import parse_database_url
+    from service.storage.stores import parse_database_url
 
     store = parse_database_url(url)
     try:
@@ -343,7 +343,7 @@ def generate(kind: str, events: int, seed: int, programmes: int | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Generate the store from scratch; return its description."""
     from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from service.storage.stores import eventsourcing_env, parse_database_url
 
     name = dataset_name(events, seed)
     programmes = programmes or max(1, events // EVENTS_PER_PROGRAMME)

@@ -135,7 +135,7 @@ STARTED_DATA = {"patient_ref": "pt-bench", "condition": "sciatica", "setting": "
 
 def library_env(kind: str, name: str) -> dict[str, str]:
     """A plain eventsourcing Application's settings for a fresh store of this kind."""
-    from service.storage.settings import parse_database_url
+    from service.storage.stores import parse_database_url
 
     drop_store(kind, name)
     if kind == "sqlite":

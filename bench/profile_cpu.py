@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import check_store_kind, drop_store, fresh_store, log, now_iso, write_result
+from tests.stores import RunnerAt
 
 #: Layers by where a function's file lives (first match wins).
 LAYERS = (
@@ -86,11 +87,13 @@ class Scenario:
     gunicorn would: neither building them nor the test client is measured."""
 
     def __init__(self, url: str) -> None:
+        from service.bootstrap import open_components
         from service.config import Settings
         from service.http.app import create_app
 
-        self.app = create_app(Settings(database_url=url))
-        directory = self.app.extensions["traction.directory"]
+        self.components = open_components(Settings(database_url=url))
+        self.app = create_app(self.components)
+        directory = self.components.directory
         directory.add_clinic("clinic-a", "Bench clinic A")
         self.writer = {"Authorization": "Bearer "
                        + directory.issue_token("writer", "clinic-a", "profile")[1]}
@@ -99,8 +102,7 @@ class Scenario:
         self.rng = random.Random(7)
 
     def close(self) -> None:
-        self.app.extensions["traction.programmes"].close()
-        self.app.extensions["traction.directory"].db.close()
+        self.components.close()
 
     def post(self, programme_id: str, body: Any) -> dict[str, Any]:
         from werkzeug.test import EnvironBuilder
@@ -138,7 +140,6 @@ class Scenario:
 def requests_for(name: str, scenario: Scenario) -> Callable[[int], dict[str, Any]]:
     """Set up the store for one scenario; returns the environ of request n."""
     from bench.reads import programme_batches
-    from projections.runner import ProjectionRunner
 
     base = "/v1/clinics/clinic-a/programmes"
     if name == "P1 one event":
@@ -154,7 +155,7 @@ def requests_for(name: str, scenario: Scenario) -> Callable[[int], dict[str, Any
         return lambda n: scenario.programme_posts(str(uuid.uuid4()), 100)[0]
     if name == "P4 dashboard / summary":
         programmes = [scenario.new_programme(100) for _ in range(20)]
-        ProjectionRunner(scenario.app.extensions["traction.store"]).run(once=True)
+        RunnerAt(scenario.app.extensions["traction"].store.url).run(once=True)
         return lambda n: scenario.get("/v1/clinics/clinic-a/dashboard" if n % 2
                                       else f"{base}/{programmes[n % len(programmes)]}/summary")
     if name == "P5 history":

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from bench import common
+from tests.stores import initialise, programmes_at, rebuild_at
 
 CLINICS = 20
 STARTS_PER_WEEK = 100
@@ -192,11 +193,10 @@ def generate(url: str, events: int, seed: int) -> int:
     from domain import errors
     from domain.application import EventEnvelope, LedgerEntry, Programmes
     from domain.programme import Programme
-    from service.storage.schema import create_tables
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from service.storage.stores import eventsourcing_env, parse_database_url
 
     store = parse_database_url(url)
-    create_tables(store)
+    initialise(url)
     app = Programmes(env=eventsourcing_env(store))
     rng = random.Random(seed)
     clinic_tz = [timezone(timedelta(hours=rng.choice((0, 0, 1, 2, -5)))) for _ in range(CLINICS)]
@@ -277,11 +277,9 @@ def generate(url: str, events: int, seed: int) -> int:
 
 
 def stored_events(url: str) -> int:
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
 
     try:
-        app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+        app = programmes_at(url)
         try:
             return app.recorder.max_notification_id() or 0
         finally:
@@ -338,10 +336,8 @@ def read_pages_lean(app: Any, after: int) -> tuple[int, int] | None:
 
 def phase_baseline(url: str, read_page: PageReader) -> dict[str, Any]:
     """Read and decode the whole log a page at a time, nothing else."""
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
 
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     position = count = 0
     began = time.perf_counter()
     cpu_began = time.process_time()
@@ -356,12 +352,10 @@ def phase_baseline(url: str, read_page: PageReader) -> dict[str, Any]:
 
 
 def phase_rebuild(url: str, batch_size: int) -> dict[str, Any]:
-    from projections.rebuild import rebuild
-    from service.storage.settings import parse_database_url
 
     began = time.perf_counter()
     cpu_began = time.process_time()
-    report = rebuild(parse_database_url(url), batch_size=batch_size, progress=True, grace=0)
+    report = rebuild_at(url, batch_size=batch_size, progress=True, grace=0)
     # From the start to the new version live (report.seconds); the old
     # version's tables are dropped after that, off the critical path.
     return {"events": report.events, "seconds": report.seconds,

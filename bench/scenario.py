@@ -112,7 +112,7 @@ def prestart(url: str, clinic_ids: list[str], count: int, start: datetime
     through the application layer (ProgrammeStarted only)."""
     from bench.dataset import Envelope, record
     from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from service.storage.stores import eventsourcing_env, parse_database_url
 
     app = Programmes(env={**eventsourcing_env(parse_database_url(url)),
                           "AGGREGATE_CACHE_MAXSIZE": "0"})

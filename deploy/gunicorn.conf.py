@@ -9,14 +9,17 @@ import os
 
 from gunicorn import glogging
 
+from service.config import Settings
 from service.http.request_log import logging_config
 
-bind = os.environ.get("TRACTION_BIND", "127.0.0.1:8000")
+# The service's settings (TRACTION_*), read and checked once (service/config.py).
+settings = Settings.from_env()
+bind = settings.bind
 # Requests spend most of their time waiting on the store, so a few threads per
 # worker keep the cores busy; workers default to the core count.
-workers = int(os.environ.get("TRACTION_WORKERS", os.cpu_count() or 2))
+workers = settings.workers
 worker_class = "gthread"
-threads = int(os.environ.get("TRACTION_THREADS", "8"))
+threads = settings.threads
 preload_app = False
 # A request that takes longer than this is stuck: the worker is restarted.
 timeout = 30
@@ -24,9 +27,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 errorlog = "-"
-loglevel = os.environ.get("TRACTION_LOG_LEVEL", "info")
+loglevel = settings.log_level
 # gunicorn's lines and the app's, to stderr as JSON (or text): service/http/request_log.py.
-logconfig_dict = logging_config(os.environ.get("TRACTION_LOG_FORMAT", "json"), loglevel)
+logconfig_dict = logging_config(settings.log_format, loglevel)
 
 
 class Logger(glogging.Logger):

@@ -28,6 +28,12 @@ from eventsourcing.persistence import IntegrityError
 from domain import errors, stored
 from domain.programme import Programme
 
+
+def utc_now() -> datetime:
+    """The server's clock (rule 4 measures occurred_at against it)."""
+    return datetime.now(UTC)
+
+
 #: How many times a command is re-run after losing a race with another writer
 #: (only without expected_version; with it, the re-run reports the mismatch).
 CONCURRENT_WRITE_ATTEMPTS = 5
@@ -151,10 +157,12 @@ class Programmes(Application[UUID]):
     def __init__(
         self,
         env: dict[str, str] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(env)
         self.clock = clock
+        #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
+        self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks: dict[UUID, tuple[threading.Lock, int]] = {}
         self._command_locks_guard = threading.Lock()
 
@@ -180,7 +188,11 @@ class Programmes(Application[UUID]):
         retry of a discharge is a 200, not "programme discharged".
         """
         with self._command_lock(programme_id):
-            return self._record_with_retries(clinic_id, programme_id, envelopes, expected_version)
+            receipt = self._record_with_retries(clinic_id, programme_id, envelopes,
+                                                expected_version)
+        for listener in self.receipt_listeners:
+            listener(receipt)
+        return receipt
 
     @contextmanager
     def _command_lock(self, programme_id: UUID) -> Iterator[None]:

@@ -263,58 +263,58 @@ class Programme(Aggregate):
 
     # ---- events (each also applies itself to the state) ------------------
 
-    def _note(self, event_id: uuid.UUID, occurred_at: datetime) -> None:
+    def _note(self, occurred_at: datetime) -> None:
         self.last_occurred_at = max(self.last_occurred_at, occurred_at)
 
     @event("SessionCompleted")
     def _session_completed(self, event_id: uuid.UUID, occurred_at: datetime,
                            recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.entries[str(event_id)] = {"type": "SessionCompleted", "data": dict(data)}
 
     @event("SessionMissed")
     def _session_missed(self, event_id: uuid.UUID, occurred_at: datetime,
                         recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.sessions_missed += 1
 
     @event("PainReported")
     def _pain_reported(self, event_id: uuid.UUID, occurred_at: datetime,
                        recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.entries[str(event_id)] = {"type": "PainReported", "data": dict(data)}
 
     @event("PlanAdjusted")
     def _plan_adjusted(self, event_id: uuid.UUID, occurred_at: datetime,
                        recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.plan = self._adjusted_plan({k: v for k, v in data.items() if k in PLAN_FIELDS})
         self.plan_adjustments += 1
 
     @event("AdverseEventReported")
     def _adverse_event_reported(self, event_id: uuid.UUID, occurred_at: datetime,
                                 recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.adverse_events[data["severity"]] += 1
 
     @event("ProgrammePaused")
     def _paused(self, event_id: uuid.UUID, occurred_at: datetime,
                 recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.status = "paused"
         self.paused_reason = data["reason"]
 
     @event("ProgrammeResumed")
     def _resumed(self, event_id: uuid.UUID, occurred_at: datetime,
                  recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.status = "active"
         self.paused_reason = None
 
     @event("ProgrammeDischarged")
     def _discharged(self, event_id: uuid.UUID, occurred_at: datetime,
                     recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.status = "discharged"
         self.paused_reason = None
         self.discharged_at = occurred_at
@@ -323,7 +323,7 @@ class Programme(Aggregate):
     @event("EntryCorrected")
     def _entry_corrected(self, event_id: uuid.UUID, occurred_at: datetime,
                          recorded_by: str, data: dict[str, Any]) -> None:
-        self._note(event_id, occurred_at)
+        self._note(occurred_at)
         self.entries[str(data["corrects"])]["data"] = dict(data["data"])
         self.corrections += 1
 

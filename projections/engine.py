@@ -2,9 +2,9 @@
 
 The engine knows no SQL: it asks a loader for programme states and clinic
 totals it does not have, and returns a `Changes` that the store writes, with
-the tracking position, in one transaction (projections/store.py). After the
-commit the runner calls `committed`; after a failed write, `forget`, which
-drops everything cached (the cache may hold changes that were never written).
+the tracking position, in one transaction (projections/store.py). After a
+failed write the runner calls `forget`, which drops everything cached (the
+cache may hold changes that were never written).
 
 Poison events
 -------------
@@ -162,9 +162,6 @@ class MetricsEngine:
         self.absorb(sorted(parked, key=lambda r: r.position), careful=True,
                     skip=set(skip), resolving=True)
         return self.flush(None)
-
-    def committed(self, changes: Changes) -> None:
-        """The changes are written (the cache already holds their states)."""
 
     def forget(self) -> None:
         """Drop everything in memory (after a failed write, or a failed quick pass)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from service.storage.settings import Store
+from service.storage.stores import Store
 
 
 class LockHeld(Exception):

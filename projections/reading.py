@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import time
 from uuid import UUID
 
@@ -22,26 +21,20 @@ from projections import dashboards, network, summaries
 from projections.store import DEFAULT_PROJECTION, ReadModelStore, to_json
 
 #: How long a read waits for ?min_position by default (seconds).
-MIN_POSITION_WAIT_ENV = "TRACTION_MIN_POSITION_WAIT"
 DEFAULT_MIN_POSITION_WAIT = 2.0
 
 
 class ProjectionBehind(Exception):
     """The projection has not processed `wanted` within the wait."""
 
-    def __init__(self, position: int, wanted: int, waited: float) -> None:
+    def __init__(self, position: int, wanted: int) -> None:
         super().__init__(f"the projection is at position {position}, not yet {wanted}")
         self.position = position
         self.wanted = wanted
-        self.waited = waited
 
 
 class InvalidCursor(ValueError):
     pass
-
-
-def min_position_wait() -> float:
-    return float(os.environ.get(MIN_POSITION_WAIT_ENV) or DEFAULT_MIN_POSITION_WAIT)
 
 
 def encode_cursor(key: tuple[int, str]) -> str:
@@ -60,23 +53,25 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 class Reader:
     """Reads of one projection's live version, for the API."""
 
-    def __init__(self, read_models: ReadModelStore, name: str = DEFAULT_PROJECTION) -> None:
+    def __init__(self, read_models: ReadModelStore, name: str = DEFAULT_PROJECTION, *,
+                 min_position_wait: float = DEFAULT_MIN_POSITION_WAIT) -> None:
         self.read_models = read_models
         self.name = name
+        #: How long a read waits for ?min_position (TRACTION_MIN_POSITION_WAIT).
+        self.min_position_wait = min_position_wait
 
     def wait_for(self, min_position: int | None, timeout: float | None = None) -> int:
         """Wait until the projection has processed min_position; its position now."""
         position = self.read_models.live_position(self.name)[1]
         if min_position is None or position >= min_position:
             return position
-        timeout = min_position_wait() if timeout is None else timeout
-        began = time.monotonic()
-        deadline = began + timeout
+        timeout = self.min_position_wait if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         pause = 0.002
         while position < min_position:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ProjectionBehind(position, min_position, time.monotonic() - began)
+                raise ProjectionBehind(position, min_position)
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.025)
             position = self.read_models.live_position(self.name)[1]

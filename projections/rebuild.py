@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -38,8 +37,8 @@ from projections.decoding import decode_rows
 from projections.engine import EventFailed
 from projections.locks import LockHeld, ProjectionLock
 from projections.runner import VersionSession
-from projections.store import DEFAULT_PROJECTION, check_name, open_read_models
-from service.storage.settings import Store, eventsourcing_env
+from projections.store import DEFAULT_PROJECTION, ReadModelStore, check_name
+from service.storage.stores import Store
 
 log = logging.getLogger("traction.projections")
 
@@ -48,7 +47,6 @@ REBUILD_BATCH = 10_000
 #: Swap once the new version is this close to the head.
 SWAP_LAG = 2_000
 #: Seconds to keep the old version after the swap, for reads already under way.
-DROP_GRACE_ENV = "TRACTION_PROJECTION_DROP_GRACE"
 DEFAULT_DROP_GRACE = 5.0
 
 
@@ -70,25 +68,22 @@ class RebuildReport:
 
 
 def rebuild(
+    app: Programmes,
+    read_models: ReadModelStore,
     store: Store,
     name: str = DEFAULT_PROJECTION,
     *,
     batch_size: int = REBUILD_BATCH,
     progress: bool = True,
-    grace: float | None = None,
-    application: Programmes | None = None,
+    grace: float = DEFAULT_DROP_GRACE,
 ) -> RebuildReport:
-    """Build a new version of a projection from scratch, then swap it in."""
+    """Build a new version of a projection from scratch, then swap it in.
+
+    `grace`: seconds to keep the old version after the swap, for reads that
+    began on it (TRACTION_PROJECTION_DROP_GRACE)."""
     check_name(name)
-    if grace is None:
-        grace = float(os.environ.get(DROP_GRACE_ENV, DEFAULT_DROP_GRACE))
-    owned = application is None
-    app = application or Programmes(env=eventsourcing_env(store))
-    read_models = open_read_models(app)
     lock = ProjectionLock(store, f"rebuild:{name}")
     if not lock.try_acquire():
-        if owned:
-            app.close()
         raise LockHeld(f"rebuild:{name}")
     new_version: int | None = None
     try:
@@ -117,8 +112,6 @@ def rebuild(
         read_models.drop_version(name, live)
     finally:
         lock.release()
-        if owned:
-            app.close()
     return report
 
 
@@ -180,7 +173,6 @@ def _build_and_swap(app: Programmes, read_models: Any, name: str, live: int, new
                     changes = engine.process(decode_rows(app.mapper, rows))
                     read_models.write_in(cursor, name, new_version, changes, expect="building")
             if changes is not None:
-                engine.committed(changes)
                 assert changes.position is not None
                 position = changes.position
                 events += len(rows)

@@ -33,14 +33,8 @@ from domain.application import Programmes
 from projections.decoding import decode
 from projections.engine import Changes, MetricsEngine, Recorded
 from projections.locks import LockHeld, LockLost, ProjectionLock
-from projections.store import (
-    DEFAULT_PROJECTION,
-    ReadModelStore,
-    VersionRetired,
-    check_name,
-    open_read_models,
-)
-from service.storage.settings import Store, eventsourcing_env
+from projections.store import DEFAULT_PROJECTION, ReadModelStore, VersionRetired, check_name
+from service.storage.stores import Store
 
 log = logging.getLogger("traction.projections")
 
@@ -80,7 +74,6 @@ class VersionSession:
         except BaseException:
             self.engine.forget()
             raise
-        self.engine.committed(changes)
         if changes.position is not None:
             self.position = changes.position
         return changes
@@ -110,7 +103,6 @@ class VersionSession:
         except BaseException:
             self.engine.forget()
             raise
-        self.engine.committed(changes)
         return next((
             {"position": p.position, "error": p.error}
             for p in changes.parked if p.kind == "poison"
@@ -202,8 +194,10 @@ def open_feed(application: Programmes, store: Store, position: int) -> Any:
 class ProjectionRunner:
     """Keeps one projection's live version up to date with the event store."""
 
-    def __init__(self, store: Store, name: str = DEFAULT_PROJECTION, *,
-                 batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, application: Programmes, read_models: ReadModelStore, store: Store,
+                 name: str = DEFAULT_PROJECTION, *, batch_size: int = BATCH_SIZE) -> None:
+        self.application = application
+        self.read_models = read_models
         self.store = store
         self.name = check_name(name)
         self.batch_size = batch_size
@@ -214,8 +208,7 @@ class ProjectionRunner:
 
     def run(self, *, once: bool = False, wait_for_lock: bool = True) -> None:
         """Run until `stop` is set (or, with `once`, until caught up)."""
-        application = Programmes(env=eventsourcing_env(self.store))
-        read_models = open_read_models(application)
+        application, read_models = self.application, self.read_models
         lock = ProjectionLock(self.store, f"runner:{self.name}")
         try:
             if not self._take_lock(lock, wait_for_lock):
@@ -246,7 +239,6 @@ class ProjectionRunner:
                     backoff = min(backoff * 2, 10.0)
         finally:
             lock.release()
-            application.close()
 
     def _take_lock(self, lock: ProjectionLock, wait: bool) -> bool:
         """Take the runner lock, waiting for the store if it cannot be reached yet."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from projections.locks import ProjectionLock
 from projections.store import PROJECTIONS, ReadModelStore
-from service.storage.settings import Store
+from service.storage.stores import Store
 
 
 @dataclass

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,10 +48,6 @@ PARKED = "projection_parked"
 #: The library's tracking table on PostgreSQL (on SQLite it is always "tracking").
 POSTGRES_TRACKING = "projection_tracking"
 LEDGER = "event_ledger"
-
-#: Fault injection for crash tests: seconds to wait inside each write
-#: transaction, before its commit (never set in production).
-FAULT_DELAY_ENV = "TRACTION_PROJECTION_FAULT_DELAY"
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
 #: Rendered bodies keep their fields in the order they are written.
@@ -382,9 +376,6 @@ class ReadModelStore:
         )
         if changes.position is not None:
             self._insert_tracking(c, Tracking(tracking_key(name, version), changes.position))
-        delay = os.environ.get(FAULT_DELAY_ENV)
-        if delay:
-            time.sleep(float(delay))
 
     # ---- parked events ----------------------------------------------------
 
@@ -623,14 +614,3 @@ def open_read_models(application: Any) -> ReadModelStore:
         return PostgresReadModels(datastore)
     return SQLiteReadModels(datastore)
 
-
-def create_projection_tables(store: Any) -> None:
-    """Create the projections' tables in a store (called by `create_tables`)."""
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env
-
-    application = Programmes(env=eventsourcing_env(store))
-    try:
-        open_read_models(application).create_projection_tables()
-    finally:
-        application.close()

@@ -1,23 +1,188 @@
-"""Service configuration, read from the environment once at start-up."""
+"""The service's settings: every TRACTION_* variable, read once, typed and checked.
+
+`Settings.from_env()` is the only reader of the environment in the service
+(besides PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads itself and
+`traction serve` sets for gunicorn's workers). A value that does not parse
+stops the process at start-up with a message that names the variable and
+says what it accepts; nothing reads a variable later, per request, or with a
+different default. Everything else is given a `Settings` (or the part of it
+it needs) by the composition root (service/bootstrap.py).
+
+The README's configuration table lists the same variables; a test checks
+that it lists every one of `VARIABLES`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from service.storage.settings import database_url
+from service.storage.stores import (
+    DEFAULT_DATABASE_URL,
+    DatabaseUrlError,
+    Store,
+    StoreOptions,
+    parse_database_url,
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+class SettingsError(ValueError):
+    """A variable's value cannot be used: names the variable and what it accepts."""
+
+    def __init__(self, variable: str, value: str, accepts: str) -> None:
+        super().__init__(f"{variable}={value!r} is not valid: {accepts}")
+        self.variable = variable
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 2
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the app factory needs; the store's pools, logging and gunicorn read
-    their own variables (all listed in the README's configuration reference)."""
+    """Everything an operator can set, with its default."""
 
-    database_url: str = field(default_factory=database_url)
-    #: Largest request body accepted (413 beyond it).
-    max_body_bytes: int = field(default_factory=lambda: _int("TRACTION_MAX_BODY_BYTES", 2_000_000))
+    database_url: str = DEFAULT_DATABASE_URL
+    bind: str = "127.0.0.1:8000"
+    workers: int = field(default_factory=_default_workers)
+    threads: int = 8
+    max_body_bytes: int = 2_000_000
+    pg_pool_size: int = 4
+    pg_max_overflow: int = 4
+    pg_connect_timeout: int = 1
+    pg_lock_timeout: int = 10
+    sqlite_lock_timeout: int = 30
+    aggregate_cache_size: int = 1000
+    log_level: str = "info"
+    log_format: str = "json"
+    checkpoint_key: str | None = field(default=None, repr=False)
+    min_position_wait: float = 2.0
+    projection_drop_grace: float = 5.0
+    demo_clinics: int = 4
+    demo_programmes: int = 60
+
+    @property
+    def store(self) -> Store:
+        """The store the service records into (its URL checked by `from_env`)."""
+        return parse_database_url(self.database_url, StoreOptions(
+            pg_pool_size=self.pg_pool_size,
+            pg_max_overflow=self.pg_max_overflow,
+            pg_connect_timeout=self.pg_connect_timeout,
+            pg_lock_timeout=self.pg_lock_timeout,
+            sqlite_lock_timeout=self.sqlite_lock_timeout,
+            aggregate_cache_size=self.aggregate_cache_size,
+        ))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every TRACTION_* variable (unset or empty: the default); SettingsError
+        on the first value that does not parse."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:
+            raw = environ.get(variable.name, "")
+            if raw.strip():
+                values[variable.field] = variable.parse(raw.strip())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the field it sets and how its text is read."""
+
+    name: str
+    field: str
+    read: Callable[[str], Any]
+    accepts: str
+
+    def parse(self, raw: str) -> Any:
+        try:
+            return self.read(raw)
+        except (ValueError, DatabaseUrlError) as error:
+            detail = f" ({error})" if isinstance(error, DatabaseUrlError) else ""
+            raise SettingsError(self.name, raw, self.accepts + detail) from None
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    def read(raw: str) -> int:
+        value = int(raw)
+        if value < low or (high is not None and value > high):
+            raise ValueError(raw)
+        return value
+    return read
+
+
+def _seconds(low: float = 0.0) -> Callable[[str], float]:
+    def read(raw: str) -> float:
+        value = float(raw)
+        if not value >= low or value == float("inf"):  # also refuses NaN
+            raise ValueError(raw)
+        return value
+    return read
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(raw)
+        return raw.lower()
+    return read
+
+
+def _database_url(raw: str) -> str:
+    parse_database_url(raw)
+    return raw
+
+
+def _bind(raw: str) -> str:
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(raw)
+    return raw
+
+
+def _secret(raw: str) -> str:
+    return raw
+
+
+VARIABLES = (
+    Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
+             "sqlite:///relative/path, sqlite:////absolute/path or "
+             "postgresql://user:password@host:port/dbname[?schema=name]"),
+    Variable("TRACTION_BIND", "bind", _bind, "HOST:PORT, e.g. 127.0.0.1:8000"),
+    Variable("TRACTION_WORKERS", "workers", _integer(1, 64), "an integer from 1 to 64"),
+    Variable("TRACTION_THREADS", "threads", _integer(1, 256), "an integer from 1 to 256"),
+    Variable("TRACTION_MAX_BODY_BYTES", "max_body_bytes", _integer(1024),
+             "an integer of at least 1024 (bytes)"),
+    Variable("TRACTION_PG_POOL_SIZE", "pg_pool_size", _integer(1, 1000),
+             "an integer from 1 to 1000"),
+    Variable("TRACTION_PG_MAX_OVERFLOW", "pg_max_overflow", _integer(0, 1000),
+             "an integer from 0 to 1000"),
+    Variable("TRACTION_PG_CONNECT_TIMEOUT", "pg_connect_timeout", _integer(1, 3600),
+             "a whole number of seconds from 1 to 3600"),
+    Variable("TRACTION_PG_LOCK_TIMEOUT", "pg_lock_timeout", _integer(1, 3600),
+             "a whole number of seconds from 1 to 3600"),
+    Variable("TRACTION_SQLITE_LOCK_TIMEOUT", "sqlite_lock_timeout", _integer(1, 3600),
+             "a whole number of seconds from 1 to 3600"),
+    Variable("TRACTION_AGGREGATE_CACHE_SIZE", "aggregate_cache_size", _integer(0),
+             "an integer of at least 0 (programmes)"),
+    Variable("TRACTION_LOG_LEVEL", "log_level", _choice(LOG_LEVELS),
+             "one of " + ", ".join(LOG_LEVELS)),
+    Variable("TRACTION_LOG_FORMAT", "log_format", _choice(LOG_FORMATS),
+             "one of " + ", ".join(LOG_FORMATS)),
+    Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
+             "a secret string (the HMAC key of signed checkpoints)"),
+    Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
+             "a number of seconds of at least 0"),
+    Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),
+             "a number of seconds of at least 0"),
+    Variable("TRACTION_DEMO_CLINICS", "demo_clinics", _integer(1, 200),
+             "an integer from 1 to 200"),
+    Variable("TRACTION_DEMO_PROGRAMMES", "demo_programmes", _integer(1, 100_000),
+             "an integer from 1 to 100000"),
+)

@@ -24,10 +24,12 @@ from typing import Any
 
 from flask import Flask
 
+from service.bootstrap import open_components
 from service.config import Settings
 from service.http import app as application
 from service.http.availability import COOLDOWN_SECONDS
-from service.http.problems import STORE_ERRORS, store_unavailable
+from service.http.problems import store_unavailable
+from service.storage.errors import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,17 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def create_app(settings: Settings | None = None) -> WSGIApp:
     """The app, or, while the store cannot be reached, a stand-in that builds it later."""
+    settings = settings or Settings.from_env()
+
+    def build() -> Flask:
+        return application.create_app(open_components(settings))
+
     try:
-        return application.create_app(settings)
-    except STORE_ERRORS as error:
+        return build()
+    except UNREACHABLE as error:
         log.warning("store unreachable while this worker starts (%s); answering 503 "
                     "until it is back", error)
-        return AppAwaitingStore(lambda: application.create_app(settings))
+        return AppAwaitingStore(build)
 
 
 class AppAwaitingStore:
@@ -74,7 +81,7 @@ class AppAwaitingStore:
             if self.app is None:
                 self.app = self.build()
                 log.warning("store reachable again; this worker serves the app")
-        except STORE_ERRORS as error:
+        except UNREACHABLE as error:
             log.warning("store still unreachable: %s", error)
             self._next_try = time.monotonic() + self.retry_every
         finally:

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
-from tests.stores import throwaway_postgres_schema
+from tests.stores import components_at, initialise, throwaway_postgres_schema
 
 POSTGRES_URL = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("TRACTION_REQUIRE_POSTGRES") == "1"
@@ -45,21 +43,20 @@ def postgres_url() -> Iterator[str]:
 def store_url(request) -> str:
     """A fresh, empty store with its tables created: SQLite, then PostgreSQL."""
     url = request.getfixturevalue(f"{request.param}_url")
-    create_tables(parse_database_url(url))
+    initialise(url)
     return url
 
 
 @pytest.fixture
 def app(store_url):
     """The real Flask app on a fresh store (SQLite, then PostgreSQL)."""
-    from service.config import Settings
     from service.http.app import create_app
 
-    app = create_app(Settings(database_url=store_url))
+    components = components_at(store_url)
+    app = create_app(components)
     app.config["TESTING"] = True
     yield app
-    app.extensions["traction.programmes"].close()
-    app.extensions["traction.directory"].db.close()
+    components.close()
 
 
 @pytest.fixture
@@ -93,4 +90,4 @@ class Tokens:
 
 @pytest.fixture
 def tokens(app) -> Tokens:
-    return Tokens(app.extensions["traction.directory"])
+    return Tokens(app.extensions["traction"].directory)

@@ -1,15 +1,28 @@
-"""Throwaway stores for tests and the soak: a PostgreSQL schema made now and
-dropped afterwards (the one place that knows how)."""
+"""Stores for tests and the soak: a throwaway PostgreSQL schema (made now and
+dropped afterwards), and the service's parts on a test store, built by the
+composition root as the service builds them."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
-from service.storage.settings import parse_database_url
+from domain.application import Programmes, utc_now
+from projections.rebuild import RebuildReport, rebuild
+from projections.runner import ProjectionRunner
+from service.bootstrap import (
+    Clock,
+    Components,
+    initialise_store,
+    open_components,
+    open_programmes,
+)
+from service.config import Settings
+from service.storage.stores import parse_database_url
 
 
 @contextmanager
@@ -24,3 +37,50 @@ def throwaway_postgres_schema(base_url: str, prefix: str = "test") -> Iterator[s
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    """The settings of a test store (defaults otherwise)."""
+    return Settings(database_url=url, **overrides)  # type: ignore[arg-type]
+
+
+def initialise(url: str) -> None:
+    """Create a test store's tables, as `traction db init` does."""
+    initialise_store(settings_for(url))
+
+
+def programmes_at(url: str, *, clock: Clock = utc_now, **overrides: Any) -> Programmes:
+    """The application on a test store, built as the service builds it
+    (`overrides`: settings other than the defaults)."""
+    return open_programmes(settings_for(url, **overrides), clock=clock)
+
+
+def components_at(url: str, *, clock: Clock = utc_now, **overrides: Any) -> Components:
+    """The service's parts on a test store (close them afterwards)."""
+    return open_components(settings_for(url, **overrides), clock=clock)
+
+
+class RunnerAt(ProjectionRunner):
+    """A projection runner with parts of its own on a test store, as
+    `traction projections run` has them in its own process; closed when it stops."""
+
+    def __init__(self, url: str, *args: Any, **kwargs: Any) -> None:
+        self.components = components_at(url)
+        super().__init__(self.components.programmes, self.components.read_models,
+                         self.components.store, *args, **kwargs)
+
+    def run(self, **kwargs: Any) -> None:
+        try:
+            super().run(**kwargs)
+        finally:
+            self.components.close()
+
+
+def rebuild_at(url: str, *args: Any, **kwargs: Any) -> RebuildReport:
+    """`traction projections rebuild` on a test store, with parts of its own."""
+    components = components_at(url)
+    try:
+        return rebuild(components.programmes, components.read_models, components.store,
+                       *args, **kwargs)
+    finally:
+        components.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,9 +66,8 @@ class CheckpointKey:
         self.key_id = hashlib.sha256(self._secret).hexdigest()[:8]
 
     @classmethod
-    def from_env(cls) -> CheckpointKey | None:
-        """The key from TRACTION_CHECKPOINT_KEY, or None when it is not set."""
-        secret = os.environ.get(KEY_VARIABLE, "")
+    def from_secret(cls, secret: str | None) -> CheckpointKey | None:
+        """The key (TRACTION_CHECKPOINT_KEY), or None when it is not set."""
         return cls(secret) if secret else None
 
     def _mac(self, position: int, chain_hash: str, signed_at: str) -> str:

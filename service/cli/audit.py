@@ -17,15 +17,14 @@ from eventsourcing.persistence import PersistenceError
 from tqdm import tqdm
 
 from domain import errors
-from domain.application import Programmes
-from service.audit.checkpoints import NO_KEY_WARNING, CheckpointKey, Checkpoints
+from service.audit.checkpoints import NO_KEY_WARNING, CheckpointKey
 from service.audit.export import export_log, verify_export
 from service.audit.log import audit_recorder
 from service.audit.replay import replay as replay_programme
 from service.audit.verify import Report, verify_store
-from service.storage.database import Database
+from service.bootstrap import Components, offline_programmes
+from service.cli.context import components, settings
 from service.storage.directory import Directory
-from service.storage.settings import database_url, eventsourcing_env, parse_database_url
 
 
 @click.group()
@@ -34,30 +33,24 @@ def audit() -> None:
 
 
 @contextmanager
-def _store() -> Iterator[tuple[Programmes, Database]]:
+def _store() -> Iterator[Components]:
     """The configured store, which `traction db init` (or `serve`) has created."""
-    store = parse_database_url(database_url())
-    programmes = Programmes(env=eventsourcing_env(store))
-    database = Database(store)
-    try:
+    with components(initialise=False) as parts:
         try:
-            audit_recorder(programmes).chain_extent()
+            audit_recorder(parts.programmes).chain_extent()
         except PersistenceError as error:
             raise click.ClickException(
                 f"cannot read the event store ({error}); is it initialised "
                 "(`traction db init`)?") from None
         # Stores created before checkpoints existed get their table here.
-        Checkpoints(database).create_table()
-        yield programmes, database
-    finally:
-        programmes.close()
-        database.close()
+        parts.checkpoints.create_table()
+        yield parts
 
 
 @contextmanager
 def _offline_mapper() -> Iterator[Any]:
     """The event mapper alone, with no store behind it (for an export)."""
-    programmes = Programmes(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    programmes = offline_programmes()
     try:
         yield programmes.mapper
     finally:
@@ -69,14 +62,14 @@ def _bar(description: str, unit: str = "event") -> tqdm:
     return tqdm(desc=description, unit=unit, unit_scale=True, disable=None, file=sys.stderr)
 
 
-def _record_read(database: Database, command: str, **where: Any) -> None:
+def _record_read(directory: Directory, command: str, **where: Any) -> None:
     """The access log notes command-line reads of patient data too."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown user"
     actor = {"token_id": None, "token_label": f"command line ({user})", "role": None}
-    Directory(database).record_access("read", actor, route=command, **where)
+    directory.record_access("read", actor, route=command, **where)
 
 
 def _print_report(report: Report, as_json: bool) -> None:
@@ -110,7 +103,7 @@ def verify(export_path: Path | None, as_json: bool) -> None:
 
     A verified head is checkpointed (signed) when TRACTION_CHECKPOINT_KEY is set.
     """
-    key = CheckpointKey.from_env()
+    key = CheckpointKey.from_secret(settings().checkpoint_key)
     if export_path is not None:
         with _offline_mapper() as mapper, export_path.open(encoding="utf-8") as lines, \
                 _bar("verifying export", unit="line") as bar:
@@ -119,8 +112,8 @@ def verify(export_path: Path | None, as_json: bool) -> None:
             except ValueError as error:
                 raise click.ClickException(str(error)) from None
     else:
-        with _store() as (programmes, database), _bar("verifying") as bar:
-            report = verify_store(audit_recorder(programmes), Checkpoints(database), key,
+        with _store() as parts, _bar("verifying") as bar:
+            report = verify_store(audit_recorder(parts.programmes), parts.checkpoints, key,
                                   progress=bar)
     _print_report(report, as_json)
     if not report.ok:
@@ -140,11 +133,11 @@ def checkpoint() -> None:
     Prints the new checkpoint as one JSON line on standard output: append it
     to a log kept off this database. Schedule it (cron, a systemd timer).
     """
-    key = CheckpointKey.from_env()
+    key = CheckpointKey.from_secret(settings().checkpoint_key)
     if key is None:
         raise click.ClickException(f"{NO_KEY_WARNING}. Set it to write checkpoints.")
-    with _store() as (programmes, database), _bar("verifying new events") as bar:
-        report = verify_store(audit_recorder(programmes), Checkpoints(database), key,
+    with _store() as parts, _bar("verifying new events") as bar:
+        report = verify_store(audit_recorder(parts.programmes), parts.checkpoints, key,
                               progress=bar, incremental=True)
     if not report.ok:
         _print_report(report, as_json=False)
@@ -183,12 +176,13 @@ def replay(programme_id: UUID, version: int | None, as_of: str | None, as_json: 
     if version is not None and as_of is not None:
         raise click.UsageError("give --version or --as-of, not both")
     when = _parse_as_of(as_of)
-    with _store() as (programmes, database):
+    with _store() as parts:
         try:
-            result = replay_programme(programmes, programme_id, version=version, as_of=when)
+            result = replay_programme(parts.programmes, programme_id, version=version,
+                                      as_of=when)
         except errors.ProgrammeNotFound as error:
             raise click.ClickException(str(error)) from None
-        _record_read(database, "traction audit replay", clinic_id=result["clinic_id"],
+        _record_read(parts.directory, "traction audit replay", clinic_id=result["clinic_id"],
                      programme_id=str(programme_id),
                      detail=f"version {version}; as_of {as_of}")
     if as_json:
@@ -218,16 +212,15 @@ def export(clinic_id: str | None, output: Path | None) -> None:
 
     Check it later, anywhere, with `traction audit verify --export FILE`.
     """
-    key = CheckpointKey.from_env()
-    with _store() as (programmes, database):
-        if clinic_id is not None and not Directory(database).clinic_exists(clinic_id):
+    with _store() as parts:
+        if clinic_id is not None and not parts.directory.clinic_exists(clinic_id):
             raise click.ClickException(f"clinic {clinic_id} is not registered")
-        _record_read(database, "traction audit export", clinic_id=clinic_id,
+        _record_read(parts.directory, "traction audit export", clinic_id=clinic_id,
                      detail=f"to {output or 'standard output'}")
         with _output(output) as out, _bar("exporting") as bar:
-            summary = export_log(audit_recorder(programmes), programmes.mapper,
-                                 Checkpoints(database), key, out, clinic_id=clinic_id,
-                                 progress=bar)
+            summary = export_log(audit_recorder(parts.programmes), parts.programmes.mapper,
+                                 parts.checkpoints, parts.checkpoint_key, out,
+                                 clinic_id=clinic_id, progress=bar)
     for warning in summary.report.warnings:
         click.echo(f"warning: {warning}", err=True)
     links = f" and {summary.links} links of other clinics" if clinic_id else ""

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
 
 import click
 
 from projections.locks import LockHeld, ProjectionLock
-from projections.store import PROJECTIONS, UnknownProjection, check_name, open_read_models
+from projections.rebuild import rebuild
+from projections.runner import ProjectionRunner, VersionSession
+from projections.status import all_statuses
+from projections.store import PROJECTIONS, UnknownProjection, check_name
+from service.cli.context import components
+from service.http.request_log import configure_logging
 
 #: Exit status of `run --no-wait` when another runner is active.
 EXIT_LOCK_HELD = 3
-
-
-def _store() -> Any:
-    from service.storage.schema import create_tables
-    from service.storage.settings import database_url, parse_database_url
-
-    store = parse_database_url(database_url())
-    create_tables(store)
-    return store
-
-
-def _application(store: Any) -> Any:
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env
-
-    return Programmes(env=eventsourcing_env(store))
 
 
 def _names(names: tuple[str, ...]) -> list[str]:
@@ -40,14 +27,6 @@ def _names(names: tuple[str, ...]) -> list[str]:
         return [check_name(name) for name in names] or list(PROJECTIONS)
     except UnknownProjection as error:
         raise click.BadParameter(str(error)) from None
-
-
-def _logging() -> None:
-    # The service's log lines (JSON or text, TRACTION_LOG_FORMAT) on stderr.
-    from service.http.request_log import configure_logging
-
-    configure_logging(os.environ.get("TRACTION_LOG_FORMAT", "json"),
-                      os.environ.get("TRACTION_LOG_LEVEL", "info"))
 
 
 @click.group()
@@ -65,11 +44,16 @@ def projections() -> None:
               help="Most events per transaction.")
 def run(names: tuple[str, ...], once: bool, no_wait: bool, batch_size: int) -> None:
     """Catch up, then follow new events (one active runner per projection)."""
-    from projections.runner import ProjectionRunner
+    with components() as parts:
+        # The service's log lines (JSON or text) on stderr.
+        configure_logging(parts.settings.log_format, parts.settings.log_level)
+        _run([ProjectionRunner(parts.programmes, parts.read_models, parts.store, name,
+                               batch_size=batch_size) for name in _names(names)],
+             once=once, wait_for_lock=not no_wait)
 
-    _logging()
-    store = _store()
-    runners = [ProjectionRunner(store, name, batch_size=batch_size) for name in _names(names)]
+
+def _run(runners: list[ProjectionRunner], *, once: bool, wait_for_lock: bool) -> None:
+    """Each runner in a thread of its own, until all stop (SIGTERM or SIGINT stops them)."""
 
     def stop(_signum: int, _frame: object) -> None:
         for runner in runners:
@@ -81,7 +65,7 @@ def run(names: tuple[str, ...], once: bool, no_wait: bool, batch_size: int) -> N
 
     def work(runner: ProjectionRunner) -> None:
         try:
-            runner.run(once=once, wait_for_lock=not no_wait)
+            runner.run(once=once, wait_for_lock=wait_for_lock)
         except BaseException as error:  # reported below, in the main thread
             failures.append(error)
             stop(0, None)
@@ -110,31 +94,26 @@ def run(names: tuple[str, ...], once: bool, no_wait: bool, batch_size: int) -> N
               "TRACTION_PROJECTION_DROP_GRACE).")
 def rebuild_command(names: tuple[str, ...], batch_size: int, grace: float | None) -> None:
     """Build a new version from position 0 beside the live one, then swap it in."""
-    from projections.rebuild import rebuild
-
-    store = _store()
-    for name in _names(names):
-        try:
-            report = rebuild(store, name, batch_size=batch_size, grace=grace)
-        except LockHeld:
-            raise click.ClickException(f"a rebuild of {name} is already running") from None
-        click.echo(f"{name}: v{report.new_version} is live (was v{report.old_version}) at "
-                   f"position {report.position}; {report.events} events in "
-                   f"{report.seconds:.1f} s ({report.events_per_second:,.0f} events/s)")
+    with components() as parts:
+        for name in _names(names):
+            try:
+                report = rebuild(parts.programmes, parts.read_models, parts.store, name,
+                                 batch_size=batch_size,
+                                 grace=parts.settings.projection_drop_grace
+                                 if grace is None else grace)
+            except LockHeld:
+                raise click.ClickException(f"a rebuild of {name} is already running") from None
+                click.echo(f"{name}: v{report.new_version} is live (was v{report.old_version}) "
+                       f"at position {report.position}; {report.events} events in "
+                       f"{report.seconds:.1f} s ({report.events_per_second:,.0f} events/s)")
 
 
 @projections.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(as_json: bool) -> None:
     """Each projection's live version, position, lag and failures."""
-    from projections.status import all_statuses
-
-    store = _store()
-    application = _application(store)
-    try:
-        statuses = all_statuses(application, open_read_models(application), store)
-    finally:
-        application.close()
+    with components() as parts:
+        statuses = all_statuses(parts.programmes, parts.read_models, parts.store)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in statuses], indent=2, default=str))
         return
@@ -153,13 +132,9 @@ def status(as_json: bool) -> None:
 
 
 def _resolve(name: str, position: int, action: str) -> None:
-    from projections.runner import VersionSession
-
     name = _names((name,))[0]
-    store = _store()
-    application = _application(store)
-    read_models = open_read_models(application)
-    try:
+    with components() as parts:
+        application, read_models, store = parts.programmes, parts.read_models, parts.store
         version = read_models.versions(name)[0]
         target = next((p for p in read_models.parked(name, version)
                        if p["position"] == position), None)
@@ -189,8 +164,6 @@ def _resolve(name: str, position: int, action: str) -> None:
         rows = {p["position"]: p for p in read_models.parked(name, version)}
         remaining = [p for p in rows.values()
                      if p["programme_id"] == target["programme_id"] and p["kind"] == "poison"]
-    finally:
-        application.close()
     done = "skipped" if action == "skip" else "applied"
     if remaining:
         first = remaining[0]
@@ -220,13 +193,8 @@ def skip(name: str, position: int) -> None:
 @click.argument("names", nargs=-1)
 def digest(names: tuple[str, ...]) -> None:
     """A digest of every row of each live read model (compare a restart with a rebuild)."""
-    store = _store()
-    application = _application(store)
-    try:
-        read_models = open_read_models(application)
+    with components() as parts:
         for name in _names(names):
-            version, position = read_models.live_position(name)
+            version, position = parts.read_models.live_position(name)
             click.echo(f"{name} v{version} position {position} "
-                       f"{read_models.digest(name, version)}")
-    finally:
-        application.close()
+                       f"{parts.read_models.digest(name, version)}")

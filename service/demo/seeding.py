@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from marshmallow import ValidationError
 from tqdm import tqdm
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from domain import errors
 from domain.application import EventEnvelope, Programmes
 from domain.programme import CLOCK_SKEW_ALLOWANCE
+from service.bootstrap import Components
 from service.demo.simulation import (
     DEMO_UNTIL,
     DemoClinic,
@@ -31,9 +32,7 @@ from service.demo.simulation import (
     simulate,
 )
 from service.http.schemas.events import EventPostSchema
-from service.storage.database import Database
 from service.storage.directory import ClinicExists, Directory
-from service.storage.settings import Store, eventsourcing_env
 
 DEFAULT_CLINICS = 4
 DEFAULT_PROGRAMMES = 60
@@ -79,32 +78,25 @@ def default_until(now: datetime) -> datetime:
     return min(DEMO_UNTIL, now)
 
 
-def store_is_empty(store: Store) -> bool:
+def store_is_empty(components: Components) -> bool:
     """True when nothing was ever recorded or registered: no events, clinics or tokens.
 
     (A deployment that has only issued its first admin token is not empty: the
     demo must never land in a store someone has started to use.)
     """
-    programmes = Programmes(env=eventsourcing_env(store))
-    database = Database(store)
-    try:
-        if programmes.recorder.max_notification_id():
-            return False
-        _, tokens, clinics = Directory(database).load()
-        return not tokens and not clinics
-    finally:
-        programmes.close()
-        database.close()
+    if components.programmes.recorder.max_notification_id():
+        return False
+    _, tokens, clinics = components.directory.load()
+    return not tokens and not clinics
 
 
 def seed_demo(
-    store: Store,
+    components: Components,
     *,
     clinics: int = DEFAULT_CLINICS,
     programmes: int = DEFAULT_PROGRAMMES,
     seed: int = DEFAULT_SEED,
     until: datetime | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: bool = False,
     issue_tokens: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -112,11 +104,12 @@ def seed_demo(
     """Register the demo clinics, post their simulated history, issue demo tokens.
 
     The store's tables must exist. `until` is the simulation's "now" (default
-    DEMO_UNTIL); it may not be after `clock()`, which is the clock the
-    application checks occurred_at against (rule 4).
+    DEMO_UNTIL); it may not be after the application's clock, which rule 4
+    checks occurred_at against.
     """
     until = until or DEMO_UNTIL
-    if until > clock() + CLOCK_SKEW_ALLOWANCE:
+    application = components.programmes
+    if until > application.clock() + CLOCK_SKEW_ALLOWANCE:
         raise DemoError(
             f"the demo's end ({until.isoformat()}) is after this machine's clock; "
             "events may not be in the future, so pass an earlier --until"
@@ -124,29 +117,23 @@ def seed_demo(
     started = time.perf_counter()
     report = SeedReport()
     clinic_list = demo_clinics(clinics)
-    application = Programmes(env=eventsourcing_env(store), clock=clock)
-    database = Database(store)
-    directory = Directory(database)
-    try:
-        _register(directory, clinic_list, report)
-        bar = tqdm(total=len(clinic_list) * programmes, desc="seeding the demo",
-                   unit="programme", disable=None if progress else True, file=sys.stderr)
-        with bar:
-            for posted in _post_all(application, simulate(seed, clinic_list, programmes, until),
-                                    concurrency):
-                report.programmes += 1
-                report.batches += posted.batches
-                report.events_posted += posted.events_posted
-                report.events_recorded += posted.events_recorded
-                report.batches_replayed += posted.batches_replayed
-                report.refusals += posted.refusals
-                bar.update()
-                bar.set_postfix(events=report.events_posted, refresh=False)
-        if issue_tokens:
-            report.tokens = _issue_tokens(directory, clinic_list)
-    finally:
-        application.close()
-        database.close()
+    directory = components.directory
+    _register(directory, clinic_list, report)
+    bar = tqdm(total=len(clinic_list) * programmes, desc="seeding the demo",
+               unit="programme", disable=None if progress else True, file=sys.stderr)
+    with bar:
+        for posted in _post_all(application, simulate(seed, clinic_list, programmes, until),
+                                concurrency):
+            report.programmes += 1
+            report.batches += posted.batches
+            report.events_posted += posted.events_posted
+            report.events_recorded += posted.events_recorded
+            report.batches_replayed += posted.batches_replayed
+            report.refusals += posted.refusals
+            bar.update()
+            bar.set_postfix(events=report.events_posted, refresh=False)
+    if issue_tokens:
+        report.tokens = _issue_tokens(directory, clinic_list)
     report.seconds = time.perf_counter() - started
     return report
 

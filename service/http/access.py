@@ -35,6 +35,8 @@ from service.http.problems import Problem, not_found
 from service.storage.directory import Directory, TokenRecord, parse_token
 
 REFRESH_SECONDS = 0.5
+#: Where init_app keeps the worker's TokenCache.
+TOKENS = "traction.tokens"
 #: Endpoints that flask and flask-smorest register themselves: public.
 PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
 
@@ -157,7 +159,7 @@ def enforce_access() -> None:
         raise Problem(403, "forbidden", "Forbidden", "This route is not open to any role.")
     if access.public:
         return
-    cache: TokenCache = current_app.extensions["traction.tokens"]
+    cache: TokenCache = current_app.extensions[TOKENS]
     token = authenticate(cache)
     g.token = token
     if token.role not in access.roles:
@@ -179,8 +181,8 @@ def enforce_access() -> None:
 def record_access(response: Response) -> Response:
     if g.get("log_access"):
         view_args = request.view_args or {}
-        directory: Directory = current_app.extensions["traction.directory"]
-        directory.record_access(
+        cache: TokenCache = current_app.extensions[TOKENS]
+        cache.directory.record_access(
             "read", actor(),
             method=request.method,
             route=request.url_rule.rule if request.url_rule else request.path,
@@ -204,7 +206,6 @@ def actor() -> dict[str, Any]:
 
 
 def init_app(app: Flask, directory: Directory) -> None:
-    app.extensions["traction.directory"] = directory
-    app.extensions["traction.tokens"] = TokenCache(directory)
+    app.extensions[TOKENS] = TokenCache(directory)
     app.before_request(enforce_access)
     app.after_request(record_access)

@@ -1,4 +1,10 @@
-"""The Flask application factory."""
+"""The Flask application factory.
+
+`create_app` is given the service's parts, already built by the composition
+root (service/bootstrap.py), and adds the HTTP around them: blueprints,
+schemas and the OpenAPI document, access control, problem documents, the
+request log and metrics. It opens nothing itself.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +12,33 @@ from typing import Any
 
 from flask import Flask
 
-from domain.application import Programmes
-from service.config import Settings
+from projections.reading import Reader
+from service.bootstrap import Components
 from service.http import access, availability, metrics, request_log
-from service.http.api.context import ClinicIdConverter
+from service.http.api.context import COMPONENTS, READER, ClinicIdConverter
 from service.http.openapi import LedgerApi, document_access, openapi_config
 from service.http.problems import register_problem_handlers
-from service.storage.database import Database
-from service.storage.directory import Directory
-from service.storage.settings import eventsourcing_env, parse_database_url
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
-    """Build the app; the store is opened here, so call it in each worker after fork."""
-    settings = settings or Settings()
+def create_app(components: Components, **overrides: Any) -> Flask:
+    """The app over `components` (call it in each worker after fork: they hold
+    the worker's own connections to the store)."""
+    settings = components.settings
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         **openapi_config(swagger_ui_url="/static/vendor/swagger-ui/"),
         **overrides,
     )
-    store = parse_database_url(settings.database_url)
-    app.extensions["traction.settings"] = settings
-    app.extensions["traction.store"] = store
-    app.extensions["traction.programmes"] = Programmes(env=eventsourcing_env(store))
+    app.extensions[COMPONENTS] = components
+    # The reads share the application's connections to the store.
+    app.extensions[READER] = Reader(components.read_models,
+                                    min_position_wait=settings.min_position_wait)
     # Before access control: while the store is down, answer 503 at once.
     availability.init_app(app)
-    access.init_app(app, Directory(Database(store)))
+    access.init_app(app, components.directory)
     request_log.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app, components)
 
     app.url_map.converters["clinic"] = ClinicIdConverter
     api = LedgerApi(app)
@@ -42,7 +46,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         ClinicIdConverter, lambda _: {"type": "string", "pattern": f"^{ClinicIdConverter.regex}$"}
     )
     # Our problem handlers replace flask-smorest's JSON error handler.
-    register_problem_handlers(app)
+    register_problem_handlers(app, on_store_error=availability.report_store_failure)
 
     from service.http.api import admin, audit, dashboards, events, ops, programmes
     from service.http.api import metrics as metrics_api

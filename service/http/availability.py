@@ -23,6 +23,8 @@ from service.http.problems import store_unavailable
 #: timeouts), so that a worker is still cooling down when the next request
 #: comes, even when requests alternate between workers.
 COOLDOWN_SECONDS = 3.0
+#: Where init_app keeps the worker's StoreAvailability.
+AVAILABILITY = "traction.availability"
 #: Endpoints that answer without the store.
 STORELESS_ENDPOINTS = {"ops.healthz", "metrics.metrics", "static",
                        "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -66,8 +68,8 @@ class StoreAvailability:
 
 
 def report_store_failure() -> None:
-    """Called by the problem handler for every store error."""
-    availability: StoreAvailability | None = current_app.extensions.get("traction.availability")
+    """Called by the problem handler for every store error (create_app wires it)."""
+    availability: StoreAvailability | None = current_app.extensions.get(AVAILABILITY)
     if availability is not None:
         availability.failed()
         g.store_failed = True
@@ -78,7 +80,7 @@ def _gate() -> None:
         return
     if request.blueprint == "pages":
         return  # HTML shells: no store
-    availability: StoreAvailability = current_app.extensions["traction.availability"]
+    availability: StoreAvailability = current_app.extensions[AVAILABILITY]
     wait = availability.admit()
     if wait is not None:
         raise store_unavailable(retry_after=max(1, math.ceil(wait)))
@@ -86,12 +88,12 @@ def _gate() -> None:
 
 def _settle(_exception: BaseException | None) -> None:
     if g.get("store_probe") and not g.get("store_failed"):
-        current_app.extensions["traction.availability"].succeeded()
+        current_app.extensions[AVAILABILITY].succeeded()
     elif g.get("store_probe"):
-        current_app.extensions["traction.availability"].failed()
+        current_app.extensions[AVAILABILITY].failed()
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["traction.availability"] = StoreAvailability()
+    app.extensions[AVAILABILITY] = StoreAvailability()
     app.before_request(_gate)
     app.teardown_request(_settle)

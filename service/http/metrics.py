@@ -9,24 +9,23 @@ up all of them. deploy/gunicorn.conf.py drops a dead worker's live gauges.
 Without the variable (tests, `flask run`) the metrics live in this process.
 
 Labels never hold ids: requests are counted by route template (the URL rule,
-`/v1/clinics/<clinic:clinic_id>/...`), events by type, conflicts by the
-problem's kind.
+`/v1/clinics/<clinic:clinic_id>/...`), events by type (a listener of
+Programmes' receipts), conflicts by the kind of problem the request was
+answered with (noted by service/http/problems.py where the problem is made).
 
-Projection position and lag come from `set_projection_lag()`, which the
-projection code may call whenever it knows them; each scrape also asks
-`projections.status` when it is installed, for at most a second.
+Projection position and lag are read from `projections.status` at each
+scrape, waiting for the store for at most a second.
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import logging
 import os
 import threading
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -37,9 +36,10 @@ from prometheus_client import (
     multiprocess,
 )
 
-from domain.application import Programmes, Receipt
+from domain.application import Receipt
+from projections.status import all_statuses
+from service.bootstrap import Components
 from service.http import request_log
-from service.http.problems import PROBLEM_JSON
 
 #: The classic Prometheus text format, which every scraper reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,7 +51,6 @@ REGISTRY: CollectorRegistry | None = None if MULTIPROC_DIR else CollectorRegistr
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: How long a scrape waits for the projections' status before answering without it.
 PROJECTION_STATUS_WAIT = 1.0
-READ_MODELS = "traction.metrics.read_models"
 #: A metrics file starts with how much of it is used (4 bytes) and padding.
 MMAP_HEADER_BYTES = 8
 _refreshing = threading.Lock()
@@ -113,60 +112,32 @@ def observe_request(finished: request_log.FinishedRequest) -> None:
               "status": str(finished.status)}
     http_requests.labels(**labels).inc()
     http_latency.labels(**labels).observe(finished.seconds)
+    if finished.status == 409:
+        conflicts.labels(kind=finished.problem or "unknown").inc()
 
 
 def count_receipt(receipt: Receipt) -> None:
-    """Count a post's outcome: the events it recorded, or an idempotent replay."""
-    if receipt.replayed:
-        idempotent_replays.inc()
-        return
-    for item in receipt.recorded:
-        events_recorded.labels(type=item["type"]).inc()
+    """Count a post's outcome: the events it recorded, or an idempotent replay.
 
-
-def counting_receipts(programmes: Programmes) -> None:
-    """Count every receipt that this Programmes instance hands out."""
-    record_events = programmes.record_events
-
-    @functools.wraps(record_events)
-    def record_and_count(*args: Any, **kwargs: Any) -> Receipt:
-        receipt = record_events(*args, **kwargs)
-        try:
-            count_receipt(receipt)
-        except Exception:  # a metric must never fail a post that was recorded
-            log.exception("counting a receipt failed")
-        return receipt
-
-    programmes.record_events = record_and_count  # type: ignore[method-assign]
-
-
-def count_conflict(response: Response) -> Response:
-    if response.status_code == 409 and response.mimetype == PROBLEM_JSON:
-        try:
-            problem_type = json.loads(response.get_data())["type"]
-            kind = str(problem_type).rsplit(":", 1)[-1]
-        except (ValueError, KeyError, TypeError):
-            kind = "unknown"
-        conflicts.labels(kind=kind).inc()
-    return response
-
-
-def read_projection_status(app: Flask) -> None:
-    """Set the projection gauges from `projections.status` (when it is installed)."""
+    A listener of Programmes' receipts: a metric must never fail a post that
+    was recorded, so nothing raised here reaches the post."""
     try:
-        from projections.status import all_statuses
-        from projections.store import open_read_models
-    except ImportError:
-        return  # no projections in this installation
-    application = app.extensions["traction.programmes"]
-    read_models = app.extensions.get(READ_MODELS)
-    if read_models is None:
-        read_models = app.extensions[READ_MODELS] = open_read_models(application)
-    for status in all_statuses(application, read_models):
+        if receipt.replayed:
+            idempotent_replays.inc()
+            return
+        for item in receipt.recorded:
+            events_recorded.labels(type=item["type"]).inc()
+    except Exception:
+        log.exception("counting a receipt failed")
+
+
+def read_projection_status(components: Components) -> None:
+    """Set the projection gauges from `projections.status`."""
+    for status in all_statuses(components.programmes, components.read_models):
         set_projection_lag(status.name, status.position, status.lag_events, status.lag_seconds)
 
 
-def refresh_projection_gauges(app: Flask) -> None:
+def refresh_projection_gauges(components: Components) -> None:
     """Refresh the projection gauges, waiting at most PROJECTION_STATUS_WAIT for the store.
 
     A scrape must answer even while the store does not (that is when the
@@ -178,7 +149,7 @@ def refresh_projection_gauges(app: Flask) -> None:
 
     def refresh() -> None:
         try:
-            read_projection_status(app)
+            read_projection_status(components)
         except Exception as error:
             log.warning("projection status unavailable for /metrics: %s", error)
         finally:
@@ -189,9 +160,9 @@ def refresh_projection_gauges(app: Flask) -> None:
     thread.join(PROJECTION_STATUS_WAIT)
 
 
-def exposition(app: Flask) -> bytes:
+def exposition(components: Components) -> bytes:
     """Every metric in the Prometheus text format, summed over all workers."""
-    refresh_projection_gauges(app)
+    refresh_projection_gauges(components)
     if REGISTRY is not None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
@@ -236,9 +207,8 @@ class WrittenFilesCollector(multiprocess.MultiProcessCollector):
         return files
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, components: Components) -> None:
     if MULTIPROC_DIR and not os.path.isdir(MULTIPROC_DIR):
         raise RuntimeError(f"PROMETHEUS_MULTIPROC_DIR={MULTIPROC_DIR} is not a directory")
     request_log.on_request_finished(app, observe_request)
-    app.after_request(count_conflict)
-    counting_receipts(app.extensions["traction.programmes"])
+    components.programmes.receipt_listeners.append(count_receipt)

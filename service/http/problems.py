@@ -8,19 +8,17 @@ as an HTML error page or a bare 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
-from flask import Flask, Response, json
-from psycopg_pool import PoolTimeout
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from domain import errors
+from service.http.request_log import ENV_PROBLEM
+from service.storage.errors import UNREACHABLE
 
 PROBLEM_JSON = "application/problem+json"
-#: What the store's drivers raise when the database cannot be reached: a 503.
-STORE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, PoolTimeout)
 log = logging.getLogger(__name__)
 
 
@@ -128,28 +126,32 @@ def not_found() -> Problem:
     return Problem(404, "not-found", "Not found", "No such resource.")
 
 
-#: The store cannot be reached: the event store's errors, and the driver's
-#: from our own tables (the token cache, the access log). A 503 to retry.
-STORE_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, PoolTimeout)
+def answer(problem: Problem) -> Response:
+    """The response for a problem; its kind is noted for the request's metrics."""
+    request.environ[ENV_PROBLEM] = problem.slug
+    return problem.response()
 
 
-def register_problem_handlers(app: Flask) -> None:
+def register_problem_handlers(app: Flask, *, on_store_error: Callable[[], None]) -> None:
+    """Answer every error as a problem document; `on_store_error` is told of each
+    failure to reach the store (service/http/availability.py)."""
+
     @app.errorhandler(Problem)
     def handle_problem(problem: Problem) -> Response:
-        return problem.response()
+        return answer(problem)
 
     @app.errorhandler(errors.DomainRuleViolation)
     @app.errorhandler(errors.ApplicationError)
     def handle_domain_error(error: Exception) -> Response:
-        return problem_for(error).response()
+        return answer(problem_for(error))
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> Response:
         original = getattr(error, "original_exception", None)
-        if isinstance(original, STORE_UNAVAILABLE):
+        if isinstance(original, UNREACHABLE):
             # Raised outside the view (an after_request hook writing the
             # access log): Flask hands it over as a 500, but it is a 503.
-            return handle_store_unavailable(original)
+            return handle_store_unreachable(original)
         code = error.code or 500
         data = getattr(error, "data", None) or {}
         if code == 422 and "messages" in data:
@@ -158,26 +160,24 @@ def register_problem_handlers(app: Flask) -> None:
             if isinstance(messages, dict) and len(messages) == 1:
                 # Drop the location ("json", "query") level.
                 messages = next(iter(messages.values()))
-            return validation_problem(messages).response()
+            return answer(validation_problem(messages))
         problem = Problem(code, error.name.lower().replace(" ", "-"), error.name,
                           error.description or error.name)
-        response = problem.response()
+        response = answer(problem)
         if code == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response
 
-    def handle_store_unavailable(error: Exception) -> Response:
+    def handle_store_unreachable(error: Exception) -> Response:
         log.warning("store unavailable: %s", error)
-        from service.http.availability import report_store_failure  # imports this module
+        on_store_error()
+        return answer(store_unavailable(retry_after=2))
 
-        report_store_failure()
-        return store_unavailable(retry_after=2).response()
-
-    for store_error in STORE_ERRORS:
-        app.register_error_handler(store_error, handle_store_unavailable)
+    for store_error in UNREACHABLE:
+        app.register_error_handler(store_error, handle_store_unreachable)
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
-        return Problem(500, "internal-error", "Internal server error",
-                       "Something went wrong on our side; it has been logged.").response()
+        return answer(Problem(500, "internal-error", "Internal server error",
+                              "Something went wrong on our side; it has been logged."))

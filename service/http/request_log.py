@@ -42,6 +42,8 @@ LOG_FORMATS = ("json", "text")
 ENV_REQUEST_ID = "traction.request_id"
 ENV_ROUTE = "traction.route"
 ENV_TOKEN_ID = "traction.token_id"
+#: The kind of problem document the request was answered with (service/http/problems.py).
+ENV_PROBLEM = "traction.problem"
 LISTENERS = "traction.request_listeners"
 
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -60,6 +62,8 @@ class FinishedRequest:
     seconds: float
     token_id: str | None
     remote_addr: str | None
+    #: The problem document's kind (`version-conflict`, ...) when it was answered with one.
+    problem: str | None = None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -132,6 +136,7 @@ class RequestLog:
                 seconds=time.perf_counter() - started,
                 token_id=environ.get(ENV_TOKEN_ID),
                 remote_addr=environ.get("REMOTE_ADDR"),
+                problem=environ.get(ENV_PROBLEM),
             )
             for listener in self.listeners:
                 try:

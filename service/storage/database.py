@@ -16,8 +16,8 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from service.storage.settings import RECONNECT_TIMEOUT, Store
 from service.storage.sqlite_lock import write_lock
+from service.storage.stores import RECONNECT_TIMEOUT, Store
 
 
 class Database:

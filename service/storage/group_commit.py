@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -41,7 +41,6 @@ class _PendingSave:
     done: bool = False
     positions: Sequence[int] | None = None
     error: BaseException | None = None
-    ledger: list[Any] = field(default_factory=list)
 
 
 class GroupCommit:

@@ -25,7 +25,7 @@ from domain.application import HistoryRow, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
-from service.storage.settings import RECONNECT_TIMEOUT
+from service.storage.stores import RECONNECT_TIMEOUT
 
 LEDGER_TABLE = "event_ledger"
 

@@ -1,40 +1,33 @@
-"""Creating the store's tables: once, by one process, before workers start."""
+"""Creating tables: one process at a time, before workers start.
+
+Which tables a store has is decided by service/bootstrap.py (the event
+store's, the projections', the service's own); this holds the lock that
+keeps two processes, or two hosts, from creating them at once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 
-from domain.application import Programmes
-from projections.store import create_projection_tables
-from service.audit.checkpoints import Checkpoints
-from service.storage.database import Database
-from service.storage.directory import Directory
-from service.storage.settings import Store, eventsourcing_env
+from service.storage.stores import Store
 
 #: Held while creating tables on PostgreSQL, so two processes never race.
 SCHEMA_LOCK_KEY = 0x7472_6163  # "trac"
 
 
-def create_tables(store: Store) -> None:
-    """Create every table the event store needs (idempotent)."""
+@contextmanager
+def schema_lock(store: Store) -> Iterator[None]:
+    """Hold the store's schema lock (PostgreSQL; on SQLite one writer is the rule anyway)."""
     if not store.is_postgres:
-        _create(store)
+        yield
         return
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{store.pg_schema}"')
-            _create(store)
+            yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
-
-
-def _create(store: Store) -> None:
-    Programmes(env=eventsourcing_env(store, create_tables=True)).close()
-    create_projection_tables(store)
-    database = Database(store)
-    try:
-        Directory(database).create_tables()
-        Checkpoints(database).create_table()
-    finally:
-        database.close()

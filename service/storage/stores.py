@@ -1,13 +1,14 @@
-"""Turn TRACTION_DATABASE_URL into the eventsourcing library's settings.
+"""Which store, and how to use it: a parsed database URL and the library's settings for it.
 
-This is the only place that knows the library's environment variable names:
-everything else passes a database URL around.
+This is the only place that knows the eventsourcing library's environment
+variable names: everything else passes a `Store` around. It reads no
+environment of its own: the operator's settings (pool sizes, timeouts) come
+in as `StoreOptions`, read and checked once by service/config.py.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -21,12 +22,29 @@ RECONNECT_TIMEOUT = 2.0
 
 
 class DatabaseUrlError(ValueError):
-    """TRACTION_DATABASE_URL is not a URL this service can use."""
+    """A database URL this service cannot use."""
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How the service uses its store (README, "Configuration")."""
+
+    #: PostgreSQL connections per process for the event store, and how many more at peaks.
+    pg_pool_size: int = 4
+    pg_max_overflow: int = 4
+    #: Seconds a request waits for a pooled PostgreSQL connection (the library tries 10 times).
+    pg_connect_timeout: int = 1
+    #: Seconds a write waits for the event table's lock.
+    pg_lock_timeout: int = 10
+    #: Seconds a SQLite write waits for the file's lock.
+    sqlite_lock_timeout: int = 30
+    #: Programmes kept in memory per process (always fast-forwarded from the store).
+    aggregate_cache_size: int = 1000
 
 
 @dataclass(frozen=True)
 class Store:
-    """A parsed database URL."""
+    """A parsed database URL, with the options to use it."""
 
     url: str
     kind: str  # "sqlite" or "postgresql"
@@ -34,9 +52,10 @@ class Store:
     pg_host: str = ""
     pg_port: int = 5432
     pg_user: str = ""
-    pg_password: str = ""
+    pg_password: str = field(default="", repr=False)
     pg_dbname: str = ""
     pg_schema: str = "public"
+    options: StoreOptions = field(default_factory=StoreOptions)
 
     @property
     def is_postgres(self) -> bool:
@@ -52,23 +71,25 @@ class Store:
         )
 
 
-def database_url() -> str:
-    return os.environ.get("TRACTION_DATABASE_URL") or DEFAULT_DATABASE_URL
-
-
-def parse_database_url(url: str) -> Store:
+def parse_database_url(url: str, options: StoreOptions | None = None) -> Store:
     """Parse `sqlite:///relative/path`, `sqlite:////absolute/path` or
     `postgresql://user:password@host:port/dbname[?schema=name]`."""
+    options = options or StoreOptions()
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
             raise DatabaseUrlError(
                 "a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path"
             )
-        return Store(url=url, kind="sqlite", sqlite_path=Path(unquote(parts.path[1:])))
+        return Store(url=url, kind="sqlite", sqlite_path=Path(unquote(parts.path[1:])),
+                     options=options)
     if parts.scheme in ("postgresql", "postgres"):
         dbname = unquote(parts.path.lstrip("/"))
-        if not parts.hostname or not dbname:
+        try:
+            hostname, port = parts.hostname, parts.port
+        except ValueError:  # a port that is not a number
+            raise DatabaseUrlError("the port of a PostgreSQL URL must be a number") from None
+        if not hostname or not dbname:
             raise DatabaseUrlError(
                 "a PostgreSQL URL is postgresql://user:password@host:port/dbname"
             )
@@ -76,12 +97,13 @@ def parse_database_url(url: str) -> Store:
         return Store(
             url=url,
             kind="postgresql",
-            pg_host=parts.hostname,
-            pg_port=parts.port or 5432,
+            pg_host=hostname,
+            pg_port=port or 5432,
             pg_user=unquote(parts.username or "postgres"),
             pg_password=unquote(parts.password or ""),
             pg_dbname=dbname,
             pg_schema=schema,
+            options=options,
         )
     raise DatabaseUrlError(
         f"unsupported database URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://"
@@ -94,11 +116,12 @@ def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str,
     Tables are created only when asked (`create_tables`), by one process,
     before any worker starts: workers racing to create them can fail.
     """
+    options = store.options
     env = {
         "CREATE_TABLE": "y" if create_tables else "n",
         # Programmes are replayed often (every command); keep recent ones in
         # memory and fast-forward them from the store, which stays the truth.
-        "AGGREGATE_CACHE_MAXSIZE": os.environ.get("TRACTION_AGGREGATE_CACHE_SIZE", "1000"),
+        "AGGREGATE_CACHE_MAXSIZE": str(options.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     if store.kind == "sqlite":
@@ -108,7 +131,7 @@ def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str,
             {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(store.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": os.environ.get("TRACTION_SQLITE_LOCK_TIMEOUT", "30"),
+                "SQLITE_LOCK_TIMEOUT": str(options.sqlite_lock_timeout),
                 "APPLICATION_RECORDER_TOPIC": "service.storage.sqlite:LedgerSQLiteRecorder",
             }
         )
@@ -122,14 +145,14 @@ def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str,
                 "POSTGRES_USER": store.pg_user,
                 "POSTGRES_PASSWORD": store.pg_password,
                 "POSTGRES_SCHEMA": store.pg_schema,
-                "POSTGRES_POOL_SIZE": os.environ.get("TRACTION_PG_POOL_SIZE", "4"),
-                "POSTGRES_MAX_OVERFLOW": os.environ.get("TRACTION_PG_MAX_OVERFLOW", "4"),
+                "POSTGRES_POOL_SIZE": str(options.pg_pool_size),
+                "POSTGRES_MAX_OVERFLOW": str(options.pg_max_overflow),
                 # How long a request waits for a pooled connection. With the
                 # default sizes there is one for every request thread, so the
                 # wait only bites while PostgreSQL is down, where the library
                 # tries 10 times, 0.2 s apart: about 12 s, then a 503.
-                "POSTGRES_CONNECT_TIMEOUT": os.environ.get("TRACTION_PG_CONNECT_TIMEOUT", "1"),
-                "POSTGRES_LOCK_TIMEOUT": os.environ.get("TRACTION_PG_LOCK_TIMEOUT", "10"),
+                "POSTGRES_CONNECT_TIMEOUT": str(options.pg_connect_timeout),
+                "POSTGRES_LOCK_TIMEOUT": str(options.pg_lock_timeout),
                 # No ping before each checkout (a round trip per read): a dead
                 # connection fails its query, which the library retries on a
                 # fresh one, and the pool discards the broken connection.

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from projections.runner import ProjectionRunner
 from service.storage.directory import Directory
-from service.storage.settings import parse_database_url
 from tests import builders as b
+from tests.stores import RunnerAt
 
 OWN, OTHER, UNREGISTERED = "clinic-a", "clinic-b", "ghost-clinic"
 
@@ -94,7 +93,7 @@ class World:
                                    headers=writer)
             assert response.status_code == 201
         # The projections catch up once, so summaries and dashboards exist.
-        ProjectionRunner(parse_database_url(store_url)).run(once=True)
+        RunnerAt(store_url).run(once=True)
         self.headers = {"writer": tokens.writer_a, "viewer": tokens.viewer_a,
                         "viewer_all": tokens.viewer_all, "auditor": tokens.auditor,
                         "admin": tokens.admin}

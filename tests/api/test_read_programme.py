@@ -103,7 +103,7 @@ def test_history_read_from_stored_json_equals_the_decoded_events(app, client, to
         b.started(), first_session, first_report, b.missed(3), b.adjusted(4, sessions_per_week=2),
         b.adverse("mild", 5), b.paused(6), b.resumed(8), b.corrected(first_session, 9),
         b.corrected(first_report, 9.5, pain_nrs=5), b.session(10), b.discharged(30)]})
-    programmes = app.extensions["traction.programmes"]
+    programmes = app.extensions["traction"].programmes
     entries = {e.version: e for e in programmes.ledger.entries_of_programme(pid)}
     corrections = {}
     expected = []

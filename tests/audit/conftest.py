@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from service.cli import main
 from service.storage import chain
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests.audit.history import record_programmes
-from tests.stores import throwaway_postgres_schema
+from tests.stores import components_at, initialise, throwaway_postgres_schema
 
 KEY = "test-checkpoint-key-0123456789abcdef"
 #: 4 programmes x 8 events, 3 per save, interleaved: positions 1..32.
@@ -224,23 +224,21 @@ def world(request, tmp_path_factory) -> Iterator[World]:
 
 
 def _world(url: str) -> Iterator[World]:
-    from service.config import Settings
     from service.http.app import create_app
-    from service.storage.schema import create_tables
     from tests.conftest import Tokens
 
-    create_tables(parse_database_url(url))
+    initialise(url)
     record_programmes(url)
-    app = create_app(Settings(database_url=url))
+    components = components_at(url, checkpoint_key=KEY)
+    app = create_app(components)
     app.config["TESTING"] = True
-    tokens = Tokens(app.extensions["traction.directory"])
+    tokens = Tokens(components.directory)
     editor = StoreSQL(url)
     try:
         yield World(url, app, app.test_client(), tokens, editor, editor.snapshot())
     finally:
         editor.close()
-        app.extensions["traction.programmes"].close()
-        app.extensions["traction.directory"].db.close()
+        components.close()
 
 
 @pytest.fixture
@@ -284,15 +282,14 @@ def cli_verify(url: str, key: str | None = KEY) -> dict[str, Any]:
 
 @contextmanager
 def auditor_client(url: str) -> Iterator[tuple[Any, dict[str, str]]]:
-    """A test client of the app over `url`, and an auditor's bearer header."""
-    from service.config import Settings
+    """A test client of the app over `url` (with no checkpoint key), and an
+    auditor's bearer header."""
     from service.http.app import create_app
 
-    app = create_app(Settings(database_url=url))
-    directory = app.extensions["traction.directory"]
+    components = components_at(url)
+    app = create_app(components)
     try:
-        _, token = directory.issue_token("auditor", None, "auditor test")
+        _, token = components.directory.issue_token("auditor", None, "auditor test")
         yield app.test_client(), {"Authorization": f"Bearer {token}"}
     finally:
-        app.extensions["traction.programmes"].close()
-        directory.db.close()
+        components.close()

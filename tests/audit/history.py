@@ -7,9 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from domain.application import EventEnvelope, Programmes
-from service.storage.settings import eventsourcing_env, parse_database_url
+from domain.application import EventEnvelope
 from tests import builders
+from tests.stores import programmes_at
 
 
 def as_envelope(body: dict[str, Any]) -> EventEnvelope:
@@ -48,7 +48,7 @@ def record_programmes(
     """Record `programmes` histories of `length` events, `batch` events per save,
     interleaving programmes so that the global log mixes them."""
     rng = random.Random(seed)
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     try:
         ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(programmes)]
         histories = {pid: programme_history(rng, length) for pid in ids}
@@ -73,7 +73,7 @@ def write_concurrently(url: str, worker: int, programmes: int, length: int,
     from domain import errors
 
     rng = random.Random(worker)
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     recorded = 0
     try:
         pending = {

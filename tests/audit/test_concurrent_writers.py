@@ -11,6 +11,7 @@ import pytest
 from tests.audit.conftest import auditor_client, cli_verify
 from tests.audit.history import as_envelope, write_concurrently
 from tests.builders import started
+from tests.stores import programmes_at
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +22,9 @@ SHARED_SESSIONS = 25  # per process, all on one programme
 
 
 def test_thousands_of_events_written_concurrently_verify(store_url):
-    from domain.application import Programmes
-    from service.storage.settings import eventsourcing_env, parse_database_url
 
     shared = uuid.uuid4()
-    app = Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+    app = programmes_at(store_url)
     try:
         app.record_events("clinic-a", shared, [as_envelope(started())])
     finally:

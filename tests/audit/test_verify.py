@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from service.audit.checkpoints import KEY_VARIABLE
-from tests.audit.conftest import EVENTS, KEY, StoreSQL, cli_verify, run_cli
+from tests.audit.conftest import EVENTS, StoreSQL, auditor_client, cli_verify, run_cli
 from tests.audit.history import record_programmes
+from tests.stores import initialise
 
 
 def _edit_then_rechain(store: StoreSQL) -> None:
@@ -44,8 +44,7 @@ TAMPERING: dict[str, tuple[Callable[[StoreSQL], object], str, int]] = {
 
 @pytest.mark.parametrize("tampering", list(TAMPERING))
 def test_tampering_is_reported_at_its_position(recorded, store_sql, client, tokens,
-                                               monkeypatch, tampering):
-    monkeypatch.setenv(KEY_VARIABLE, KEY)
+                                               tampering):
     before = cli_verify(recorded)
     assert before["ok"] and before["events_checked"] == EVENTS
     assert before["checkpoints"]["written"]["position"] == EVENTS  # signed the head
@@ -82,15 +81,14 @@ def test_the_human_report_names_the_break(recorded, store_sql):
     assert "6 events verified before it" in result.stdout
 
 
-def test_without_a_key_a_truncated_tail_goes_unseen_and_verify_says_so(
-        recorded, store_sql, client, tokens, monkeypatch):
-    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+def test_without_a_key_a_truncated_tail_goes_unseen_and_verify_says_so(recorded, store_sql):
     store_sql.truncate(EVENTS - 3)
     result = run_cli(recorded, "verify", key=None)
     assert result.exit_code == 0
     assert "TRACTION_CHECKPOINT_KEY is not set" in result.stderr
     assert "truncated tail" in result.stderr
-    report = client.get("/v1/audit/verify", headers=tokens.auditor).json
+    with auditor_client(recorded) as (client, auditor):  # an app with no key
+        report = client.get("/v1/audit/verify", headers=auditor).json
     assert report["ok"] and report["checkpoints"]["key_configured"] is False
     assert report["checkpoints"]["written"] is None
     assert any("truncated tail" in warning for warning in report["warnings"])
@@ -148,10 +146,8 @@ def test_an_empty_store_verifies(store_url):
 
 @pytest.mark.postgres
 def test_the_session_time_zone_does_not_change_the_verdict(postgres_url, monkeypatch):
-    from service.storage.schema import create_tables
-    from service.storage.settings import parse_database_url
 
-    create_tables(parse_database_url(postgres_url))
+    initialise(postgres_url)
     monkeypatch.setenv("PGTZ", "America/New_York")  # the writers' sessions
     record_programmes(postgres_url)
     for zone in ("America/New_York", "Asia/Kolkata", "UTC"):

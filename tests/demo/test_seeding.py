@@ -7,32 +7,28 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.application import Programmes
 from service.demo.seeding import DemoError, seed_demo, store_is_empty, token_table
 from service.demo.simulation import DEMO_UNTIL, demo_clinics, simulate
-from service.storage.database import Database
-from service.storage.directory import Directory
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests.demo.reading import late_events, responded
+from tests.stores import components_at
 
 CLINICS, PROGRAMMES = 2, 15
 
 
 @pytest.fixture
 def store(store_url):
-    return parse_database_url(store_url)
+    """The service's parts on a fresh store."""
+    components = components_at(store_url)
+    yield components
+    components.close()
 
 
 def stored_histories(store, clinics: int, programmes: int, seed: int = 1):
     """Each simulated programme's history as the store holds it (version order)."""
-    application = Programmes(env=eventsourcing_env(store))
-    try:
-        return [
-            (simulated, application.history(simulated.clinic_id, simulated.programme_id))
-            for simulated in simulate(seed, demo_clinics(clinics), programmes)
-        ]
-    finally:
-        application.close()
+    return [
+        (simulated, store.programmes.history(simulated.clinic_id, simulated.programme_id))
+        for simulated in simulate(seed, demo_clinics(clinics), programmes)
+    ]
 
 
 def test_seeding_records_everything_with_no_refusal_and_the_variety_promised(store):
@@ -76,12 +72,8 @@ def test_seeding_records_everything_with_no_refusal_and_the_variety_promised(sto
     # Late posts: recorded after events that happened later than they did.
     assert sum(late_events(h) for h in histories) > 0
 
-    application = Programmes(env=eventsourcing_env(store))
-    try:
-        statuses = Counter(application.programme(s.clinic_id, s.programme_id).status
-                           for s, _ in programmes)
-    finally:
-        application.close()
+    statuses = Counter(store.programmes.programme(s.clinic_id, s.programme_id).status
+                       for s, _ in programmes)
     assert statuses["discharged"] > 0 and statuses["active"] > 0
 
 
@@ -105,17 +97,13 @@ def test_demo_tokens_cover_every_role_and_clinic(store):
         ("writer", "harbour-spine"): 1, ("viewer", "harbour-spine"): 1,
         ("writer", "lindenweg-physio"): 1, ("viewer", "lindenweg-physio"): 1,
     })
-    database = Database(store)
-    try:
-        directory = Directory(database)
-        names = {c["clinic_id"]: c["name"] for c in directory.clinics()}
-        for token in report.tokens:
-            token_id = token.token.split("_")[1]
-            record = directory.token(token_id)
-            assert record is not None and record.matches(token.token.split("_", 2)[2])
-            assert (record.role, record.clinic_id) == (token.role, token.clinic_id)
-    finally:
-        database.close()
+    directory = store.directory
+    names = {c["clinic_id"]: c["name"] for c in directory.clinics()}
+    for token in report.tokens:
+        token_id = token.token.split("_")[1]
+        record = directory.token(token_id)
+        assert record is not None and record.matches(token.token.split("_", 2)[2])
+        assert (record.role, record.clinic_id) == (token.role, token.clinic_id)
     assert names == {"harbour-spine": "Harbour Spine Clinic",
                      "lindenweg-physio": "Physiotherapie am Lindenweg"}
     table = token_table(report.tokens).splitlines()
@@ -125,20 +113,23 @@ def test_demo_tokens_cover_every_role_and_clinic(store):
 
 def test_a_store_with_only_an_admin_token_is_not_empty(store):
     # A deployment being bootstrapped must never receive the demo.
-    database = Database(store)
-    try:
-        Directory(database).issue_token("admin", None, "ops")
-    finally:
-        database.close()
+    store.directory.issue_token("admin", None, "ops")
     assert not store_is_empty(store)
 
 
-def test_until_after_the_clock_is_refused(store):
-    with pytest.raises(DemoError, match="after this machine's clock"):
-        seed_demo(store, clinics=1, programmes=1,
-                  clock=lambda: DEMO_UNTIL - timedelta(days=1))
+def test_until_after_the_clock_is_refused(store_url):
+    behind = components_at(store_url, clock=lambda: DEMO_UNTIL - timedelta(days=1))
+    try:
+        with pytest.raises(DemoError, match="after this machine's clock"):
+            seed_demo(behind, clinics=1, programmes=1)
+    finally:
+        behind.close()
     # A clock just before `until` is fine: occurred_at may be 5 minutes ahead.
-    report = seed_demo(store, clinics=1, programmes=1, issue_tokens=False,
-                       until=datetime(2026, 9, 1, 12, tzinfo=UTC),
-                       clock=lambda: datetime(2026, 9, 1, 11, 57, tzinfo=UTC))
+    just_before = components_at(store_url,
+                                clock=lambda: datetime(2026, 9, 1, 11, 57, tzinfo=UTC))
+    try:
+        report = seed_demo(just_before, clinics=1, programmes=1, issue_tokens=False,
+                           until=datetime(2026, 9, 1, 12, tzinfo=UTC))
+    finally:
+        just_before.close()
     assert report.refusals == [] and report.events_recorded > 0

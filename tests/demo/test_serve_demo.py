@@ -22,9 +22,9 @@ from service.demo.seeding import default_until, store_is_empty
 from service.demo.simulation import CLINICS, simulate_programme
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests.e2e.server import TRACTION, free_port
+from tests.stores import components_at, initialise
 
 pytestmark = pytest.mark.slow
 
@@ -107,13 +107,17 @@ def test_serve_seeds_an_empty_store_and_prints_tokens_that_work(sqlite_url, tmp_
 def test_serve_with_no_demo_leaves_an_empty_store_empty(sqlite_url, tmp_path):
     with serving(sqlite_url, tmp_path, "--no-demo") as (_, output):
         assert printed_tokens(output.read_text()) == {}
-    assert store_is_empty(parse_database_url(sqlite_url))
+    components = components_at(sqlite_url)
+    try:
+        assert store_is_empty(components)
+    finally:
+        components.close()
 
 
 def test_serve_never_seeds_a_store_that_is_being_bootstrapped(sqlite_url, tmp_path):
     # The README's bootstrap: an admin token first, then `traction serve`.
     store = parse_database_url(sqlite_url)
-    create_tables(store)
+    initialise(sqlite_url)
     database = Database(store)
     try:
         Directory(database).issue_token("admin", None, "ops")

@@ -10,7 +10,7 @@ import yaml
 from click import Group
 
 from service.cli import main
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

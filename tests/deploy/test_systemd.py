@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests.e2e.server import TRACTION
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from domain.application import Programmes
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
 from tests.integration import writers
+from tests.stores import programmes_at
 
 pytestmark = pytest.mark.slow
 PROCESSES = 4
@@ -18,7 +18,7 @@ EACH = 15
 
 
 def start_programme(url: str) -> tuple[Programmes, uuid.UUID]:
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     pid = uuid.uuid4()
     app.record_events("clinic-a", pid, [writers.envelope(b.started())])
     return app, pid

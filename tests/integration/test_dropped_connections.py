@@ -2,7 +2,7 @@
 
 Event-store reads and the API's read-model reads alike.
 
-PRE_PING is off (service/storage/settings.py), so the pool hands out a
+PRE_PING is off (service/storage/stores.py), so the pool hands out a
 connection the server has since closed. The library's own reads retry once
 that fails; ours (history, log rows, ledger and audit queries, dashboards
 and summaries) must too, or the first read on each worker after a restart
@@ -18,11 +18,11 @@ import psycopg
 import pytest
 
 from domain.application import Programmes
-from projections.runner import ProjectionRunner
 from projections.store import DEFAULT_PROJECTION, open_read_models
-from service.storage.settings import eventsourcing_env, parse_database_url
+from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.integration.writers import envelope
+from tests.stores import RunnerAt, initialise, programmes_at
 
 pytestmark = pytest.mark.postgres
 
@@ -37,15 +37,12 @@ def _kill_pooled_connections(app: Programmes, url: str) -> int:
 
 
 def test_our_reads_reconnect_after_the_server_closed_pooled_connections(postgres_url):
-    from service.storage.schema import create_tables
-
-    store = parse_database_url(postgres_url)
-    create_tables(store)
-    app = Programmes(env=eventsourcing_env(store))
+    initialise(postgres_url)
+    app = programmes_at(postgres_url)
     try:
         pid = uuid.uuid4()
         app.record_events("clinic-a", pid, [envelope(b.started()), envelope(b.session(1))])
-        ProjectionRunner(store).run(once=True)
+        RunnerAt(postgres_url).run(once=True)
         read_models = open_read_models(app)  # on the application's connections
         reads = {
             "history": lambda: len(app.history("clinic-a", pid)),

@@ -9,16 +9,16 @@ from collections import defaultdict
 
 from domain import errors
 from domain.application import Programmes
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
 from tests.integration.writers import envelope
+from tests.stores import programmes_at
 
 THREADS = 8
 ROUNDS = 15
 
 
 def test_concurrent_saves_are_grouped_and_each_keeps_its_guarantees(store_url):
-    app = Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+    app = programmes_at(store_url)
     try:
         programmes = [uuid.uuid4() for _ in range(THREADS)]
         for pid in programmes:
@@ -70,7 +70,7 @@ def test_groups_survive_another_worker_overtaking_some_of_their_saves(store_url)
     """Two applications (two workers) race on the same programmes: when one
     overtakes a save inside the other's group, only that save fails and is
     re-run; every event ends up recorded once, versions contiguous."""
-    workers = [Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+    workers = [programmes_at(store_url)
                for _ in range(2)]
     try:
         programmes = [uuid.uuid4() for _ in range(4)]

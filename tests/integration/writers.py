@@ -6,10 +6,10 @@ import random
 import uuid
 
 from domain import errors
-from domain.application import EventEnvelope, Programmes
+from domain.application import EventEnvelope
 from service.http.schemas.events import EventPostSchema
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
+from tests.stores import programmes_at
 
 
 def envelope(raw: dict) -> EventEnvelope:
@@ -20,7 +20,7 @@ def envelope(raw: dict) -> EventEnvelope:
 def post_sessions(url: str, programme_id: str, count: int, seed: int,
                   use_expected_version: bool) -> list[str]:
     """Post `count` sessions, one per call, retrying conflicts; return their event ids."""
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     rng = random.Random(seed)
     pid = uuid.UUID(programme_id)
     posted = []
@@ -44,7 +44,7 @@ def post_sessions(url: str, programme_id: str, count: int, seed: int,
 
 def post_same_event(url: str, programme_id: str, raw: dict) -> str:
     """Post one given event; return 'recorded' or 'replayed'."""
-    app = Programmes(env=eventsourcing_env(parse_database_url(url)))
+    app = programmes_at(url)
     try:
         while True:
             try:

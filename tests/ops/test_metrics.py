@@ -14,11 +14,9 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import projections.status
 from service.http import metrics
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
 from tests import builders as b
+from tests.stores import initialise
 
 EVENTS_ROUTE = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events"
 
@@ -26,7 +24,7 @@ EVENTS_ROUTE = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/ev
 @pytest.fixture
 def store_url(sqlite_url) -> str:
     """Metrics do not depend on the store: SQLite only."""
-    create_tables(parse_database_url(sqlite_url))
+    initialise(sqlite_url)
     return sqlite_url
 
 
@@ -155,7 +153,7 @@ def test_a_slow_projection_status_delays_a_scrape_by_its_wait_at_most(client, mo
         return [types.SimpleNamespace(name="test-stuck", position=5, lag_events=1,
                                       lag_seconds=2.0)]
 
-    monkeypatch.setattr(projections.status, "all_statuses", stuck)
+    monkeypatch.setattr(metrics, "all_statuses", stuck)
     monkeypatch.setattr(metrics, "PROJECTION_STATUS_WAIT", 0.2)
     try:
         started = time.monotonic()
@@ -175,6 +173,6 @@ def test_a_failing_projection_status_never_fails_the_scrape(client, monkeypatch,
     def failing(application, read_models):
         raise RuntimeError("the store is down")
 
-    monkeypatch.setattr(projections.status, "all_statuses", failing)
+    monkeypatch.setattr(metrics, "all_statuses", failing)
     assert client.get("/metrics").status_code == 200
     assert "projection status unavailable for /metrics: the store is down" in caplog.text

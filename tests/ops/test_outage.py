@@ -23,11 +23,11 @@ import pytest
 
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.ops.postgres_cluster import PostgresCluster, unavailable_reason
 from tests.ops.serving import LoggedServer
+from tests.stores import initialise
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def cluster():
 def clinic_with_token(url: str, role: str) -> str:
     """Create the tables and one clinic in the store; a token of `role` for it."""
     store = parse_database_url(url)
-    create_tables(store)
+    initialise(url)
     database = Database(store)
     directory = Directory(database)
     directory.add_clinic("north-physio", "North Physio")

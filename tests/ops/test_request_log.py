@@ -12,9 +12,8 @@ import pytest
 from service.http import request_log
 from service.http.access import public
 from service.http.request_log import JsonFormatter, TextFormatter, logging_config
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
 from tests import builders as b
+from tests.stores import initialise
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 PROGRAMME_ROUTE = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>"
@@ -23,7 +22,7 @@ PROGRAMME_ROUTE = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>
 @pytest.fixture
 def store_url(sqlite_url) -> str:
     """The request log does not depend on the store: SQLite only."""
-    create_tables(parse_database_url(sqlite_url))
+    initialise(sqlite_url)
     return sqlite_url
 
 

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.ops.serving import LoggedServer
+from tests.stores import initialise
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def sqlite_store(tmp_path) -> str:
     """A store with one clinic (not empty, so `traction serve` seeds no demo)."""
     url = f"sqlite:///{tmp_path}/ledger.sqlite"
     store = parse_database_url(url)
-    create_tables(store)
+    initialise(url)
     database = Database(store)
     Directory(database).add_clinic("north-physio", "North Physio")
     database.close()

@@ -12,9 +12,8 @@ import pytest
 from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
 from tests import builders as b
+from tests.stores import initialise
 
 STORE_ERRORS = [
     OperationalError("the event store is down"),
@@ -26,7 +25,7 @@ STORE_ERRORS = [
 
 @pytest.fixture
 def store_url(sqlite_url) -> str:
-    create_tables(parse_database_url(sqlite_url))
+    initialise(sqlite_url)
     return sqlite_url
 
 
@@ -54,7 +53,7 @@ def fail_with(error: Exception):
 
 @pytest.mark.parametrize("error", STORE_ERRORS, ids=lambda e: type(e).__name__)
 def test_the_event_store_unavailable_is_503(app, client, tokens, monkeypatch, error):
-    monkeypatch.setattr(app.extensions["traction.programmes"], "record_events",
+    monkeypatch.setattr(app.extensions["traction"].programmes, "record_events",
                         fail_with(error))
     events = f"/v1/clinics/clinic-a/programmes/{uuid.uuid4()}/events"
     assert_unavailable(client.post(events, json=b.started(), headers=tokens.writer_a))
@@ -77,7 +76,7 @@ def test_an_audited_read_whose_access_log_cannot_be_written_is_503(
                        headers=tokens.writer_a).status_code == 201
     # The access log is written after the view, by an after_request hook:
     # an error there never reaches the view's error handlers.
-    monkeypatch.setattr(app.extensions["traction.directory"], "record_access",
+    monkeypatch.setattr(app.extensions["traction"].directory, "record_access",
                         fail_with(error))
     assert_unavailable(client.get(programme, headers=tokens.auditor))
     # Flask's own line for it names the route, not the path with the ids.

@@ -9,7 +9,7 @@ from tests.projections.history import busy_log, save
 
 
 def test_lean_decoding_equals_the_library_mapper_for_every_event_type(app):
-    programmes = app.extensions["traction.programmes"]
+    programmes = app.extensions["traction"].programmes
     log = busy_log()
     head = save(programmes, log)
     notifications = programmes.recorder.select_notifications(start=1, limit=head)
@@ -29,7 +29,7 @@ def test_lean_decoding_equals_the_library_mapper_for_every_event_type(app):
 
 
 def test_an_undecodable_event_is_kept_with_its_error_and_the_rest_decode(app):
-    programmes = app.extensions["traction.programmes"]
+    programmes = app.extensions["traction"].programmes
     head = save(programmes, busy_log(programmes=2, events=5))
     notifications = list(programmes.recorder.select_notifications(start=1, limit=head))
     notifications[2] = dataclasses.replace(notifications[2], state=b'{"event_id": ')
@@ -45,11 +45,13 @@ def test_compressed_stores_are_read_through_the_compressor(tmp_path):
     """With the library's compressor configured the stored states are not JSON:
     the history and the projection's decoding undo it first, as the mapper does."""
     from domain.application import Programmes
-    from service.storage.schema import create_tables
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from service.storage.stores import eventsourcing_env
+    from tests.stores import initialise, settings_for
 
-    store = parse_database_url(f"sqlite:///{tmp_path}/compressed.sqlite")
-    create_tables(store)
+    url = f"sqlite:///{tmp_path}/compressed.sqlite"
+    initialise(url)
+    store = settings_for(url).store
+    # Not as the service builds it: with the library's compressor configured.
     programmes = Programmes(env={**eventsourcing_env(store),
                                  "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"})
     try:

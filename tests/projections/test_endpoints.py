@@ -16,7 +16,7 @@ import pytest
 from marshmallow import Schema
 
 from projections import reading
-from projections.runner import ProjectionRunner
+from service.http.api.context import READER
 from service.http.schemas.dashboards import (
     ClinicDashboardSchema,
     NetworkDashboardSchema,
@@ -24,6 +24,7 @@ from service.http.schemas.dashboards import (
     ProgrammeSummaryPageSchema,
 )
 from tests import builders as b
+from tests.stores import RunnerAt
 
 A, B = "clinic-a", "clinic-b"
 
@@ -41,7 +42,7 @@ def conforms(schema: type[Schema], body: dict) -> dict:
 class World:
     def __init__(self, app, client, tokens) -> None:
         self.app, self.client, self.tokens = app, client, tokens
-        self.store = app.extensions["traction.store"]
+        self.store = app.extensions["traction"].store
         self.a = [uuid.uuid4() for _ in range(3)]
         self.b = uuid.uuid4()
         for n, programme in enumerate(self.a):
@@ -59,7 +60,7 @@ class World:
         return response.json["recorded"][-1]["position"]
 
     def project(self) -> None:
-        ProjectionRunner(self.store).run(once=True)
+        RunnerAt(self.store.url).run(once=True)
 
     def get(self, path: str, headers: dict, **query):
         return self.client.get(path, headers=headers, query_string=query)
@@ -164,8 +165,9 @@ def test_pages_follow_the_cursor_and_filter_by_status(world):
 
 
 def test_min_position_waits_then_answers_503_with_retry_after(world, monkeypatch):
-    assert reading.min_position_wait() == reading.DEFAULT_MIN_POSITION_WAIT == 2.0
-    monkeypatch.setenv(reading.MIN_POSITION_WAIT_ENV, "0.3")
+    reader = world.app.extensions[READER]
+    assert reader.min_position_wait == reading.DEFAULT_MIN_POSITION_WAIT == 2.0
+    monkeypatch.setattr(reader, "min_position_wait", 0.3)
     t = world.tokens
     position = world.post(A, world.a[1], [b.pain(1, days=5)], t.writer_a)  # not projected yet
     began = time.monotonic()
@@ -181,8 +183,8 @@ def test_min_position_waits_then_answers_503_with_retry_after(world, monkeypatch
                      min_position=world.head).status_code == 200
 
     # With the runner following, the read waits for it instead.
-    monkeypatch.setenv(reading.MIN_POSITION_WAIT_ENV, "10")
-    runner = ProjectionRunner(world.store)
+    monkeypatch.setattr(reader, "min_position_wait", 10)
+    runner = RunnerAt(world.store.url)
     thread = threading.Thread(target=runner.run)
     thread.start()
     try:

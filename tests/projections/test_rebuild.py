@@ -17,22 +17,21 @@ from click.testing import CliRunner
 
 from projections import summaries
 from projections.engine import MetricsEngine
-from projections.rebuild import rebuild
-from projections.runner import ProjectionRunner
 from projections.status import projection_status
 from projections.store import DEFAULT_PROJECTION, open_read_models
 from service.cli.projections import projections as projections_cli
 from tests.projections.history import Log, busy_log, save
+from tests.stores import RunnerAt, rebuild_at
 
 NAME = DEFAULT_PROJECTION
 
 
 def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens, monkeypatch):
-    store = app.extensions["traction.store"]
-    programmes = app.extensions["traction.programmes"]
+    store = app.extensions["traction"].store
+    programmes = app.extensions["traction"].programmes
     log = busy_log(programmes=10, events=30, seed=5)
     head = save(programmes, log)
-    ProjectionRunner(store).run(once=True)
+    RunnerAt(store.url).run(once=True)
     read_models = open_read_models(programmes)
     before = read_models.digest(NAME, 1)
     in_a = sum(1 for clinic in log.clinics.values() if clinic == "clinic-a")
@@ -70,7 +69,7 @@ def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens
     reader = threading.Thread(target=read_all_the_time)
     reader.start()
     try:
-        report = rebuild(store, batch_size=50, progress=False, grace=0.4)
+        report = rebuild_at(store.url, batch_size=50, progress=False, grace=0.4)
     finally:
         done.set()
         reader.join(timeout=30)
@@ -85,17 +84,17 @@ def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens
 
 
 def test_the_runner_follows_the_new_version_after_a_swap(app):
-    store = app.extensions["traction.store"]
-    programmes = app.extensions["traction.programmes"]
+    store = app.extensions["traction"].store
+    programmes = app.extensions["traction"].programmes
     read_models = open_read_models(programmes)
     log = busy_log(programmes=4, events=20, seed=9)
     head = save(programmes, log)
-    runner = ProjectionRunner(store)
+    runner = RunnerAt(store.url)
     thread = threading.Thread(target=runner.run)
     thread.start()
     try:
         assert runner.caught_up.wait(timeout=30)
-        report = rebuild(store, progress=False, grace=0.2)
+        report = rebuild_at(store.url, progress=False, grace=0.2)
         assert read_models.live_position(NAME) == (report.new_version, head)
         more = Log()
         more.programme("clinic-b").pain(1, 4)
@@ -133,7 +132,7 @@ class Bug:
 @pytest.fixture
 def poisoned(app):
     """Programme p has a poison event (pain 9) with two events after it; q is fine."""
-    programmes = app.extensions["traction.programmes"]
+    programmes = app.extensions["traction"].programmes
     log = Log()
     p, q = log.programme("clinic-a", baseline=8), log.programme("clinic-a", baseline=6)
     p.session(1)
@@ -148,18 +147,18 @@ def poisoned(app):
 
 
 def cli(app, *args: str):
-    url = app.extensions["traction.settings"].database_url
+    url = app.extensions["traction"].settings.database_url
     return CliRunner().invoke(projections_cli, list(args), env={"TRACTION_DATABASE_URL": url})
 
 
 def test_a_poison_event_is_parked_and_retried_after_a_fix(app, client, tokens, poisoned,
                                                           monkeypatch):
     p, q, poison, head = poisoned
-    store = app.extensions["traction.store"]
-    programmes = app.extensions["traction.programmes"]
+    store = app.extensions["traction"].store
+    programmes = app.extensions["traction"].programmes
     read_models = open_read_models(programmes)
     bug = Bug(monkeypatch)
-    ProjectionRunner(store).run(once=True)
+    RunnerAt(store.url).run(once=True)
 
     status = projection_status(programmes, read_models, NAME)
     assert status.position == head  # the runner went on
@@ -194,17 +193,17 @@ def test_a_poison_event_is_parked_and_retried_after_a_fix(app, client, tokens, p
     assert client.get("/readyz").status_code == 200
     # Exactly what a clean rebuild makes.
     retried_digest = read_models.digest(NAME)
-    rebuild(store, progress=False, grace=0)
+    rebuild_at(store.url, progress=False, grace=0)
     assert read_models.digest(NAME) == retried_digest
 
 
 def test_skipping_a_poison_event_with_the_runner_active(app, client, tokens, poisoned,
                                                         monkeypatch):
     p, _q, poison, head = poisoned
-    store = app.extensions["traction.store"]
-    read_models = open_read_models(app.extensions["traction.programmes"])
+    store = app.extensions["traction"].store
+    read_models = open_read_models(app.extensions["traction"].programmes)
     Bug(monkeypatch)
-    runner = ProjectionRunner(store)
+    runner = RunnerAt(store.url)
     thread = threading.Thread(target=runner.run)
     thread.start()
     try:

@@ -21,13 +21,11 @@ from threading import Thread
 
 import pytest
 
-from domain.application import Programmes
 from projections.locks import ProjectionLock
-from projections.rebuild import rebuild
-from projections.runner import ProjectionRunner
 from projections.store import DEFAULT_PROJECTION, open_read_models
-from service.storage.settings import eventsourcing_env, parse_database_url
+from service.storage.stores import parse_database_url
 from tests.projections.history import busy_log, save
+from tests.stores import RunnerAt, programmes_at, rebuild_at
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = DEFAULT_PROJECTION
@@ -43,14 +41,15 @@ class RunnerProcess:
                  logs: Path = Path("/tmp")) -> None:
         env = {**os.environ, "TRACTION_DATABASE_URL": url, "TRACTION_LOG_FORMAT": "text",
                "TRACTION_LOG_LEVEL": "warning"}
-        if delay:
-            env["TRACTION_PROJECTION_FAULT_DELAY"] = str(delay)
+        # With a delay, each write transaction stays open that long before its
+        # commit (tests/projections/slow_runner.py): a window to kill it mid-batch.
+        command = (["-m", "tests.projections.slow_runner", str(delay)] if delay
+                   else ["-m", "service.cli", "projections", "run"])
         RunnerProcess.count += 1
         self.log_path = logs / f"runner-{os.getpid()}-{RunnerProcess.count}.log"
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "projections", "run", *args],
-                cwd=ROOT, env=env,
+                [sys.executable, *command, *args], cwd=ROOT, env=env,
                 stdout=subprocess.DEVNULL, stderr=log)
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
@@ -95,7 +94,7 @@ def start(tmp_path):
 @pytest.fixture
 def store(store_url):
     """The store with a busy interleaved history of two clinics."""
-    application = Programmes(env=eventsourcing_env(parse_database_url(store_url)))
+    application = programmes_at(store_url)
     log = busy_log(programmes=16, events=50, seed=3)
     head = save(application, log)
     yield store_url, application, head, log
@@ -133,7 +132,7 @@ def test_kill_9_mid_batch_then_restart_equals_a_rebuild(store, start):
     sessions = sum(1 for r in log.records if r.type == "SessionCompleted")
     assert totals["sessions_completed"] == sessions
 
-    report = rebuild(parse_database_url(url), progress=False, grace=0)
+    report = rebuild_at(url, progress=False, grace=0)
     assert report.new_version == version + 1
     assert read_models.live_position(NAME) == (report.new_version, head)
     assert read_models.digest(NAME, report.new_version) == restarted
@@ -148,7 +147,7 @@ def test_a_second_runner_does_not_start_while_one_is_active(store, start):
         second = start(url, "--no-wait")
         assert second.wait() == 3
         assert "another runner is active" in second.stderr()
-        standby = ProjectionRunner(parse_database_url(url))
+        standby = RunnerAt(url)
         thread = Thread(target=standby.run)
         thread.start()
         try:
@@ -166,7 +165,7 @@ def test_a_second_runner_does_not_start_while_one_is_active(store, start):
 
 def test_a_save_reaches_the_read_models_within_moments(store):
     url, application, head, _log = store
-    runner = ProjectionRunner(parse_database_url(url))
+    runner = RunnerAt(url)
     thread = Thread(target=runner.run)
     thread.start()
     try:

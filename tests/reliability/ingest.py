@@ -248,10 +248,8 @@ def integrity_chain_verifies(database_url: str, server: LiveServer, tokens: Toke
 def projections_equal_a_rebuild(database_url: str, server: LiveServer, tokens: Tokens,
                                 report: IngestReport) -> None:
     """The read models the killed-and-restarted runner built equal a rebuild."""
-    from domain.application import Programmes
     from projections.rebuild import rebuild
-    from projections.store import open_read_models
-    from service.storage.settings import eventsourcing_env, parse_database_url
+    from tests.stores import components_at
 
     deadline = time.monotonic() + 60
     while True:  # the restarted runner catches up with the whole log
@@ -261,15 +259,14 @@ def projections_equal_a_rebuild(database_url: str, server: LiveServer, tokens: T
             break
         assert time.monotonic() < deadline, f"projections never caught up: {answer.raw}"
         time.sleep(0.2)
-    store = parse_database_url(database_url)
-    application = Programmes(env=eventsourcing_env(store))
+    components = components_at(database_url)
     try:
-        read_models = open_read_models(application)
+        read_models = components.read_models
         live = read_models.digest("dashboards")
-        rebuild(store, progress=False, grace=0, application=application)
+        rebuild(components.programmes, read_models, components.store, progress=False, grace=0)
         assert read_models.digest("dashboards") == live, "read models differ from a rebuild"
     finally:
-        application.close()
+        components.close()
 
 
 #: Run after the crash loop, with the service back up.

@@ -21,8 +21,7 @@ from uuid import UUID
 
 import psycopg
 
-from domain.application import Programmes
-from service.storage.settings import eventsourcing_env, parse_database_url
+from tests.stores import programmes_at, settings_for
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,8 @@ def _canonical(value: Any) -> str:
 
 def read_stored_log(database_url: str) -> StoredLog:
     """The ledger and the events table, whole, in position order."""
-    store = parse_database_url(database_url)
-    app = Programmes(env=eventsourcing_env(store))
+    store = settings_for(database_url).store
+    app = programmes_at(database_url)
     try:
         events_table = app.recorder.events_table_name  # type: ignore[attr-defined]
     finally:

@@ -26,9 +26,9 @@ from typing import Any
 
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.schema import create_tables
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests.e2e.server import TRACTION, free_port
+from tests.stores import initialise
 
 HOST = "127.0.0.1"  # loopback only: these tests never send traffic anywhere else
 CLINICS = ("clinic-a", "clinic-b")
@@ -74,7 +74,7 @@ class Tokens:
 def bootstrap(database_url: str, clinics: tuple[str, ...] = CLINICS) -> Tokens:
     """Create the store's tables, register the clinics and issue a token per role."""
     store = parse_database_url(database_url)
-    create_tables(store)
+    initialise(database_url)
     database = Database(store)
     try:
         directory = Directory(database)

@@ -32,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from marshmallow import ValidationError
 
 from domain import errors
-from domain.application import EventEnvelope, Programmes
+from domain.application import EventEnvelope
 from domain.vocabulary import (
     CONDITIONS,
     MISSED_REASONS,
@@ -41,9 +41,10 @@ from domain.vocabulary import (
     SETTINGS,
     SEVERITIES,
 )
+from service.bootstrap import open_programmes
 from service.http.schemas.events import EventPostSchema
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests.builders import START
+from tests.stores import initialise, programmes_at, settings_for
 
 CLINIC = "clinic-a"
 NOW = START + timedelta(days=300)  # the application's clock: fixed, so "future" is exact
@@ -276,10 +277,10 @@ class ProgrammeMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        env = eventsourcing_env(parse_database_url(self.database_url))
-        self.app = Programmes(env=env, clock=lambda: NOW)
-        env_without_cache = {k: v for k, v in env.items() if k != "AGGREGATE_CACHE_MAXSIZE"}
-        self.replayer = Programmes(env=env_without_cache, clock=lambda: NOW)
+        self.app = programmes_at(self.database_url, clock=lambda: NOW)
+        # A replayer with no cache: every read replays the stored events.
+        self.replayer = open_programmes(settings_for(self.database_url, aggregate_cache_size=0),
+                                        clock=lambda: NOW)
         self.programme_id = uuid.uuid4()
         self.model = Model()
         #: Accepted posts: (raw envelopes, receipt body).
@@ -421,8 +422,7 @@ class ProgrammeMachine(RuleBasedStateMachine):
 
 def machine_on(database_url: str) -> type[ProgrammeMachine]:
     """The machine class, bound to a store whose tables are made here."""
-    store = parse_database_url(database_url)
-    Programmes(env=eventsourcing_env(store, create_tables=True)).close()
+    initialise(database_url)
     return type("ProgrammeMachineOnStore", (ProgrammeMachine,), {"database_url": database_url})
 
 

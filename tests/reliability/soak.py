@@ -44,7 +44,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.settings import parse_database_url
+from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.reliability import fuzzing, invariants
 from tests.reliability.contention import (

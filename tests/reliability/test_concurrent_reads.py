@@ -22,20 +22,18 @@ import uuid
 import pytest
 
 from domain import errors
-from domain.application import Programmes
-from service.storage.settings import eventsourcing_env, parse_database_url
 from tests import builders as b
 from tests.integration.writers import envelope
+from tests.stores import initialise, programmes_at
 
 pytestmark = pytest.mark.slow
 SECONDS = 3.0
 
 
 def test_readers_never_see_a_programme_while_it_is_fast_forwarded(sqlite_url):
-    store = parse_database_url(sqlite_url)
-    Programmes(env=eventsourcing_env(store, create_tables=True)).close()
-    reading = Programmes(env=eventsourcing_env(store))  # the worker's, with its cache
-    writing = Programmes(env=eventsourcing_env(store))  # another worker
+    initialise(sqlite_url)
+    reading = programmes_at(sqlite_url)  # the worker's, with its cache
+    writing = programmes_at(sqlite_url)  # another worker
     programme_id = uuid.uuid4()
     # A long history makes each copy slow enough for the race to show at once.
     writing.record_events("clinic-a", programme_id, [envelope(b.started())] + [

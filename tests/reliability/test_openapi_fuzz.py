@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from service.http.api.context import READER
 from tests import builders as b
 from tests.reliability import fuzzing
 
@@ -44,7 +45,7 @@ def known(app, client, tokens) -> fuzzing.Known:
 def test_every_operation_survives_fuzzing(app, known, monkeypatch):
     # No projection runs here: a ?min_position= ahead of it waits the whole
     # bounded time (2 s by default) before its 503. A shorter wait, same answer.
-    monkeypatch.setenv("TRACTION_MIN_POSITION_WAIT", "0.05")
+    monkeypatch.setattr(app.extensions[READER], "min_position_wait", 0.05)
     report = fuzzing.fuzz(fuzzing.load_wsgi(app), known, max_examples=MAX_EXAMPLES, seed=3)
     assert not report.failures, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
     assert report.total >= 200, report.cases

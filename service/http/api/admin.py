@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import current_app
 
-from service.http.access import actor, allow
+from service.http.access import TOKENS, actor, allow
+from service.http.api.context import directory
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.problems import Problem, not_found
 from service.http.schemas.admin import (
@@ -17,13 +18,9 @@ from service.http.schemas.admin import (
     TokenCreateSchema,
     TokenSchema,
 )
-from service.storage.directory import ClinicExists, Directory, DirectoryError, UnknownToken
+from service.storage.directory import ClinicExists, DirectoryError, UnknownToken
 
 blp = LedgerBlueprint("admin", __name__, url_prefix="/v1", description="Clinics and tokens")
-
-
-def directory() -> Directory:
-    return current_app.extensions["traction.directory"]
 
 
 @blp.route("/clinics", methods=["POST"])
@@ -71,5 +68,5 @@ def revoke_token(token_id: str) -> Any:
     except UnknownToken:
         raise not_found() from None
     # This worker refuses it from the next request; the others within a second.
-    current_app.extensions["traction.tokens"].expire()
+    current_app.extensions[TOKENS].expire()
     return record.public()

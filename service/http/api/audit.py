@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from service.audit import log
-from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.audit.verify import verify_store
 from service.http.access import allow
-from service.http.api.context import programmes
+from service.http.api.context import components, directory, programmes
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
 from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
@@ -25,7 +22,7 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 @allow("auditor")
 def access_log(after: int, limit: int) -> Any:
     """Recorded reads of patient-level data, and changes to clinics and tokens."""
-    entries = current_app.extensions["traction.directory"].access_log(after, limit)
+    entries = directory().access_log(after, limit)
     return {
         "entries": entries,
         "next": entries[-1]["entry_id"] if len(entries) == limit else None,
@@ -62,7 +59,7 @@ def verify_chain() -> Any:
     head is checkpointed (signed), and the log must still reach every
     checkpoint; without it a truncated tail cannot be detected (see `warnings`).
     """
-    database = current_app.extensions["traction.directory"].db
-    report = verify_store(log.audit_recorder(programmes()), Checkpoints(database),
-                          CheckpointKey.from_env())
+    parts = components()
+    report = verify_store(log.audit_recorder(parts.programmes), parts.checkpoints,
+                          parts.checkpoint_key)
     return report.as_dict()

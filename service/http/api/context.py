@@ -1,4 +1,4 @@
-"""What views need from the app: the application object, path converters."""
+"""What views need from the app: the service's parts, path converters."""
 
 from __future__ import annotations
 
@@ -6,10 +6,29 @@ from flask import current_app
 from werkzeug.routing import BaseConverter
 
 from domain.application import Programmes
+from projections.reading import Reader
+from service.bootstrap import Components
+from service.storage.directory import Directory
+
+#: Where create_app keeps the service's parts and the projections' reader.
+COMPONENTS = "traction"
+READER = "traction.reader"
+
+
+def components() -> Components:
+    return current_app.extensions[COMPONENTS]
 
 
 def programmes() -> Programmes:
-    return current_app.extensions["traction.programmes"]
+    return components().programmes
+
+
+def directory() -> Directory:
+    return components().directory
+
+
+def reader() -> Reader:
+    return current_app.extensions[READER]
 
 
 class ClinicIdConverter(BaseConverter):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask import Response, current_app
+from flask import Response
 
-from projections.reading import InvalidCursor, ProjectionBehind, Reader
-from projections.store import open_read_models
+from projections.reading import InvalidCursor, ProjectionBehind
 from service.http.access import allow
+from service.http.api.context import reader
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -29,19 +29,6 @@ from service.http.schemas.dashboards import (
 
 blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
                       description="Programme summaries and dashboards (projections)")
-
-
-@blp.record_once
-def _open_reader(state: Any) -> None:
-    # The reads share the application's connections to the store.
-    app = state.app
-    app.extensions["traction.reader"] = Reader(
-        open_read_models(app.extensions["traction.programmes"])
-    )
-
-
-def reader() -> Reader:
-    return current_app.extensions["traction.reader"]
 
 
 def _position(min_position: int | None) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 
 from service.http import metrics as service_metrics
 from service.http.access import public
+from service.http.api.context import components
 from service.http.openapi import LedgerBlueprint
 
 blp = LedgerBlueprint("metrics", __name__, description="Operations: Prometheus metrics")
@@ -17,5 +18,5 @@ blp = LedgerBlueprint("metrics", __name__, description="Operations: Prometheus m
 @public
 def metrics() -> Response:
     """Request counts and latencies, events recorded, conflicts, replays, projection lag."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return Response(service_metrics.exposition(app), content_type=service_metrics.CONTENT_TYPE)
+    return Response(service_metrics.exposition(components()),
+                    content_type=service_metrics.CONTENT_TYPE)

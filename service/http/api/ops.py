@@ -1,14 +1,15 @@
-"""Operations: liveness and readiness (and, later, metrics)."""
+"""Operations: liveness and readiness."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import current_app
 from marshmallow import Schema, fields
 
+from projections.status import all_statuses
 from service.http.access import public
+from service.http.api.context import components
 from service.http.openapi import LedgerBlueprint
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,9 @@ class ReadinessSchema(Schema):
 @public
 def readyz() -> Any:
     """The store is reachable; each projection's lag (no auth, no patient data)."""
-    from projections.status import all_statuses
-    from projections.store import open_read_models
-
-    programmes = current_app.extensions["traction.programmes"]
+    parts = components()
     try:
-        statuses = all_statuses(programmes, open_read_models(programmes))
+        statuses = all_statuses(parts.programmes, parts.read_models)
     except Exception as error:  # whatever the driver raises, the answer is "not ready"
         log.warning("readiness: the store cannot be read: %s", type(error).__name__)
         return {"status": "not_ready", "store": "unreachable", "projections": []}, 503

@@ -1,0 +1,91 @@
+"""The composition root: the one place that builds the service's parts.
+
+The HTTP app (per gunicorn worker), the projection runner and every command
+of the command line start from `Settings` and ask this module for what they
+need: the `Programmes` application on the configured store, the read models
+beside it, the service's own tables (clinics, tokens, the access log,
+checkpoints). Nothing else constructs them, so a change in how the store is
+opened is made here once.
+
+`initialise_store` creates every table of a store, once, before any worker
+starts (workers racing to create tables can fail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.application import Programmes, utc_now
+from projections.store import ReadModelStore, open_read_models
+from service.audit.checkpoints import CheckpointKey, Checkpoints
+from service.config import Settings
+from service.storage.database import Database
+from service.storage.directory import Directory
+from service.storage.schema import schema_lock
+from service.storage.stores import Store, eventsourcing_env
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Components:
+    """What the server, the runner and the command line are made of."""
+
+    settings: Settings
+    store: Store
+    programmes: Programmes
+    read_models: ReadModelStore
+    #: The service's own tables: clinics, tokens, the access log, checkpoints.
+    database: Database
+    directory: Directory
+    checkpoints: Checkpoints
+    #: Signs and checks chain checkpoints; None when TRACTION_CHECKPOINT_KEY is unset.
+    checkpoint_key: CheckpointKey | None
+
+    def close(self) -> None:
+        self.programmes.close()
+        self.database.close()
+
+
+def open_programmes(settings: Settings, *, clock: Clock = utc_now,
+                    create_tables: bool = False) -> Programmes:
+    """The application on the configured store (tables must exist unless `create_tables`)."""
+    return Programmes(env=eventsourcing_env(settings.store, create_tables=create_tables),
+                      clock=clock)
+
+
+def offline_programmes() -> Programmes:
+    """The application with no store (in memory): its mapper reads an export's events."""
+    return Programmes()
+
+
+def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components:
+    """Everything on the configured store, whose tables exist (`initialise_store`)."""
+    store = settings.store
+    programmes = open_programmes(settings, clock=clock)
+    database = Database(store)
+    return Components(
+        settings=settings,
+        store=store,
+        programmes=programmes,
+        read_models=open_read_models(programmes),
+        database=database,
+        directory=Directory(database),
+        checkpoints=Checkpoints(database),
+        checkpoint_key=CheckpointKey.from_secret(settings.checkpoint_key),
+    )
+
+
+def initialise_store(settings: Settings) -> None:
+    """Create every table of the store (idempotent; safe from two hosts at once)."""
+    with schema_lock(settings.store):
+        open_programmes(settings, create_tables=True).close()
+        components = open_components(settings)
+        try:
+            components.read_models.create_projection_tables()
+            components.directory.create_tables()
+            components.checkpoints.create_table()
+        finally:
+            components.close()

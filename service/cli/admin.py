@@ -1,0 +1,80 @@
+"""`traction db init`, `traction clinics ...`, `traction tokens ...`."""
+
+from __future__ import annotations
+
+import click
+
+from service.cli.context import components, initialised
+from service.storage.directory import ROLES, DirectoryError
+
+
+@click.group()
+def db() -> None:
+    """The event store."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create the store's tables (safe to run again)."""
+    store = initialised().store
+    click.echo(f"store ready: {store.kind} {store.sqlite_path or store.pg_dbname}")
+
+
+@click.group()
+def clinics() -> None:
+    """Registered clinics (the tenants)."""
+
+
+@clinics.command("add")
+@click.argument("clinic_id")
+@click.argument("name")
+def clinics_add(clinic_id: str, name: str) -> None:
+    """Register a clinic: ID is a slug like north-physio, NAME is shown on dashboards."""
+    with components() as parts:
+        try:
+            clinic = parts.directory.add_clinic(clinic_id, name)
+        except DirectoryError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"registered clinic {clinic['clinic_id']} ({clinic['name']})")
+
+
+@clinics.command("list")
+def clinics_list() -> None:
+    """List registered clinics."""
+    with components() as parts:
+        for clinic in parts.directory.clinics():
+            click.echo(f"{clinic['clinic_id']}\t{clinic['name']}")
+
+
+@click.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("issue")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--clinic", "clinic_id", default=None, help="The clinic it is for (writer, viewer).")
+@click.option("--label", default="", help="Who or what uses it, shown in the access log.")
+def tokens_issue(role: str, clinic_id: str | None, label: str) -> None:
+    """Issue a token; it is printed once, alone on the last line."""
+    with components() as parts:
+        try:
+            record, token = parts.directory.issue_token(role, clinic_id, label)
+        except DirectoryError as error:
+            raise click.ClickException(str(error)) from None
+    scope = record.clinic_id or "all clinics"
+    click.echo(f"issued {record.role} token {record.token_id} for {scope}; "
+               "store it now, it is not shown again:")
+    click.echo(token)
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token (every worker refuses it within a second)."""
+    with components() as parts:
+        try:
+            record = parts.directory.revoke_token(token_id)
+        except DirectoryError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"revoked token {record.token_id}")
