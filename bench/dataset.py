@@ -250,7 +250,8 @@ def record(app: Any, histories: list[tuple[str, uuid.UUID, list[Envelope]]],
            now: datetime) -> int:
     """Run every history through the aggregate and save them all in ONE save, with
     ledger entries exactly as Programmes._record_new builds them. Returns events saved."""
-    from domain.application import EventEnvelope, LedgerEntry
+    from domain.application import EventEnvelope
+    from domain.ledger import LedgerEntry
     from domain.programme import Programme
 
     pending: list[Any] = []

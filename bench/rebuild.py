@@ -191,7 +191,8 @@ def generate(url: str, events: int, seed: int) -> int:
     import heapq
 
     from domain import errors
-    from domain.application import EventEnvelope, LedgerEntry, Programmes
+    from domain.application import EventEnvelope, Programmes
+    from domain.ledger import LedgerEntry
     from domain.programme import Programme
     from service.storage.stores import eventsourcing_env, parse_database_url
 

@@ -6,26 +6,30 @@ command on the `Programme` aggregate (rules 1-5), and saves all resulting
 events in one transaction (rule 8). Beside every stored event the store keeps a
 ledger entry: the client's event_id, the clinic, the record time, a digest of
 the posted content and the event's gap-free global position. The ledger is
-what makes idempotent retries, `as_of` queries and positions possible; its
-storage lives in `service/storage`, behind the `Ledger` protocol below.
+what makes idempotent retries, `as_of` queries and positions possible
+(domain/ledger.py: the port, and an in-memory ledger).
+
+`Programmes()` with no settings records in memory, as the library's own
+example applications do; the service gives it a store's settings
+(service/bootstrap.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import Application
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.popo import POPOFactory
 
-from domain import errors, stored
+from domain import errors, programme_cache
+from domain.ledger import InMemoryLedger, Ledger, LedgerEntry, RecordedEntry
 from domain.programme import Programme
 
 
@@ -63,54 +67,6 @@ class EventEnvelope:
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """What the store records beside each new event, in the same transaction."""
-
-    event_id: UUID
-    clinic_id: str
-    event_type: str
-    content_digest: str | None  # None for events the aggregate recorded by itself
-
-
-@dataclass(frozen=True)
-class RecordedEntry:
-    """A ledger entry as read back from the store."""
-
-    position: int
-    programme_id: UUID
-    version: int
-    event_id: UUID
-    clinic_id: str
-    event_type: str
-    recorded_at: datetime
-    content_digest: str | None
-    saved_version: int  # the programme's version after the save that recorded it
-
-
-class HistoryRow(NamedTuple):
-    """A stored event of one programme as the store holds it, with its ledger entry.
-    (A tuple: a history builds hundreds of them per request.)"""
-
-    version: int
-    topic: str
-    state: bytes | str  # the library's stored state (JSON, unless compressed or encrypted)
-    position: int | None  # None only if the ledger row is missing (the audit reports it)
-    recorded_at: str | None  # RFC 3339, UTC
-
-
-class Ledger(Protocol):
-    """Queries over the ledger entries, implemented by the store's recorder."""
-
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]: ...
-
-    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
-
-    def history_rows(self, programme_id: UUID) -> list[HistoryRow]: ...
-
-    def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -163,8 +119,14 @@ class Programmes(Application[UUID]):
         self.clock = clock
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
-        self._command_locks: dict[UUID, tuple[threading.Lock, int]] = {}
-        self._command_locks_guard = threading.Lock()
+        self._command_locks = programme_cache.CommandLocks()
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        # No store configured: the ledger in memory (the library's in-memory
+        # factory ignores APPLICATION_RECORDER_TOPIC).
+        if isinstance(self.factory, POPOFactory):
+            return InMemoryLedger()
+        return super().construct_recorder()
 
     @property
     def ledger(self) -> Ledger:
@@ -187,36 +149,12 @@ class Programmes(Application[UUID]):
         look for an earlier identical post, which wins over the failure: a
         retry of a discharge is a 200, not "programme discharged".
         """
-        with self._command_lock(programme_id):
+        with self._command_locks.held(programme_id):
             receipt = self._record_with_retries(clinic_id, programme_id, envelopes,
                                                 expected_version)
         for listener in self.receipt_listeners:
             listener(receipt)
         return receipt
-
-    @contextmanager
-    def _command_lock(self, programme_id: UUID) -> Iterator[None]:
-        """One command at a time per programme in this process.
-
-        Two threads running commands on one programme at once would both
-        start from the same version, and one would fail at the store and run
-        again; worse, inside a group commit (service/storage/group_commit.py)
-        it would fail the whole group. Other processes still race, and the
-        store still refuses the loser.
-        """
-        with self._command_locks_guard:
-            lock, users = self._command_locks.get(programme_id, (threading.Lock(), 0))
-            self._command_locks[programme_id] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._command_locks_guard:
-                lock, users = self._command_locks[programme_id]
-                if users == 1:
-                    del self._command_locks[programme_id]
-                else:
-                    self._command_locks[programme_id] = (lock, users - 1)
 
     def _record_with_retries(
         self,
@@ -296,14 +234,13 @@ class Programmes(Application[UUID]):
     ) -> Receipt:
         # The cached programme itself, not a copy: the command lock keeps every
         # other thread of this process away from it, and if anything below
-        # fails it is dropped from the cache (it may hold events never saved).
-        # Copying it for every command cost a fifth of a single-event post.
-        programme = self._find(programme_id, copy=False)
+        # fails it is dropped from the cache (domain/programme_cache.py).
+        programme = programme_cache.find(self.repository, programme_id, copy=False)
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
                                       expected_version)
         except BaseException:
-            self._drop_cached(programme_id)
+            programme_cache.drop(self.repository, programme_id)
             raise
 
     def _run_and_save(
@@ -367,13 +304,6 @@ class Programmes(Application[UUID]):
             replayed=False,
         )
 
-    def _drop_cached(self, programme_id: UUID) -> None:
-        if self.repository.cache is not None:
-            try:
-                self.repository.cache.get(programme_id, evict=True)
-            except KeyError:
-                pass
-
     @staticmethod
     def _apply(
         programme: Programme | None,
@@ -403,15 +333,6 @@ class Programmes(Application[UUID]):
 
     # ---- queries --------------------------------------------------------
 
-    def _find(self, programme_id: UUID, version: int | None = None, *,
-              copy: bool = True) -> Programme | None:
-        """The programme (None if it has no events); `copy=False` only under its command lock."""
-        try:
-            return self.repository.get(programme_id, version=version,
-                                       projector_func=_replay, deepcopy_from_cache=copy)
-        except AggregateNotFoundError:
-            return None
-
     def programme(
         self,
         clinic_id: str,
@@ -430,10 +351,10 @@ class Programmes(Application[UUID]):
             # The library fast-forwards a cached programme in place and copies
             # it after releasing its own lock: a command on the same programme
             # in another thread could change it under the copy.
-            with self._command_lock(programme_id):
-                programme = self._find(programme_id)
+            with self._command_locks.held(programme_id):
+                programme = programme_cache.find(self.repository, programme_id)
         else:
-            programme = self._find(programme_id, version)
+            programme = programme_cache.find(self.repository, programme_id, version)
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         if version is not None and programme.version != version:
@@ -443,49 +364,31 @@ class Programmes(Application[UUID]):
         return programme
 
     def history(self, clinic_id: str, programme_id: UUID) -> list[dict[str, Any]]:
-        """Every event of the programme in version order, with its ledger entry.
-
-        Read straight from the stored JSON, with the ledger joined in one
-        query: nothing here needs event objects, and the library's decoding
-        (a Python hook per JSON object, a UUID and a datetime parsed per
-        field) was most of the cost of a long history."""
-        rows = self.ledger.history_rows(programme_id)
-        states = stored.parse_states(self.mapper, [row.state for row in rows])
-        for state in states:
-            if isinstance(state, Exception):
-                raise state  # a stored event the service cannot read: an error, loudly
-        # The first event says whose programme it is: no need to replay it all.
-        if not states or states[0].get("clinic_id") != clinic_id:
+        """Every event of the programme in version order, with its ledger entry, and
+        for a corrected event the correction now in force."""
+        entries = self.ledger.history(programme_id, self.mapper)
+        # The ledger says whose programme it is: no need to replay it all.
+        if not entries or entries[0].clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         items: list[dict[str, Any]] = []
         by_event_id: dict[str, dict[str, Any]] = {}
-        for row, state in zip(rows, states, strict=True):
-            event_id = stored.uuid_text(state["event_id"])
-            type_name = stored.event_type(row.topic)
+        for entry in entries:
             item = {
-                "event_id": event_id,
-                "type": type_name,
-                "version": row.version,
-                "position": row.position,
-                "occurred_at": stored.datetime_text(state["occurred_at"]),
-                "recorded_at": row.recorded_at,
-                "recorded_by": state["recorded_by"],
-                "data": state["data"],
+                "event_id": entry.event_id,
+                "type": entry.type,
+                "version": entry.version,
+                "position": entry.position,
+                "occurred_at": entry.occurred_at,
+                "recorded_at": entry.recorded_at,
+                "recorded_by": entry.recorded_by,
+                "data": entry.data,
                 "corrected_by": None,
             }
-            if type_name == "EntryCorrected":
+            if entry.type == "EntryCorrected":
                 # Corrections follow what they correct: the last one is in force.
-                corrected = by_event_id.get(str(state["data"]["corrects"]))
+                corrected = by_event_id.get(str(entry.data["corrects"]))
                 if corrected is not None:
-                    corrected["corrected_by"] = event_id
+                    corrected["corrected_by"] = entry.event_id
             items.append(item)
-            by_event_id[event_id] = item
+            by_event_id[entry.event_id] = item
         return items
-
-
-def _replay(programme: Programme | None, events: Iterable[Any]) -> Programme | None:
-    """The library's project_aggregate without its per-event `isinstance` check
-    against a runtime Protocol, which cost as much as the replay itself."""
-    for event in events:
-        programme = event.mutate(programme)
-    return programme

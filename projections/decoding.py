@@ -4,7 +4,7 @@ The metrics need five attributes of an event (its id, clinical time, data,
 and on ProgrammeStarted the clinic and programme). The library's mapper
 builds a whole event object instead, which was half of a rebuild's time
 (BENCHMARKS.md, P3); here a page of stored states is parsed at once and the
-five are taken out (domain/stored.py). An event that cannot be decoded is
+five are taken out (service/storage/stored.py). An event that cannot be decoded is
 returned with its error, to be parked (engine.py).
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain import stored
 from projections.engine import Recorded
+from service.storage import stored
 
 
 @dataclass(slots=True)

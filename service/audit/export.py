@@ -44,7 +44,6 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
-from domain.stored import event_type
 from service.audit.checkpoints import (
     NO_KEY_WARNING,
     Checkpoint,
@@ -55,6 +54,7 @@ from service.audit.checkpoints import (
 from service.audit.log import AuditRecorder, decode, entry_hash
 from service.audit.verify import Break, ChainWalk, ProgressBar, Report
 from service.storage.chain import GENESIS
+from service.storage.stored import event_type
 
 FORMAT = "traction-ledger-export"
 FORMAT_VERSION = 1

@@ -18,8 +18,8 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.application import Programmes
-from domain.stored import event_type
 from service.storage import chain
+from service.storage.stored import event_type
 
 #: Positions read per query: large enough to amortise the round trip, small
 #: enough that memory stays flat however long the log is.

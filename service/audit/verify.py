@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.stored import event_type
 from service.audit.checkpoints import (
     NO_KEY_WARNING,
     Checkpoint,
@@ -46,6 +45,7 @@ from service.audit.log import (
     read_log,
 )
 from service.storage.chain import GENESIS
+from service.storage.stored import event_type
 
 #: How far past a break the walk looks for the entry that belongs there.
 LOOKAHEAD = 5000

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 
-from domain.application import LedgerEntry, RecordedEntry
+from domain.ledger import LedgerEntry, RecordedEntry, ledger_entries_for
 from service.storage import chain
 
 #: Columns of the ledger table, in insert order.
@@ -30,8 +30,7 @@ def ledger_rows(
     Called under the store's write lock, so positions and the chain are
     assigned in commit order.
     """
-    if entries is None or len(entries) != len(stored_events):
-        raise ProgrammingError("every stored event needs a ledger entry (pass ledger=...)")
+    entries = ledger_entries_for(stored_events, entries)
     now = datetime.now(UTC)
     # Record times never go backwards along the log, so `as_of` is a prefix.
     # Always UTC: the value read back from PostgreSQL carries the session's

@@ -14,17 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from domain.application import HistoryRow, RecordedEntry
+from domain.ledger import HistoryEntry, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import ConflictingSaves, GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.stored import HistoryRow, history_entries
 from service.storage.stores import RECONNECT_TIMEOUT
 
 LEDGER_TABLE = "event_ledger"
@@ -93,7 +94,8 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(**ids)
         self.select_history = SQL(
-            "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at "
+            "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
+            "l.clinic_id "
             "FROM {schema}.{events} e LEFT JOIN {schema}.{ledger} l "
             "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
             "WHERE e.originator_id = %s ORDER BY e.originator_version"
@@ -165,7 +167,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         if overtaken:
             raise ConflictingSaves(overtaken, "another writer saved to this programme first")
 
-    # ---- the Ledger protocol of domain.application ----------------------
+    # ---- the Ledger port of domain.ledger ----------------------------------
 
     @retry_read
     def _select(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
@@ -194,15 +196,19 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                      row["originator_version"], row["topic"], row["state"])
                     for row in curs.fetchall()]
 
+    def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]:
+        return history_entries(mapper, self._history_rows(programme_id))
+
     @retry_read
-    def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
+    def _history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_history, [programme_id])
             return [
                 HistoryRow(row["originator_version"], row["topic"], row["state"],
                            row["position"],
                            None if row["recorded_at"] is None
-                           else row["recorded_at"].astimezone(UTC).isoformat())
+                           else row["recorded_at"].astimezone(UTC).isoformat(),
+                           row["clinic_id"])
                 for row in curs.fetchall()
             ]
 

@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from domain.application import HistoryRow, RecordedEntry
+from domain.ledger import HistoryEntry, RecordedEntry
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
 from service.storage.sqlite_lock import write_lock
+from service.storage.stored import HistoryRow, history_entries
 
 LEDGER_TABLE = "event_ledger"
 
@@ -110,7 +111,7 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
         )
         return positions
 
-    # ---- the Ledger protocol of domain.application ----------------------
+    # ---- the Ledger port of domain.ledger ----------------------------------
 
     def _select_entries(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
         with self.datastore.transaction(commit=False) as c:
@@ -141,17 +142,18 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
             # The library stores the id as its 32 hex digits.
             return [(row[0], int(row[1], 16), row[2], row[3], row[4]) for row in c.fetchall()]
 
-    def history_rows(self, programme_id: UUID) -> list[HistoryRow]:
+    def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at "
-                f"FROM {self.events_table_name} e LEFT JOIN {LEDGER_TABLE} l "
+                "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
+                f"l.clinic_id FROM {self.events_table_name} e LEFT JOIN {LEDGER_TABLE} l "
                 "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
                 "WHERE e.originator_id = ? ORDER BY e.originator_version",
                 [programme_id.hex],
             )
-            return [HistoryRow(row[0], row[1], row[2], row[3], _iso_text(row[4]))
+            rows = [HistoryRow(row[0], row[1], row[2], row[3], _iso_text(row[4]), row[5])
                     for row in c.fetchall()]
+        return history_entries(mapper, rows)
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
         with self.datastore.transaction(commit=False) as c:

@@ -206,7 +206,7 @@ def project(records: Sequence[Recorded], batch_sizes: Sequence[int] = (),
 def save(application: Any, log: Log, chunk: int = 250) -> int:
     """Store the log's events through the application (batched saves, with their ledger
     entries), in log order; returns the last position."""
-    from domain.application import LedgerEntry
+    from domain.ledger import LedgerEntry
 
     clinics = log.clinics
     for start in range(0, len(log.events), chunk):

@@ -7,9 +7,9 @@ deep-copies it for the caller *after* releasing that lock: a reader can copy a
 programme while another thread is applying new events to it, and fails with
 "RuntimeError: dictionary changed size during iteration" (a 500), or copies
 it half-updated. Found by R2 (32 clients on one programme through gunicorn).
-Commands on one programme now take turns in a worker (`_command_lock`), but
-reads of the current version do not, so a read still races a command, or
-another read that fast-forwards.
+Commands on one programme now take turns in a worker (`CommandLocks` in
+domain/programme_cache.py), but reads of the current version do not, so a
+read still races a command, or another read that fast-forwards.
 """
 
 from __future__ import annotations
