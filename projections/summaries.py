@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.events import EVENT_TYPES as CATALOGUE
 from domain.vocabulary import SEVERITIES
 from projections import dashboards, metrics
 
@@ -213,6 +214,9 @@ def _entry_corrected(state: State, event: Any, position: int, delta: Delta) -> N
     state["corrections"] += 1
 
 
+#: How each event type changes a programme's state: every type of the catalogue
+#: (domain.events) but ProgrammeStarted, which `_started` makes the state from
+#: (tests/domain/test_event_catalogue.py holds the two to each other).
 _HANDLERS: dict[str, Callable[[State, Any, int, Delta], None]] = {
     "SessionCompleted": _session_completed,
     "SessionMissed": _session_missed,
@@ -226,7 +230,7 @@ _HANDLERS: dict[str, Callable[[State, Any, int, Delta], None]] = {
 }
 
 #: Every event type this projection knows; any other is parked as poison.
-EVENT_TYPES = ("ProgrammeStarted", *_HANDLERS)
+EVENT_TYPES = tuple(CATALOGUE)
 
 
 class Measures(NamedTuple):
