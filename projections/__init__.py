@@ -1,5 +1,5 @@
 """Read models computed from the event store: programme summaries, clinic
-dashboards and the network view (domain.md, "Metrics").
+dashboards and the network view.
 
 - metrics.py: the metric formulas, pure functions;
 - summaries.py, dashboards.py, network.py: one module per read model — what
@@ -7,5 +7,7 @@ dashboards and the network view (domain.md, "Metrics").
 - engine.py: applying a batch of events in memory, and parking poison events;
 - store.py: the versioned tables, written with the tracking position in one
   transaction (exactly once), and the reads the API makes;
-- runner.py, rebuild.py, status.py, locks.py, cli.py: `traction projections …`.
+- runner.py, rebuild.py, status.py, locks.py: following the log, rebuilding,
+  reporting (the commands, `traction projections …`, are in service/cli).
+- reading.py: what the API reads (JSON bodies, with the position they reflect).
 """
