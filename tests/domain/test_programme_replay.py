@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from domain import errors
 from domain.programme import CLOCK_SKEW_ALLOWANCE, Programme, derived_event_id
+from tests.builders import correction_data, session_data, start_data
 
 PROGRAMME_ID = uuid.UUID("9d2b7c1a-5e44-4f0b-8a31-7c6d5e4f3a21")
 CLINIC = "clinic-south"
@@ -44,27 +45,16 @@ def replay(events: list[Any]) -> Programme | None:
     return programme
 
 
-START = {
-    "patient_ref": "p-001",
-    "condition": "sciatica",
-    "setting": "hybrid",
-    "plan": {"modality": "mechanical_table", "sessions_per_week": 3,
-             "minutes_per_session": 30, "force_percent_body_weight": 30.0},
-    "baseline": {"pain_nrs": 7, "odi_percent": 40},
-}
-
-
-def table_session(minutes: int) -> dict[str, Any]:
-    return {"modality": "mechanical_table", "duration_minutes": minutes, "supervised": True,
-            "force_percent_body_weight": 30.0}
+#: The scripted programme's start: the shared builders' patient, in a hybrid setting.
+START_DATA = start_data(setting="hybrid")
 
 
 #: (command, event name, day, data) after the start; two names for one severe event.
 SCRIPT: list[tuple[str, str, float, dict[str, Any]]] = [
-    ("complete_session", "s1", 1, table_session(30)),
+    ("complete_session", "s1", 1, session_data(duration_minutes=30)),
     ("report_pain", "r1", 1.1, {"pain_nrs": 6, "context": "after_session"}),
     ("miss_session", "m1", 2, {"reason": "schedule"}),
-    ("complete_session", "s2", 3, table_session(25)),
+    ("complete_session", "s2", 3, session_data(duration_minutes=25)),
     ("adjust_plan", "a1", 4, {"sessions_per_week": 2, "reason": "tolerating well"}),
     ("report_adverse_event", "ae1", 5, {"severity": "mild", "description": "soreness"}),
     ("report_adverse_event", "ae2", 6, {"severity": "severe", "description": "numbness"}),
@@ -74,8 +64,8 @@ SCRIPT: list[tuple[str, str, float, dict[str, Any]]] = [
                               "minutes_per_session": 15, "reason": "continue at home"}),
     ("complete_session", "s3", 10, {"modality": "decompression_mat", "duration_minutes": 15,
                                     "supervised": False}),
-    ("correct_entry", "c1", 11, {"corrects": str(event_id("s1")), "data": table_session(40),
-                                 "reason": "typo"}),
+    ("correct_entry", "c1", 11,
+     correction_data(event_id("s1"), session_data(duration_minutes=40), reason="typo")),
     ("pause", "p1", 12, {"reason": "holiday"}),
     ("resume", "res2", 14, {}),
     ("report_pain", "r3", 15, {"pain_nrs": 3, "context": "follow_up"}),
@@ -113,7 +103,7 @@ def scripted(commands: int = len(SCRIPT)) -> Programme:
     """The scripted programme after its start and the first `commands` commands."""
     p = Programme.start(programme_id=PROGRAMME_ID, clinic_id=CLINIC,
                         event_id=event_id("start"), occurred_at=T0, recorded_by=BY,
-                        data=START, now=NOW)
+                        data=START_DATA, now=NOW)
     for command, name, when, data in SCRIPT[:commands]:
         getattr(p, command)(event_id(name), day(when), BY, data, NOW)
     return p
@@ -407,7 +397,7 @@ def check_invariants(state: dict[str, Any], accepted_sessions: int) -> None:
 def test_random_histories_obey_the_rules_and_replay_exactly(start_plan, script):
     p = Programme.start(programme_id=PROGRAMME_ID, clinic_id=CLINIC,
                         event_id=event_id("start"), occurred_at=T0, recorded_by=BY,
-                        data={**START, "plan": start_plan}, now=NOW)
+                        data={**START_DATA, "plan": start_plan}, now=NOW)
     model = Model(plan=dict(start_plan))
     seen = [str(event_id("start")), str(event_id("never recorded"))]
     clock = T0

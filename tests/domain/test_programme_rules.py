@@ -3,59 +3,43 @@
 Every command is called directly on the aggregate with explicit `occurred_at`
 and `now`, so nothing here depends on the wall clock. Every refusal is checked
 for its exact error class and `rule`, and for leaving the programme untouched.
+How the application runs posted envelopes as these commands is checked through
+`Programmes` in memory, as a clinic system would post them.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from domain import errors
-from domain.application import EventEnvelope, Programmes
+from domain.application import Programmes, Receipt
 from domain.programme import CLOCK_SKEW_ALLOWANCE, Programme, derived_event_id
+from tests import builders as b
+from tests.builders import (
+    RECORDED_BY,
+    START,
+    correction_data,
+    mat_plan_data,
+    moment,
+    pain_data,
+    plan_data,
+    session_data,
+    start_data,
+)
 
 PROGRAMME_ID = uuid.UUID("0b6f2f64-2c1e-4d55-9a61-1c0a3c2b7e01")
 CLINIC = "clinic-north"
-BY = "dr.lee@clinic-north"
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # the programme's start
-NOW = T0 + timedelta(days=60)  # the server's clock in these tests
-
-
-def at(hours: float = 0) -> datetime:
-    """A moment `hours` after the programme's start."""
-    return T0 + timedelta(hours=hours)
+BY = RECORDED_BY
+T0 = START  # the programme's start; `moment(days)` is a moment after it
+NOW = T0 + timedelta(days=120)  # the server's clock in these tests
 
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
-
-
-def table_plan(**overrides: Any) -> dict[str, Any]:
-    plan = {
-        "modality": "mechanical_table",
-        "sessions_per_week": 3,
-        "minutes_per_session": 30,
-        "force_percent_body_weight": 30.0,
-    }
-    plan.update(overrides)
-    return plan
-
-
-def mat_plan() -> dict[str, Any]:
-    return {"modality": "decompression_mat", "sessions_per_week": 21, "minutes_per_session": 15}
-
-
-def start_data(plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "patient_ref": "p-001",
-        "condition": "sciatica",
-        "setting": "in_office",
-        "plan": plan if plan is not None else table_plan(),
-        "baseline": {"pain_nrs": 7, "odi_percent": 40},
-    }
 
 
 def start(
@@ -71,34 +55,9 @@ def start(
         event_id=event_id or new_id(),
         occurred_at=occurred_at,
         recorded_by=BY,
-        data=start_data(plan),
+        data=start_data() if plan is None else start_data(plan=plan),
         now=now,
     )
-
-
-def session(**overrides: Any) -> dict[str, Any]:
-    data = {
-        "modality": "mechanical_table",
-        "duration_minutes": 30,
-        "supervised": True,
-        "force_percent_body_weight": 30.0,
-    }
-    data.update(overrides)
-    return data
-
-
-def mat_session(**overrides: Any) -> dict[str, Any]:
-    data = {"modality": "decompression_mat", "duration_minutes": 15, "supervised": False}
-    data.update(overrides)
-    return data
-
-
-def pain(pain_nrs: int = 5, **extra: Any) -> dict[str, Any]:
-    return {"pain_nrs": pain_nrs, **extra}
-
-
-def correction(target: uuid.UUID | str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"corrects": str(target), "data": data, "reason": "typo"}
 
 
 def types_of(events: list[Any]) -> list[str]:
@@ -168,13 +127,13 @@ def test_start_records_programme_started_with_the_initial_state():
     assert p.state() == {
         "programme_id": str(PROGRAMME_ID),
         "clinic_id": CLINIC,
-        "patient_ref": "p-001",
+        "patient_ref": "pt-0001",
         "condition": "sciatica",
         "setting": "in_office",
         "status": "active",
         "paused_reason": None,
-        "plan": table_plan(),
-        "baseline": {"pain_nrs": 7, "odi_percent": 40},
+        "plan": plan_data(),
+        "baseline": {"pain_nrs": 7, "odi_percent": 42},
         "started_at": T0.isoformat(),
         "discharged_at": None,
         "outcome": None,
@@ -191,74 +150,120 @@ def test_start_records_programme_started_with_the_initial_state():
 
 
 def test_start_copies_the_plan_so_the_callers_dict_cannot_change_it_later():
-    plan = table_plan()
+    plan = plan_data()
     p = start(plan=plan)
     plan["sessions_per_week"] = 5
     assert p.state()["plan"]["sessions_per_week"] == 3
 
 
-def envelope(kind: str, data: dict[str, Any], occurred_at: datetime = T0) -> EventEnvelope:
-    return EventEnvelope(
-        event_id=new_id(), type=kind, occurred_at=occurred_at, recorded_by=BY, data=data
-    )
+# ---- rule 1 through the application: each posted envelope runs as a command ----
+
+
+def application() -> Programmes:
+    """The application in memory, with the server's clock at NOW."""
+    return Programmes(clock=lambda: NOW)
+
+
+def post(app: Programmes, *posted: dict[str, Any]) -> Receipt:
+    """Record the posted envelopes (JSON, as the builders make them) as one post."""
+    return app.record_events(CLINIC, PROGRAMME_ID, b.event_envelopes(*posted))
 
 
 def test_application_starts_a_programme_from_a_programme_started_envelope():
-    started = envelope("ProgrammeStarted", start_data())
-    p = Programmes._apply(None, CLINIC, PROGRAMME_ID, started, NOW)
+    app = application()
+    started = b.started()
+    receipt = post(app, started)
+    assert receipt == Receipt(
+        programme_id=PROGRAMME_ID, clinic_id=CLINIC, version=1,
+        recorded=[{"event_id": started["event_id"], "type": "ProgrammeStarted",
+                   "version": 1, "position": 1}],
+        replayed=False,
+    )
+    p = app.programme(CLINIC, PROGRAMME_ID)
     assert isinstance(p, Programme)
     assert p.id == PROGRAMME_ID
     assert p.clinic_id == CLINIC
     assert p.version == 1
-    assert p.pending_events[0].event_id == started.event_id
+    assert p.state() == start().state()
+    [recorded] = app.history(CLINIC, PROGRAMME_ID)
+    assert recorded["event_id"] == started["event_id"]
+    assert recorded["type"] == "ProgrammeStarted"
 
 
 def test_application_refuses_a_second_programme_started():
-    p = start()
-    before = p.state()
+    app = application()
+    post(app, b.started())
+    before = app.programme(CLINIC, PROGRAMME_ID).state()
+    again = b.started(days=1)
     with pytest.raises(errors.AlreadyStarted) as caught:
-        Programmes._apply(p, CLINIC, PROGRAMME_ID, envelope("ProgrammeStarted", start_data(),
-                                                            at(1)), NOW)
+        post(app, again)
     assert caught.value.rule == "programme_already_started"
-    assert p.state() == before
-    assert len(p.pending_events) == 1
+    assert (caught.value.event_index, caught.value.event_id) == (0, again["event_id"])
+    assert app.programme(CLINIC, PROGRAMME_ID).state() == before
+    assert len(app.history(CLINIC, PROGRAMME_ID)) == 1
 
 
 def test_application_refuses_a_second_programme_started_even_after_discharge():
-    p = start()
-    p.discharge(new_id(), at(1), BY, {"outcome": "improved"}, NOW)
+    app = application()
+    post(app, b.started(), b.discharged(days=1))
     with pytest.raises(errors.AlreadyStarted):
-        Programmes._apply(p, CLINIC, PROGRAMME_ID, envelope("ProgrammeStarted", start_data(),
-                                                            at(2)), NOW)
-    assert p.version == 2
+        post(app, b.started(days=2))
+    assert app.programme(CLINIC, PROGRAMME_ID).version == 2
+    assert len(app.history(CLINIC, PROGRAMME_ID)) == 2
+
+
+def test_application_refuses_a_programme_started_later_in_a_batch():
+    app = application()
+    post(app, b.started())
+    batch = [b.session(days=1), b.started(days=2)]
+    with pytest.raises(errors.AlreadyStarted) as caught:
+        post(app, *batch)
+    assert (caught.value.event_index, caught.value.event_id) == (1, batch[1]["event_id"])
+    assert app.programme(CLINIC, PROGRAMME_ID).version == 1
 
 
 @pytest.mark.parametrize(
     ("kind", "data"),
     [
-        ("SessionCompleted", session()),
+        ("SessionCompleted", session_data()),
         ("SessionMissed", {"reason": "schedule"}),
-        ("PainReported", pain()),
+        ("PainReported", pain_data()),
         ("PlanAdjusted", {"sessions_per_week": 2, "reason": "progress"}),
         ("AdverseEventReported", {"severity": "mild", "description": "soreness"}),
         ("ProgrammePaused", {"reason": "holiday"}),
         ("ProgrammeResumed", {}),
         ("ProgrammeDischarged", {"outcome": "improved"}),
-        ("EntryCorrected", correction(uuid.uuid4(), pain(3))),
+        ("EntryCorrected", correction_data(uuid.uuid4(), pain_data(3))),
     ],
 )
 def test_application_refuses_any_other_first_event(kind, data):
-    with pytest.raises(errors.NotStarted) as caught:
-        Programmes._apply(None, CLINIC, PROGRAMME_ID, envelope(kind, data), NOW)
-    assert caught.value.rule == "first_event_must_be_programme_started"
+    # Without a ProgrammeStarted there is no programme to run the command on: the
+    # application answers as for any unknown programme, and records nothing.
+    app = application()
+    for batch in ([b.envelope(kind, data)], [b.envelope(kind, data), b.started()]):
+        with pytest.raises(errors.ProgrammeNotFound) as caught:
+            post(app, *batch)
+        assert "first event must be ProgrammeStarted" in caught.value.detail
+    with pytest.raises(errors.ProgrammeNotFound):
+        app.programme(CLINIC, PROGRAMME_ID)
+    with pytest.raises(errors.ProgrammeNotFound):
+        app.history(CLINIC, PROGRAMME_ID)
+    post(app, b.started())  # the id is still free
+    assert app.programme(CLINIC, PROGRAMME_ID).version == 1
 
 
 def test_application_runs_later_envelopes_as_commands_on_the_same_programme():
-    p = start()
-    same = Programmes._apply(p, CLINIC, PROGRAMME_ID, envelope("SessionCompleted", session(),
-                                                               at(1)), NOW)
-    assert same is p
+    app = application()
+    post(app, b.started())
+    receipt = post(app, b.session(days=1))
+    assert receipt.version == 2
+    assert [(r["type"], r["version"]) for r in receipt.recorded] == [("SessionCompleted", 2)]
+    p = app.programme(CLINIC, PROGRAMME_ID)
+    assert p.id == PROGRAMME_ID
     assert p.version == 2
+    expected = start()
+    expected.complete_session(new_id(), moment(1), BY, session_data(), NOW)
+    assert p.state() == expected.state()
     assert p.state()["sessions_completed"] == 1
 
 
@@ -281,11 +286,11 @@ def test_every_posted_type_maps_to_the_command_that_records_it(kind, method):
     p, data = prepared(method)
     event_id = new_id()
     p.collect_events()
-    getattr(p, method)(event_id, at(10), BY, data, NOW)
+    getattr(p, method)(event_id, moment(10), BY, data, NOW)
     recorded = p.collect_events()
     assert types_of(recorded) == [kind]
     assert recorded[0].event_id == event_id
-    assert recorded[0].occurred_at == at(10)
+    assert recorded[0].occurred_at == moment(10)
     assert recorded[0].recorded_by == BY
     assert recorded[0].data == data
 
@@ -303,8 +308,8 @@ def test_commands_cover_every_posted_type_but_the_start():
 
 def test_completed_sessions_count_and_add_their_minutes():
     p = start()
-    p.complete_session(new_id(), at(1), BY, session(duration_minutes=30), NOW)
-    p.complete_session(new_id(), at(25), BY, session(duration_minutes=20), NOW)
+    p.complete_session(new_id(), moment(1), BY, session_data(duration_minutes=30), NOW)
+    p.complete_session(new_id(), moment(25), BY, session_data(duration_minutes=20), NOW)
     state = p.state()
     assert state["sessions_completed"] == 2
     assert state["minutes_completed"] == 50
@@ -313,8 +318,8 @@ def test_completed_sessions_count_and_add_their_minutes():
 
 def test_missed_sessions_are_counted_apart_from_completed_ones():
     p = start()
-    p.miss_session(new_id(), at(1), BY, {"reason": "schedule"}, NOW)
-    p.miss_session(new_id(), at(2), BY, {"reason": "pain"}, NOW)
+    p.miss_session(new_id(), moment(1), BY, {"reason": "schedule"}, NOW)
+    p.miss_session(new_id(), moment(2), BY, {"reason": "pain"}, NOW)
     state = p.state()
     assert state["sessions_missed"] == 2
     assert state["sessions_completed"] == 0
@@ -323,33 +328,33 @@ def test_missed_sessions_are_counted_apart_from_completed_ones():
 
 def test_pain_reports_are_counted():
     p = start()
-    p.report_pain(new_id(), at(1), BY, pain(6, context="before_session"), NOW)
-    p.report_pain(new_id(), at(2), BY, pain(4, odi_percent=30, sleep_quality_nrs=6), NOW)
+    p.report_pain(new_id(), moment(1), BY, pain_data(6, context="before_session"), NOW)
+    p.report_pain(new_id(), moment(2), BY, pain_data(4, odi_percent=30, sleep_quality_nrs=6), NOW)
     assert p.state()["pain_reports"] == 2
 
 
 def test_adverse_events_are_counted_by_severity():
     p = start()
     for severity in ("mild", "mild", "moderate"):
-        p.report_adverse_event(new_id(), at(1), BY,
+        p.report_adverse_event(new_id(), moment(1), BY,
                                {"severity": severity, "description": "soreness"}, NOW)
     assert p.state()["adverse_events"] == {"mild": 2, "moderate": 1, "severe": 0}
 
 
 def test_last_occurred_at_is_the_greatest_even_when_events_arrive_out_of_order():
     p = start()
-    p.report_pain(new_id(), at(48), BY, pain(5), NOW)
-    p.complete_session(new_id(), at(24), BY, session(), NOW)  # a home device posting late
-    assert p.state()["last_occurred_at"] == at(48).isoformat()
+    p.report_pain(new_id(), moment(48), BY, pain_data(5), NOW)
+    p.complete_session(new_id(), moment(24), BY, session_data(), NOW)  # a home device posting late
+    assert p.state()["last_occurred_at"] == moment(48).isoformat()
 
 
 def test_discharge_records_outcome_and_time():
     p = start()
-    p.discharge(new_id(), at(100), BY, {"outcome": "goals_met", "notes": "back at work"}, NOW)
+    p.discharge(new_id(), moment(100), BY, {"outcome": "goals_met", "notes": "back at work"}, NOW)
     state = p.state()
     assert state["status"] == "discharged"
     assert state["outcome"] == "goals_met"
-    assert state["discharged_at"] == at(100).isoformat()
+    assert state["discharged_at"] == moment(100).isoformat()
     assert state["paused_reason"] is None
 
 
@@ -359,17 +364,17 @@ def test_discharge_records_outcome_and_time():
 def discharged() -> tuple[Programme, uuid.UUID]:
     p = start()
     session_id = new_id()
-    p.complete_session(session_id, at(1), BY, session(), NOW)
-    p.discharge(new_id(), at(2), BY, {"outcome": "improved"}, NOW)
+    p.complete_session(session_id, moment(1), BY, session_data(), NOW)
+    p.discharge(new_id(), moment(2), BY, {"outcome": "improved"}, NOW)
     return p, session_id
 
 
 @pytest.mark.parametrize(
     ("command", "data"),
     [
-        ("complete_session", session()),
+        ("complete_session", session_data()),
         ("miss_session", {"reason": "schedule"}),
-        ("report_pain", pain()),
+        ("report_pain", pain_data()),
         ("adjust_plan", {"sessions_per_week": 2, "reason": "progress"}),
         ("report_adverse_event", {"severity": "severe", "description": "numbness"}),
         ("pause", {"reason": "holiday"}),
@@ -379,14 +384,14 @@ def discharged() -> tuple[Programme, uuid.UUID]:
 )
 def test_after_discharge_everything_but_a_correction_is_refused(command, data):
     p, _ = discharged()
-    assert_refused(p, command, errors.AlreadyDischarged, "programme_discharged", data, at(3))
+    assert_refused(p, command, errors.AlreadyDischarged, "programme_discharged", data, moment(3))
     assert p.state()["outcome"] == "improved"
 
 
 def test_after_discharge_a_correction_is_accepted():
     p, session_id = discharged()
-    p.correct_entry(new_id(), at(3), BY, correction(session_id, session(duration_minutes=45)),
-                    NOW)
+    p.correct_entry(new_id(), moment(3), BY,
+                    correction_data(session_id, session_data(duration_minutes=45)), NOW)
     state = p.state()
     assert state["status"] == "discharged"
     assert state["minutes_completed"] == 45
@@ -397,10 +402,10 @@ def test_after_discharge_a_correction_is_accepted():
 def test_a_correction_after_discharge_still_obeys_the_time_rule():
     p, session_id = discharged()
     assert_refused(p, "correct_entry", errors.OccurredInFuture, "occurred_in_future",
-                   correction(session_id, session(duration_minutes=45)),
+                   correction_data(session_id, session_data(duration_minutes=45)),
                    NOW + CLOCK_SKEW_ALLOWANCE + timedelta(seconds=1))
     assert_refused(p, "correct_entry", errors.OccurredBeforeStart, "occurred_before_start",
-                   correction(session_id, session(duration_minutes=45)),
+                   correction_data(session_id, session_data(duration_minutes=45)),
                    T0 - timedelta(seconds=1))
 
 
@@ -409,7 +414,7 @@ def test_a_correction_after_discharge_still_obeys_the_time_rule():
 
 def paused(reason: str = "holiday") -> Programme:
     p = start()
-    p.pause(new_id(), at(1), BY, {"reason": reason}, NOW)
+    p.pause(new_id(), moment(1), BY, {"reason": reason}, NOW)
     return p
 
 
@@ -424,21 +429,21 @@ def test_pause_sets_status_and_reason():
 @pytest.mark.parametrize(
     ("command", "data"),
     [
-        ("complete_session", session()),
+        ("complete_session", session_data()),
         ("miss_session", {"reason": "schedule"}),
         ("pause", {"reason": "again"}),
     ],
 )
 def test_while_paused_sessions_and_a_second_pause_are_refused(command, data):
     p = paused()
-    assert_refused(p, command, errors.ProgrammeIsPaused, "programme_paused", data, at(2))
+    assert_refused(p, command, errors.ProgrammeIsPaused, "programme_paused", data, moment(2))
     assert p.state()["paused_reason"] == "holiday"
 
 
 @pytest.mark.parametrize(
     ("command", "data", "changed"),
     [
-        ("report_pain", pain(4), ("pain_reports", 1)),
+        ("report_pain", pain_data(4), ("pain_reports", 1)),
         ("adjust_plan", {"sessions_per_week": 2, "reason": "slower"}, ("plan_adjustments", 1)),
         ("report_adverse_event", {"severity": "moderate", "description": "ache"},
          ("adverse_events", {"mild": 0, "moderate": 1, "severe": 0})),
@@ -447,7 +452,7 @@ def test_while_paused_sessions_and_a_second_pause_are_refused(command, data):
 )
 def test_while_paused_reports_adjustments_and_discharge_are_accepted(command, data, changed):
     p = paused()
-    getattr(p, command)(new_id(), at(2), BY, data, NOW)
+    getattr(p, command)(new_id(), moment(2), BY, data, NOW)
     key, value = changed
     assert p.state()[key] == value
     assert p.version == 3
@@ -455,36 +460,36 @@ def test_while_paused_reports_adjustments_and_discharge_are_accepted(command, da
 
 def test_discharge_while_paused_clears_the_pause_reason():
     p = paused()
-    p.discharge(new_id(), at(2), BY, {"outcome": "dropped_out"}, NOW)
+    p.discharge(new_id(), moment(2), BY, {"outcome": "dropped_out"}, NOW)
     assert p.state()["paused_reason"] is None
 
 
 def test_resume_while_paused_makes_the_programme_active_again():
     p = paused()
-    p.resume(new_id(), at(2), BY, {}, NOW)
+    p.resume(new_id(), moment(2), BY, {}, NOW)
     state = p.state()
     assert state["status"] == "active"
     assert state["paused_reason"] is None
     assert state["version"] == 3
-    p.complete_session(new_id(), at(3), BY, session(), NOW)
+    p.complete_session(new_id(), moment(3), BY, session_data(), NOW)
     assert p.state()["sessions_completed"] == 1
 
 
 def test_resume_while_active_is_refused():
     p = start()
-    assert_refused(p, "resume", errors.ProgrammeNotPaused, "programme_not_paused", {}, at(1))
+    assert_refused(p, "resume", errors.ProgrammeNotPaused, "programme_not_paused", {}, moment(1))
 
 
 def test_a_second_resume_is_refused():
     p = paused()
-    p.resume(new_id(), at(2), BY, {}, NOW)
-    assert_refused(p, "resume", errors.ProgrammeNotPaused, "programme_not_paused", {}, at(3))
+    p.resume(new_id(), moment(2), BY, {}, NOW)
+    assert_refused(p, "resume", errors.ProgrammeNotPaused, "programme_not_paused", {}, moment(3))
 
 
 def test_pause_again_after_resume_is_accepted():
     p = paused("holiday")
-    p.resume(new_id(), at(2), BY, {}, NOW)
-    p.pause(new_id(), at(3), BY, {"reason": "flu"}, NOW)
+    p.resume(new_id(), moment(2), BY, {}, NOW)
+    p.pause(new_id(), moment(3), BY, {"reason": "flu"}, NOW)
     assert p.state()["paused_reason"] == "flu"
     assert p.version == 4
 
@@ -505,12 +510,12 @@ def prepared(command: str) -> tuple[Programme, dict[str, Any]]:
         return p, {}
     if command == "correct_entry":
         target = new_id()
-        p.report_pain(target, T0, BY, pain(6), NOW)
-        return p, correction(target, pain(5))
+        p.report_pain(target, T0, BY, pain_data(6), NOW)
+        return p, correction_data(target, pain_data(5))
     data = {
-        "complete_session": session(),
+        "complete_session": session_data(),
         "miss_session": {"reason": "equipment"},
-        "report_pain": pain(5),
+        "report_pain": pain_data(5),
         "adjust_plan": {"minutes_per_session": 20, "reason": "tolerance"},
         "report_adverse_event": {"severity": "mild", "description": "soreness"},
         "pause": {"reason": "holiday"},
@@ -558,13 +563,13 @@ def test_times_compare_as_instants_whatever_their_offset():
     p = start()
     plus_two = timezone(timedelta(hours=2))
     # 11:05 at +02:00 is 09:05 UTC: five minutes ahead of a 09:00 UTC clock.
-    p.report_pain(new_id(), (T0 + timedelta(minutes=5)).astimezone(plus_two), BY, pain(4), T0)
+    p.report_pain(new_id(), (T0 + timedelta(minutes=5)).astimezone(plus_two), BY, pain_data(4), T0)
     assert p.version == 2
-    assert_refused(p, "report_pain", errors.OccurredInFuture, "occurred_in_future", pain(4),
+    assert_refused(p, "report_pain", errors.OccurredInFuture, "occurred_in_future", pain_data(4),
                    (T0 + timedelta(minutes=5, seconds=1)).astimezone(plus_two), now=T0)
     # 10:59:59 at +02:00 is one second before a 09:00 UTC start.
     assert_refused(p, "report_pain", errors.OccurredBeforeStart, "occurred_before_start",
-                   pain(4), (T0 - timedelta(seconds=1)).astimezone(plus_two), now=T0)
+                   pain_data(4), (T0 - timedelta(seconds=1)).astimezone(plus_two), now=T0)
 
 
 def test_a_start_exactly_five_minutes_ahead_of_the_clock_is_accepted():
@@ -581,9 +586,9 @@ def test_a_start_more_than_five_minutes_ahead_of_the_clock_is_refused():
 def test_a_start_long_ago_is_accepted_and_later_events_are_measured_from_it():
     long_ago = T0 - timedelta(days=400)
     p = start(occurred_at=long_ago)
-    p.report_pain(new_id(), long_ago, BY, pain(5), NOW)
+    p.report_pain(new_id(), long_ago, BY, pain_data(5), NOW)
     assert_refused(p, "report_pain", errors.OccurredBeforeStart, "occurred_before_start",
-                   pain(5), long_ago - timedelta(microseconds=1))
+                   pain_data(5), long_ago - timedelta(microseconds=1))
 
 
 # ---- rule 5: the plan ------------------------------------------------------------
@@ -592,9 +597,9 @@ def test_a_start_long_ago_is_accepted_and_later_events_are_measured_from_it():
 @pytest.mark.parametrize(
     "plan",
     [
-        table_plan(force_percent_body_weight=None),
-        {k: v for k, v in table_plan().items() if k != "force_percent_body_weight"},
-        {**mat_plan(), "force_percent_body_weight": 20.0},
+        plan_data(force_percent_body_weight=None),
+        {k: v for k, v in plan_data().items() if k != "force_percent_body_weight"},
+        {**mat_plan_data(), "force_percent_body_weight": 20.0},
         {"modality": "inversion", "sessions_per_week": 3, "minutes_per_session": 5,
          "force_percent_body_weight": 0.0},
     ],
@@ -612,22 +617,22 @@ def test_a_start_without_force_off_the_table_is_accepted(modality):
 
 
 def test_a_start_with_zero_force_on_the_table_is_accepted():
-    p = start(plan=table_plan(force_percent_body_weight=0.0))
+    p = start(plan=plan_data(force_percent_body_weight=0.0))
     assert p.state()["plan"]["force_percent_body_weight"] == 0.0
 
 
 def test_an_adjustment_changes_the_plan_and_keeps_the_rest():
     p = start()
-    p.adjust_plan(new_id(), at(1), BY, {"sessions_per_week": 2, "reason": "progress"}, NOW)
+    p.adjust_plan(new_id(), moment(1), BY, {"sessions_per_week": 2, "reason": "progress"}, NOW)
     state = p.state()
-    assert state["plan"] == table_plan(sessions_per_week=2)
+    assert state["plan"] == plan_data(sessions_per_week=2)
     assert state["plan_adjustments"] == 1
     assert state["version"] == 2
 
 
 def test_an_adjustment_of_the_force_alone_is_accepted():
     p = start()
-    p.adjust_plan(new_id(), at(1), BY, {"force_percent_body_weight": 40.0, "reason": "ok"}, NOW)
+    p.adjust_plan(new_id(), moment(1), BY, {"force_percent_body_weight": 40.0, "reason": "ok"}, NOW)
     assert p.state()["plan"]["force_percent_body_weight"] == 40.0
 
 
@@ -636,27 +641,27 @@ def test_an_adjustment_of_the_force_alone_is_accepted():
     [
         {"sessions_per_week": 3, "reason": "same"},
         {"modality": "mechanical_table", "force_percent_body_weight": 30.0, "reason": "same"},
-        {**table_plan(), "reason": "the whole plan, unchanged"},
-        {"force_percent_body_weight": 30, "reason": "30 is 30.0"},
+        {**plan_data(), "reason": "the whole plan, unchanged"},
+        {"force_percent_body_weight": 30.0, "reason": "30.0 is 30"},
         {"reason": "nothing but a reason"},
     ],
 )
 def test_an_adjustment_that_changes_nothing_is_refused(data):
     p = start()
-    assert_refused(p, "adjust_plan", errors.PlanUnchanged, "plan_unchanged", data, at(1))
+    assert_refused(p, "adjust_plan", errors.PlanUnchanged, "plan_unchanged", data, moment(1))
 
 
 def test_an_adjustment_back_to_an_earlier_value_is_a_change():
     p = start()
-    p.adjust_plan(new_id(), at(1), BY, {"sessions_per_week": 2, "reason": "slower"}, NOW)
-    p.adjust_plan(new_id(), at(2), BY, {"sessions_per_week": 3, "reason": "back"}, NOW)
-    assert p.state()["plan"] == table_plan()
+    p.adjust_plan(new_id(), moment(1), BY, {"sessions_per_week": 2, "reason": "slower"}, NOW)
+    p.adjust_plan(new_id(), moment(2), BY, {"sessions_per_week": 3, "reason": "back"}, NOW)
+    assert p.state()["plan"] == plan_data()
     assert p.state()["plan_adjustments"] == 2
 
 
 def test_switching_from_the_table_to_the_mat_drops_the_force():
     p = start()
-    p.adjust_plan(new_id(), at(1), BY, {"modality": "decompression_mat", "reason": "home"}, NOW)
+    p.adjust_plan(new_id(), moment(1), BY, {"modality": "decompression_mat", "reason": "home"}, NOW)
     assert p.state()["plan"] == {
         "modality": "decompression_mat",
         "sessions_per_week": 3,
@@ -668,24 +673,24 @@ def test_switching_from_the_table_to_the_mat_with_a_force_is_refused():
     p = start()
     assert_refused(p, "adjust_plan", errors.ForceNotAllowed, "force_requires_mechanical_table",
                    {"modality": "decompression_mat", "force_percent_body_weight": 30.0,
-                    "reason": "home"}, at(1))
+                    "reason": "home"}, moment(1))
 
 
 def test_giving_a_force_for_the_mat_is_refused():
-    p = start(plan=mat_plan())
+    p = start(plan=mat_plan_data())
     assert_refused(p, "adjust_plan", errors.ForceNotAllowed, "force_requires_mechanical_table",
-                   {"force_percent_body_weight": 20.0, "reason": "stronger"}, at(1))
+                   {"force_percent_body_weight": 20.0, "reason": "stronger"}, moment(1))
 
 
 def test_switching_to_the_table_without_a_force_is_refused():
-    p = start(plan=mat_plan())
+    p = start(plan=mat_plan_data())
     assert_refused(p, "adjust_plan", errors.ForceNotAllowed, "force_requires_mechanical_table",
-                   {"modality": "mechanical_table", "reason": "in office"}, at(1))
+                   {"modality": "mechanical_table", "reason": "in office"}, moment(1))
 
 
 def test_switching_to_the_table_with_a_force_is_accepted():
-    p = start(plan=mat_plan())
-    p.adjust_plan(new_id(), at(1), BY, {"modality": "mechanical_table",
+    p = start(plan=mat_plan_data())
+    p.adjust_plan(new_id(), moment(1), BY, {"modality": "mechanical_table",
                                        "force_percent_body_weight": 25.0,
                                        "reason": "in office"}, NOW)
     assert p.state()["plan"] == {
@@ -699,22 +704,22 @@ def test_switching_to_the_table_with_a_force_is_accepted():
 def test_removing_the_force_from_a_table_plan_is_refused():
     p = start()
     assert_refused(p, "adjust_plan", errors.ForceNotAllowed, "force_requires_mechanical_table",
-                   {"force_percent_body_weight": None, "reason": "none"}, at(1))
+                   {"force_percent_body_weight": None, "reason": "none"}, moment(1))
 
 
 def test_a_force_dropped_with_the_table_must_be_given_again_to_return_to_it():
     p = start()
-    p.adjust_plan(new_id(), at(1), BY, {"modality": "stretching_exercises", "reason": "a"}, NOW)
+    p.adjust_plan(new_id(), moment(1), BY, {"modality": "stretching_exercises", "reason": "a"}, NOW)
     assert_refused(p, "adjust_plan", errors.ForceNotAllowed, "force_requires_mechanical_table",
-                   {"modality": "mechanical_table", "reason": "b"}, at(2))
-    p.adjust_plan(new_id(), at(3), BY, {"modality": "mechanical_table",
+                   {"modality": "mechanical_table", "reason": "b"}, moment(2))
+    p.adjust_plan(new_id(), moment(3), BY, {"modality": "mechanical_table",
                                        "force_percent_body_weight": 35.0, "reason": "c"}, NOW)
-    assert p.state()["plan"] == table_plan(force_percent_body_weight=35.0)
+    assert p.state()["plan"] == plan_data(force_percent_body_weight=35.0)
 
 
 def test_switching_between_two_modalities_off_the_table_is_accepted():
-    p = start(plan=mat_plan())
-    p.adjust_plan(new_id(), at(1), BY, {"modality": "inversion", "minutes_per_session": 5,
+    p = start(plan=mat_plan_data())
+    p.adjust_plan(new_id(), moment(1), BY, {"modality": "inversion", "minutes_per_session": 5,
                                        "reason": "try"}, NOW)
     assert p.state()["plan"] == {
         "modality": "inversion", "sessions_per_week": 21, "minutes_per_session": 5,
@@ -728,7 +733,7 @@ def test_a_severe_adverse_event_also_pauses_the_programme_in_the_same_batch():
     p = start()
     p.collect_events()
     event_id = new_id()
-    p.report_adverse_event(event_id, at(5), "device-7", {"severity": "severe",
+    p.report_adverse_event(event_id, moment(5), "device-7", {"severity": "severe",
                                                           "description": "numbness"}, NOW)
     batch = p.collect_events()
     assert types_of(batch) == ["AdverseEventReported", "ProgrammePaused"]
@@ -737,7 +742,7 @@ def test_a_severe_adverse_event_also_pauses_the_programme_in_the_same_batch():
     assert pause.event_id == derived_event_id(event_id, "pause")
     assert pause.event_id != event_id
     assert pause.data == {"reason": "severe_adverse_event"}
-    assert pause.occurred_at == at(5)
+    assert pause.occurred_at == moment(5)
     assert pause.recorded_by == "device-7"
     assert [e.originator_version for e in batch] == [2, 3]
     state = p.state()
@@ -752,7 +757,7 @@ def test_the_pause_after_a_severe_adverse_event_has_a_deterministic_id():
     ids = []
     for _ in range(2):
         p = start(programme_id=new_id())
-        p.report_adverse_event(event_id, at(1), BY,
+        p.report_adverse_event(event_id, moment(1), BY,
                                {"severity": "severe", "description": "numbness"}, NOW)
         ids.append(p.pending_events[-1].event_id)
     assert ids[0] == ids[1] == derived_event_id(event_id, "pause")
@@ -765,7 +770,7 @@ def test_the_pause_after_a_severe_adverse_event_has_a_deterministic_id():
 def test_a_mild_or_moderate_adverse_event_does_not_pause(severity):
     p = start()
     p.collect_events()
-    p.report_adverse_event(new_id(), at(1), BY, {"severity": severity, "description": "x"}, NOW)
+    p.report_adverse_event(new_id(), moment(1), BY, {"severity": severity, "description": "x"}, NOW)
     assert types_of(p.collect_events()) == ["AdverseEventReported"]
     assert p.state()["status"] == "active"
     assert p.state()["adverse_events"][severity] == 1
@@ -775,7 +780,7 @@ def test_a_mild_or_moderate_adverse_event_does_not_pause(severity):
 def test_a_severe_adverse_event_while_paused_adds_no_second_pause():
     p = paused("holiday")
     p.collect_events()
-    p.report_adverse_event(new_id(), at(2), BY, {"severity": "severe", "description": "x"}, NOW)
+    p.report_adverse_event(new_id(), moment(2), BY, {"severity": "severe", "description": "x"}, NOW)
     assert types_of(p.collect_events()) == ["AdverseEventReported"]
     state = p.state()
     assert state["status"] == "paused"
@@ -786,11 +791,11 @@ def test_a_severe_adverse_event_while_paused_adds_no_second_pause():
 
 def test_after_the_automatic_pause_sessions_are_refused_until_resumed():
     p = start()
-    p.report_adverse_event(new_id(), at(1), BY, {"severity": "severe", "description": "x"}, NOW)
+    p.report_adverse_event(new_id(), moment(1), BY, {"severity": "severe", "description": "x"}, NOW)
     assert_refused(p, "complete_session", errors.ProgrammeIsPaused, "programme_paused",
-                   session(), at(2))
-    p.resume(new_id(), at(3), BY, {}, NOW)
-    p.complete_session(new_id(), at(4), BY, session(), NOW)
+                   session_data(), moment(2))
+    p.resume(new_id(), moment(3), BY, {}, NOW)
+    p.complete_session(new_id(), moment(4), BY, session_data(), NOW)
     assert p.state()["sessions_completed"] == 1
 
 
@@ -800,24 +805,27 @@ def test_after_the_automatic_pause_sessions_are_refused_until_resumed():
 def test_correcting_a_session_replaces_its_data_in_the_metrics():
     p = start()
     first, second = new_id(), new_id()
-    p.complete_session(first, at(1), BY, session(duration_minutes=30), NOW)
-    p.complete_session(second, at(2), BY, session(duration_minutes=20), NOW)
-    p.correct_entry(new_id(), at(3), BY, correction(first, session(duration_minutes=45)), NOW)
+    p.complete_session(first, moment(1), BY, session_data(duration_minutes=30), NOW)
+    p.complete_session(second, moment(2), BY, session_data(duration_minutes=20), NOW)
+    p.correct_entry(new_id(), moment(3), BY,
+                    correction_data(first, session_data(duration_minutes=45)), NOW)
     state = p.state()
     assert state["sessions_completed"] == 2
     assert state["minutes_completed"] == 65
     assert state["corrections"] == 1
     assert state["version"] == 4
     assert p.entries[str(first)] == {"type": "SessionCompleted",
-                                     "data": session(duration_minutes=45)}
+                                     "data": session_data(duration_minutes=45)}
 
 
 def test_a_second_correction_of_the_same_entry_wins():
     p = start()
     target = new_id()
-    p.complete_session(target, at(1), BY, session(duration_minutes=30), NOW)
-    p.correct_entry(new_id(), at(2), BY, correction(target, session(duration_minutes=45)), NOW)
-    p.correct_entry(new_id(), at(3), BY, correction(target, session(duration_minutes=10)), NOW)
+    p.complete_session(target, moment(1), BY, session_data(duration_minutes=30), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    correction_data(target, session_data(duration_minutes=45)), NOW)
+    p.correct_entry(new_id(), moment(3), BY,
+                    correction_data(target, session_data(duration_minutes=10)), NOW)
     state = p.state()
     assert state["minutes_completed"] == 10
     assert state["sessions_completed"] == 1
@@ -827,8 +835,9 @@ def test_a_second_correction_of_the_same_entry_wins():
 def test_correcting_a_pain_report_replaces_its_data():
     p = start()
     target = new_id()
-    p.report_pain(target, at(1), BY, pain(8), NOW)
-    p.correct_entry(new_id(), at(2), BY, correction(target, pain(3, context="follow_up")), NOW)
+    p.report_pain(target, moment(1), BY, pain_data(8), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    correction_data(target, pain_data(3, context="follow_up")), NOW)
     assert p.entries[str(target)]["data"] == {"pain_nrs": 3, "context": "follow_up"}
     assert p.state()["pain_reports"] == 1
     assert p.state()["corrections"] == 1
@@ -837,18 +846,19 @@ def test_correcting_a_pain_report_replaces_its_data():
 def test_a_correction_may_name_its_target_as_a_uuid():
     p = start()
     target = new_id()
-    p.report_pain(target, at(1), BY, pain(8), NOW)
-    p.correct_entry(new_id(), at(2), BY,
-                    {"corrects": target, "data": pain(2), "reason": "typo"}, NOW)
-    assert p.entries[str(target)]["data"] == pain(2)
+    p.report_pain(target, moment(1), BY, pain_data(8), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    {"corrects": target, "data": pain_data(2), "reason": "typo"}, NOW)
+    assert p.entries[str(target)]["data"] == pain_data(2)
 
 
 def test_a_correction_is_accepted_while_paused():
     p = start()
     target = new_id()
-    p.complete_session(target, at(1), BY, session(duration_minutes=30), NOW)
-    p.pause(new_id(), at(2), BY, {"reason": "holiday"}, NOW)
-    p.correct_entry(new_id(), at(3), BY, correction(target, session(duration_minutes=35)), NOW)
+    p.complete_session(target, moment(1), BY, session_data(duration_minutes=30), NOW)
+    p.pause(new_id(), moment(2), BY, {"reason": "holiday"}, NOW)
+    p.correct_entry(new_id(), moment(3), BY,
+                    correction_data(target, session_data(duration_minutes=35)), NOW)
     state = p.state()
     assert state["status"] == "paused"
     assert state["minutes_completed"] == 35
@@ -857,8 +867,9 @@ def test_a_correction_is_accepted_while_paused():
 def test_a_correction_keeps_the_original_event_in_the_history():
     p = start()
     target = new_id()
-    p.complete_session(target, at(1), BY, session(duration_minutes=30), NOW)
-    p.correct_entry(new_id(), at(2), BY, correction(target, session(duration_minutes=35)), NOW)
+    p.complete_session(target, moment(1), BY, session_data(duration_minutes=30), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    correction_data(target, session_data(duration_minutes=35)), NOW)
     history = p.collect_events()
     assert types_of(history) == ["ProgrammeStarted", "SessionCompleted", "EntryCorrected"]
     assert history[1].data["duration_minutes"] == 30
@@ -867,9 +878,10 @@ def test_a_correction_keeps_the_original_event_in_the_history():
 
 def test_a_correction_of_an_unknown_event_is_refused():
     p = start()
-    p.complete_session(new_id(), at(1), BY, session(), NOW)
+    p.complete_session(new_id(), moment(1), BY, session_data(), NOW)
     assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
-                   "correction_target_unknown", correction(new_id(), session()), at(2))
+                   "correction_target_unknown", correction_data(new_id(), session_data()),
+                   moment(2))
 
 
 @pytest.mark.parametrize(
@@ -887,56 +899,57 @@ def test_a_correction_of_an_event_that_is_not_a_session_or_pain_report_is_refuse
 ):
     p = start()
     target = new_id()
-    getattr(p, command)(target, at(1), BY, data, NOW)
+    getattr(p, command)(target, moment(1), BY, data, NOW)
     assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
-                   "correction_target_unknown", correction(target, {"reason": "pain"}), at(2))
+                   "correction_target_unknown", correction_data(target, {"reason": "pain"}),
+                   moment(2))
     assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
-                   "correction_target_unknown", correction(target, pain(2)), at(2))
+                   "correction_target_unknown", correction_data(target, pain_data(2)), moment(2))
 
 
 def test_a_correction_of_the_start_or_of_a_correction_is_refused():
     started = new_id()
     p = start(event_id=started)
     target, fix = new_id(), new_id()
-    p.report_pain(target, at(1), BY, pain(8), NOW)
-    p.correct_entry(fix, at(2), BY, correction(target, pain(3)), NOW)
+    p.report_pain(target, moment(1), BY, pain_data(8), NOW)
+    p.correct_entry(fix, moment(2), BY, correction_data(target, pain_data(3)), NOW)
     for other in (started, fix):
         assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
-                       "correction_target_unknown", correction(other, pain(1)), at(3))
+                       "correction_target_unknown", correction_data(other, pain_data(1)), moment(3))
 
 
 def test_a_correction_of_the_automatic_pause_is_refused():
     p = start()
     cause = new_id()
-    p.report_adverse_event(cause, at(1), BY, {"severity": "severe", "description": "x"}, NOW)
+    p.report_adverse_event(cause, moment(1), BY, {"severity": "severe", "description": "x"}, NOW)
     assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
                    "correction_target_unknown",
-                   correction(derived_event_id(cause, "pause"), {"reason": "x"}), at(2))
+                   correction_data(derived_event_id(cause, "pause"), {"reason": "x"}), moment(2))
 
 
 def test_a_correction_of_another_programmes_session_is_refused():
     other = start(programme_id=new_id())
     target = new_id()
-    other.complete_session(target, at(1), BY, session(), NOW)
+    other.complete_session(target, moment(1), BY, session_data(), NOW)
     p = start()
     assert_refused(p, "correct_entry", errors.UnknownCorrectionTarget,
-                   "correction_target_unknown", correction(target, session()), at(2))
+                   "correction_target_unknown", correction_data(target, session_data()), moment(2))
 
 
 def test_a_session_corrected_with_pain_report_data_is_refused():
     p = start()
     target = new_id()
-    p.complete_session(target, at(1), BY, session(), NOW)
+    p.complete_session(target, moment(1), BY, session_data(), NOW)
     assert_refused(p, "correct_entry", errors.CorrectionDoesNotFit, "correction_data_mismatch",
-                   correction(target, pain(3)), at(2))
+                   correction_data(target, pain_data(3)), moment(2))
 
 
 def test_a_pain_report_corrected_with_session_data_is_refused():
     p = start()
     target = new_id()
-    p.report_pain(target, at(1), BY, pain(8), NOW)
+    p.report_pain(target, moment(1), BY, pain_data(8), NOW)
     assert_refused(p, "correct_entry", errors.CorrectionDoesNotFit, "correction_data_mismatch",
-                   correction(target, session()), at(2))
+                   correction_data(target, session_data()), moment(2))
 
 
 # ---- regressions: bugs these tests found ------------------------------------------
@@ -945,20 +958,20 @@ def test_a_pain_report_corrected_with_session_data_is_refused():
 @pytest.mark.parametrize(
     "data",
     [
-        mat_session(force_percent_body_weight=30.0),
-        {k: v for k, v in session().items() if k != "force_percent_body_weight"},
+        session_data("decompression_mat", force_percent_body_weight=30.0),
+        {k: v for k, v in session_data().items() if k != "force_percent_body_weight"},
     ],
     ids=["force-on-the-mat", "table-without-force"],
 )
 def test_a_session_with_force_on_the_wrong_modality_is_refused(data):
     p = start()
     assert_refused(p, "complete_session", errors.ForceNotAllowed,
-                   "force_requires_mechanical_table", data, at(1))
+                   "force_requires_mechanical_table", data, moment(1))
 
 
 def test_a_correction_with_partial_session_data_is_refused():
     p = start()
     target = new_id()
-    p.complete_session(target, at(1), BY, session(), NOW)
+    p.complete_session(target, moment(1), BY, session_data(), NOW)
     assert_refused(p, "correct_entry", errors.CorrectionDoesNotFit, "correction_data_mismatch",
-                   correction(target, {"modality": "mechanical_table"}), at(2))
+                   correction_data(target, {"modality": "mechanical_table"}), moment(2))
