@@ -45,16 +45,12 @@ def peak_rss_mb() -> float:
 
 
 def _open(url: str) -> tuple[Any, Any]:
-    from domain.application import Programmes
-    from service.audit.checkpoints import Checkpoints
-    from service.storage.database import Database
-    from service.storage.stores import eventsourcing_env, parse_database_url
+    from service.bootstrap import open_components
+    from service.config import Settings
 
-    store = parse_database_url(url)
-    programmes = Programmes(env=eventsourcing_env(store))
-    database = Database(store)
-    Checkpoints(database).create_table()  # a store generated before checkpoints existed
-    return programmes, database
+    components = open_components(Settings(database_url=url))
+    components.checkpoints.create_table()  # a store generated before checkpoints existed
+    return components.programmes, components.database
 
 
 def export_path(url: str, name: str) -> Path:
@@ -81,9 +77,9 @@ def run_phase(phase: str, url: str) -> dict[str, Any]:
     key = CheckpointKey(KEY)
     result: dict[str, Any] = {}
     if phase == "verify_export":
-        from domain.application import Programmes
+        from service.bootstrap import offline_programmes
 
-        offline = Programmes(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        offline = offline_programmes()
         path = export_path(url, "all")
         began = time.perf_counter()
         with path.open(encoding="utf-8") as lines:

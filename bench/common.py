@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.stores import initialise
+from service.bootstrap import initialise_store
+from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -164,7 +165,7 @@ def fresh_store(kind: str, name: str) -> str:
         with pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{PG_PREFIX}{name}"')
     url = store_url(kind, name)
-    initialise(url)
+    initialise_store(Settings(database_url=url))
     return url
 
 

@@ -343,8 +343,8 @@ def generator_fingerprint() -> str:
 def generate(kind: str, events: int, seed: int, programmes: int | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Generate the store from scratch; return its description."""
-    from domain.application import Programmes
-    from service.storage.stores import eventsourcing_env, parse_database_url
+    from service.bootstrap import open_programmes
+    from service.config import Settings
 
     name = dataset_name(events, seed)
     programmes = programmes or max(1, events // EVENTS_PER_PROGRAMME)
@@ -352,8 +352,8 @@ def generate(kind: str, events: int, seed: int, programmes: int | None = None,
         f"on {kind} ({store_url(kind, name)})")
     meta_path(kind, events, seed).unlink(missing_ok=True)
     url = fresh_store(kind, name)
-    app = Programmes(env={**eventsourcing_env(parse_database_url(url)),
-                          "AGGREGATE_CACHE_MAXSIZE": "0"})
+    # No cache: each programme is saved once, many in a save.
+    app = open_programmes(Settings(database_url=url, aggregate_cache_size=0))
     now = datetime.now(UTC)
     rng = random.Random(seed + 1)
     sample: list[dict[str, str]] = []

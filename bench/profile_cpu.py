@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import check_store_kind, drop_store, fresh_store, log, now_iso, write_result
-from tests.stores import RunnerAt
+from projections.runner import ProjectionRunner
 
 #: Layers by where a function's file lives (first match wins).
 LAYERS = (
@@ -155,7 +155,8 @@ def requests_for(name: str, scenario: Scenario) -> Callable[[int], dict[str, Any
         return lambda n: scenario.programme_posts(str(uuid.uuid4()), 100)[0]
     if name == "P4 dashboard / summary":
         programmes = [scenario.new_programme(100) for _ in range(20)]
-        RunnerAt(scenario.app.extensions["traction"].store.url).run(once=True)
+        parts = scenario.components
+        ProjectionRunner(parts.programmes, parts.read_models, parts.store).run(once=True)
         return lambda n: scenario.get("/v1/clinics/clinic-a/dashboard" if n % 2
                                       else f"{base}/{programmes[n % len(programmes)]}/summary")
     if name == "P5 history":

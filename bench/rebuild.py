@@ -53,7 +53,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from bench import common
-from tests.stores import initialise, programmes_at, rebuild_at
+from projections.rebuild import rebuild
+from service.bootstrap import initialise_store, open_components, open_programmes
+from service.config import Settings
 
 CLINICS = 20
 STARTS_PER_WEEK = 100
@@ -191,14 +193,13 @@ def generate(url: str, events: int, seed: int) -> int:
     import heapq
 
     from domain import errors
-    from domain.application import EventEnvelope, Programmes
+    from domain.application import EventEnvelope
     from domain.ledger import LedgerEntry
     from domain.programme import Programme
-    from service.storage.stores import eventsourcing_env, parse_database_url
 
-    store = parse_database_url(url)
-    initialise(url)
-    app = Programmes(env=eventsourcing_env(store))
+    settings = Settings(database_url=url)
+    initialise_store(settings)
+    app = open_programmes(settings)
     rng = random.Random(seed)
     clinic_tz = [timezone(timedelta(hours=rng.choice((0, 0, 1, 2, -5)))) for _ in range(CLINICS)]
     heap: list[tuple[datetime, int, int]] = []
@@ -280,7 +281,7 @@ def generate(url: str, events: int, seed: int) -> int:
 def stored_events(url: str) -> int:
 
     try:
-        app = programmes_at(url)
+        app = open_programmes(Settings(database_url=url))
         try:
             return app.recorder.max_notification_id() or 0
         finally:
@@ -338,7 +339,7 @@ def read_pages_lean(app: Any, after: int) -> tuple[int, int] | None:
 def phase_baseline(url: str, read_page: PageReader) -> dict[str, Any]:
     """Read and decode the whole log a page at a time, nothing else."""
 
-    app = programmes_at(url)
+    app = open_programmes(Settings(database_url=url))
     position = count = 0
     began = time.perf_counter()
     cpu_began = time.process_time()
@@ -356,7 +357,12 @@ def phase_rebuild(url: str, batch_size: int) -> dict[str, Any]:
 
     began = time.perf_counter()
     cpu_began = time.process_time()
-    report = rebuild_at(url, batch_size=batch_size, progress=True, grace=0)
+    components = open_components(Settings(database_url=url))
+    try:
+        report = rebuild(components.programmes, components.read_models, components.store,
+                         batch_size=batch_size, progress=True, grace=0)
+    finally:
+        components.close()
     # From the start to the new version live (report.seconds); the old
     # version's tables are dropped after that, off the critical path.
     return {"events": report.events, "seconds": report.seconds,

@@ -111,11 +111,10 @@ def prestart(url: str, clinic_ids: list[str], count: int, start: datetime
     """Start `count` programmes spread over the clinics, in a few batched saves
     through the application layer (ProgrammeStarted only)."""
     from bench.dataset import Envelope, record
-    from domain.application import Programmes
-    from service.storage.stores import eventsourcing_env, parse_database_url
+    from service.bootstrap import open_programmes
+    from service.config import Settings
 
-    app = Programmes(env={**eventsourcing_env(parse_database_url(url)),
-                          "AGGREGATE_CACHE_MAXSIZE": "0"})
+    app = open_programmes(Settings(database_url=url, aggregate_cache_size=0))
     programmes: list[dict[str, str]] = []
     try:
         histories = []
