@@ -25,12 +25,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.popo import POPOFactory
 
 from domain import errors, programme_cache
 from domain.ledger import InMemoryLedger, Ledger, LedgerEntry, RecordedEntry
 from domain.programme import Programme
+from domain.versions import VersionedMapper
 
 
 def utc_now() -> datetime:
@@ -120,6 +121,11 @@ class Programmes(Application[UUID]):
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks = programme_cache.CommandLocks()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The library's mapper, refusing events newer than this release (domain/versions.py).
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=VersionedMapper)
 
     def construct_recorder(self) -> ApplicationRecorder:
         # No store configured: the ledger in memory (the library's in-memory
@@ -383,8 +389,10 @@ class Programmes(Application[UUID]):
                 "recorded_by": entry.recorded_by,
                 "data": entry.data,
                 "corrected_by": None,
+                "schema_version": entry.schema_version,
+                "newer_release": entry.newer_release,
             }
-            if entry.type == "EntryCorrected":
+            if entry.type == "EntryCorrected" and not entry.newer_release:
                 # Corrections follow what they correct: the last one is in force.
                 corrected = by_event_id.get(str(entry.data["corrects"]))
                 if corrected is not None:

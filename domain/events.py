@@ -32,6 +32,7 @@ from domain.vocabulary import (
     MODALITIES,
     OUTCOMES,
     PAIN_CONTEXTS,
+    PAIN_SCALES,
     SETTINGS,
     SEVERITIES,
 )
@@ -106,6 +107,11 @@ class EventType:
     correctable: bool = False
     #: Rules over several fields of the data, raising the domain's errors.
     checks: tuple[Check, ...] = ()
+    #: The schema version events of this type are recorded under now; the aggregate's
+    #: event class has the same `class_version` and the upcasters from older ones.
+    version: int = 1
+    #: What changed, release by release: how events recorded earlier are read.
+    changes: tuple[str, ...] = ()
 
     @property
     def required(self) -> frozenset[str]:
@@ -247,9 +253,15 @@ _CATALOGUE = (
             FORCE,
             nrs("discomfort_nrs", "Discomfort during the session on the 0-10 numeric rating "
                 "scale.", required=False),
+            pattern("device", "The home device's make and model, for a session on a device "
+                    "(e.g. a decompression mat): its model, never its serial number.",
+                    r"^[A-Za-z0-9][A-Za-z0-9 ._()/+-]{0,79}$", required=False),
         ),
         correctable=True,
         checks=(check_plan_force,),
+        changes=("0.2.0: the optional `device`; sessions recorded before have none, which "
+                 "reads as not recorded (no new version: an optional field is read the same "
+                 "by older releases, which ignore it, and newer ones, which see it absent).",),
     ),
     EventType(
         "SessionMissed",
@@ -266,8 +278,13 @@ _CATALOGUE = (
                 required=False),
             choice("context", "When the report was taken: before or after a session, or at "
                    "a follow-up.", PAIN_CONTEXTS, required=False),
+            choice("scale", "The scale the scores are on: nrs_11, the 0-10 numeric rating "
+                   "scale (the default; the only one today).", PAIN_SCALES, required=False),
         ),
         correctable=True,
+        version=2,
+        changes=("0.2.0 (version 2): each report records its `scale`, nrs_11 when none is "
+                 "posted; reports recorded before read as nrs_11, the scale they were on.",),
     ),
     EventType(
         "PlanAdjusted",
@@ -316,6 +333,9 @@ _CATALOGUE = (
                            "PainReported named by `corrects`."),
             text("reason", "Why the entry was corrected (free text).", 500),
         ),
+        version=2,
+        changes=("0.2.0 (version 2): a correction of a pain report records the `scale` as a "
+                 "pain report does; corrections recorded before read as nrs_11.",),
     ),
 )
 

@@ -22,6 +22,8 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Mapper, ProgrammingError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
+from domain.versions import EventFromNewerRelease, recorded_version
+
 
 @dataclass(frozen=True)
 class LedgerEntry:
@@ -60,7 +62,9 @@ class HistoryEntry(NamedTuple):
     type: str
     occurred_at: str  # as posted, isoformat()
     recorded_by: str
-    data: dict[str, Any]
+    data: dict[str, Any]  # in this release's shape (upcast), unless from a newer release
+    schema_version: int = 1  # the version of its type it was recorded under
+    newer_release: bool = False  # recorded by a newer release: shown as stored
 
 
 class Ledger(Protocol):
@@ -154,18 +158,30 @@ class InMemoryLedger(POPOApplicationRecorder):
         entries = {e.version: e for e in self.entries_of_programme(programme_id)}
         history = []
         for stored in self.select_events(programme_id):
-            event: Any = mapper.to_domain_event(stored)
             entry = entries.get(stored.originator_version)
+            state = mapper.transcoder.decode(stored.state)
+            recorded = recorded_version(state)
+            try:
+                event: Any = mapper.to_domain_event(stored)
+                event_id, type_name, occurred_at, recorded_by, data, newer = (
+                    event.event_id, type(event).__name__, event.occurred_at,
+                    event.recorded_by, event.data, False)
+            except EventFromNewerRelease as newer_event:
+                event_id, type_name, occurred_at, recorded_by, data, newer = (
+                    state["event_id"], newer_event.event_type, state["occurred_at"],
+                    state["recorded_by"], state["data"], True)
             history.append(HistoryEntry(
                 version=stored.originator_version,
                 position=entry.position if entry else None,
                 recorded_at=entry.recorded_at.isoformat() if entry else None,
                 clinic_id=entry.clinic_id if entry else None,
-                event_id=str(event.event_id),
-                type=type(event).__name__,
-                occurred_at=event.occurred_at.isoformat(),
-                recorded_by=event.recorded_by,
-                data=event.data,
+                event_id=str(event_id),
+                type=type_name,
+                occurred_at=occurred_at.isoformat(),
+                recorded_by=recorded_by,
+                data=data,
+                schema_version=recorded,
+                newer_release=newer,
             ))
         return history
 

@@ -25,7 +25,7 @@ from domain.events import (
     check_plan_force,
     check_some_plan_field_given,
 )
-from domain.vocabulary import SEVERITIES
+from domain.vocabulary import DEFAULT_PAIN_SCALE, SEVERITIES
 
 #: How far ahead of the server's clock an event's occurred_at may be (rule 4).
 CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
@@ -38,6 +38,13 @@ DERIVED_EVENT_NAMESPACE = uuid.UUID("5b0c7a52-33a3-4c61-9a36-1f8f1d4f6a10")
 def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
     """The event_id of an event recorded by the aggregate as a consequence of another."""
     return uuid.uuid5(DERIVED_EVENT_NAMESPACE, f"{cause_event_id}:{purpose}")
+
+
+def with_scale(report: dict[str, Any]) -> dict[str, Any]:
+    """A pain report's data with its scale (the default when it names none)."""
+    if "scale" in report:
+        return report
+    return {**report, "scale": DEFAULT_PAIN_SCALE}
 
 
 class Programme(Aggregate):
@@ -128,7 +135,7 @@ class Programme(Aggregate):
                     recorded_by: str, data: dict[str, Any], now: datetime) -> None:
         self._check_accepting(occurred_at, now)
         self._pain_reported(event_id=event_id, occurred_at=occurred_at,
-                            recorded_by=recorded_by, data=data)
+                            recorded_by=recorded_by, data=with_scale(data))
 
     def adjust_plan(self, event_id: uuid.UUID, occurred_at: datetime,
                     recorded_by: str, data: dict[str, Any], now: datetime) -> None:
@@ -192,6 +199,8 @@ class Programme(Aggregate):
                 "or PainReported of this programme"
             )
         check_correction(target["type"], data["data"])
+        if target["type"] == "PainReported":
+            data = {**data, "data": with_scale(data["data"])}
         self._entry_corrected(event_id=event_id, occurred_at=occurred_at,
                               recorded_by=recorded_by, data=data)
 
@@ -257,7 +266,21 @@ class Programme(Aggregate):
         self._note(occurred_at)
         self.sessions_missed += 1
 
-    @event("PainReported")
+    class PainReported(Aggregate.Event):
+        """Version 2 records the scale of the scores (domain/events.py, "changes")."""
+
+        class_version = 2
+        event_id: uuid.UUID
+        occurred_at: datetime
+        recorded_by: str
+        data: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Every report before version 2 was on the 0-10 numeric rating scale.
+            state["data"] = with_scale(state["data"])
+
+    @event(PainReported)
     def _pain_reported(self, event_id: uuid.UUID, occurred_at: datetime,
                        recorded_by: str, data: dict[str, Any]) -> None:
         self._note(occurred_at)
@@ -299,7 +322,23 @@ class Programme(Aggregate):
         self.discharged_at = occurred_at
         self.outcome = data["outcome"]
 
-    @event("EntryCorrected")
+    class EntryCorrected(Aggregate.Event):
+        """Version 2: a pain report's corrected data records its scale, as a report does."""
+
+        class_version = 2
+        event_id: uuid.UUID
+        occurred_at: datetime
+        recorded_by: str
+        data: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            correction = state["data"]
+            # Which type it corrected shows in its data, as it did when it was posted.
+            if "pain_nrs" in correction["data"]:
+                state["data"] = {**correction, "data": with_scale(correction["data"])}
+
+    @event(EntryCorrected)
     def _entry_corrected(self, event_id: uuid.UUID, occurred_at: datetime,
                          recorded_by: str, data: dict[str, Any]) -> None:
         self._note(occurred_at)

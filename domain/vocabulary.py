@@ -12,3 +12,7 @@ MISSED_REASONS = ("pain", "schedule", "equipment", "illness", "other")
 PAIN_CONTEXTS = ("before_session", "after_session", "follow_up")
 SEVERITIES = ("mild", "moderate", "severe")
 OUTCOMES = ("goals_met", "improved", "no_change", "worsened", "referred", "dropped_out")
+#: The scales a pain score may be on: the 0-10 numeric rating scale (11 points) alone
+#: today, recorded with each report (events before 0.2.0 were all on it).
+PAIN_SCALES = ("nrs_11",)
+DEFAULT_PAIN_SCALE = "nrs_11"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.versions import upcast_state
 from projections.engine import Recorded
 from service.storage import stored
 
@@ -83,7 +84,9 @@ def decode_rows(mapper: Any, rows: Sequence[LogRow]) -> list[Recorded]:
         try:
             if isinstance(state, Exception):
                 raise state
-            event = ProjectedEvent.from_state(state)
+            # Older versions are brought up to date; a newer one (a rolling
+            # upgrade) raises, and is parked until this runner is upgraded.
+            event = ProjectedEvent.from_state(upcast_state(topic, state))
         except Exception as error:
             decoded.append(Recorded(position, programme, type_name, None,
                                     f"{type(error).__name__}: {error}", version == 1))

@@ -44,6 +44,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
+from domain.events import EVENT_TYPES
 from service.audit.checkpoints import (
     NO_KEY_WARNING,
     Checkpoint,
@@ -58,6 +59,8 @@ from service.storage.stored import event_type
 
 FORMAT = "traction-ledger-export"
 FORMAT_VERSION = 1
+#: The readable fields every export's event lines have (0.1.0's included).
+COMPARED_ALWAYS = ("event_id", "type", "occurred_at", "recorded_by", "data")
 
 
 def _line(out: IO[str], record: dict[str, Any]) -> None:
@@ -96,6 +99,9 @@ def export_log(
         "kind": "header", "format": FORMAT, "format_version": FORMAT_VERSION,
         "exported_at": datetime.now(UTC).isoformat(),
         "clinic_id": clinic_id, "genesis": GENESIS,
+        # The schema version each type's readable fields are shown in, so that a
+        # later release checks them against the stored bytes upcast no further.
+        "event_versions": {name: t.version for name, t in EVENT_TYPES.items()},
     })
     for checkpoint in stored:
         _line(out, {"kind": "checkpoint", **checkpoint.as_dict()})
@@ -131,6 +137,8 @@ def export_log(
             "recorded_at": recorded_at.isoformat(),
             "recorded_by": readable.get("recorded_by"),
             "data": readable.get("data"),
+            "schema_version": readable.get("schema_version"),
+            "newer_release": readable.get("newer_release"),
             "stored": {"topic": event["topic"],
                        "state": base64.b64encode(event["state"]).decode("ascii")},
         })
@@ -174,6 +182,8 @@ class _ExportCheck:
         self.unsigned = 0
         self.ended: dict[str, Any] | None = None
         self.failure: Break | None = None
+        #: The schema version each type's readable fields were shown in (the header's).
+        self.versions: dict[str, int] = {}
 
     def fail(self, position: int, kind: str, detail: str) -> None:
         self.failure = Break(position, kind, detail)
@@ -187,6 +197,8 @@ class _ExportCheck:
                 raise ValueError(f"export format version {record.get('format_version')} "
                                  f"is not {FORMAT_VERSION}")
             self.clinic_id = record.get("clinic_id")
+            # Exports before 0.2.0 have no versions: every type was at version 1.
+            self.versions = record.get("event_versions") or {}
             return
         if self.ended is not None:
             self.fail(self.position + 1, "inserted", f"line {number} follows the end line")
@@ -281,13 +293,15 @@ class _ExportCheck:
         if record.get("type") != event_type(stored["topic"]):
             self.fail(position, "changed", f"line {number}: its type is not the stored one")
             return False
-        readable = decode(self.mapper, event)
-        if readable is None:
+        readable = decode(self.mapper, event, self.versions)
+        if readable is None or readable["newer_release"]:
             self.undecodable += 1
         else:
-            # Compared as canonical JSON, where 1 is not true and 30 is not 30.0.
+            # Compared as canonical JSON, where 1 is not true and 30 is not 30.0;
+            # the fields an older release's export does not have are not compared.
             changed = sorted(name for name in readable
-                             if _canonical(record.get(name)) != _canonical(readable[name]))
+                             if (name in record or name in COMPARED_ALWAYS)
+                             and _canonical(record.get(name)) != _canonical(readable[name]))
             if changed:
                 self.fail(position, "changed",
                           f"line {number}: {', '.join(changed)} differ from the stored event "

@@ -9,15 +9,16 @@ position, gaps included, so that nothing missing can slip past unseen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper
 
 from domain.application import Programmes
+from domain.versions import EventFromNewerRelease, recorded_version, upcast_state
 from service.storage import chain
 from service.storage.stored import event_type
 
@@ -125,24 +126,37 @@ def hashed_recorded_at(previous: str, position: int, entry: LogEntry,
     return None
 
 
-def decode(mapper: Mapper[UUID], event: dict[str, Any]) -> dict[str, Any] | None:
+def decode(mapper: Mapper[UUID], event: dict[str, Any],
+           versions: Mapping[str, int] | None = None) -> dict[str, Any] | None:
     """An event's readable fields from its stored bytes; None if they cannot be
-    decoded (damaged bytes, or encrypted under a key this process lacks)."""
+    decoded (damaged bytes, or encrypted under a key this process lacks).
+
+    Older versions are upcast to this release's (or, given `versions`, to
+    what an older release showed: an export's header says so); an event of a
+    newer release is shown as stored, marked `newer_release`."""
     try:
-        domain_event: Any = mapper.to_domain_event(
-            StoredEvent(
-                originator_id=event["originator_id"],
-                originator_version=event["originator_version"],
-                topic=event["topic"],
-                state=event["state"],
-            )
-        )
+        state = event["state"]
+        if mapper.cipher:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor:
+            state = mapper.compressor.decompress(state)
+        decoded: dict[str, Any] = mapper.transcoder.decode(state)
+        type_name = event_type(event["topic"])
+        recorded = recorded_version(decoded)
+        try:
+            upcast_state(event["topic"], decoded,
+                         None if versions is None else versions.get(type_name, 1))
+            newer = False
+        except EventFromNewerRelease:
+            newer = True
         return {
-            "event_id": str(domain_event.event_id),
-            "type": type(domain_event).__name__,
-            "occurred_at": domain_event.occurred_at.isoformat(),
-            "recorded_by": domain_event.recorded_by,
-            "data": domain_event.data,
+            "event_id": str(decoded["event_id"]),
+            "type": type_name,
+            "occurred_at": decoded["occurred_at"].isoformat(),
+            "recorded_by": decoded["recorded_by"],
+            "data": decoded["data"],
+            "schema_version": recorded,
+            "newer_release": newer,
         }
     except Exception:  # any damage at all means: cannot be read
         return None
@@ -168,6 +182,8 @@ def log_item(entry: LogEntry, mapper: Mapper[UUID]) -> dict[str, Any]:
         "recorded_at": ledger["recorded_at"].astimezone(UTC).isoformat() if ledger else None,
         "recorded_by": readable["recorded_by"] if readable else None,
         "data": readable["data"] if readable else None,
+        "schema_version": readable["schema_version"] if readable else None,
+        "newer_release": readable["newer_release"] if readable else None,
         "chain_hash": ledger["chain_hash"] if ledger else None,
     }
 

@@ -15,6 +15,7 @@ from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from domain import errors
+from domain.versions import EventFromNewerRelease
 from service.http.request_log import ENV_PROBLEM
 from service.storage.errors import UNREACHABLE
 
@@ -114,6 +115,13 @@ def problem_for(error: Exception) -> Problem:
                        error.detail, event_ids=error.event_ids)
     if isinstance(error, errors.ProgrammeIdTaken):
         return Problem(409, "programme-id-taken", "programme_id already in use", error.detail)
+    if isinstance(error, EventFromNewerRelease):
+        # A rolling upgrade: a host of the newer release can answer; retrying soon
+        # reaches one (or this one, upgraded).
+        return Problem(503, "newer-release", "Recorded by a newer release",
+                       "This programme holds an event recorded by a newer release of the "
+                       f"service ({error}); a host running that release can read it.",
+                       headers={"Retry-After": "5"})
     if isinstance(error, errors.ConcurrentWrite):
         return Problem(409, "concurrent-write", "Concurrent write; safe to retry",
                        error.detail, headers={"Retry-After": "1"})
@@ -142,6 +150,7 @@ def register_problem_handlers(app: Flask, *, on_store_error: Callable[[], None])
 
     @app.errorhandler(errors.DomainRuleViolation)
     @app.errorhandler(errors.ApplicationError)
+    @app.errorhandler(EventFromNewerRelease)
     def handle_domain_error(error: Exception) -> Response:
         return answer(problem_for(error))
 

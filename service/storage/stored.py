@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from domain.ledger import HistoryEntry
+from domain.versions import EventFromNewerRelease, recorded_version, upcast_state
 
 
 class HistoryRow(NamedTuple):
@@ -114,6 +115,12 @@ def history_entries(mapper: Any, rows: Sequence[HistoryRow]) -> list[HistoryEntr
     for row, state in zip(rows, states, strict=True):
         if isinstance(state, Exception):
             raise state  # a stored event the service cannot read: an error, loudly
+        recorded = recorded_version(state)
+        try:
+            upcast_state(row.topic, state)
+            newer = False
+        except EventFromNewerRelease:
+            newer = True  # shown as stored, marked
         entries.append(HistoryEntry(
             version=row.version,
             position=row.position,
@@ -124,5 +131,7 @@ def history_entries(mapper: Any, rows: Sequence[HistoryRow]) -> list[HistoryEntr
             occurred_at=datetime_text(state["occurred_at"]),
             recorded_by=state["recorded_by"],
             data=state["data"],
+            schema_version=recorded,
+            newer_release=newer,
         ))
     return entries

@@ -69,7 +69,9 @@ def test_history_in_version_order_with_positions_and_both_times(client, tokens):
     assert [e["position"] for e in items] == [1, 2, 3]
     assert items[1]["occurred_at"] == b.at(3)
     assert items[0]["recorded_by"] == "physio.anna"
-    assert items[2]["data"] == {"pain_nrs": 5}
+    assert items[2]["data"] == {"pain_nrs": 5, "scale": "nrs_11"}  # the default scale
+    assert [e["schema_version"] for e in items] == [1, 2, 2]
+    assert not any(e["newer_release"] for e in items)
     assert all(e["recorded_at"] >= items[0]["recorded_at"] for e in items)
     assert all(e["corrected_by"] is None for e in items)
 
@@ -117,6 +119,8 @@ def test_history_read_from_stored_json_equals_the_decoded_events(app, client, to
             "occurred_at": event.occurred_at.isoformat(),
             "recorded_at": entry.recorded_at.isoformat(),
             "recorded_by": event.recorded_by, "data": event.data,
+            "schema_version": getattr(type(event), "class_version", 1),
+            "newer_release": False,
         })
     for item in expected:
         item["corrected_by"] = corrections.get(item["event_id"])

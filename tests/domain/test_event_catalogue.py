@@ -65,6 +65,8 @@ DOMAIN_MD: dict[str, dict[str, tuple[Any, ...]]] = {
         "supervised": ("boolean", True, None),
         "force_percent_body_weight": ("number", False, (0, 60)),
         "discomfort_nrs": ("integer", False, (0, 10)),
+        # Since 0.2.0 (optional: sessions recorded before have none).
+        "device": ("pattern", False, r"^[A-Za-z0-9][A-Za-z0-9 ._()/+-]{0,79}$"),
     },
     "SessionMissed": {
         "reason": ("choice", True, ("pain", "schedule", "equipment", "illness", "other")),
@@ -74,6 +76,8 @@ DOMAIN_MD: dict[str, dict[str, tuple[Any, ...]]] = {
         "odi_percent": ("integer", False, (0, 100)),
         "sleep_quality_nrs": ("integer", False, (0, 10)),
         "context": ("choice", False, ("before_session", "after_session", "follow_up")),
+        # Since 0.2.0, version 2 (older reports read as nrs_11).
+        "scale": ("choice", False, ("nrs_11",)),
     },
     "PlanAdjusted": {
         **{name: (kind, False, bounds) for name, (kind, _, bounds) in PLAN.items()},
@@ -262,7 +266,7 @@ def test_a_correction_is_the_full_data_of_the_corrected_type(corrected_type, dat
 # ---- the HTTP data schemas take exactly what the catalogue declares ----------
 
 #: A valid value for each pattern field (a regex does not say which strings match).
-PATTERN_EXAMPLES = {"patient_ref": "pt-0001"}
+PATTERN_EXAMPLES = {"patient_ref": "pt-0001", "device": "Example Mat (v2)"}
 
 
 def example(fields: tuple[Field, ...]) -> dict[str, Any]:

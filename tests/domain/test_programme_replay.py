@@ -165,7 +165,8 @@ def test_the_final_state_after_replay(history):
 def test_replayed_entries_carry_the_corrected_data(history):
     p = replay(history)
     assert p.entries[str(event_id("s1"))]["data"]["duration_minutes"] == 40
-    assert p.entries[str(event_id("r2"))]["data"] == {"pain_nrs": 4}
+    # The scale is recorded with every report (nrs_11 when none is posted).
+    assert p.entries[str(event_id("r2"))]["data"] == {"pain_nrs": 4, "scale": "nrs_11"}
     assert p.entries[str(event_id("r1"))]["data"]["pain_nrs"] == 6
 
 

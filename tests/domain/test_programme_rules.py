@@ -267,6 +267,16 @@ def test_application_runs_later_envelopes_as_commands_on_the_same_programme():
     assert p.state()["sessions_completed"] == 1
 
 
+def recorded_data(kind: str, posted: dict[str, Any]) -> dict[str, Any]:
+    """What a command records: the data as posted, and a pain report's scale (nrs_11
+    when none is posted), in a pain report and in a correction of one."""
+    if kind == "PainReported":
+        return {**posted, "scale": "nrs_11"}
+    if kind == "EntryCorrected" and "pain_nrs" in posted["data"]:
+        return {**posted, "data": {**posted["data"], "scale": "nrs_11"}}
+    return posted
+
+
 @pytest.mark.parametrize(
     ("kind", "method"),
     [
@@ -292,7 +302,7 @@ def test_every_posted_type_maps_to_the_command_that_records_it(kind, method):
     assert recorded[0].event_id == event_id
     assert recorded[0].occurred_at == moment(10)
     assert recorded[0].recorded_by == BY
-    assert recorded[0].data == data
+    assert recorded[0].data == recorded_data(kind, data)
 
 
 def test_commands_cover_every_posted_type_but_the_start():
@@ -838,7 +848,8 @@ def test_correcting_a_pain_report_replaces_its_data():
     p.report_pain(target, moment(1), BY, pain_data(8), NOW)
     p.correct_entry(new_id(), moment(2), BY,
                     correction_data(target, pain_data(3, context="follow_up")), NOW)
-    assert p.entries[str(target)]["data"] == {"pain_nrs": 3, "context": "follow_up"}
+    assert p.entries[str(target)]["data"] == {"pain_nrs": 3, "context": "follow_up",
+                                              "scale": "nrs_11"}
     assert p.state()["pain_reports"] == 1
     assert p.state()["corrections"] == 1
 
@@ -849,7 +860,7 @@ def test_a_correction_may_name_its_target_as_a_uuid():
     p.report_pain(target, moment(1), BY, pain_data(8), NOW)
     p.correct_entry(new_id(), moment(2), BY,
                     {"corrects": target, "data": pain_data(2), "reason": "typo"}, NOW)
-    assert p.entries[str(target)]["data"] == pain_data(2)
+    assert p.entries[str(target)]["data"] == {**pain_data(2), "scale": "nrs_11"}
 
 
 def test_a_correction_is_accepted_while_paused():

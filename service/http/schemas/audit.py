@@ -34,6 +34,15 @@ class LogEventSchema(Schema):
     recorded_at = fields.String(required=True, allow_none=True)
     recorded_by = fields.String(required=True, allow_none=True)
     data = fields.Dict(required=True, allow_none=True)
+    schema_version = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The version of its type's schema the event was recorded under; "
+        "`data` is shown in this release's version (older events are upcast, the stored "
+        "bytes never change)."
+    })
+    newer_release = fields.Boolean(required=True, allow_none=True, metadata={
+        "description": "True for an event recorded by a newer release of the service than "
+        "this one (during a rolling upgrade): its `data` is shown as stored."
+    })
     chain_hash = fields.String(required=True, allow_none=True, metadata={
         "description": "The entry's integrity chain hash: SHA-256 over the previous "
         "entry's hash and this entry's stored content."

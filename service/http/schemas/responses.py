@@ -91,6 +91,15 @@ class HistoryEventSchema(Schema):
     corrected_by = fields.UUID(allow_none=True, metadata={
         "description": "The EntryCorrected now in force for this event, if any."
     })
+    schema_version = fields.Integer(required=True, metadata={
+        "description": "The version of its type's schema the event was recorded under; "
+        "`data` is shown in this release's version (older events are upcast, the stored "
+        "bytes never change)."
+    })
+    newer_release = fields.Boolean(required=True, metadata={
+        "description": "True for an event recorded by a newer release of the service than "
+        "this one (during a rolling upgrade): its `data` is shown as stored."
+    })
 
 
 class HistorySchema(Schema):
