@@ -49,7 +49,6 @@ def _open(url: str) -> tuple[Any, Any]:
     from service.config import Settings
 
     components = open_components(Settings(database_url=url))
-    components.checkpoints.create_table()  # a store generated before checkpoints existed
     return components.programmes, components.database
 
 

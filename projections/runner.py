@@ -34,6 +34,7 @@ from projections.decoding import decode
 from projections.engine import Changes, MetricsEngine, Recorded
 from projections.locks import LockHeld, LockLost, ProjectionLock
 from projections.store import DEFAULT_PROJECTION, ReadModelStore, VersionRetired, check_name
+from projections.summaries import STATE_FORMAT
 from service.storage.stores import Store
 
 log = logging.getLogger("traction.projections")
@@ -44,6 +45,10 @@ BATCH_SIZE = 500
 POLL_INTERVAL = 0.02
 #: How often the runner looks for operators' retry/skip requests.
 REQUEST_INTERVAL = 0.5
+
+
+class OutdatedReadModels(Exception):
+    """The live read models are in another state format than this release's."""
 
 
 class VersionSession:
@@ -209,6 +214,12 @@ class ProjectionRunner:
     def run(self, *, once: bool = False, wait_for_lock: bool = True) -> None:
         """Run until `stop` is set (or, with `once`, until caught up)."""
         application, read_models = self.application, self.read_models
+        live = read_models.versions(self.name)[0]
+        if read_models.state_format(self.name, live) != STATE_FORMAT:
+            # States it does not understand: rebuild them first (projections/upgrade.py).
+            raise OutdatedReadModels(
+                f"{self.name} v{live} was built in another state format; run "
+                "`traction migrate` (or start `traction projections run`, which rebuilds it)")
         lock = ProjectionLock(self.store, f"runner:{self.name}")
         try:
             if not self._take_lock(lock, wait_for_lock):

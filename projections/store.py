@@ -16,6 +16,11 @@ Before writing, the transaction checks that the version it writes is still
 the one expected (live, or being built), so a runner can never write into a
 version that a rebuild has just retired.
 
+The shared tables and version 1 come with the store (its migrations,
+service/storage/migrations); a rebuild creates each later version. Each
+version records the state format it was built in (`read_model_formats`):
+a release with another format rebuilds, never writes into, an older one.
+
 SQL is written once with `%s` placeholders; SQLite gets `?`.
 """
 
@@ -36,6 +41,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from projections import dashboards
 from projections.engine import Changes
 from projections.network import NETWORK_ROW
+from projections.summaries import STATE_FORMAT
 from service.storage.postgres import retry_read
 from service.storage.sqlite_lock import write_lock
 
@@ -44,6 +50,8 @@ PROJECTIONS = {"dashboards": ("programme_summaries", "clinic_dashboards", "netwo
 DEFAULT_PROJECTION = "dashboards"
 
 VERSIONS = "projection_versions"
+#: The state format each version was built in (service/storage/migrations 0002).
+FORMATS = "read_model_formats"
 PARKED = "projection_parked"
 #: The library's tracking table on PostgreSQL (on SQLite it is always "tracking").
 POSTGRES_TRACKING = "projection_tracking"
@@ -101,9 +109,8 @@ class ReadModelStore:
         raise NotImplementedError
 
     # The library's tracking recorder (the second base of each subclass)
-    # provides create_table(), max_tracking_id() and _insert_tracking().
+    # provides max_tracking_id() and _insert_tracking().
     _insert_tracking: Any
-    create_table: Any
     max_tracking_id: Any
 
     # ---- SQL helpers ----------------------------------------------------
@@ -123,26 +130,6 @@ class ReadModelStore:
         return self.table(f"{base}_v{version}")
 
     # ---- tables -----------------------------------------------------------
-
-    def create_projection_tables(self) -> None:
-        """Create the shared tables and each projection's live version (idempotent)."""
-        self.create_table()
-        with self.writing() as c:
-            self.execute(c, f"CREATE TABLE IF NOT EXISTS {self.table(VERSIONS)} ("
-                         "projection TEXT PRIMARY KEY, live_version INTEGER NOT NULL, "
-                         "building_version INTEGER, swapped_at TEXT)")
-            self.execute(c, f"CREATE TABLE IF NOT EXISTS {self.table(PARKED)} ("
-                         "projection TEXT NOT NULL, version INTEGER NOT NULL, "
-                         "position BIGINT NOT NULL, programme_id TEXT NOT NULL, "
-                         "event_type TEXT NOT NULL, kind TEXT NOT NULL, error TEXT, "
-                         "parked_at TEXT NOT NULL, request TEXT, "
-                         "PRIMARY KEY (projection, version, position))")
-            for name in PROJECTIONS:
-                self.execute(c, f"INSERT INTO {self.table(VERSIONS)} "
-                             "(projection, live_version) VALUES (%s, 1) "
-                             "ON CONFLICT (projection) DO NOTHING", [name])
-                live = self._versions(c, name)[0]
-                self._create_version_tables(c, live, indexes=True)
 
     def _create_version_tables(self, c: Any, version: int, *, indexes: bool) -> None:
         summaries = self.version_table("programme_summaries", version)
@@ -175,6 +162,8 @@ class ReadModelStore:
                      "AND version = %s", [name, version])
         self.execute(c, f"DELETE FROM {self.table(self.tracking_table)} "
                      "WHERE application_name = %s", [tracking_key(name, version)])
+        self.execute(c, f"DELETE FROM {self.table(FORMATS)} WHERE projection = %s "
+                     "AND version = %s", [name, version])
 
     # ---- versions -------------------------------------------------------
 
@@ -190,6 +179,14 @@ class ReadModelStore:
         """(live version, version being built or None)."""
         with self.reading() as c:
             return self._versions(c, name)
+
+    def state_format(self, name: str, version: int) -> int:
+        """The state format a version was built in (1: built by release 0.1.0)."""
+        with self.reading() as c:
+            self.execute(c, f"SELECT state_format FROM {self.table(FORMATS)} "
+                         "WHERE projection = %s AND version = %s", [name, version])
+            row = c.fetchone()
+        return int(row["state_format"]) if row else 1
 
     def position(self, name: str, version: int) -> int:
         return self.max_tracking_id(tracking_key(name, version)) or 0
@@ -208,6 +205,8 @@ class ReadModelStore:
             self._drop_version_tables(c, name, new)
             # Secondary indexes come at the end of the build (cheaper in bulk).
             self._create_version_tables(c, new, indexes=False)
+            self.execute(c, f"INSERT INTO {self.table(FORMATS)} (projection, version, "
+                         "state_format) VALUES (%s, %s, %s)", [name, new, STATE_FORMAT])
             self.execute(c, f"UPDATE {self.table(VERSIONS)} SET building_version = %s "
                          "WHERE projection = %s", [new, name])
         return live, new

@@ -7,8 +7,9 @@ beside it, the service's own tables (clinics, tokens, the access log,
 checkpoints). Nothing else constructs them, so a change in how the store is
 opened is made here once.
 
-`initialise_store` creates every table of a store, once, before any worker
-starts (workers racing to create tables can fail).
+`initialise_store` creates every table of a new store (the migrations,
+service/storage/migrations) once, before any worker starts, and refuses an
+existing store with migrations pending; `open_components` refuses one too.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from domain.application import Programmes, utc_now
 from projections.store import ReadModelStore, open_read_models
 from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.config import Settings
+from service.storage import migrations
 from service.storage.database import Database
 from service.storage.directory import Directory
-from service.storage.schema import schema_lock
 from service.storage.stores import Store, eventsourcing_env
 
 Clock = Callable[[], datetime]
@@ -49,11 +50,9 @@ class Components:
         self.database.close()
 
 
-def open_programmes(settings: Settings, *, clock: Clock = utc_now,
-                    create_tables: bool = False) -> Programmes:
-    """The application on the configured store (tables must exist unless `create_tables`)."""
-    return Programmes(env=eventsourcing_env(settings.store, create_tables=create_tables),
-                      clock=clock)
+def open_programmes(settings: Settings, *, clock: Clock = utc_now) -> Programmes:
+    """The application on the configured store (its tables must exist)."""
+    return Programmes(env=eventsourcing_env(settings.store), clock=clock)
 
 
 def offline_programmes() -> Programmes:
@@ -61,9 +60,16 @@ def offline_programmes() -> Programmes:
     return Programmes()
 
 
-def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components:
-    """Everything on the configured store, whose tables exist (`initialise_store`)."""
+def open_components(settings: Settings, *, clock: Clock = utc_now,
+                    check_schema: bool = True) -> Components:
+    """Everything on the configured store, whose tables exist (`initialise_store`).
+
+    The store's schema must be this release's (SchemaError says what to run),
+    unless `check_schema` is off: for reading an older store (verifying it,
+    backing it up) before it is migrated."""
     store = settings.store
+    if check_schema:
+        migrations.require_current(store)
     programmes = open_programmes(settings, clock=clock)
     database = Database(store)
     return Components(
@@ -79,13 +85,9 @@ def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components
 
 
 def initialise_store(settings: Settings) -> None:
-    """Create every table of the store (idempotent; safe from two hosts at once)."""
-    with schema_lock(settings.store):
-        open_programmes(settings, create_tables=True).close()
-        components = open_components(settings)
-        try:
-            components.read_models.create_projection_tables()
-            components.directory.create_tables()
-            components.checkpoints.create_table()
-        finally:
-            components.close()
+    """Create a new store's tables (idempotent; safe from two hosts at once); an
+    existing store must be this release's already (SchemaError says what to run)."""
+    store = settings.store
+    if migrations.status(store).empty:
+        migrations.migrate(store, wait=True)  # a second host waits, then finds it done
+    migrations.require_current(store)

@@ -33,11 +33,6 @@ from service.storage.database import Database
 
 KEY_VARIABLE = "TRACTION_CHECKPOINT_KEY"
 TABLE = "chain_checkpoints"
-CREATE_TABLE = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-    " position BIGINT PRIMARY KEY, chain_hash TEXT NOT NULL,"
-    " signed_at TEXT NOT NULL, signature TEXT NOT NULL)"
-)
 NO_KEY_WARNING = (
     f"{KEY_VARIABLE} is not set: no signed checkpoints are written or checked, "
     "so a truncated tail (the newest events deleted) cannot be detected"
@@ -96,10 +91,6 @@ class Checkpoints:
 
     def __init__(self, database: Database) -> None:
         self.db = database
-
-    def create_table(self) -> None:
-        with self.db.transaction() as cursor:
-            cursor.execute(CREATE_TABLE)
 
     def all(self) -> list[Checkpoint]:
         """Every checkpoint, in position order (few: one per scheduled run)."""

@@ -14,6 +14,7 @@ from service.cli.audit import audit
 from service.cli.demo import demo
 from service.cli.projections import projections
 from service.cli.serve import serve
+from service.cli.store import migrate
 
 
 @click.group()
@@ -21,5 +22,5 @@ def main() -> None:
     """Traction Ledger: the shared, event-sourced record of traction programmes."""
 
 
-for command in (db, serve, clinics, tokens, audit, demo, projections):
+for command in (db, migrate, serve, clinics, tokens, audit, demo, projections):
     main.add_command(command)

@@ -35,15 +35,14 @@ def audit() -> None:
 @contextmanager
 def _store() -> Iterator[Components]:
     """The configured store, which `traction db init` (or `serve`) has created."""
-    with components(initialise=False) as parts:
+    # An older store's chain can be checked before it is migrated.
+    with components(initialise=False, check_schema=False) as parts:
         try:
             audit_recorder(parts.programmes).chain_extent()
         except PersistenceError as error:
             raise click.ClickException(
                 f"cannot read the event store ({error}); is it initialised "
                 "(`traction db init`)?") from None
-        # Stores created before checkpoints existed get their table here.
-        parts.checkpoints.create_table()
         yield parts
 
 

@@ -15,6 +15,7 @@ from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner, VersionSession
 from projections.status import all_statuses
 from projections.store import PROJECTIONS, UnknownProjection, check_name
+from projections.upgrade import rebuild_outdated
 from service.cli.context import components
 from service.http.request_log import configure_logging
 
@@ -47,6 +48,8 @@ def run(names: tuple[str, ...], once: bool, no_wait: bool, batch_size: int) -> N
     with components() as parts:
         # The service's log lines (JSON or text) on stderr.
         configure_logging(parts.settings.log_format, parts.settings.log_level)
+        # Read models an older release built are rebuilt first, never written into.
+        rebuild_outdated(parts.programmes, parts.read_models, parts.store)
         _run([ProjectionRunner(parts.programmes, parts.read_models, parts.store, name,
                                batch_size=batch_size) for name in _names(names)],
              once=once, wait_for_lock=not no_wait)

@@ -23,28 +23,6 @@ ALL_CLINIC_ROLES = ("auditor", "admin")
 CLINIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 TOKEN = re.compile(r"^tl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
-TABLES = [
-    "CREATE TABLE IF NOT EXISTS clinics ("
-    " clinic_id TEXT PRIMARY KEY, name TEXT NOT NULL, registered_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS api_tokens ("
-    " token_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, role TEXT NOT NULL,"
-    " clinic_id TEXT, label TEXT NOT NULL, issued_at TEXT NOT NULL, revoked_at TEXT)",
-    # A counter bumped on every change, so workers know when to reload their cache.
-    "CREATE TABLE IF NOT EXISTS directory_version ("
-    " id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
-]
-SQLITE_ACCESS_LOG = (
-    "CREATE TABLE IF NOT EXISTS access_log ("
-    " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
-)
-POSTGRES_ACCESS_LOG = "CREATE TABLE IF NOT EXISTS access_log ( entry_id BIGSERIAL PRIMARY KEY,"
-ACCESS_LOG_COLUMNS = (
-    " at TEXT NOT NULL, action TEXT NOT NULL, token_id TEXT, token_label TEXT,"
-    " role TEXT, method TEXT, route TEXT, clinic_id TEXT, programme_id TEXT,"
-    " remote_addr TEXT, detail TEXT)"
-)
-
-
 class DirectoryError(ValueError):
     """A clinic or token request that cannot be honoured."""
 
@@ -98,15 +76,6 @@ class Directory:
 
     def __init__(self, database: Database) -> None:
         self.db = database
-
-    def create_tables(self) -> None:
-        access_log = POSTGRES_ACCESS_LOG if self.db.store.is_postgres else SQLITE_ACCESS_LOG
-        with self.db.transaction() as cursor:
-            for statement in [*TABLES, access_log + ACCESS_LOG_COLUMNS]:
-                cursor.execute(statement)
-            version = cursor.execute("SELECT version FROM directory_version WHERE id = 1")
-            if version.fetchone() is None:
-                cursor.execute("INSERT INTO directory_version (id, version) VALUES (1, 0)")
 
     # ---- clinics --------------------------------------------------------
 

@@ -110,15 +110,13 @@ def parse_database_url(url: str, options: StoreOptions | None = None) -> Store:
     )
 
 
-def eventsourcing_env(store: Store, *, create_tables: bool = False) -> dict[str, str]:
-    """The eventsourcing library's settings for this store.
-
-    Tables are created only when asked (`create_tables`), by one process,
-    before any worker starts: workers racing to create them can fail.
-    """
+def eventsourcing_env(store: Store) -> dict[str, str]:
+    """The eventsourcing library's settings for this store."""
     options = store.options
     env = {
-        "CREATE_TABLE": "y" if create_tables else "n",
+        # Every table, the library's included, is created and changed by the
+        # migrations (service/storage/migrations), once, never by workers.
+        "CREATE_TABLE": "n",
         # Programmes are replayed often (every command); keep recent ones in
         # memory and fast-forward them from the store, which stays the truth.
         "AGGREGATE_CACHE_MAXSIZE": str(options.aggregate_cache_size),
