@@ -1,0 +1,277 @@
+"""Stores written by release 0.1.0, opened, migrated and checked by this release.
+
+tests/fixtures/release-0.1.0/ holds a SQLite store and a PostgreSQL dump that
+release 0.1.0 wrote, with what 0.1.0 answered about them (expected.json).
+Every release must: migrate them; replay every programme to the same state;
+show the same history (with only the documented additions of later event
+versions); verify the same chain to the same head; rebuild the read models to
+the same numbers; accept the old tokens; and record new events on old
+programmes at the next version and position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from projections.store import DEFAULT_PROJECTION
+from service.bootstrap import Components
+from service.cli import main
+from service.http.app import create_app
+from service.storage import migrations
+from service.storage.stores import parse_database_url
+from tests.stores import components_at, rebuild_at
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release-0.1.0"
+POSTGRES_URL = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
+KEY = json.loads((FIXTURE / "sqlite" / "tokens.json").read_text())["checkpoint_key"]
+
+
+def _sqlite_copy(tmp: Path) -> str:
+    target = tmp / "traction.sqlite"
+    shutil.copyfile(FIXTURE / "sqlite" / "traction.sqlite", target)
+    return f"sqlite:///{target}"
+
+
+def _postgres_restore() -> Iterator[str]:
+    """The dump restored, with psql as an operator would, into a database of its own."""
+    from tests.conftest import _postgres_base_url
+
+    base = parse_database_url(_postgres_base_url())
+    name = f"traction_fixture_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", base.pg_host, "-p",
+             str(base.pg_port), "-U", base.pg_user, "-d", name,
+             "-f", str(FIXTURE / "postgres" / "dump.sql")],
+            check=True, capture_output=True, env={**os.environ, "PGPASSWORD": base.pg_password})
+        yield f"postgresql://{base.pg_user}@{base.pg_host}:{base.pg_port}/{name}"
+    finally:
+        with psycopg.connect(base.conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Upgraded:
+    """A fixture store of one kind, migrated, with the service's parts and an app over it."""
+
+    def __init__(self, kind: str, url: str, migration_output: str, dry_run_output: str) -> None:
+        self.kind = kind
+        self.url = url
+        self.expected: dict[str, Any] = json.loads(
+            (FIXTURE / kind / "expected.json").read_text())
+        self.tokens: dict[str, Any] = json.loads(
+            (FIXTURE / kind / "tokens.json").read_text())["tokens"]
+        self.migration_output = migration_output
+        self.dry_run_output = dry_run_output
+        self.components: Components = components_at(url, checkpoint_key=KEY)
+        self.app = create_app(self.components)
+        self.client = self.app.test_client()
+
+    def get(self, path: str, token: str, **query: Any) -> Any:
+        return self.client.get(path, query_string=query,
+                               headers={"Authorization": f"Bearer {self.tokens[token]['token']}"})
+
+
+def _migrated(kind: str, url: str) -> Upgraded:
+    env = {"TRACTION_DATABASE_URL": url, "TRACTION_CHECKPOINT_KEY": KEY}
+    refused = CliRunner().invoke(main, ["clinics", "list"], env=env)
+    assert refused.exit_code == 1  # a 0.1.0 store is refused until it is migrated
+    assert "written by release 0.1.0" in refused.output and "traction migrate" in refused.output
+    dry_run = CliRunner().invoke(main, ["migrate", "--dry-run"], env=env)
+    assert dry_run.exit_code == 0, dry_run.output
+    migrated = CliRunner().invoke(main, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    return Upgraded(kind, url, migrated.output, dry_run.output)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
+                                                               marks=pytest.mark.postgres)])
+def upgraded(request, tmp_path_factory) -> Iterator[Upgraded]:
+    if request.param == "sqlite":
+        store = _migrated("sqlite", _sqlite_copy(tmp_path_factory.mktemp("fixture")))
+        yield store
+        store.components.close()
+        return
+    restore = _postgres_restore()
+    url = next(restore)
+    store = _migrated("postgres", url)
+    try:
+        yield store
+    finally:
+        store.components.close()
+        restore.close()
+
+
+def same(expected: Any, actual: Any, where: str = "") -> None:
+    """`actual` holds everything `expected` does, equal (later releases may add fields)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), where
+        for key, value in expected.items():
+            assert key in actual, f"{where}/{key} is missing"
+            same(value, actual[key], f"{where}/{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            same(e, a, f"{where}/{index}")
+    else:
+        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
+
+
+# ---- migrating ----------------------------------------------------------------
+
+
+def test_migrate_lists_then_runs_the_steps_and_leaves_the_store_current(upgraded):
+    assert "is written by release 0.1.0" in upgraded.dry_run_output
+    assert "would run 0001" in upgraded.dry_run_output
+    assert "would run 0002" in upgraded.dry_run_output
+    assert "ran 0001" in upgraded.migration_output and "ran 0002" in upgraded.migration_output
+    found = migrations.status(upgraded.components.store)
+    assert found.current and found.revision == found.head
+    again = CliRunner().invoke(main, ["migrate"], env={"TRACTION_DATABASE_URL": upgraded.url})
+    assert again.exit_code == 0 and "no schema steps to run" in again.output
+
+
+# ---- the record -----------------------------------------------------------------
+
+
+def test_every_programme_replays_to_the_same_state_at_every_version(upgraded):
+    programmes = upgraded.components.programmes
+    for programme_id, expected in upgraded.expected["programmes"].items():
+        pid = UUID(programme_id)
+        assert programmes.programme(expected["clinic_id"], pid).state() == expected["state"]
+        for version, state in expected["state_at_version"].items():
+            replayed = programmes.programme(expected["clinic_id"], pid, version=int(version))
+            assert replayed.state() == state, (expected["key"], version)
+
+
+def with_later_versions(event: dict[str, Any]) -> dict[str, Any]:
+    """A 0.1.0 history item as this release shows it: pain reports (and corrections of
+    them) read with the scale they were on, nrs_11 (PainReported and EntryCorrected v2)."""
+    data = event["data"]
+    if event["type"] == "PainReported":
+        data = {**data, "scale": "nrs_11"}
+    elif event["type"] == "EntryCorrected" and "pain_nrs" in data["data"]:
+        data = {**data, "data": {**data["data"], "scale": "nrs_11"}}
+    return {**event, "data": data, "schema_version": 1, "newer_release": False}
+
+
+def test_every_history_is_the_same_with_only_the_later_versions_added(upgraded):
+    for programme_id, expected in upgraded.expected["programmes"].items():
+        history = upgraded.get(f"/v1/clinics/{expected['clinic_id']}/programmes/"
+                               f"{programme_id}/events", f"writer-{expected['clinic_id']}")
+        assert history.status_code == 200
+        want = expected["history"]
+        assert history.json == {**want, "events": [with_later_versions(e)
+                                                   for e in want["events"]]}
+
+
+def test_the_global_log_holds_the_same_entries_and_chain(upgraded):
+    log = []
+    after = 0
+    while True:
+        page = upgraded.get("/v1/audit/events", "auditor", after=after, limit=100).json
+        log.extend(page["events"])
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert [(e["position"], e["event_id"], e["type"], e["programme_id"], e["clinic_id"],
+             e["version"], e["chain_hash"]) for e in log] == [
+        (p["position"], p["event_id"], p["type"], p["programme_id"], p["clinic_id"],
+         p["version"], p["chain_hash"]) for p in upgraded.expected["positions"]]
+
+
+def test_the_chain_verifies_to_the_same_head_and_its_signed_checkpoints(upgraded):
+    result = CliRunner().invoke(main, ["audit", "verify", "--json"], env={
+        "TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = upgraded.expected["audit_verify_cli"]
+    assert report["ok"] and report["events_checked"] == expected["events_checked"] == 201
+    assert report["head"] == expected["head"]
+    assert report["checkpoints"]["authenticated"] == 2
+    assert report["checkpoints"]["latest_authenticated"] == 201
+
+
+def test_an_export_of_the_upgraded_store_verifies_offline(upgraded, tmp_path):
+    env = {"TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY}
+    export = tmp_path / "log.jsonl"
+    assert CliRunner().invoke(main, ["audit", "export", "-o", str(export)],
+                              env=env).exit_code == 0
+    checked = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json"],
+                                 env=env)
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["events_checked"] == 201
+
+
+# ---- read models -----------------------------------------------------------------
+
+
+def check_read_models(upgraded: Upgraded) -> None:
+    expected = upgraded.expected
+    for clinic_id, dashboard in expected["clinic_dashboards"].items():
+        answer = upgraded.get(f"/v1/clinics/{clinic_id}/dashboard", f"viewer-{clinic_id}")
+        same(dashboard["body"], answer.json, f"dashboard {clinic_id}")
+    same(expected["network_dashboard"]["body"], upgraded.get("/v1/dashboard",
+                                                             "viewer-all").json, "network")
+    for clinic_id, lists in expected["programme_lists"].items():
+        same(lists["all"]["body"], upgraded.get(f"/v1/clinics/{clinic_id}/programmes",
+                                                f"viewer-{clinic_id}").json, clinic_id)
+    for programme_id, programme in expected["programmes"].items():
+        clinic_id = programme["clinic_id"]
+        summary = upgraded.get(f"/v1/clinics/{clinic_id}/programmes/{programme_id}/summary",
+                               f"viewer-{clinic_id}")
+        same(programme["summary"]["body"], summary.json, programme["key"])
+
+
+def test_the_read_models_give_the_same_numbers_as_they_are_and_rebuilt(upgraded):
+    check_read_models(upgraded)  # as 0.1.0 left them, caught up at 201
+    report = rebuild_at(upgraded.url, progress=False, grace=0)
+    assert report.position == 201 and report.new_version == 2
+    read_models = upgraded.components.read_models
+    assert read_models.live_position(DEFAULT_PROJECTION) == (2, 201)
+    check_read_models(upgraded)
+
+
+# ---- tokens and new events -------------------------------------------------------
+
+
+def test_the_old_tokens_are_accepted_and_the_revoked_one_refused(upgraded):
+    checks = upgraded.expected["token_checks"]
+    assert checks["revoked-writer-north-physio"]["status"] == 401
+    for name, check in checks.items():
+        assert upgraded.get(check["url"], name).status_code == check["status"], name
+
+
+def test_new_events_on_old_programmes_take_the_next_version_and_position(upgraded):
+    expected = next(p for p in upgraded.expected["programmes"].values()
+                    if p["key"] == "valley-active")
+    programme_id = next(k for k, v in upgraded.expected["programmes"].items() if v is expected)
+    version = expected["state"]["version"]
+    head = upgraded.expected["positions"][-1]["position"]
+    later = datetime.fromisoformat(expected["state"]["last_occurred_at"]) + timedelta(days=1)
+    posted = upgraded.client.post(
+        f"/v1/clinics/valley-rehab/programmes/{programme_id}/events",
+        headers={"Authorization": f"Bearer {upgraded.tokens['writer-valley-rehab']['token']}"},
+        json={"event_id": str(uuid.uuid4()), "type": "PainReported",
+              "occurred_at": later.isoformat(), "recorded_by": "physio.upgrade",
+              "expected_version": version, "data": {"pain_nrs": 3}})
+    assert posted.status_code == 201, posted.json
+    assert posted.json["version"] == version + 1
+    assert posted.json["recorded"][0]["position"] == head + 1
+    verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env={
+        "TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY})
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["events_checked"] == head + 1
