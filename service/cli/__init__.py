@@ -14,7 +14,7 @@ from service.cli.audit import audit
 from service.cli.demo import demo
 from service.cli.projections import projections
 from service.cli.serve import serve
-from service.cli.store import migrate
+from service.cli.store import backup, migrate, restore
 
 
 @click.group()
@@ -22,5 +22,6 @@ def main() -> None:
     """Traction Ledger: the shared, event-sourced record of traction programmes."""
 
 
-for command in (db, migrate, serve, clinics, tokens, audit, demo, projections):
+for command in (db, migrate, backup, restore, serve, clinics, tokens, audit, demo,
+                projections):
     main.add_command(command)

@@ -1,12 +1,18 @@
-"""`traction migrate`: upgrading a store to this release (backup and restore: later)."""
+"""`traction migrate`, `backup`, `restore`: upgrading a store, and copies of it."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
 from projections.summaries import STATE_FORMAT
 from projections.upgrade import outdated, rebuild_outdated
+from service.audit.log import audit_recorder
+from service.audit.verify import verify_store
 from service.cli.context import components, settings, store_errors
+from service.storage import backup as backups
 from service.storage import migrations
 
 
@@ -46,3 +52,67 @@ def migrate(dry_run: bool) -> None:
             click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} at "
                        f"position {report.position}")
     click.echo("the store is up to date")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path) -> None:
+    """Back up the store to one file, PATH, consistent while the service writes.
+
+    With TRACTION_CHECKPOINT_KEY set, the head is signed first, so that the copy
+    carries a checkpoint of it. A store of an older release can be backed up
+    before it is migrated.
+    """
+    with components(initialise=False, check_schema=False) as parts:
+        if parts.checkpoint_key is not None:
+            report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
+                                  parts.checkpoint_key, incremental=True)
+            if not report.ok:
+                assert report.failure is not None
+                click.echo(f"warning: the chain is BROKEN at position "
+                           f"{report.failure.position} ({report.failure.kind}); the backup "
+                           "copies the store as it is", err=True)
+        try:
+            manifest = backups.backup(parts.store, path)
+        except backups.BackupError as error:
+            raise click.ClickException(str(error)) from None
+    schema = manifest.schema_revision or "of release 0.1.0"
+    click.echo(f"backed up the {manifest.store} store (schema {schema}) at position "
+               f"{manifest.head_position}, chain hash {manifest.head_chain_hash}, to {path} "
+               f"({path.stat().st_size:,} bytes)")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace what the target store holds.")
+def restore(path: Path, force: bool) -> None:
+    """Restore the backup PATH into the configured store (which must be empty, or
+    --force), then verify the restored chain.
+
+    Stop the service first. The whole backup is checked before anything is
+    written: a truncated or corrupt one is refused, and the target left as it was.
+    """
+    current = settings()
+    with store_errors(current):
+        try:
+            manifest = backups.restore(current.store, path, force=force)
+        except backups.BackupError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"restored the {manifest.store} store backed up at {manifest.created_at}: "
+               f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}")
+    with components(initialise=False, check_schema=False) as parts:
+        report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
+                              parts.checkpoint_key)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not report.ok:
+        assert report.failure is not None
+        click.echo(f"the restored chain is BROKEN at position {report.failure.position} "
+                   f"({report.failure.kind}): {report.failure.detail}")
+        sys.exit(1)
+    latest = report.checkpoints.get("latest_authenticated")
+    click.echo(f"verified: {report.events_checked} events, the chain whole to position "
+               f"{report.head[0] if report.head else 0}"
+               + (f", reaching the signed checkpoint at {latest}" if latest else ""))
+    if manifest.schema_revision != migrations.known_revisions()[-1]:
+        click.echo("this copy was taken by an earlier release: run `traction migrate` next")

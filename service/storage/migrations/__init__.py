@@ -100,6 +100,12 @@ def _config() -> Config:
     return config
 
 
+def known_revisions() -> tuple[str, ...]:
+    """Every schema revision this release knows, oldest first."""
+    scripts = _scripts()
+    return tuple(reversed([r.revision for r in scripts.walk_revisions()]))
+
+
 def _steps(scripts: ScriptDirectory, after: str | None) -> tuple[Step, ...]:
     revisions = list(scripts.iterate_revisions("head", after))
     revisions.reverse()  # oldest first
