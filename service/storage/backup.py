@@ -156,12 +156,20 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _pg_env(store: Store) -> dict[str, str]:
-    env = {**os.environ, "PGHOST": store.pg_host, "PGPORT": str(store.pg_port),
-           "PGUSER": store.pg_user, "PGDATABASE": store.pg_dbname}
+def _pg_conninfo(store: Store, work: Path) -> str:
+    """A connection string for PostgreSQL's client programs. A password goes into a
+    password file of their own (never onto a command line others can read)."""
+    from psycopg.conninfo import make_conninfo
+
+    passfile = None
     if store.pg_password:
-        env["PGPASSWORD"] = store.pg_password
-    return env
+        passfile = work / "pgpass"
+        escaped = [str(v).replace("\\", "\\\\").replace(":", "\\:") for v in (
+            store.pg_host, store.pg_port, store.pg_dbname, store.pg_user, store.pg_password)]
+        passfile.write_text(":".join(escaped) + "\n")
+        os.chmod(passfile, 0o600)
+    return make_conninfo(host=store.pg_host, port=store.pg_port, user=store.pg_user,
+                         dbname=store.pg_dbname, passfile=str(passfile) if passfile else None)
 
 
 def _dump_postgres(store: Store, target: Path) -> tuple[Path, str | None,
@@ -187,8 +195,9 @@ def _dump_postgres(store: Store, target: Path) -> tuple[Path, str | None,
             revision = row[0] if row else None
         done = subprocess.run(
             [pg_dump, "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
-             f"--schema={store.pg_schema}", f"--file={target}"],
-            env=_pg_env(store), capture_output=True, text=True)
+             f"--schema={store.pg_schema}", f"--file={target}",
+             f"--dbname={_pg_conninfo(store, target.parent)}"],
+            capture_output=True, text=True)
         if done.returncode != 0:
             raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
     return target, revision, head
@@ -295,8 +304,8 @@ def _restore_postgres(store: Store, payload: Path, manifest: Manifest) -> None:
              + ('CREATE SCHEMA "public";' if schema == "public" else ""))
     done = subprocess.run(
         [psql, "-q", "-X", "--single-transaction", "-v", "ON_ERROR_STOP=1",
-         "-c", clear, "-f", str(payload)],
-        env=_pg_env(store), capture_output=True, text=True)
+         "-d", _pg_conninfo(store, payload.parent), "-c", clear, "-f", str(payload)],
+        capture_output=True, text=True)
     if done.returncode != 0:
         raise BackupError(f"restoring into PostgreSQL failed, nothing was changed: "
                           f"{done.stderr.strip()[-2000:]}")
