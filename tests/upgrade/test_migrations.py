@@ -1,0 +1,106 @@
+"""`traction migrate` on both stores: steps in transactions, one run at a time, refusals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from click.testing import CliRunner
+
+from service.cli import main
+from service.storage import migrations
+from service.storage.stores import parse_database_url
+
+MIGRATIONS = Path(migrations.__file__).parent
+
+
+def cli(url: str, *args: str):
+    return CliRunner().invoke(main, list(args), env={"TRACTION_DATABASE_URL": url})
+
+
+def tables(url: str) -> set[str]:
+    store = parse_database_url(url)
+    with migrations._connection(store) as connection:
+        inspector = sqlalchemy.inspect(connection)
+        return set(inspector.get_table_names(schema=store.pg_schema if store.is_postgres
+                                             else None))
+
+
+def test_a_new_store_is_created_at_the_newest_schema(store_url):
+    found = migrations.status(parse_database_url(store_url))
+    assert found.current and found.revision == found.head == migrations.known_revisions()[-1]
+    assert {"event_ledger", "clinics", "api_tokens", "access_log", "chain_checkpoints",
+            "projection_versions", "read_model_formats", "alembic_version"} <= tables(store_url)
+    dry = cli(store_url, "migrate", "--dry-run")
+    assert dry.exit_code == 0 and "no schema steps to run" in dry.output
+
+
+def test_a_second_migrate_at_the_same_moment_is_refused(store_url):
+    with migrations.migration_lock(parse_database_url(store_url)):
+        refused = cli(store_url, "migrate")
+    assert refused.exit_code == 1
+    assert "another `traction migrate` is running" in refused.output
+
+
+def test_a_store_of_a_newer_release_is_refused_by_migrate_and_by_every_command(store_url):
+    store = parse_database_url(store_url)
+    with migrations._connection(store, migrating=True) as connection, connection.begin():
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+    migrated = cli(store_url, "migrate")
+    assert migrated.exit_code == 1 and "migrated by a newer release" in migrated.output
+    listed = cli(store_url, "clinics", "list")
+    assert listed.exit_code == 1 and "migrated by a newer release (schema 0999" in listed.output
+    served = cli(store_url, "serve", "--no-demo")
+    assert served.exit_code == 1 and "newer release" in served.output
+
+
+BROKEN_STEP = '''"""A step that fails half-way.
+
+Revision ID: 9001
+Revises: {head}
+"""
+
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("CREATE TABLE half_applied (id INTEGER)")
+    op.execute("INSERT INTO no_such_table VALUES (1)")
+'''
+
+
+@pytest.fixture
+def with_a_broken_step(tmp_path, monkeypatch):
+    """This release's migrations plus one more whose second statement fails."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    head = migrations.known_revisions()[-1]
+    (copy / "versions" / "9001_broken.py").write_text(BROKEN_STEP.format(head=head))
+
+    def config():
+        config = migrations.Config()
+        config.set_main_option("script_location", str(copy))
+        return config
+
+    migrations._scripts.cache_clear()
+    monkeypatch.setattr(migrations, "_config", config)
+    yield head
+    migrations._scripts.cache_clear()
+
+
+def test_a_step_that_fails_leaves_nothing_of_itself_and_the_store_at_the_step_before(
+        store_url, with_a_broken_step):
+    head = with_a_broken_step
+    store = parse_database_url(store_url)
+    with pytest.raises(sqlalchemy.exc.DBAPIError):
+        migrations.migrate(store)
+    assert "half_applied" not in tables(store_url)  # the step's first statement rolled back
+    found = migrations.status(store)
+    assert found.revision == head and [s.revision for s in found.pending] == ["9001"]
