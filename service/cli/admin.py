@@ -36,7 +36,7 @@ def clinics() -> None:
 @click.argument("name")
 def clinics_add(clinic_id: str, name: str) -> None:
     """Register a clinic: ID is a slug like north-physio, NAME is shown on dashboards."""
-    with components() as parts:
+    with components(create=True) as parts:
         try:
             clinic = parts.directory.add_clinic(clinic_id, name)
         except DirectoryError as error:
@@ -63,7 +63,7 @@ def tokens() -> None:
 @click.option("--label", default="", help="Who or what uses it, shown in the access log.")
 def tokens_issue(role: str, clinic_id: str | None, label: str) -> None:
     """Issue a token; it is printed once, alone on the last line."""
-    with components() as parts:
+    with components(create=True) as parts:
         try:
             record, token = parts.directory.issue_token(role, clinic_id, label)
         except DirectoryError as error:

@@ -35,7 +35,7 @@ def audit() -> None:
 @contextmanager
 def _store() -> Iterator[Components]:
     """The configured store, which `traction db init` (or `serve`) has created."""
-    with components(initialise=False) as parts:
+    with components() as parts:
         try:
             audit_recorder(parts.programmes).chain_extent()
         except PersistenceError as error:
