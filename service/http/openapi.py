@@ -10,6 +10,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 
 from domain.events import CORRECTABLE_TYPES
+from service.http import examples
 from service.http.problems import PROBLEM_JSON
 from service.http.request_body import StrictJSONParser
 from service.http.schemas.events import (
@@ -97,6 +98,8 @@ class LedgerApi(Api):
             response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+                if status in examples.PROBLEMS:
+                    response["example"] = examples.PROBLEMS[status]
             prepare_response(response, self.spec, PROBLEM_JSON)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Error", "schema": self.ERROR_SCHEMA}
@@ -147,9 +150,12 @@ class LedgerBlueprint(Blueprint):
 
 
 def document_access(api: LedgerApi, app: Any) -> None:
-    """Add the bearer scheme, and each operation's roles, to the OpenAPI document.
+    """Add the bearer scheme, each operation's roles and its operationId to the
+    OpenAPI document.
 
-    Read from the same `@allow` declarations that service/http/access.py enforces.
+    The roles are read from the same `@allow` declarations that
+    service/http/access.py enforces. The operationId is the view's own name
+    (`post_events`, `get_history`, ...): what a generated client calls it.
     """
     from service.http.access import access_of
 
@@ -168,6 +174,7 @@ def document_access(api: LedgerApi, app: Any) -> None:
             operation = paths[path].get(method.lower())
             if operation is None:
                 continue
+            operation["operationId"] = app.view_functions[rule.endpoint].__name__
             if access.public:
                 operation["security"] = []
                 continue
