@@ -73,6 +73,15 @@ class ProblemSchema(Schema):
     })
 
 
+#: What a recorded event's `data` holds, wherever the API shows one.
+EVENT_DATA = (
+    "The event's data as it was posted: the fields of its `type` (the `{type}Data` schemas; "
+    "docs/events.md). A corrected event shows its original data; the correction in force "
+    "has the data that every metric uses. Fields added to a type after an event was "
+    "recorded are absent from it."
+)
+
+
 class RecordedEventSchema(Schema):
     event_id = fields.UUID(required=True)
     type = fields.String(required=True)
@@ -132,7 +141,7 @@ class HistoryEventSchema(Schema):
     occurred_at = fields.String(required=True)
     recorded_at = fields.String(required=True)
     recorded_by = fields.String(required=True)
-    data = fields.Dict(required=True)
+    data = fields.Dict(required=True, metadata={"description": EVENT_DATA})
     corrected_by = fields.UUID(allow_none=True, metadata={
         "description": "The EntryCorrected now in force for this event, if any."
     })
