@@ -15,6 +15,8 @@ import pytest
 
 from domain.events import CORRECTABLE_TYPES, EVENT_TYPES, Field, Kind
 from service.http.app import create_app
+from tests import builders as b
+from tests.api.json_schema import misfits
 from tests.stores import components_at, initialise
 
 EVENTS_PATH = "/v1/clinics/{clinic_id}/programmes/{programme_id}/events"
@@ -153,3 +155,29 @@ def test_the_checks_compare_something():
     for event_type in EVENT_TYPES.values():
         walk(event_type.fields)
     assert kinds == set(Kind)
+
+
+def test_what_the_service_accepts_fits_the_document_and_what_it_refuses_does_not(document):
+    """Each type's events as clinic systems post them fit `Event` (and posted alone,
+    `EventPost`); a field out of its range, or a field of another type, does not."""
+    session = b.session(1)
+    accepted = [b.started(), session, b.missed(2), b.pain(4, 3, context="follow_up"),
+                b.adjusted(4, sessions_per_week=2), b.adverse("severe", 5), b.paused(6),
+                b.resumed(7),
+                b.envelope("ProgrammeDischarged", b.discharge_data(notes="home now"), 9),
+                b.corrected(session, 8, duration_minutes=45)]
+    assert sorted({event["type"] for event in accepted}) == sorted(EVENT_TYPES)
+    batch = {"$ref": "#/components/schemas/EventBatch"}
+    single = {"$ref": "#/components/schemas/EventPost"}
+    assert misfits(document, batch, {"events": accepted, "expected_version": 0}) == []
+    for event in accepted:
+        assert misfits(document, single, {**event, "expected_version": 3}) == [], event
+    refused = [
+        {**b.pain(11, 3)},
+        {**b.pain(4, 3), "data": {"pain_nrs": 4, "duration_minutes": 30}},
+        {**b.missed(2), "data": {"reason": "holiday"}},
+        {**b.resumed(7), "data": {"reason": "x"}},
+        {**b.session(1), "expected_version": 1},  # only beside a batch's events
+    ]
+    for event in refused:
+        assert misfits(document, batch, {"events": [event]}), event

@@ -8,10 +8,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonschema_rs
 import pytest
 
 from service.http import examples
+from tests.api.json_schema import misfits
 from tests.stores import RunnerAt
 
 
@@ -27,23 +27,8 @@ def operations(document: dict[str, Any]):
                 yield f"{method.upper()} {path}", operation
 
 
-def as_json_schema(schema: Any) -> Any:
-    """OpenAPI 3.0's schema dialect as JSON Schema: `nullable` becomes a null type."""
-    if isinstance(schema, list):
-        return [as_json_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    converted = {key: as_json_schema(value) for key, value in schema.items()
-                 if key not in ("nullable", "discriminator")}
-    if schema.get("nullable"):
-        return {"anyOf": [converted, {"type": "null"}]}
-    return converted
-
-
 def check(document: dict[str, Any], schema: dict[str, Any], example: Any, where: str) -> None:
-    root = {**as_json_schema(schema),
-            "components": as_json_schema(document["components"])}
-    errors = [error.message for error in jsonschema_rs.validator_for(root).iter_errors(example)]
+    errors = misfits(document, schema, example)
     assert not errors, f"{where}: the example does not fit its schema: {errors[:3]}"
 
 
