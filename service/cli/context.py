@@ -10,7 +10,7 @@ import click
 from service.bootstrap import Components, initialise_store, open_components
 from service.config import Settings, SettingsError
 from service.storage.errors import UNREACHABLE
-from service.storage.schema import is_initialised
+from service.storage.presence import is_initialised
 
 #: Where a command keeps the settings it read (in its click context).
 SETTINGS = "traction.settings"

@@ -7,13 +7,11 @@ keeps two processes, or two hosts, from creating them at once.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 
 import psycopg
 
-from service.storage.sqlite import LEDGER_TABLE  # the same name on both stores
 from service.storage.stores import Store
 
 #: Held while creating tables on PostgreSQL, so two processes never race.
@@ -33,21 +31,3 @@ def schema_lock(store: Store) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
-
-
-def is_initialised(store: Store) -> bool:
-    """Whether the store exists and has its tables, found without creating anything
-    (a missing SQLite file is not made; a PostgreSQL store that cannot be reached
-    raises the driver's error)."""
-    if store.sqlite_path is not None:
-        if not store.sqlite_path.is_file():
-            return False
-        uri = f"{store.sqlite_path.absolute().as_uri()}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True)) as conn:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                 (LEDGER_TABLE,)).fetchone()
-        return found is not None
-    with psycopg.connect(store.conninfo(), connect_timeout=5) as conn:
-        found = conn.execute("SELECT to_regclass(%s)",
-                             (f'"{store.pg_schema}".{LEDGER_TABLE}',)).fetchone()
-    return found is not None and found[0] is not None
