@@ -351,7 +351,7 @@ class Programmes(Application[UUID]):
         if as_of is not None:
             known = self.ledger.version_as_of(programme_id, as_of)
             if known is None:
-                raise errors.ProgrammeNotFound("the programme did not exist at that time")
+                raise self._not_known_then(clinic_id, programme_id)
             version = known if version is None else min(version, known)
         if version is None:
             # The library fast-forwards a cached programme in place and copies
@@ -364,10 +364,19 @@ class Programmes(Application[UUID]):
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         if version is not None and programme.version != version:
-            raise errors.ProgrammeNotFound(
-                f"the programme has no version {version} (it is at version {programme.version})"
-            )
+            # Only now, with the clinic checked: a caller may learn what exists
+            # of its own programmes, never of another clinic's.
+            raise errors.VersionNotRecorded(version, programme.version)
         return programme
+
+    def _not_known_then(self, clinic_id: str, programme_id: UUID) -> errors.ProgrammeNotFound:
+        """Why `as_of` finds nothing: a programme recorded later (say when), or none
+        in this clinic (say nothing more)."""
+        entries = self.ledger.entries_of_programme(programme_id)
+        if not entries or entries[0].clinic_id != clinic_id:
+            return errors.ProgrammeNotFound("no such programme in this clinic")
+        first = min(entries, key=lambda e: e.position)
+        return errors.NotYetRecorded(first.recorded_at, max(e.version for e in entries))
 
     def history(self, clinic_id: str, programme_id: UUID) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry, and

@@ -7,6 +7,8 @@ tell precisely which rule a refused event broke (the HTTP layer turns the
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class DomainRuleViolation(Exception):
     """An event was refused because it would break a rule of the domain."""
@@ -97,6 +99,28 @@ class ApplicationError(Exception):
 
 class ProgrammeNotFound(ApplicationError):
     """No such programme in this clinic (or at that version or moment)."""
+
+
+class VersionNotRecorded(ProgrammeNotFound):
+    """`?version=N` beyond what a programme the caller may see has recorded."""
+
+    def __init__(self, version: int, current_version: int) -> None:
+        super().__init__(
+            f"the programme has no version {version} (it is at version {current_version})"
+        )
+        self.current_version = current_version
+
+
+class NotYetRecorded(ProgrammeNotFound):
+    """`?as_of=T` before the first event of a programme the caller may see was recorded."""
+
+    def __init__(self, first_recorded_at: datetime, current_version: int) -> None:
+        super().__init__(
+            f"the programme's first event was recorded at {first_recorded_at.isoformat()}; "
+            "nothing was known of it before then"
+        )
+        self.first_recorded_at = first_recorded_at
+        self.current_version = current_version
 
 
 class ProgrammeIdTaken(ApplicationError):

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from service.storage.stores import (
-    DEFAULT_DATABASE_URL,
     DatabaseUrlError,
     Store,
     StoreOptions,
@@ -39,6 +39,30 @@ class SettingsError(ValueError):
         self.variable = variable
 
 
+class SettingMissing(SettingsError):
+    """A variable that has no default here must be set."""
+
+    def __init__(self, variable: str, why: str) -> None:
+        ValueError.__init__(self, f"{variable} is not set: {why}")
+        self.variable = variable
+
+
+#: The source tree the service runs from: `make run`, the image and the systemd
+#: units all install it in place (editable), with deploy/ beside the packages.
+SOURCE_TREE = Path(__file__).resolve().parents[1]
+
+
+def default_database_url(source_tree: Path | None = None) -> str | None:
+    """The default store: var/traction.sqlite in the source tree, as an absolute
+    path, so every command finds the same store whatever directory it runs in.
+    None when the packages are not in a source tree (installed elsewhere):
+    there is no sensible default, and TRACTION_DATABASE_URL must be set."""
+    source_tree = source_tree or SOURCE_TREE
+    if not (source_tree / "pyproject.toml").is_file():
+        return None
+    return f"sqlite:///{source_tree / 'var' / 'traction.sqlite'}"
+
+
 def _default_workers() -> int:
     return os.cpu_count() or 2
 
@@ -47,7 +71,8 @@ def _default_workers() -> int:
 class Settings:
     """Everything an operator can set, with its default."""
 
-    database_url: str = DEFAULT_DATABASE_URL
+    #: Empty only outside a source tree, where `from_env` insists on the variable.
+    database_url: str = field(default_factory=lambda: default_database_url() or "")
     bind: str = "127.0.0.1:8000"
     workers: int = field(default_factory=_default_workers)
     threads: int = 8
@@ -88,7 +113,13 @@ class Settings:
             raw = environ.get(variable.name, "")
             if raw.strip():
                 values[variable.field] = variable.parse(raw.strip())
-        return cls(**values)
+        settings = cls(**values)
+        if not settings.database_url:
+            raise SettingMissing(
+                "TRACTION_DATABASE_URL",
+                "traction runs outside its source tree, so it has no default store; set it "
+                "to sqlite:////absolute/path/traction.sqlite or postgresql://user@host/dbname")
+        return settings
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from service.cli.context import components, initialised
-from service.storage.directory import ROLES, DirectoryError
+from service.storage.directory import (
+    ROLES,
+    TOKEN_ID,
+    DirectoryError,
+    UnknownToken,
+    parse_token,
+)
 
 
 @click.group()
@@ -30,7 +36,7 @@ def clinics() -> None:
 @click.argument("name")
 def clinics_add(clinic_id: str, name: str) -> None:
     """Register a clinic: ID is a slug like north-physio, NAME is shown on dashboards."""
-    with components() as parts:
+    with components(create=True) as parts:
         try:
             clinic = parts.directory.add_clinic(clinic_id, name)
         except DirectoryError as error:
@@ -57,7 +63,7 @@ def tokens() -> None:
 @click.option("--label", default="", help="Who or what uses it, shown in the access log.")
 def tokens_issue(role: str, clinic_id: str | None, label: str) -> None:
     """Issue a token; it is printed once, alone on the last line."""
-    with components() as parts:
+    with components(create=True) as parts:
         try:
             record, token = parts.directory.issue_token(role, clinic_id, label)
         except DirectoryError as error:
@@ -71,10 +77,25 @@ def tokens_issue(role: str, clinic_id: str | None, label: str) -> None:
 @tokens.command("revoke")
 @click.argument("token_id")
 def tokens_revoke(token_id: str) -> None:
-    """Revoke a token (every worker refuses it within a second)."""
+    """Revoke a token by its id (every worker refuses it within a second).
+
+    TOKEN_ID is the 16 hexadecimal characters after `tl_` in the token, as
+    `tokens issue` printed it. Given a whole token, this revokes that token
+    and never prints its secret.
+    """
+    whole = parse_token(token_id)
+    if whole is not None:
+        token_id = whole[0]
+        click.echo(f"that is a whole token; its id is {token_id} (the secret is not needed "
+                   "to revoke it, and is not shown)", err=True)
+    elif not TOKEN_ID.fullmatch(token_id):
+        # Whatever this is (part of a secret?), it is not repeated back.
+        raise click.ClickException(
+            "that is not a token id: a token id is the 16 hexadecimal characters after "
+            "tl_ in the token (tl_<id>_<secret>), as `traction tokens issue` printed it")
     with components() as parts:
         try:
             record = parts.directory.revoke_token(token_id)
-        except DirectoryError as error:
-            raise click.ClickException(str(error)) from None
+        except UnknownToken:
+            raise click.ClickException(f"no token has the id {token_id}") from None
     click.echo(f"revoked token {record.token_id}")

@@ -36,7 +36,7 @@ def audit() -> None:
 def _store() -> Iterator[Components]:
     """The configured store, which `traction db init` (or `serve`) has created."""
     # An older store's chain can be checked before it is migrated.
-    with components(initialise=False, check_schema=False) as parts:
+    with components(check_schema=False) as parts:
         try:
             audit_recorder(parts.programmes).chain_extent()
         except PersistenceError as error:

@@ -11,6 +11,7 @@ from service.bootstrap import Components, initialise_store, open_components
 from service.config import Settings, SettingsError
 from service.storage.errors import UNREACHABLE
 from service.storage.migrations import SchemaError
+from service.storage.presence import is_initialised
 
 #: Where a command keeps the settings it read (in its click context).
 SETTINGS = "traction.settings"
@@ -36,11 +37,31 @@ def initialised() -> Settings:
     return current
 
 
+def existing() -> Settings:
+    """The settings, once the store is known to exist: a command that reads or
+    changes what is recorded never creates a store (it would be an empty one,
+    somewhere the service does not look)."""
+    current = settings()
+    store = current.store
+    try:
+        found = is_initialised(store)
+    except UNREACHABLE as error:
+        raise click.ClickException(f"cannot reach the {store.kind} store: {error}") from None
+    if not found:
+        raise click.ClickException(
+            f"there is no store at {store.describe()} (or it has no tables). Run this where "
+            "TRACTION_DATABASE_URL names the service's store (unset, it is var/traction.sqlite "
+            "in the source tree), or create the store with `traction db init`.")
+    return current
+
+
 @contextmanager
-def components(*, initialise: bool = True, check_schema: bool = True
+def components(*, create: bool = False, check_schema: bool = True
                ) -> Iterator[Components]:
-    """The service's parts on the configured store, closed afterwards."""
-    current = initialised() if initialise else settings()
+    """The service's parts on the configured store, closed afterwards. Only
+    commands that set a store up (`create`) make its tables if they are missing;
+    `check_schema` off reads a store of an older release before it is migrated."""
+    current = initialised() if create else existing()
     with store_errors(current):
         parts = open_components(current, check_schema=check_schema)
     try:

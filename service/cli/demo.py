@@ -55,7 +55,7 @@ def demo_seed(clinics: int | None, programmes: int | None, seed: int, until: dat
     an admin, an auditor, an all-clinic viewer, and a writer and a viewer per
     clinic.
     """
-    with components() as parts:
+    with components(create=True) as parts:
         try:
             report = seed_demo(parts, clinics=clinics or parts.settings.demo_clinics,
                                programmes=programmes or parts.settings.demo_programmes,

@@ -96,7 +96,7 @@ def serve(bind: str | None, workers: int | None, no_demo: bool, no_projections: 
 
 def _seed_demo_if_empty() -> None:
     """Quick start: an empty store gets the demo, and the tokens to look at it."""
-    with components() as parts:
+    with components(create=True) as parts:
         if not store_is_empty(parts):
             return
         click.echo("the store is empty: seeding the demo first (start with --no-demo to skip)",

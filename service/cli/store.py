@@ -40,13 +40,13 @@ def migrate(dry_run: bool) -> None:
             # Read models before schema 0002 record no format: 0.1.0 built them, format 1.
             old = {} if STATE_FORMAT == 1 else {"dashboards": 1}
         else:
-            with components(initialise=False, check_schema=False) as parts:
+            with components(check_schema=False) as parts:
                 old = outdated(parts.read_models)
         for name, state_format in old.items():
             click.echo(f"  would rebuild the {name} read models (format {state_format} -> "
                        f"{STATE_FORMAT}), beside the live ones")
         return
-    with components(initialise=False) as parts:
+    with components() as parts:
         for report in rebuild_outdated(parts.programmes, parts.read_models, parts.store,
                                        progress=True):
             click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} at "
@@ -63,7 +63,7 @@ def backup(path: Path) -> None:
     carries a checkpoint of it. A store of an older release can be backed up
     before it is migrated.
     """
-    with components(initialise=False, check_schema=False) as parts:
+    with components(check_schema=False) as parts:
         if parts.checkpoint_key is not None:
             report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
                                   parts.checkpoint_key, incremental=True)
@@ -100,7 +100,7 @@ def restore(path: Path, force: bool) -> None:
             raise click.ClickException(str(error)) from None
     click.echo(f"restored the {manifest.store} store backed up at {manifest.created_at}: "
                f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}")
-    with components(initialise=False, check_schema=False) as parts:
+    with components(check_schema=False) as parts:
         report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
                               parts.checkpoint_key)
     for warning in report.warnings:

@@ -149,6 +149,24 @@ def authenticate(cache: TokenCache) -> TokenRecord:
     return record
 
 
+def with_article(words: str) -> str:
+    """`an auditor`, `a writer`."""
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def forbidden(token: TokenRecord, access: Access) -> Problem:
+    """403, naming the roles (and the scope) that may call the endpoint."""
+    roles = list(access.roles)
+    named = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
+    scope = " for all clinics" if access.all_clinics else ""
+    # A role that may, refused for its scope, is a token for one clinic.
+    caller = f"{token.role} token" + (" for one clinic" if token.role in roles else "")
+    return Problem(403, "forbidden", "Forbidden",
+                   f"{with_article(caller).capitalize()} may not call this endpoint: it needs "
+                   f"{with_article(named)} token{scope}.",
+                   allowed_roles=roles, all_clinics_only=access.all_clinics)
+
+
 def enforce_access() -> None:
     endpoint = request.endpoint
     if endpoint is None:
@@ -162,12 +180,8 @@ def enforce_access() -> None:
     cache: TokenCache = current_app.extensions[TOKENS]
     token = authenticate(cache)
     g.token = token
-    if token.role not in access.roles:
-        raise Problem(403, "forbidden", "Forbidden",
-                      f"A {token.role} token may not call this endpoint.")
-    if access.all_clinics and not token.all_clinics:
-        raise Problem(403, "forbidden", "Forbidden",
-                      "This endpoint needs a token for all clinics.")
+    if token.role not in access.roles or (access.all_clinics and not token.all_clinics):
+        raise forbidden(token, access)
     clinic_id = (request.view_args or {}).get("clinic_id")
     if clinic_id is not None:
         if token.clinic_id is not None and token.clinic_id != clinic_id:

@@ -9,20 +9,77 @@ from typing import Any
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 
+from domain.events import CORRECTABLE_TYPES
+from service.http import examples
 from service.http.problems import PROBLEM_JSON
 from service.http.request_body import StrictJSONParser
-from service.http.schemas.events import SingleEventPostSchema
+from service.http.schemas.events import (
+    BATCH_ENVELOPES,
+    DATA_SCHEMAS,
+    SINGLE_ENVELOPES,
+    CorrectedData,
+    EventPostSchema,
+)
 from service.http.schemas.responses import ProblemSchema
 
 #: Request bodies that their schema loads in a second form too, by component
 #: name: the document says "one of" the two (apispec sees only the first).
-OTHER_BODY_FORMS = {"EventPost": ("SingleEventPost", SingleEventPostSchema)}
+OTHER_BODY_FORMS = {"EventBatch": "EventPost"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def document_event_types(spec: Any) -> None:
+    """Each event type's envelope and data in the document, from the catalogue.
+
+    `Event` (an item of a batch) and `EventPost` (one event posted alone) are
+    each one of the event types' envelopes, told apart by `type` (a
+    discriminator); `EventBatch.events` holds `Event`s. The envelopes, and the
+    data schemas they name, are generated from domain/events.py
+    (service/http/schemas/events.py), so the document cannot drift from the
+    validation.
+    """
+    # Registered first: every later reference to the batch schema uses this name.
+    spec.components.schema("EventBatch", schema=EventPostSchema)
+    for union, envelopes in (("Event", BATCH_ENVELOPES), ("EventPost", SINGLE_ENVELOPES)):
+        names = {}
+        for event_type, schema in envelopes.items():
+            names[event_type] = schema.__name__
+            spec.components.schema(schema.__name__, schema=schema)
+        spec.components.schema(union, component={
+            "description": "One event: an envelope whose `data` holds the fields of its "
+            "`type`." + (" Posted alone, it may carry `expected_version`."
+                         if union == "EventPost" else ""),
+            "oneOf": [ref(name) for name in names.values()],
+            "discriminator": {"propertyName": "type",
+                              "mapping": {t: ref(n)["$ref"] for t, n in names.items()}},
+        })
+    schemas = spec.components.schemas
+    schemas["EventBatch"]["properties"]["events"]["items"] = ref("Event")
+    # The untyped envelope the batch schema loads with: every type replaces it here.
+    schemas.pop("EventEnvelope", None)
+
+
+def corrected_data2properties(self: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """A correction's data: one of the correctable types' data schemas."""
+    if not isinstance(field, CorrectedData):
+        return {}
+    return {"oneOf": [self.resolve_nested_schema(DATA_SCHEMAS[name])
+                      for name in CORRECTABLE_TYPES]}
 
 
 class LedgerApi(Api):
-    """flask-smorest's Api, documenting errors as problem documents."""
+    """flask-smorest's Api, documenting errors as problem documents and each
+    event type's data."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(corrected_data2properties)
+        document_event_types(self.spec)
 
     def register_blueprint(self, blp: Any, **options: Any) -> None:
         super().register_blueprint(blp, **options)
@@ -32,22 +89,17 @@ class LedgerApi(Api):
                     continue
                 content = operation.get("requestBody", {}).get("content", {})
                 body = content.get("application/json", {}).get("schema", {})
-                ref = body.get("$ref", "")
-                other = OTHER_BODY_FORMS.get(ref.rsplit("/", 1)[-1])
-                if other is None:
-                    continue
-                name, schema = other
-                if name not in self.spec.components.schemas:
-                    self.spec.components.schema(name, schema=schema)
-                content["application/json"]["schema"] = {
-                    "oneOf": [{"$ref": ref}, {"$ref": f"#/components/schemas/{name}"}]
-                }
+                other = OTHER_BODY_FORMS.get(body.get("$ref", "").rsplit("/", 1)[-1])
+                if other is not None:
+                    content["application/json"]["schema"] = {"oneOf": [body, ref(other)]}
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+                if status in examples.PROBLEMS:
+                    response["example"] = examples.PROBLEMS[status]
             prepare_response(response, self.spec, PROBLEM_JSON)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Error", "schema": self.ERROR_SCHEMA}
@@ -98,9 +150,12 @@ class LedgerBlueprint(Blueprint):
 
 
 def document_access(api: LedgerApi, app: Any) -> None:
-    """Add the bearer scheme, and each operation's roles, to the OpenAPI document.
+    """Add the bearer scheme, each operation's roles and its operationId to the
+    OpenAPI document.
 
-    Read from the same `@allow` declarations that service/http/access.py enforces.
+    The roles are read from the same `@allow` declarations that
+    service/http/access.py enforces. The operationId is the view's own name
+    (`post_events`, `get_history`, ...): what a generated client calls it.
     """
     from service.http.access import access_of
 
@@ -119,6 +174,7 @@ def document_access(api: LedgerApi, app: Any) -> None:
             operation = paths[path].get(method.lower())
             if operation is None:
                 continue
+            operation["operationId"] = app.view_functions[rule.endpoint].__name__
             if access.public:
                 operation["security"] = []
                 continue

@@ -90,9 +90,33 @@ def validation_problem(messages: Any, strip_prefix: str = "") -> Problem:
         422,
         "validation-failed",
         "The request does not pass validation",
-        "; ".join(f"{e['pointer']}: {e['detail']}" for e in found[:5]),
+        in_sentences(found),
         errors=found,
     )
+
+
+#: How many field errors the detail spells out; `errors` lists them all.
+ERRORS_IN_DETAIL = 5
+
+
+def in_sentences(found: list[dict[str, str]]) -> str:
+    """The first field errors as sentences: "/data/pain_nrs: Must be ... 10. /data/..."."""
+    sentences = []
+    for error in found[:ERRORS_IN_DETAIL]:
+        detail = error["detail"].strip()
+        if not detail.endswith((".", "?", "!")):
+            detail += "."
+        sentences.append(f"{error['pointer']}: {detail}")
+    more = len(found) - ERRORS_IN_DETAIL
+    if more > 0:
+        sentences.append(f"And {more} more (see errors).")
+    return " ".join(sentences)
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem(413, "request-entity-too-large", "Request Entity Too Large",
+                   f"The body is larger than {limit} bytes, the most this service accepts; "
+                   "send fewer events per post.", max_body_bytes=limit)
 
 
 def problem_for(error: Exception) -> Problem:
@@ -104,6 +128,15 @@ def problem_for(error: Exception) -> Problem:
             members["event_id"] = error.event_id
         return Problem(422, "domain-rule", "A domain rule refuses this event",
                        error.detail, **members)
+    if isinstance(error, errors.VersionNotRecorded):
+        # Said only of a programme the caller may see (domain/application.py).
+        return Problem(404, "version-not-recorded", "No such version of the programme",
+                       sentence(error.detail), current_version=error.current_version)
+    if isinstance(error, errors.NotYetRecorded):
+        return Problem(404, "not-yet-recorded", "The programme was not recorded yet then",
+                       sentence(error.detail),
+                       first_recorded_at=error.first_recorded_at.isoformat(),
+                       current_version=error.current_version)
     if isinstance(error, errors.ProgrammeNotFound):
         return not_found()
     if isinstance(error, errors.VersionConflict):
@@ -126,6 +159,12 @@ def problem_for(error: Exception) -> Problem:
         return Problem(409, "concurrent-write", "Concurrent write; safe to retry",
                        error.detail, headers={"Retry-After": "1"})
     raise TypeError(f"no problem mapping for {type(error).__name__}")
+
+
+def sentence(text: str) -> str:
+    """A domain error's detail as a sentence: capitalised, with a full stop."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def not_found() -> Problem:
@@ -170,6 +209,12 @@ def register_problem_handlers(app: Flask, *, on_store_error: Callable[[], None])
                 # Drop the location ("json", "query") level.
                 messages = next(iter(messages.values()))
             return answer(validation_problem(messages))
+        if code == 404:
+            # No route matched (a programme id that is no UUID, a clinic id that is
+            # no slug): the same answer as for a programme that does not exist.
+            return answer(not_found())
+        if code == 413 and request.max_content_length is not None:
+            return answer(body_too_large(request.max_content_length))
         problem = Problem(code, error.name.lower().replace(" ", "-"), error.name,
                           error.description or error.name)
         response = answer(problem)

@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from service.http.problems import Problem, validation_problem
+from service.http.problems import Problem, body_too_large, validation_problem
 
 #: Deeper than any valid event (the deepest is 4 levels); refused before parsing.
 MAX_NESTING = 32
@@ -114,8 +114,7 @@ def read_body() -> bytes:
             # A streamed (chunked) body: werkzeug stops reading at the limit
             # without a word, so look for one byte more ourselves.
             if request.environ["wsgi.input"].read(1):
-                raise Problem(413, "request-entity-too-large", "Request Entity Too Large",
-                              f"The body is larger than {limit} bytes.")
+                raise body_too_large(limit)
         return raw
     except Exception as error:
         # (What is left of a body we refuse is gunicorn's: it drains at most

@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 
 from service.storage import migrations
+from service.storage.presence import is_initialised
 from service.storage.stores import Store
 
 FORMAT = "traction-backup/1"
@@ -258,7 +259,7 @@ def restore(store: Store, path: Path, *, force: bool = False) -> Manifest:
     if store.is_postgres and manifest.pg_schema != store.pg_schema:
         raise BackupError(f"{path} holds the PostgreSQL schema {manifest.pg_schema!r}; restore "
                           f"it into a store URL with ?schema={manifest.pg_schema}")
-    if not force and not migrations.status(store).empty:
+    if not force and is_initialised(store):
         raise BackupError("the target store is not empty: restore into an empty one, or "
                           "give --force to replace what it holds")
     with tempfile.TemporaryDirectory(prefix="traction-restore-") as work:

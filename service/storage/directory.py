@@ -22,6 +22,8 @@ ROLES = ("writer", "viewer", "auditor", "admin")
 ALL_CLINIC_ROLES = ("auditor", "admin")
 CLINIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 TOKEN = re.compile(r"^tl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+#: A token's id alone: the part of the token between `tl_` and the secret.
+TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 
 class DirectoryError(ValueError):
     """A clinic or token request that cannot be honoured."""

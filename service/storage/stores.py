@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///var/traction.sqlite"
 #: How long a PostgreSQL pool keeps retrying one lost connection before it gives
 #: up and lets the next request open a fresh one. psycopg_pool doubles the wait
 #: between tries (1, 2, 4, 8 s...) up to this; at its default (5 minutes, which
@@ -60,6 +59,14 @@ class Store:
     @property
     def is_postgres(self) -> bool:
         return self.kind == "postgresql"
+
+    def describe(self) -> str:
+        """Where the store is, for messages: a SQLite file's absolute path; a PostgreSQL
+        URL without its password."""
+        if self.sqlite_path is not None:
+            return f"sqlite:///{self.sqlite_path.absolute()}"
+        schema = f"?schema={self.pg_schema}" if self.pg_schema != "public" else ""
+        return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_dbname}{schema}"
 
     def conninfo(self) -> str:
         """A libpq connection string (PostgreSQL only)."""

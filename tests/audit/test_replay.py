@@ -44,7 +44,7 @@ def test_replay_as_of_a_record_time(recorded, store_sql):
     assert json.loads(result.stdout)["version"] == 3
     before = (recorded_at - timedelta(seconds=1)).isoformat()
     result = run_cli(recorded, "replay", programme_id, "--as-of", before)
-    assert result.exit_code == 1 and "did not exist at that time" in result.output
+    assert result.exit_code == 1 and "nothing was known of it before then" in result.output
 
 
 def test_replay_refuses_what_it_cannot_answer(recorded, store_sql):

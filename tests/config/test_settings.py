@@ -46,7 +46,8 @@ def test_every_setting_has_one_variable_and_every_variable_a_case():
 def test_unset_and_empty_variables_give_the_defaults():
     assert Settings.from_env({}) == Settings()
     assert Settings.from_env({name: "" for name in CASES}) == Settings()
-    assert Settings().database_url == "sqlite:///var/traction.sqlite"
+    # The source tree's own store, by its absolute path (tests/cli/test_store_location.py).
+    assert Settings().database_url == f"sqlite:///{README.parent / 'var' / 'traction.sqlite'}"
     assert Settings().min_position_wait == 2.0
 
 

@@ -184,10 +184,16 @@ def test_as_of_replays_the_programme_as_the_service_knew_it_then():
                          as_of=after_second_post).version == 2
     assert app.programme(CLINIC, programme_id, version=4,
                          as_of=after_first_post).version == 1
-    with pytest.raises(errors.ProgrammeNotFound, match="did not exist at that time"):
+    with pytest.raises(errors.NotYetRecorded, match="first event was recorded at") as early:
         app.programme(CLINIC, programme_id, as_of=before_start)
-    with pytest.raises(errors.ProgrammeNotFound):
-        app.programme(OTHER_CLINIC, programme_id, as_of=datetime.now(UTC))
+    assert (early.value.first_recorded_at, early.value.current_version) == (after_first_post, 4)
+    with pytest.raises(errors.VersionNotRecorded, match="no version 5 .it is at version 4."):
+        app.programme(CLINIC, programme_id, version=5)
+    # Another clinic learns nothing of what exists: a plain "not found".
+    for question in ({"as_of": datetime.now(UTC)}, {"as_of": before_start}, {"version": 5}):
+        with pytest.raises(errors.ProgrammeNotFound) as refused:
+            app.programme(OTHER_CLINIC, programme_id, **question)
+        assert type(refused.value) is errors.ProgrammeNotFound
 
 
 # ---- rule 6: an event_id is recorded once --------------------------------------

@@ -10,7 +10,8 @@ status at all.
 To reach past the 404 of an unknown clinic, path parameters are often
 replaced by real ones (a registered clinic, a recorded programme, a token
 that may be revoked), and event posts often carry a realistic body: the
-document cannot say which `data` fields each event `type` takes.
+document types each event type's data, but cannot say which events the
+rules accept next (a session after the start, a resume while paused).
 
 Used in-process through the WSGI loader in CI (pytest 9 breaks
 schemathesis's `from_fixture`), and against a live gunicorn in the soak.
@@ -42,7 +43,7 @@ EVENTS_PATH = "/v1/clinics/{clinic_id}/programmes/{programme_id}/events"
 #: document cannot say it): schemathesis's positive_data_acceptance allows
 #: 2xx, 401, 403, 404 and 409 everywhere else.
 REFUSED_THOUGH_SCHEMA_VALID = {
-    ("POST", EVENTS_PATH): "each event type takes its own data fields; the domain rules",
+    ("POST", EVENTS_PATH): "the domain rules (the order of events, rule 5's force)",
     ("POST", "/v1/tokens"): "a writer token needs a clinic, auditor and admin tokens none",
     ("GET", "/v1/clinics/{clinic_id}/programmes"): "a cursor must be one the service gave out",
 }

@@ -91,9 +91,9 @@ def test_the_document_describes_both_forms_of_an_events_post(client):
     document = client.get("/openapi.json").json
     post = document["paths"]["/v1/clinics/{clinic_id}/programmes/{programme_id}/events"]["post"]
     forms = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
-    assert forms == [{"$ref": "#/components/schemas/EventPost"},
-                     {"$ref": "#/components/schemas/SingleEventPost"}]
-    single = document["components"]["schemas"]["SingleEventPost"]
+    assert forms == [{"$ref": "#/components/schemas/EventBatch"},
+                     {"$ref": "#/components/schemas/EventPost"}]
+    single = document["components"]["schemas"]["PainReportedPost"]
     assert "expected_version" in single["properties"]
     assert single["required"] == ["data", "event_id", "occurred_at", "recorded_by", "type"]
     assert "408" in post["responses"]

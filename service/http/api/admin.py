@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 
+from service.http import examples
 from service.http.access import TOKENS, actor, allow
 from service.http.api.context import directory
 from service.http.openapi import LedgerBlueprint, problems
@@ -24,11 +25,12 @@ blp = LedgerBlueprint("admin", __name__, url_prefix="/v1", description="Clinics 
 
 
 @blp.route("/clinics", methods=["POST"])
-@blp.arguments(ClinicCreateSchema())
-@blp.response(201, ClinicSchema)
+@blp.arguments(ClinicCreateSchema(), example=examples.CLINIC_CREATE)
+@blp.response(201, ClinicSchema, example=examples.CLINIC_RECORD)
 @problems(blp, 400, 401, 403, 408, 409, 413, 415)
 @allow("admin")
 def register_clinic(body: dict[str, Any]) -> Any:
+    """Register a clinic (a tenant); its systems then get tokens for it."""
     try:
         return directory().add_clinic(body["clinic_id"], body["name"], actor())
     except ClinicExists as error:
@@ -36,19 +38,25 @@ def register_clinic(body: dict[str, Any]) -> Any:
 
 
 @blp.route("/clinics", methods=["GET"])
-@blp.response(200, ClinicListSchema)
+@blp.response(200, ClinicListSchema, example=examples.CLINIC_LIST)
 @problems(blp, 401, 403)
 @allow("admin", "auditor")
 def list_clinics() -> Any:
+    """Every registered clinic."""
     return {"clinics": directory().clinics()}
 
 
 @blp.route("/tokens", methods=["POST"])
-@blp.arguments(TokenCreateSchema())
-@blp.response(201, IssuedTokenSchema)
+@blp.arguments(TokenCreateSchema(), example=examples.TOKEN_CREATE)
+@blp.response(201, IssuedTokenSchema, example=examples.ISSUED_TOKEN)
 @problems(blp, 400, 401, 403, 408, 413, 415)
 @allow("admin")
 def issue_token(body: dict[str, Any]) -> Any:
+    """Issue a token: its secret is in this answer only, never shown again.
+
+    A writer token is for one clinic; a viewer token for one clinic or (no
+    clinic_id) all; auditor and admin tokens are for all clinics.
+    """
     try:
         record, token = directory().issue_token(
             body["role"], body["clinic_id"], body["label"], actor()
@@ -59,10 +67,14 @@ def issue_token(body: dict[str, Any]) -> Any:
 
 
 @blp.route("/tokens/<token_id>", methods=["DELETE"])
-@blp.response(200, TokenSchema)
+@blp.response(200, TokenSchema, example=examples.REVOKED_TOKEN)
 @problems(blp, 401, 403, 404)
 @allow("admin")
 def revoke_token(token_id: str) -> Any:
+    """Revoke a token by its id (the 16 hexadecimal characters after `tl_`).
+
+    Every worker refuses it within a second; revoking it again is harmless.
+    """
     try:
         record = directory().revoke_token(token_id, actor())
     except UnknownToken:

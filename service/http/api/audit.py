@@ -6,6 +6,7 @@ from typing import Any
 
 from service.audit import log
 from service.audit.verify import verify_store
+from service.http import examples
 from service.http.access import allow
 from service.http.api.context import components, directory, programmes
 from service.http.openapi import LedgerBlueprint, problems
@@ -17,7 +18,7 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 
 @blp.route("/access-log", methods=["GET"])
 @blp.arguments(AccessLogQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, AccessLogSchema)
+@blp.response(200, AccessLogSchema, example=examples.ACCESS_LOG)
 @problems(blp, 401, 403)
 @allow("auditor")
 def access_log(after: int, limit: int) -> Any:
@@ -31,7 +32,7 @@ def access_log(after: int, limit: int) -> Any:
 
 @blp.route("/events", methods=["GET"])
 @blp.arguments(GlobalLogQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, GlobalLogSchema)
+@blp.response(200, GlobalLogSchema, example=examples.GLOBAL_LOG)
 @problems(blp, 401, 403)
 @allow("auditor", patient_data=True)
 def global_log(after: int, limit: int) -> Any:
@@ -46,7 +47,7 @@ def global_log(after: int, limit: int) -> Any:
 
 
 @blp.route("/verify", methods=["GET"])
-@blp.response(200, VerifyReportSchema)
+@blp.response(200, VerifyReportSchema, example=examples.VERIFY_REPORT)
 @problems(blp, 401, 403)
 @allow("auditor")
 def verify_chain() -> Any:

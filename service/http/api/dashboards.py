@@ -13,6 +13,7 @@ from uuid import UUID
 from flask import Response
 
 from projections.reading import InvalidCursor, ProjectionBehind
+from service.http import examples
 from service.http.access import allow
 from service.http.api.context import reader
 from service.http.openapi import LedgerBlueprint, problems
@@ -53,7 +54,8 @@ def _answer(position: int, body: str) -> Response:
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
 @blp.arguments(ProgrammeListQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeSummaryPageSchema, headers=POSITION_HEADER)
+@blp.response(200, ProgrammeSummaryPageSchema, headers=POSITION_HEADER,
+              example=examples.SUMMARY_PAGE)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
@@ -71,7 +73,8 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
            methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeSummaryDetailSchema, headers=POSITION_HEADER)
+@blp.response(200, ProgrammeSummaryDetailSchema, headers=POSITION_HEADER,
+              example=examples.SUMMARY_DETAIL)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def programme_summary(clinic_id: str, programme_id: UUID,
@@ -88,18 +91,20 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ClinicDashboardSchema, headers=POSITION_HEADER)
+@blp.response(200, ClinicDashboardSchema, headers=POSITION_HEADER,
+              example=examples.CLINIC_DASHBOARD)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
-    """The clinic's metrics (domain.md): no patient-level data."""
+    """The clinic's metrics (docs/metrics.md): no patient-level data."""
     _position(min_position)
     return _answer(*reader().clinic(clinic_id))
 
 
 @blp.route("/dashboard", methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, NetworkDashboardSchema, headers=POSITION_HEADER)
+@blp.response(200, NetworkDashboardSchema, headers=POSITION_HEADER,
+              example=examples.NETWORK_DASHBOARD)
 @problems(blp, 401, 403, 422, 503)
 @allow("viewer", "auditor", "admin", all_clinics=True)
 def network_dashboard(min_position: int | None = None) -> Any:

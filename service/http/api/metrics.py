@@ -14,7 +14,8 @@ blp = LedgerBlueprint("metrics", __name__, description="Operations: Prometheus m
 
 @blp.route("/metrics", methods=["GET"])
 @blp.response(200, {"type": "string"}, content_type="text/plain",
-              description="Prometheus text format 0.0.4, summed over every gunicorn worker.")
+              description="Prometheus text format 0.0.4, summed over every gunicorn worker.",
+              example='traction_events_recorded_total{type="SessionCompleted"} 1184.0\n')
 @public
 def metrics() -> Response:
     """Request counts and latencies, events recorded, conflicts, replays, projection lag."""

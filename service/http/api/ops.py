@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from projections.status import all_statuses
+from service.http import examples
 from service.http.access import public
 from service.http.api.context import components
 from service.http.openapi import LedgerBlueprint
@@ -22,7 +23,7 @@ class HealthSchema(Schema):
 
 
 @blp.route("/healthz", methods=["GET"])
-@blp.response(200, HealthSchema)
+@blp.response(200, HealthSchema, example=examples.HEALTH)
 @public
 def healthz() -> Any:
     """The process is alive (no auth, touches no store)."""
@@ -51,7 +52,7 @@ class ReadinessSchema(Schema):
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.response(200, ReadinessSchema, description="Ready.")
+@blp.response(200, ReadinessSchema, description="Ready.", example=examples.READINESS)
 @blp.alt_response(503, schema=ReadinessSchema, description=(
     "Not ready: the store is unreachable, or a projection has a parked poison event."
 ))

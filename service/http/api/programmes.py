@@ -8,6 +8,7 @@ from uuid import UUID
 
 from flask import Response
 
+from service.http import examples
 from service.http.access import allow
 from service.http.api.context import programmes
 from service.http.openapi import LedgerBlueprint, problems
@@ -19,17 +20,22 @@ blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>", methods=["GET"])
 @blp.arguments(ProgrammeQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeStateSchema)
+@blp.response(200, ProgrammeStateSchema, example=examples.PROGRAMME_STATE)
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None,
                   as_of: Any = None) -> Any:
-    """The programme now, after `?version=N`, or as known `?as_of=` a record time."""
+    """The programme now, after `?version=N`, or as known `?as_of=` a record time.
+
+    A version the programme has not reached yet answers 404 `version-not-recorded`
+    with its `current_version`; an `as_of` before its first event was recorded
+    answers 404 `not-yet-recorded` with `first_recorded_at`.
+    """
     return programmes().programme(clinic_id, programme_id, version=version, as_of=as_of).state()
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
-@blp.response(200, HistorySchema)
+@blp.response(200, HistorySchema, example=examples.HISTORY)
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def get_history(clinic_id: str, programme_id: UUID) -> Any:

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Range
 
 from service.http.schemas.fields import MAX_STORED_INTEGER
+from service.http.schemas.responses import EVENT_DATA
 
 
 class GlobalLogQuerySchema(Schema):
@@ -33,7 +34,7 @@ class LogEventSchema(Schema):
     occurred_at = fields.String(required=True, allow_none=True)
     recorded_at = fields.String(required=True, allow_none=True)
     recorded_by = fields.String(required=True, allow_none=True)
-    data = fields.Dict(required=True, allow_none=True)
+    data = fields.Dict(required=True, allow_none=True, metadata={"description": EVENT_DATA})
     schema_version = fields.Integer(required=True, allow_none=True, metadata={
         "description": "The version of its type's schema the event was recorded under; "
         "`data` is shown in this release's version (older events are upcast, the stored "

@@ -28,6 +28,9 @@ from service.http.schemas.fields import (
 )
 
 MAX_EVENTS_PER_POST = 500
+EXPECTED_VERSION_DESCRIPTION = (
+    "The programme's version before this post (0 for a new programme); 409 if it differs."
+)
 
 
 RECORDED_BY = Regexp(r"^[A-Za-z0-9._@-]{1,64}$", error="Must match {regex}.")
@@ -104,6 +107,18 @@ def claimed_type(corrected: Mapping[str, Any]) -> str:
     return _CORRECTABLE[0].name
 
 
+class CorrectedData(fields.Mapping):
+    """A correction's `data`: a JSON object, loaded against the type it claims to be
+    (`WithCorrectedData`); documented as one of the correctable types' data."""
+
+    mapping_type = dict
+
+
+def camel_case(name: str) -> str:
+    """`sessions_per_week` -> `SessionsPerWeek`."""
+    return "".join(word.capitalize() for word in name.split("_"))
+
+
 def data_field(spec: Field, owner: str) -> fields.Field:
     """The marshmallow field that loads one catalogue field."""
     options: dict[str, Any] = {"required": spec.required,
@@ -125,10 +140,12 @@ def data_field(spec: Field, owner: str) -> fields.Field:
         case Kind.UUID:
             return fields.UUID(**options)
         case Kind.OBJECT:
-            schema = data_schema(f"{owner}.{spec.name}", spec.fields, spec.checks)
+            # Named for the OpenAPI document: ProgrammeStartedData's plan is ProgrammeStartedPlan.
+            schema = data_schema(owner.removesuffix("Data") + camel_case(spec.name),
+                                 spec.fields, spec.checks)
             return fields.Nested(schema, **options)
         case Kind.CORRECTED_DATA:
-            return fields.Dict(**options)
+            return CorrectedData(**options)
     raise ValueError(f"no marshmallow field for {spec.kind} fields")
 
 
@@ -167,9 +184,11 @@ class EventEnvelopeSchema(Schema):
     occurred_at = Rfc3339DateTime(required=True, metadata={
         "description": "When it happened (RFC 3339 with offset)."
     })
-    recorded_by = StrictString(required=True, validate=RECORDED_BY)
+    recorded_by = StrictString(required=True, validate=RECORDED_BY, metadata={
+        "description": "The clinician or system that made the entry."
+    })
     data = fields.Dict(required=True, metadata={
-        "description": "The event's data; its fields depend on `type` (see domain.md)."
+        "description": "The event's data: the fields of its `type` (docs/events.md)."
     })
 
     @post_load
@@ -190,8 +209,7 @@ class EventPostSchema(Schema):
         validate=Length(1, MAX_EVENTS_PER_POST),
     )
     expected_version = StrictInteger(validate=Range(min=0), metadata={
-        "description": "The programme's version before this post (0 for a new programme); "
-        "409 if it differs."
+        "description": EXPECTED_VERSION_DESCRIPTION
     })
 
     @pre_load
@@ -216,11 +234,36 @@ class EventPostSchema(Schema):
             seen.add(envelope["event_id"])
 
 
-class SingleEventPostSchema(EventEnvelopeSchema):
-    """One envelope posted alone, as a batch of one: `EventPostSchema` loads
-    this form too (its pre_load). Only for the OpenAPI document."""
+# ---- the OpenAPI document's view of an events post ------------------------
+#
+# Requests are loaded by the schemas above: an envelope whose `data` is loaded
+# by its type's schema. The document shows the same thing per type, so that
+# integrators (and generated clients) see each type's fields: for every type of
+# the catalogue an envelope whose `type` is that type and whose `data` is that
+# type's data schema, once as an item of a batch and once posted alone (which
+# may carry `expected_version`). service/http/openapi.py joins them into
+# `oneOf`s with a discriminator on `type`. Only the document uses these.
 
-    expected_version = StrictInteger(validate=Range(min=0), metadata={
-        "description": "The programme's version before this post (0 for a new programme); "
-        "409 if it differs."
-    })
+def envelope_schema(event_type: str, *, alone: bool) -> type[Schema]:
+    """The envelope of one event type: `{Type}Event` in a batch, `{Type}Post` alone."""
+    catalogue = EVENT_TYPES[event_type]
+    envelope = EventEnvelopeSchema._declared_fields
+    attributes: dict[str, fields.Field] = {
+        "event_id": envelope["event_id"],
+        "type": StrictString(required=True, validate=OneOf([event_type]),
+                             metadata={"description": "The event's type."}),
+        "occurred_at": envelope["occurred_at"],
+        "recorded_by": envelope["recorded_by"],
+        "data": fields.Nested(DATA_SCHEMAS[event_type], required=True,
+                              metadata={"description": catalogue.description}),
+    }
+    if alone:
+        attributes["expected_version"] = EventPostSchema._declared_fields["expected_version"]
+    name = f"{event_type}Post" if alone else f"{event_type}Event"
+    return Schema.from_dict(attributes, name=name)
+
+
+#: Each event type's envelope as an item of a batch, by type.
+BATCH_ENVELOPES = {name: envelope_schema(name, alone=False) for name in EVENT_TYPES}
+#: Each event type's envelope posted alone, by type.
+SINGLE_ENVELOPES = {name: envelope_schema(name, alone=True) for name in EVENT_TYPES}

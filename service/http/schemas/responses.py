@@ -8,24 +8,78 @@ from marshmallow.validate import Range
 from service.http.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime
 
 
-class ProblemSchema(Schema):
-    """An RFC 9457 problem document."""
+class FieldErrorSchema(Schema):
+    """One reason a request failed validation."""
 
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    instance = fields.String()
-    errors = fields.List(fields.Dict(), metadata={
-        "description": "Validation errors, each with a JSON `pointer` into the body "
-        "(per event index in a batch) and a `detail`."
+    pointer = fields.String(required=True, metadata={
+        "description": "A JSON pointer to the refused value in the body or query, e.g. "
+        "/events/1/data/pain_nrs (a single posted event: /data/pain_nrs); / for the whole "
+        "body."
     })
-    rule = fields.String(metadata={"description": "The domain rule that refused the event."})
-    event_index = fields.Integer()
-    event_id = fields.String()
-    event_ids = fields.List(fields.String())
-    expected_version = fields.Integer()
-    current_version = fields.Integer()
+    detail = fields.String(required=True, metadata={"description": "What is wrong with it."})
+
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem document (application/problem+json).
+
+    `type` says what went wrong, as `urn:traction-ledger:problem:<kind>`; the
+    other members beyond the standard ones appear only for the kinds that
+    name them.
+    """
+
+    type = fields.String(required=True, metadata={
+        "description": "urn:traction-ledger:problem: followed by the kind, e.g. "
+        "validation-failed, domain-rule, not-found, version-conflict, forbidden."
+    })
+    title = fields.String(required=True, metadata={
+        "description": "A short summary of the kind of problem."
+    })
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
+    detail = fields.String(required=True, metadata={
+        "description": "What went wrong this time, in sentences."
+    })
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={
+        "description": "validation-failed: every field error, per event index in a batch."
+    })
+    rule = fields.String(metadata={
+        "description": "domain-rule: the rule that refused the event, e.g. programme_paused."
+    })
+    event_index = fields.Integer(metadata={
+        "description": "domain-rule: the refused event's index in the batch."
+    })
+    event_id = fields.String(metadata={"description": "domain-rule: the refused event's id."})
+    event_ids = fields.List(fields.String(), metadata={
+        "description": "event-id-conflict: the event ids already recorded with other content."
+    })
+    expected_version = fields.Integer(metadata={
+        "description": "version-conflict: the expected_version that was sent."
+    })
+    current_version = fields.Integer(metadata={
+        "description": "version-conflict, version-not-recorded, not-yet-recorded: the "
+        "programme's version now."
+    })
+    first_recorded_at = fields.String(metadata={
+        "description": "not-yet-recorded: when the programme's first event was recorded; "
+        "an as_of from then on finds it."
+    })
+    allowed_roles = fields.List(fields.String(), metadata={
+        "description": "forbidden: the roles that may call the endpoint."
+    })
+    all_clinics_only = fields.Boolean(metadata={
+        "description": "forbidden: whether the endpoint needs a token for all clinics."
+    })
+    max_body_bytes = fields.Integer(metadata={
+        "description": "request-entity-too-large: the largest body the service accepts."
+    })
+
+
+#: What a recorded event's `data` holds, wherever the API shows one.
+EVENT_DATA = (
+    "The event's data as it was posted: the fields of its `type` (the `{type}Data` schemas; "
+    "docs/events.md). A corrected event shows its original data; the correction in force "
+    "has the data that every metric uses. Fields added to a type after an event was "
+    "recorded are absent from it."
+)
 
 
 class RecordedEventSchema(Schema):
@@ -87,7 +141,7 @@ class HistoryEventSchema(Schema):
     occurred_at = fields.String(required=True)
     recorded_at = fields.String(required=True)
     recorded_by = fields.String(required=True)
-    data = fields.Dict(required=True)
+    data = fields.Dict(required=True, metadata={"description": EVENT_DATA})
     corrected_by = fields.UUID(allow_none=True, metadata={
         "description": "The EntryCorrected now in force for this event, if any."
     })

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,8 +42,6 @@ from alembic.script import ScriptDirectory
 
 from service.storage.stores import Store
 
-#: Held while migrating a PostgreSQL store, so two runs never overlap.
-MIGRATION_LOCK_KEY = 0x7472_6d67  # "trmg"
 #: The table whose presence marks a store that has tables (release 0.1.0 on).
 LEDGER_TABLE = "event_ledger"
 
@@ -201,13 +200,15 @@ def require_current(store: Store) -> None:
 def migration_lock(store: Store, *, wait: bool = False) -> Iterator[None]:
     """Hold the store's migration lock: wait for it, or raise MigrationRunning at once."""
     if store.is_postgres:
+        # Advisory locks are per database; stores are per schema: the schema is in the key.
+        digest = hashlib.sha256(f"traction:{store.pg_schema}:migrate".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
         with psycopg.connect(store.conninfo(), autocommit=True) as conn:
             if wait:
-                conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
                 taken = True
             else:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                   (MIGRATION_LOCK_KEY,)).fetchone()
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
                 taken = bool(row and row[0])
             if not taken:
                 raise MigrationRunning("another `traction migrate` is running on this store")
@@ -215,7 +216,7 @@ def migration_lock(store: Store, *, wait: bool = False) -> Iterator[None]:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{store.pg_schema}"')
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
         return
     assert store.sqlite_path is not None
     store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,221 @@
+"""Examples for the OpenAPI document: one realistic programme, followed through the API.
+
+North Physio starts a sciatica patient (pt-0042) on the mechanical table,
+records a session and a pain report in one batch, then corrects the report.
+Every request and answer below is what the service takes and gives for that
+programme; tests/api/test_openapi_examples.py posts the requests to a real
+app and checks each example against its schema and against the real answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.events import EVENT_TYPES
+from domain.programme import with_scale
+
+CLINIC = "north-physio"
+PROGRAMME = "6f1c2b9e-3d4a-4b7e-9f10-2a5c8d7e4b31"
+STARTED = "0b7f7f0e-2a44-4b4b-8f3c-0d5e2f1a9c01"
+SESSION = "5d2a6c1e-7b3f-4e0a-9c8d-1f2e3a4b5c02"
+REPORT = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c03"
+CORRECTION = "c4b3a291-8f7e-4d6c-9b5a-4f3e2d1c0b04"
+RECORDED_BY = "physio.anna"
+
+PLAN = {"modality": "mechanical_table", "sessions_per_week": 3, "minutes_per_session": 30,
+        "force_percent_body_weight": 30}
+BASELINE = {"pain_nrs": 7, "odi_percent": 44}
+
+START = {
+    "event_id": STARTED, "type": "ProgrammeStarted",
+    "occurred_at": "2026-03-02T09:00:00+01:00", "recorded_by": RECORDED_BY,
+    "data": {"patient_ref": "pt-0042", "condition": "sciatica", "setting": "in_office",
+             "plan": PLAN, "baseline": BASELINE},
+    "expected_version": 0,
+}
+SESSION_COMPLETED = {
+    "event_id": SESSION, "type": "SessionCompleted",
+    "occurred_at": "2026-03-04T09:00:00+01:00", "recorded_by": RECORDED_BY,
+    "data": {"modality": "mechanical_table", "duration_minutes": 30, "supervised": True,
+             "force_percent_body_weight": 30, "discomfort_nrs": 3},
+}
+PAIN_REPORTED = {
+    "event_id": REPORT, "type": "PainReported",
+    "occurred_at": "2026-03-04T09:40:00+01:00", "recorded_by": RECORDED_BY,
+    "data": {"pain_nrs": 5, "context": "after_session"},
+}
+BATCH = {"expected_version": 1, "events": [SESSION_COMPLETED, PAIN_REPORTED]}
+ENTRY_CORRECTED = {
+    "event_id": CORRECTION, "type": "EntryCorrected",
+    "occurred_at": "2026-03-04T10:15:00+01:00", "recorded_by": RECORDED_BY,
+    "data": {"corrects": REPORT, "reason": "entered 5, the patient said 4",
+             "data": {"pain_nrs": 4, "context": "after_session"}},
+}
+
+#: The events POST's request bodies, in the order they are posted.
+EVENT_POSTS: dict[str, dict[str, Any]] = {
+    "start": {"summary": "Start a programme (one event, expected_version 0: a new one)",
+              "value": START},
+    "batch": {"summary": "A session and a pain report, recorded atomically",
+              "value": BATCH},
+    "correction": {"summary": "Correct the pain report (its data is replaced whole)",
+                   "value": ENTRY_CORRECTED},
+}
+
+
+def _recorded(event_id: str, type_: str, version: int) -> dict[str, Any]:
+    return {"event_id": event_id, "type": type_, "version": version, "position": 1040 + version}
+
+
+RECEIPT = {"programme_id": PROGRAMME, "clinic_id": CLINIC, "version": 3,
+           "recorded": [_recorded(SESSION, "SessionCompleted", 2),
+                        _recorded(REPORT, "PainReported", 3)]}
+
+PROGRAMME_STATE = {
+    "programme_id": PROGRAMME, "clinic_id": CLINIC, "patient_ref": "pt-0042",
+    "condition": "sciatica", "setting": "in_office", "status": "active",
+    "paused_reason": None, "plan": PLAN, "baseline": BASELINE,
+    "started_at": "2026-03-02T09:00:00+01:00", "discharged_at": None, "outcome": None,
+    "sessions_completed": 1, "sessions_missed": 0, "minutes_completed": 30,
+    "pain_reports": 1, "adverse_events": {"mild": 0, "moderate": 0, "severe": 0},
+    "plan_adjustments": 0, "corrections": 1, "last_occurred_at": "2026-03-04T10:15:00+01:00",
+    "version": 4,
+}
+
+
+def _recorded(envelope: dict[str, Any]) -> dict[str, Any]:
+    """An envelope's data as the programme records it (a pain report with its scale)."""
+    data = envelope["data"]
+    if envelope["type"] == "PainReported":
+        return with_scale(data)
+    if envelope["type"] == "EntryCorrected" and "pain_nrs" in data["data"]:
+        return {**data, "data": with_scale(data["data"])}
+    return data
+
+
+def _history_item(envelope: dict[str, Any], version: int, recorded_at: str,
+                  corrected_by: str | None = None) -> dict[str, Any]:
+    return {"event_id": envelope["event_id"], "type": envelope["type"], "version": version,
+            "position": 1040 + version, "occurred_at": envelope["occurred_at"],
+            "recorded_at": recorded_at, "recorded_by": envelope["recorded_by"],
+            "data": _recorded(envelope), "corrected_by": corrected_by,
+            "schema_version": EVENT_TYPES[envelope["type"]].version, "newer_release": False}
+
+
+HISTORY = {
+    "programme_id": PROGRAMME, "clinic_id": CLINIC, "version": 4,
+    "events": [
+        _history_item(START, 1, "2026-03-02T08:00:03.412000+00:00"),
+        _history_item(SESSION_COMPLETED, 2, "2026-03-04T08:41:10.077000+00:00"),
+        _history_item(PAIN_REPORTED, 3, "2026-03-04T08:41:10.077000+00:00", CORRECTION),
+        _history_item(ENTRY_CORRECTED, 4, "2026-03-04T09:15:52.930000+00:00"),
+    ],
+}
+
+SUMMARY = {
+    "programme_id": PROGRAMME, "clinic_id": CLINIC, "patient_ref": "pt-0042",
+    "condition": "sciatica", "setting": "in_office", "starting_modality": "mechanical_table",
+    "status": "active", "outcome": None, "started_at": "2026-03-02T09:00:00+01:00",
+    "discharged_at": None, "last_occurred_at": "2026-03-04T10:15:00+01:00",
+    "baseline_pain": 7, "latest_pain": 4, "pain_change": -3, "pain_reports": 1,
+    "responded": True, "days_to_response": 2.027778, "sessions_completed": 1,
+    "sessions_missed": 0, "minutes_completed": 30, "prescribed_sessions": 0.879464,
+    "adherence": None, "adverse_events": {"mild": 0, "moderate": 0, "severe": 0},
+    "corrections": 1, "position": 1044, "held_since_position": None,
+}
+SUMMARY_DETAIL = {**SUMMARY, "pain_trajectory": [{
+    "event_id": REPORT, "occurred_at": "2026-03-04T09:40:00+01:00", "pain_nrs": 4,
+    "odi_percent": None, "sleep_quality_nrs": None, "context": "after_session",
+    "responder": True,
+}]}
+SUMMARY_PAGE = {"programmes": [SUMMARY], "next": None}
+
+DASHBOARD = {
+    "programmes": 60,
+    "by_status": {"active": 21, "paused": 3, "discharged": 36},
+    "discharged_by_outcome": {"goals_met": 11, "improved": 13, "no_change": 5, "worsened": 1,
+                              "referred": 2, "dropped_out": 4},
+    "by_setting": {"in_office": 34, "at_home": 20, "hybrid": 6},
+    "by_starting_modality": {"mechanical_table": 36, "decompression_mat": 18, "inversion": 3,
+                             "stretching_exercises": 3},
+    "sessions_completed": 1184, "minutes_completed": 41210,
+    "adverse_events": {"mild": 14, "moderate": 4, "severe": 1},
+    "mean_adherence": 0.812345, "programmes_with_adherence": 58,
+    "responder_rate": 0.5, "responders": 28, "programmes_with_reports": 56,
+    "median_days_to_response": 17.5, "mean_pain_change": -2.142857,
+    "weekly": [{"week": "2026-W10", "sessions_completed": 42, "pain_reports": 19,
+                "mean_pain": 5.842105}],
+}
+CLINIC_DASHBOARD = {"clinic_id": CLINIC, **DASHBOARD}
+NETWORK_DASHBOARD = {"clinics": [CLINIC_DASHBOARD], "totals": DASHBOARD}
+
+CLINIC_CREATE = {"clinic_id": CLINIC, "name": "North Physio"}
+CLINIC_RECORD = {**CLINIC_CREATE, "registered_at": "2026-02-27T16:02:11.512000+00:00"}
+CLINIC_LIST = {"clinics": [CLINIC_RECORD]}
+TOKEN_CREATE = {"role": "writer", "clinic_id": CLINIC, "label": "EHR bridge"}
+TOKEN = {"token_id": "3f2a9c0d1e2b4a5f", "role": "writer", "clinic_id": CLINIC,
+         "label": "EHR bridge", "revoked": False}
+ISSUED_TOKEN = {**TOKEN, "token": "tl_3f2a9c0d1e2b4a5f_" + "x" * 43}
+REVOKED_TOKEN = {**TOKEN, "revoked": True}
+
+ACCESS_LOG = {"entries": [{
+    "entry_id": 812, "at": "2026-03-05T11:20:31.004000+00:00", "action": "read",
+    "token_id": "9a8b7c6d5e4f3a2b", "token_label": "external audit 2026", "role": "auditor",
+    "method": "GET", "route": "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>",
+    "clinic_id": CLINIC, "programme_id": PROGRAMME, "remote_addr": "10.0.0.7",
+    "detail": "status 200; version=2",
+}], "next": None}
+CHAIN_HASH = "5f0c3d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f10"
+_FIRST = _history_item(START, 1, "2026-03-02T08:00:03.412000+00:00")
+GLOBAL_LOG = {"events": [{
+    **{name: value for name, value in _FIRST.items() if name != "corrected_by"},
+    "programme_id": PROGRAMME, "clinic_id": CLINIC, "chain_hash": CHAIN_HASH,
+}], "next": 1041}
+VERIFY_REPORT = {
+    "ok": True, "events_checked": 1044, "head": {"position": 1044, "chain_hash": CHAIN_HASH},
+    "failure": None,
+    "checkpoints": {"key_configured": True, "stored": 12, "authenticated": 12,
+                    "latest_authenticated": 1044,
+                    "written": {"position": 1044, "chain_hash": CHAIN_HASH,
+                                "signed_at": "2026-03-05T12:00:00.120000+00:00",
+                                "signature": "b1946ac92492d2347c6235b4d2611184" * 2}},
+    "warnings": [],
+}
+HEALTH = {"status": "ok"}
+READINESS = {"status": "ready", "store": "reachable", "projections": [{
+    "name": "summaries", "live_version": 1, "position": 1044, "head": 1044, "lag_events": 0,
+    "lag_seconds": 0.0, "poison_events": 0, "held_events": 0,
+}]}
+
+#: Problem documents, by the status of the shared response they illustrate.
+PROBLEMS: dict[int, dict[str, Any]] = {
+    400: {"type": "urn:traction-ledger:problem:malformed-json", "title": "Malformed JSON",
+          "status": 400, "detail": "Expecting ',' delimiter at line 3 column 5."},
+    401: {"type": "urn:traction-ledger:problem:unauthorized", "title": "Unauthorized",
+          "status": 401, "detail": "The token is not valid (unknown or revoked)."},
+    403: {"type": "urn:traction-ledger:problem:forbidden", "title": "Forbidden", "status": 403,
+          "detail": "A writer token may not call this endpoint: it needs a viewer or auditor "
+          "token.", "allowed_roles": ["viewer", "auditor"], "all_clinics_only": False},
+    404: {"type": "urn:traction-ledger:problem:not-found", "title": "Not found", "status": 404,
+          "detail": "No such resource."},
+    409: {"type": "urn:traction-ledger:problem:version-conflict",
+          "title": "expected_version does not match", "status": 409,
+          "detail": "expected_version is 1 but the programme is at version 3",
+          "expected_version": 1, "current_version": 3},
+    413: {"type": "urn:traction-ledger:problem:request-entity-too-large",
+          "title": "Request Entity Too Large", "status": 413,
+          "detail": "The body is larger than 2000000 bytes, the most this service accepts; "
+          "send fewer events per post.", "max_body_bytes": 2000000},
+    415: {"type": "urn:traction-ledger:problem:unsupported-media-type",
+          "title": "Unsupported media type", "status": 415,
+          "detail": "Send the body as application/json."},
+    422: {"type": "urn:traction-ledger:problem:validation-failed",
+          "title": "The request does not pass validation", "status": 422,
+          "detail": "/events/1/data/pain_nrs: Must be greater than or equal to 0 and less "
+          "than or equal to 10.",
+          "errors": [{"pointer": "/events/1/data/pain_nrs", "detail": "Must be greater than "
+                      "or equal to 0 and less than or equal to 10."}]},
+    503: {"type": "urn:traction-ledger:problem:store-unavailable",
+          "title": "The event store is unavailable", "status": 503,
+          "detail": "The database cannot be reached right now; retry shortly."},
+}
