@@ -36,6 +36,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from projections import dashboards
 from projections.engine import Changes
 from projections.network import NETWORK_ROW
+from service.storage.database import Database
 from service.storage.postgres import retry_read
 from service.storage.sqlite_lock import write_lock
 
@@ -624,6 +625,30 @@ class PostgresReadModels(ReadModelStore, PostgresTrackingRecorder):
     @contextmanager
     def reading(self) -> Iterator[Any]:
         with self.datastore.transaction(commit=False) as c:
+            c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield c
+
+
+class ReplicaReadModels(ReadModelStore):
+    """The read models as a streaming replica of the PostgreSQL store holds them:
+    the same tables and SQL, read-only, on the replica's connections."""
+
+    postgres = True
+    tracking_table = POSTGRES_TRACKING
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.schema = database.store.pg_schema
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"'
+
+    def writing(self) -> Any:
+        raise TypeError("a replica's read models are read-only: the runner writes the primary's")
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.database.transaction(write=False) as c:
             c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield c
 

@@ -8,7 +8,10 @@ checkpoints). Nothing else constructs them, so a change in how the store is
 opened is made here once.
 
 `initialise_store` creates every table of a store, once, before any worker
-starts (workers racing to create tables can fail).
+starts (workers racing to create tables can fail). With a read replica
+(TRACTION_READ_DATABASE_URL), the replica's side is built here too: its
+connections and the read models as it holds them; `check_read_replica` is
+the start-up check that it can be this store's replica.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.application import Programmes, utc_now
-from projections.store import ReadModelStore, open_read_models
+from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
 from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.config import Settings
 from service.storage.database import Database
 from service.storage.directory import Directory
+from service.storage.replica import Replica, check_replica
 from service.storage.schema import schema_lock
 from service.storage.stores import Store, eventsourcing_env
 
@@ -43,10 +47,16 @@ class Components:
     checkpoints: Checkpoints
     #: Signs and checks chain checkpoints; None when TRACTION_CHECKPOINT_KEY is unset.
     checkpoint_key: CheckpointKey | None
+    #: The streaming replica that serves reads (TRACTION_READ_DATABASE_URL), or None.
+    replica: Replica | None = None
+    #: The read models as the replica holds them (None without a replica).
+    replica_read_models: ReadModelStore | None = None
 
     def close(self) -> None:
         self.programmes.close()
         self.database.close()
+        if self.replica is not None:
+            self.replica.close()
 
 
 def open_programmes(settings: Settings, *, clock: Clock = utc_now,
@@ -66,6 +76,13 @@ def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components
     store = settings.store
     programmes = open_programmes(settings, clock=clock)
     database = Database(store)
+    replica = None
+    read_store = settings.read_store
+    if read_store is not None:
+        # Connected on first use: a replica that is down must not stop a worker.
+        replica = Replica(read_store, database,
+                          events_table=programmes.recorder.events_table_name,  # type: ignore[attr-defined]
+                          pool_size=settings.pg_pool_size + settings.pg_max_overflow)
     return Components(
         settings=settings,
         store=store,
@@ -75,7 +92,18 @@ def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components
         directory=Directory(database),
         checkpoints=Checkpoints(database),
         checkpoint_key=CheckpointKey.from_secret(settings.checkpoint_key),
+        replica=replica,
+        replica_read_models=ReplicaReadModels(replica.database) if replica else None,
     )
+
+
+def check_read_replica(settings: Settings) -> str | None:
+    """Before the service starts: ReplicaMisconfigured if TRACTION_READ_DATABASE_URL
+    can never be this store's replica; a warning to print if it cannot be reached
+    now (reads go to the primary until it can); None if all is well or unset."""
+    if settings.read_store is None:
+        return None
+    return check_replica(settings.read_store, settings.store)
 
 
 def initialise_store(settings: Settings) -> None:

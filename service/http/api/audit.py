@@ -7,7 +7,7 @@ from typing import Any
 from service.audit import log
 from service.audit.verify import verify_store
 from service.http.access import allow
-from service.http.api.context import components, directory, programmes
+from service.http.api.context import components, directory, from_replica, programmes
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
 from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
@@ -22,7 +22,8 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 @allow("auditor")
 def access_log(after: int, limit: int) -> Any:
     """Recorded reads of patient-level data, and changes to clinics and tokens."""
-    entries = directory().access_log(after, limit)
+    entries = from_replica(
+        lambda replica: (replica.directory if replica else directory()).access_log(after, limit))
     return {
         "entries": entries,
         "next": entries[-1]["entry_id"] if len(entries) == limit else None,
@@ -41,7 +42,7 @@ def global_log(after: int, limit: int) -> Any:
     programme's history, plus `clinic_id`, `programme_id` and the entry's
     `chain_hash`. Page with `?after=` the previous page's `next`.
     """
-    events = log.global_log(programmes(), after, limit)
+    events = from_replica(lambda replica: log.global_log(programmes(), after, limit, replica))
     return {"events": events, "next": events[-1]["position"] if len(events) == limit else None}
 
 
