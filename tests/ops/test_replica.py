@@ -37,6 +37,7 @@ from tests import builders as b
 from tests.conftest import Tokens
 from tests.e2e.server import TRACTION, free_port
 from tests.ops.postgres_cluster import PostgresCluster, unavailable_reason
+from tests.ops.test_metrics import scrape, value
 from tests.reliability.live import LiveServer, bootstrap, request
 from tests.stores import RunnerAt, components_at, initialise
 
@@ -218,6 +219,10 @@ def test_a_replica_that_stops_and_comes_back(replicated):
         assert ready.status_code == 200  # the primary serves the reads: still ready
         assert ready.json["replica"]["state"] == "unreachable"
         assert ready.json["replica"]["serving_reads"] is False
+        samples = scrape(state.client)
+        assert value(samples, "traction_replica_up") == 0
+        assert value(samples, "traction_replica_reads_total", served_by="primary",
+                     reason="down") >= len(reads) - 1
     finally:
         state.replica.start()
 
@@ -230,6 +235,7 @@ def test_a_replica_that_stops_and_comes_back(replicated):
         assert time.monotonic() < deadline, f"reads never went back to the replica: {routed}"
         time.sleep(0.2)
     assert state.client.get("/readyz").json["replica"]["state"] == "streaming"
+    assert value(scrape(state.client), "traction_replica_up") == 1
 
 
 def test_a_read_url_that_is_no_replica_of_the_store_stops_the_start(replicated):
