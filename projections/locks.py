@@ -221,6 +221,28 @@ class ProjectionLock:
         if not row or not row["held"]:
             raise LockLost(self.purpose)
 
+    def holder(self) -> str | None:
+        """Who holds the lock on PostgreSQL, as its session names itself ("HOST pid
+        N"), or None if nobody does (always None on SQLite)."""
+        if not self.store.is_postgres:
+            return None
+        with psycopg.connect(self.store.conninfo(), autocommit=True,
+                             connect_timeout=5) as connection:
+            row = connection.execute(
+                "SELECT a.application_name FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database()) "
+                "AND l.classid::bigint = (%s::bigint >> 32) & 4294967295 "
+                "AND l.objid::bigint = %s::bigint & 4294967295",
+                (self.key, self.key)).fetchone()
+        if row is None:
+            return None
+        name = row[0] or ""
+        prefix = f"traction {self.purpose} "
+        return name[len(prefix):] if name.startswith(prefix) else name or "unknown"
+
     def held_elsewhere(self) -> bool:
         """Whether another process holds the lock right now."""
         if self.try_acquire():

@@ -17,6 +17,7 @@ lock), all on one database:
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from projections.store import DEFAULT_PROJECTION, open_read_models
 from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.conftest import _postgres_base_url
+from tests.e2e.server import traction
 from tests.projections.runners import RunnerProcess, wait_until
 from tests.reliability.ingest import CHECKS_AFTER_CRASHES, IngestReport, ingest_under_kills
 from tests.reliability.live import LiveServer, Tokens, bootstrap, request
@@ -84,20 +86,10 @@ def runners(hosts, tmp_path) -> Iterator[list[RunnerProcess]]:
 
 
 def lock_holder(url: str) -> int | None:
-    """The OS pid of the runner holding the runner lock, from its session's name
-    (what an operator sees in pg_stat_activity)."""
-    key = ProjectionLock(parse_database_url(url), f"runner:{NAME}").key
-    with psycopg.connect(parse_database_url(url).conninfo(), autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a "
-            "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.classid::bigint = (%s::bigint >> 32) & 4294967295 "
-            "AND l.objid::bigint = %s::bigint & 4294967295 AND l.objsubid = 1",
-            (key, key)).fetchone()
-    if row is None:
-        return None
-    name = row[0]  # "traction runner:dashboards <host> pid <pid>"
-    return int(name.rsplit(" pid ", 1)[1])
+    """The OS pid of the runner holding the runner lock, as `traction projections
+    status` shows it ("active runner: HOST pid N")."""
+    holder = ProjectionLock(parse_database_url(url), f"runner:{NAME}").holder()
+    return int(holder.rsplit(" pid ", 1)[1]) if holder else None
 
 
 def lock_session(url: str) -> int:
@@ -166,6 +158,8 @@ def test_the_standby_runner_takes_over_and_nothing_is_applied_twice(hosts, runne
         wait_until(lambda: "lost the runner lock" in second.stderr(), timeout=10)
         assert second.poll() is None
         assert lock_holder(url) == third.pid
+        status = traction(url, "projections", "status")
+        assert f"active runner: {socket.gethostname()} pid {third.pid}" in status, status
     finally:
         ingest.join(120)
     print(f"takeover after SIGKILL {after_kill:.2f} s, after a lost connection "
