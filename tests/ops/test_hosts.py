@@ -111,9 +111,9 @@ def standing_by(runner: RunnerProcess) -> bool:
 
 def takeover(url: str, read_models, new_active: RunnerProcess, since: float) -> float:
     """Seconds from `since` until `new_active` holds the lock and the read models
-    move again (ingest is running, so there is always something to apply)."""
-    position = read_models.live_position(NAME)[1]
+    move after that (ingest is running, so there is always something to apply)."""
     wait_until(lambda: lock_holder(url) == new_active.pid, timeout=TAKEOVER_WITHIN * 3)
+    position = read_models.live_position(NAME)[1]
     wait_until(lambda: read_models.live_position(NAME)[1] > position,
                timeout=TAKEOVER_WITHIN * 3)
     return time.monotonic() - since
