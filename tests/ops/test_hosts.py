@@ -196,7 +196,9 @@ def test_a_token_revoked_through_host_a_is_refused_by_host_b_within_a_second(hos
 
 
 def test_min_position_from_a_write_on_host_a_is_honoured_by_host_b(hosts, runners, tmp_path):
-    runners.append(RunnerProcess(hosts.url, logs=tmp_path))
+    runner = RunnerProcess(hosts.url, logs=tmp_path)
+    runners.append(runner)
+    wait_until(lambda: lock_holder(hosts.url) == runner.pid, timeout=30)  # it has started
     writer, viewer = hosts.tokens.writer["clinic-b"], hosts.tokens.viewer["clinic-b"]
     programme = f"/v1/clinics/clinic-b/programmes/{uuid.uuid4()}"
     for envelope in (b.started(), b.session(0.5), b.session(1.0)):

@@ -106,6 +106,7 @@ def replicated() -> Iterator[Replicated]:
                            Tokens(components.directory))
         components.replica.listeners.append(
             lambda served_by, reason: state.routed.append((served_by, reason)))
+        assert runner.caught_up.wait(30), "the runner did not start"
         state.caught_up()
         yield state
     finally:
@@ -139,6 +140,7 @@ def test_reads_come_from_the_replica_and_are_never_older_than_asked(replicated):
     first = post(state, programme, b.started(), b.session(0.5))
     position = first["recorded"][-1]["position"]
     viewer, auditor = state.tokens.viewer_a, state.tokens.auditor
+    projected(state, position)  # on the primary: what follows is about the replica
 
     summary, routed = state.served_by(lambda: state.client.get(
         f"{programme}/summary?min_position={position}", headers=viewer))
@@ -195,6 +197,7 @@ def test_a_replica_that_stops_and_comes_back(replicated):
     programme = f"/v1/clinics/clinic-a/programmes/{uuid.uuid4()}"
     receipt = post(state, programme, b.started(), b.pain(6, 0.5))
     position = receipt["recorded"][-1]["position"]
+    projected(state, position)
     viewer, auditor = state.tokens.viewer_a, state.tokens.auditor
     reads = [(f"{programme}/summary?min_position={position}", viewer),
              ("/v1/clinics/clinic-a/dashboard", viewer),
@@ -288,6 +291,7 @@ def test_traction_serve_reads_from_the_replica_and_reports_its_lag(replicated):
                           token=tokens.writer["clinic-r"])
         assert receipt.status == 201, receipt.raw
         position = receipt.body["recorded"][-1]["position"]
+        projected(state, position)
         summary = request(server.port, "GET", f"{programme}/summary?min_position={position}",
                           token=tokens.viewer["clinic-r"])
         assert summary.status == 200, summary.raw

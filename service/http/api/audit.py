@@ -21,7 +21,10 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 @problems(blp, 401, 403)
 @allow("auditor")
 def access_log(after: int, limit: int) -> Any:
-    """Recorded reads of patient-level data, and changes to clinics and tokens."""
+    """Recorded reads of patient-level data, and changes to clinics and tokens.
+
+    With a read replica the page is read from it: it ends where the replica's
+    copy ends, and the next page goes on from its last entry."""
     entries = from_replica(
         lambda replica: (replica.directory if replica else directory()).access_log(after, limit))
     return {
@@ -40,7 +43,9 @@ def global_log(after: int, limit: int) -> Any:
 
     Positions run 1, 2, 3, ... with none skipped. Each event is shown as in its
     programme's history, plus `clinic_id`, `programme_id` and the entry's
-    `chain_hash`. Page with `?after=` the previous page's `next`.
+    `chain_hash`. Page with `?after=` the previous page's `next`. With a read
+    replica the page is read from it: it ends where the replica's copy ends (never
+    with a gap in its middle), and the next page goes on from there.
     """
     events = from_replica(lambda replica: log.global_log(programmes(), after, limit, replica))
     return {"events": events, "next": events[-1]["position"] if len(events) == limit else None}
