@@ -76,12 +76,6 @@ class Reader:
         self.replica = replica
         self.replica_read_models = replica_read_models
 
-    def wait_for(self, min_position: int | None, timeout: float | None = None) -> int:
-        """Wait until the projection (the primary's copy) has processed min_position;
-        its position now."""
-        timeout = self.min_position_wait if timeout is None else timeout
-        return self._wait(self.read_models, min_position, time.monotonic() + timeout)
-
     def _wait(self, read_models: ReadModelStore, min_position: int | None,
               deadline: float) -> int:
         position = read_models.live_position(self.name)[1]

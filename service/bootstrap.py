@@ -26,6 +26,7 @@ from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.config import Settings
 from service.storage.database import Database
 from service.storage.directory import Directory
+from service.storage.replica import CONNECT_TIMEOUT as REPLICA_CONNECT_TIMEOUT
 from service.storage.replica import Replica, check_replica
 from service.storage.schema import schema_lock
 from service.storage.stores import Store, eventsourcing_env
@@ -51,12 +52,15 @@ class Components:
     replica: Replica | None = None
     #: The read models as the replica holds them (None without a replica).
     replica_read_models: ReadModelStore | None = None
+    #: The access log (and clinics, tokens) as the replica holds them, read only.
+    replica_directory: Directory | None = None
 
     def close(self) -> None:
         self.programmes.close()
         self.database.close()
         if self.replica is not None:
             self.replica.close()
+            self.replica.database.close()
 
 
 def open_programmes(settings: Settings, *, clock: Clock = utc_now,
@@ -76,13 +80,15 @@ def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components
     store = settings.store
     programmes = open_programmes(settings, clock=clock)
     database = Database(store)
-    replica = None
+    replica = replica_database = None
     read_store = settings.read_store
     if read_store is not None:
         # Connected on first use: a replica that is down must not stop a worker.
-        replica = Replica(read_store, database,
-                          events_table=programmes.recorder.events_table_name,  # type: ignore[attr-defined]
-                          pool_size=settings.pg_pool_size + settings.pg_max_overflow)
+        replica_database = Database(read_store,
+                                    pool_size=settings.pg_pool_size + settings.pg_max_overflow,
+                                    timeout=REPLICA_CONNECT_TIMEOUT)
+        events_table = programmes.recorder.events_table_name  # type: ignore[attr-defined]
+        replica = Replica(replica_database, database, events_table=events_table)
     return Components(
         settings=settings,
         store=store,
@@ -93,7 +99,8 @@ def open_components(settings: Settings, *, clock: Clock = utc_now) -> Components
         checkpoints=Checkpoints(database),
         checkpoint_key=CheckpointKey.from_secret(settings.checkpoint_key),
         replica=replica,
-        replica_read_models=ReplicaReadModels(replica.database) if replica else None,
+        replica_read_models=ReplicaReadModels(replica_database) if replica_database else None,
+        replica_directory=Directory(replica_database) if replica_database else None,
     )
 
 

@@ -40,7 +40,6 @@ from domain import errors
 from domain.application import Programmes
 from domain.ledger import HistoryEntry
 from service.storage.database import Database
-from service.storage.directory import Directory
 from service.storage.postgres import LEDGER_TABLE, ReadQueries
 from service.storage.stored import history_entries
 from service.storage.stores import Store
@@ -94,12 +93,13 @@ class ReplicaStatus:
 class Replica:
     """The replica's connections, whether it can be used, and its queries of the log."""
 
-    def __init__(self, store: Store, primary: Database, *, events_table: str,
-                 pool_size: int) -> None:
-        self.store = store
+    def __init__(self, database: Database, primary: Database, *, events_table: str) -> None:
+        """`database`: connections to the replica (CONNECT_TIMEOUT to get one);
+        `primary`: to the primary's service tables (for the lag)."""
+        self.store = database.store
+        self.database = database
         self.primary = primary
-        self.database = Database(store, pool_size=pool_size, timeout=CONNECT_TIMEOUT)
-        self.reads = ReadQueries(store.pg_schema, events_table)
+        self.reads = ReadQueries(self.store.pg_schema, events_table)
         #: Told of every routed read: ("replica", "") or ("primary", why).
         self.listeners: list[Callable[[str, str], None]] = []
         self._lock = threading.Lock()
@@ -170,11 +170,6 @@ class Replica:
 
     # ---- the log, as the replica holds it ----------------------------------
 
-    @property
-    def directory(self) -> Directory:
-        """Clinics, tokens and the access log as the replica holds them (read only)."""
-        return Directory(self.database)
-
     def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]:
         """A programme's history from the replica (domain.ledger.Ledger.history)."""
         with self.database.transaction(write=False) as cursor:
@@ -229,8 +224,8 @@ class Replica:
                              lag_seconds=round(lag_seconds, 3), lag_bytes=lag_bytes)
 
     def close(self) -> None:
+        """Stop probing (the connections belong to the composition root)."""
         self._closed.set()
-        self.database.close()
 
 
 def read_history(programmes: Programmes, replica: Replica | None, clinic_id: str,

@@ -11,6 +11,7 @@ from service.http.api.context import components, directory, from_replica, progra
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
 from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
+from service.storage.replica import Replica
 
 blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Auditing")
 
@@ -25,8 +26,11 @@ def access_log(after: int, limit: int) -> Any:
 
     With a read replica the page is read from it: it ends where the replica's
     copy ends, and the next page goes on from its last entry."""
-    entries = from_replica(
-        lambda replica: (replica.directory if replica else directory()).access_log(after, limit))
+    def read(replica: Replica | None) -> list[dict[str, Any]]:
+        copy = components().replica_directory if replica is not None else None
+        return (copy or directory()).access_log(after, limit)
+
+    entries = from_replica(read)
     return {
         "entries": entries,
         "next": entries[-1]["entry_id"] if len(entries) == limit else None,
