@@ -478,7 +478,7 @@ def writer_ceiling(primary: PostgresCluster, seconds: int) -> dict[str, Any]:
 def run(quick: bool) -> dict[str, Any]:
     reason = unavailable_reason()
     if reason:
-        raise SystemExit(f"bench.hosts makes its own PostgreSQL clusters: {reason}")
+        raise RuntimeError(f"bench.hosts makes its own PostgreSQL clusters: {reason}")
     require_wrk()
     rate = 60 if quick else 100
     seconds = 8 if quick else 20
@@ -573,7 +573,10 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer rounds")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    try:
+        result = run(args.quick)
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
     print(f"hosts: passes {result['passes']}; load average {result['loadavg_start']} -> "
           f"{result['loadavg_end']}")
 
