@@ -1,6 +1,7 @@
 """BENCHMARKS.md from the JSON in bench/results/: one table, both stores.
 
-    python -m bench.report      # rewrite BENCHMARKS.md from the latest results
+    python -m bench.report      # rewrite BENCHMARKS.md (and SCALING.md's generated
+                                # capacity tables, bench/capacity.py) from the latest results
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 from typing import Any
 
+from bench import capacity
 from bench.common import RESULTS, ROOT, STORE_KINDS, machine, now_iso, read_result
 
 STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -261,6 +263,7 @@ def markdown(run: dict[str, Any] | None = None) -> str:
     data = datasets()
     if data:
         lines += ["## Generated stores (bench/dataset.py)", "", *data, ""]
+    lines += hosts_section()
     lines += cpu_profile_section()
     lines += EXPLANATIONS
     for kind in STORE_KINDS:
@@ -387,8 +390,91 @@ def profile_section(kind: str) -> list[str]:
     return [*lines, ""]
 
 
+def hosts_section() -> list[str]:
+    """bench/hosts.py's findings: failover, the replica's lag, PostgreSQL's costs."""
+    r = read_result("hosts-postgres")
+    if not r or "steady" not in r:
+        return []
+    steady, failover = r["steady"], r.get("failover") or {}
+    takeover = failover.get("takeover_s") or {}
+    ceiling = r.get("writer_ceiling") or {}
+    server = ceiling.get("server") or {}
+
+    def spread(p: dict[str, Any] | None, unit: str) -> str:
+        if not p or not p.get("n"):
+            return "–"
+        return f"p50 {p['p50']:g} {unit}, p99 {p['p99']:g} {unit}, max {p['max']:g} {unit} " \
+               f"(n {p['n']})"
+
+    def tps(runs: list[dict[str, Any]]) -> str:
+        return " / ".join(f"{run['tps']:,.0f}" if "tps" in run else "error" for run in runs)
+
+    bar_s = r.get("bars", {}).get("takeover_s_max", 5)
+    lines = [
+        "## Past one host (bench/hosts.py)", "",
+        f"`{r.get('reproduce', 'python -m bench.hosts')}` on {r['measured_at']}: a PostgreSQL "
+        f"{server.get('server_version', '15')} cluster of its own and a streaming replica of "
+        "it on this machine (pg_basebackup -R), `traction serve --no-projections` with "
+        f"{r.get('workers', 2)} workers reading from the replica, two `traction projections "
+        f"run`; ingest of single-event posts at {r.get('ingest_rate_target')} req/s. Load "
+        f"average {r.get('loadavg_start')} at the start and {r.get('loadavg_end')} at the end: "
+        "the machine is shared, so these figures are noisy. SCALING.md turns them into a "
+        "capacity plan.", "",
+        "| what | measured | bar | result |", "|---|---|---|---|"]
+    for kind, what in (("sigkill", "runner takeover after SIGKILL of the active runner"),
+                       ("connection_lost", "runner takeover after the active runner's lock "
+                                           "session is terminated (a lost connection)")):
+        part = takeover.get(kind) or {}
+        ok = bool(part.get("n")) and part["max"] <= bar_s
+        lines.append(f"| {what}, during ingest: until the standby holds the lock and the read "
+                     f"models move | {spread(part, 's')} | ≤ {bar_s:g} s | "
+                     f"{'**pass**' if ok else '**FAIL**'} |")
+    after = r.get("after_failover") or {}
+    lines.append(f"| read models after the failovers vs a rebuild (digest), "
+                 f"{after.get('events', 0):,} events | "
+                 f"{'equal' if after.get('equal') else 'DIFFER'} | equal | "
+                 f"{'**pass**' if after.get('equal') else '**FAIL**'} |")
+    if failover.get("problems"):
+        lines.append(f"| failover problems | {'; '.join(failover['problems'])} | none | "
+                     "**FAIL** |")
+    lines.append(f"| replication lag: 201 → the event is in the replica's ledger | "
+                 f"{spread(steady.get('replication_ms'), 'ms')} | | |")
+    lines.append(f"| 201 → a summary read from the replica with ?min_position answers | "
+                 f"{spread(steady.get('record_to_replica_read_ms'), 'ms')} | | |")
+    cpu = steady["cpu_ms"]
+    lines.append(f"| CPU per single-event post: API workers / primary PostgreSQL (every "
+                 f"process) | {cpu['api_workers_per_post']:.2f} / "
+                 f"{cpu['primary_postgres_per_post']:.2f} ms | | |")
+    lines.append(f"| CPU per event: the runner following / the replica replaying | "
+                 f"{cpu['runner_per_event']:.2f} / {cpu['replica_postgres_per_event']:.2f} ms "
+                 "| | |")
+    for kind, what in (("dashboard", "a clinic dashboard"),
+                       ("programme_list", "a programme list of 100 summaries"),
+                       ("summary", "a programme summary")):
+        part = (r.get("replica_reads") or {}).get(kind)
+        if part:
+            lines.append(f"| CPU per read of {what} from the replica: API workers / replica "
+                         f"PostgreSQL | {part['cpu_ms']['api_workers_per_read']:.2f} / "
+                         f"{part['cpu_ms']['replica_postgres_per_read']:.2f} ms | | |")
+    size = steady.get("bytes_per_event") or {}
+    lines.append(f"| bytes per event: the log (events, ledger, indexes) / WAL | "
+                 f"{size.get('log', 0):,} / {size.get('wal', 0):,} B | | |")
+    if ceiling:
+        lines.append("| single-writer ceiling: save-shaped transactions/s under the events "
+                     "table's exclusive lock, 1 / 4 / 16 clients (pgbench; "
+                     f"synchronous_commit {server.get('synchronous_commit')}, "
+                     f"{server.get('wal_sync_method')}) | "
+                     f"{tps(ceiling['save_like_with_table_lock'])} | | |")
+        lines.append("| the same inserts without the table lock, 1 / 4 / 16 clients | "
+                     f"{tps(ceiling['same_inserts_without_lock'])} | | |")
+    return [*lines, ""]
+
+
 def write() -> None:
     (ROOT / "BENCHMARKS.md").write_text(markdown())
+    scaling = ROOT / "SCALING.md"
+    if scaling.exists():
+        scaling.write_text(capacity.rewrite(scaling.read_text(), read_result("hosts-postgres")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,7 +38,7 @@ from bench.common import (
 from bench.load import require_wrk
 from bench.scenario import Timing
 
-ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7", "cpu")  # cpu: bench/profile_cpu.py
+ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7", "cpu", "hosts")  # cpu: bench/profile_cpu.py
 
 
 def loadavg() -> str:
@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
             step("cpu-profile", kind, lambda k=kind: profile_cpu.main(
                 ["--store", k, "--requests", "100" if args.quick else "400"]))
 
+    if "hosts" in only and "postgres" in stores:
+        # Failover, replica lag, PostgreSQL's costs: on clusters of its own (bench/hosts.py).
+        from bench import hosts
+
+        step("hosts", "postgres", lambda: hosts.run(args.quick))
     run["finished_at"] = now_iso()
     run["seconds"] = round(time.monotonic() - began)
     run["loadavg_end"] = loadavg()

@@ -29,7 +29,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mappe
 from eventsourcing.popo import POPOFactory
 
 from domain import errors, programme_cache
-from domain.ledger import InMemoryLedger, Ledger, LedgerEntry, RecordedEntry
+from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry
 from domain.programme import Programme
 from domain.versions import VersionedMapper
 
@@ -378,10 +378,12 @@ class Programmes(Application[UUID]):
         first = min(entries, key=lambda e: e.position)
         return errors.NotYetRecorded(first.recorded_at, max(e.version for e in entries))
 
-    def history(self, clinic_id: str, programme_id: UUID) -> list[dict[str, Any]]:
+    def history(self, clinic_id: str, programme_id: UUID, *,
+                ledger: HistorySource | None = None) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry, and
-        for a corrected event the correction now in force."""
-        entries = self.ledger.history(programme_id, self.mapper)
+        for a corrected event the correction now in force (read from `ledger`, a
+        copy of the application's own such as a replica's, when given)."""
+        entries = (ledger or self.ledger).history(programme_id, self.mapper)
         # The ledger says whose programme it is: no need to replay it all.
         if not entries or entries[0].clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")

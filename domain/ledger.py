@@ -67,6 +67,12 @@ class HistoryEntry(NamedTuple):
     newer_release: bool = False  # recorded by a newer release: shown as stored
 
 
+class HistorySource(Protocol):
+    """Where a programme's history can be read: the ledger, or a copy of it."""
+
+    def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]: ...
+
+
 class Ledger(Protocol):
     """The queries the application makes of the ledger."""
 

@@ -10,12 +10,18 @@ the library offers no subscription, by polling every `poll_interval`
 takes a few milliseconds, so a save reaches the read models well within
 100 ms.
 
-Only one runner per projection is active (locks.py); a second one waits as
-a standby (or, with `wait_for_lock=False`, exits with LockHeld). When a
-rebuild swaps in a new version, the runner's next write finds its version
-retired, and it carries on with the new one from that version's position.
-Store errors (the database restarting, say) are retried with back-off from
-the last committed position: nothing is skipped and nothing counted twice.
+Only one runner per projection is active (locks.py), on any number of
+hosts; the others wait as standbys (or, with `wait_for_lock=False`, exit
+with LockHeld) and one takes over the moment the active runner's lock
+session ends. The active runner touches its lock at least every second
+(the lease, LEASE_SECONDS), and each of its writes is fenced by the lock: a
+runner whose lock session has ended (killed by an operator, dropped by the
+network or the lease) writes nothing more and goes back to waiting as a
+standby. When a rebuild swaps in a new version, the runner's next write
+finds its version retired, and it carries on with the new one from that
+version's position. Store errors (the database restarting, say) are retried
+with back-off from the last committed position: nothing is skipped and
+nothing counted twice.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from domain.application import Programmes
 from projections.decoding import decode
 from projections.engine import Changes, MetricsEngine, Recorded
 from projections.locks import LockHeld, LockLost, ProjectionLock
-from projections.store import DEFAULT_PROJECTION, ReadModelStore, VersionRetired, check_name
+from projections.store import (
+    DEFAULT_PROJECTION,
+    Fence,
+    ReadModelStore,
+    VersionRetired,
+    check_name,
+)
 from projections.summaries import STATE_FORMAT
 from service.storage.stores import Store
 
@@ -45,6 +57,9 @@ BATCH_SIZE = 500
 POLL_INTERVAL = 0.02
 #: How often the runner looks for operators' retry/skip requests.
 REQUEST_INTERVAL = 0.5
+#: How long the runner lock outlives a runner that stops touching it (a hung
+#: process on a host that still answers the network): then a standby takes over.
+LEASE_SECONDS = 10.0
 
 
 class OutdatedReadModels(Exception):
@@ -55,12 +70,14 @@ class VersionSession:
     """Processing into one version of a projection: its engine and its position."""
 
     def __init__(self, application: Programmes, read_models: ReadModelStore, name: str,
-                 version: int, *, expect: str = "live") -> None:
+                 version: int, *, expect: str = "live", fence: Fence | None = None) -> None:
         self.application = application
         self.read_models = read_models
         self.name = name
         self.version = version
         self.expect = expect
+        #: Refuses a write once this process no longer holds the runner lock.
+        self.fence = fence
         self.engine = MetricsEngine(
             load_states=partial(read_models.load_states, version),
             load_totals=partial(read_models.load_totals, version),
@@ -75,7 +92,8 @@ class VersionSession:
             records = decode(self.application.mapper, notifications)
         changes = self.engine.process(records)
         try:
-            self.read_models.write(self.name, self.version, changes, expect=self.expect)
+            self.read_models.write(self.name, self.version, changes, expect=self.expect,
+                                   fence=self.fence)
         except BaseException:
             self.engine.forget()
             raise
@@ -104,7 +122,8 @@ class VersionSession:
         skip = [position] if action == "skip" else []
         changes = self.engine.resolve(programme, records, skip)
         try:
-            self.read_models.write(self.name, self.version, changes, expect="live")
+            self.read_models.write(self.name, self.version, changes, expect="live",
+                                   fence=self.fence)
         except BaseException:
             self.engine.forget()
             raise
@@ -220,7 +239,7 @@ class ProjectionRunner:
             raise OutdatedReadModels(
                 f"{self.name} v{live} was built in another state format; run "
                 "`traction migrate` (or start `traction projections run`, which rebuilds it)")
-        lock = ProjectionLock(self.store, f"runner:{self.name}")
+        lock = ProjectionLock(self.store, f"runner:{self.name}", lease=LEASE_SECONDS)
         try:
             if not self._take_lock(lock, wait_for_lock):
                 return
@@ -234,9 +253,10 @@ class ProjectionRunner:
                     log.info("projection %s: %s; following the new live version",
                              self.name, retired)
                 except LockLost:
-                    log.error("projection %s: lost the runner lock; taking it again", self.name)
+                    log.error("projection %s: lost the runner lock (its database session "
+                              "ended); writing nothing more, waiting as a standby", self.name)
                     lock.release()
-                    if not lock.acquire(wait=True, should_stop=self.stop.is_set):
+                    if not self._take_lock(lock, wait=True):
                         return
                 except Exception:
                     if self._retired(read_models):
@@ -254,15 +274,18 @@ class ProjectionRunner:
     def _take_lock(self, lock: ProjectionLock, wait: bool) -> bool:
         """Take the runner lock, waiting for the store if it cannot be reached yet."""
         pause = 0.5
+        waited = False
+
+        def standing_by() -> None:
+            nonlocal waited
+            waited = True
+            log.warning("projection %s: another runner is active; waiting as a standby",
+                        self.name)
+
         while not self.stop.is_set():
             try:
-                return lock.acquire(
-                    wait=wait,
-                    on_wait=lambda: log.warning(
-                        "projection %s: another runner is active; waiting as a standby",
-                        self.name),
-                    should_stop=self.stop.is_set,
-                )
+                taken = lock.acquire(wait=wait, on_wait=standing_by,
+                                     should_stop=self.stop.is_set)
             except LockHeld:
                 raise
             except Exception as error:  # the database is not up yet, say
@@ -270,6 +293,11 @@ class ProjectionRunner:
                             "%.1f s", self.name, type(error).__name__, pause)
                 self.stop.wait(pause)
                 pause = min(pause * 2, 10.0)
+                continue
+            if taken and waited:
+                log.warning("projection %s: took the runner lock; this runner is now the "
+                            "active one", self.name)
+            return taken
         return False
 
     def _retired(self, read_models: ReadModelStore) -> bool:
@@ -281,14 +309,18 @@ class ProjectionRunner:
     def _follow(self, application: Programmes, read_models: ReadModelStore,
                 lock: ProjectionLock, *, once: bool) -> bool:
         """Follow the live version until it is retired; True when `once` is done."""
+        # A runner that lost the lock a moment ago may still be committing a batch.
+        read_models.settle_writers(self.name)
         version = self._version = read_models.versions(self.name)[0]
-        session = VersionSession(application, read_models, self.name, version)
+        session = VersionSession(application, read_models, self.name, version,
+                                 fence=lock.fence)
         log.info("projection %s v%d: following from position %d",
                  self.name, version, session.position)
         feed = open_feed(application, self.store, session.position)
         checked = 0.0
         try:
             while not self.stop.is_set():
+                lock.heartbeat()
                 if time.monotonic() - checked > REQUEST_INTERVAL:
                     self._handle_requests(session)
                     checked = time.monotonic()
@@ -301,7 +333,6 @@ class ProjectionRunner:
                             return True
                     continue
                 self.caught_up.clear()
-                lock.verify()
                 changes = session.apply(notifications)
                 for parked in changes.parked:
                     if parked.kind == "poison":

@@ -26,6 +26,8 @@ class ProjectionStatus:
     lag_events: int
     lag_seconds: float
     runner: str | None  # "running", "not running", or None when not checked
+    #: Which runner is active, as its lock session names it ("HOST pid N"; PostgreSQL).
+    runner_holder: str | None = None
     poison: list[dict[str, Any]] = field(default_factory=list)
     held: int = 0
     skipped: int = 0
@@ -40,6 +42,7 @@ class ProjectionStatus:
             "lag_events": self.lag_events,
             "lag_seconds": self.lag_seconds,
             "runner": self.runner,
+            "runner_holder": self.runner_holder,
             "poison": self.poison,
             "held": self.held,
             "skipped": self.skipped,
@@ -60,10 +63,12 @@ def projection_status(
         if recorded is not None:
             lag_seconds = max((datetime.now(UTC) - recorded).total_seconds(), 0.0)
     parked = read_models.parked(name, live)
-    runner = None
+    runner = holder = None
     if store is not None:
-        running = ProjectionLock(store, f"runner:{name}").held_elsewhere()
+        lock = ProjectionLock(store, f"runner:{name}")
+        running = lock.held_elsewhere()
         runner = "running" if running else "not running"
+        holder = lock.holder() if running else None
     return ProjectionStatus(
         name=name,
         live_version=live,
@@ -73,6 +78,7 @@ def projection_status(
         lag_events=lag,
         lag_seconds=round(lag_seconds, 3),
         runner=runner,
+        runner_holder=holder,
         poison=[
             {key: p[key] for key in ("position", "programme_id", "event_type", "error",
                                      "parked_at", "request")}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,7 @@ from projections import dashboards
 from projections.engine import Changes
 from projections.network import NETWORK_ROW
 from projections.summaries import STATE_FORMAT
+from service.storage.database import Database
 from service.storage.postgres import retry_read
 from service.storage.sqlite_lock import write_lock
 
@@ -63,6 +64,10 @@ to_json = _JSON.encode
 #: States and totals are written canonically, so that the same content is the
 #: same bytes whatever order it was built in (a digest compares them).
 canonical_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+#: Called inside a write transaction with its cursor; raises if the writer may not write.
+Fence = Callable[[Any], None]
 
 
 class VersionRetired(Exception):
@@ -188,6 +193,17 @@ class ReadModelStore:
             row = c.fetchone()
         return int(row["state_format"]) if row else 1
 
+    def settle_writers(self, name: str) -> None:
+        """Wait until no write to the projection is in flight.
+
+        A runner that has just taken the runner lock calls this before it reads
+        its position: the runner that held the lock before may be committing a
+        batch this very moment (its lock session ended under it). Each write
+        holds the versions row FOR SHARE (write_in), so FOR UPDATE waits for it.
+        """
+        with self.writing() as c:
+            self._versions(c, name, " FOR UPDATE" if self.postgres else "")
+
     def position(self, name: str, version: int) -> int:
         return self.max_tracking_id(tracking_key(name, version)) or 0
 
@@ -296,18 +312,24 @@ class ReadModelStore:
     # ---- writing ----------------------------------------------------------
 
     def write(self, name: str, version: int, changes: Changes, *,
-              expect: str = "live") -> None:
-        """Write a batch's changes and its tracking position in one transaction."""
+              expect: str = "live", fence: Fence | None = None) -> None:
+        """Write a batch's changes and its tracking position in one transaction.
+
+        `fence` (the runner's lock, locks.py) is called in the transaction, after
+        the versions row is locked: it raises if this writer no longer holds the
+        runner lock, and nothing is written."""
         with self.writing() as c:
-            self.write_in(c, name, version, changes, expect=expect)
+            self.write_in(c, name, version, changes, expect=expect, fence=fence)
 
     def write_in(self, c: Any, name: str, version: int, changes: Changes, *,
-                 expect: str = "live") -> None:
+                 expect: str = "live", fence: Fence | None = None) -> None:
         if expect == "live":
             lock = " FOR SHARE" if self.postgres else ""
             live, _building = self._versions(c, name, lock)
             if live != version:
                 raise VersionRetired(f"{name} v{version} is no longer live (v{live} is)")
+        if fence is not None:
+            fence(c)
         elif expect == "building":
             _live, building = self._versions(c, name)
             if building != version:
@@ -602,6 +624,30 @@ class PostgresReadModels(ReadModelStore, PostgresTrackingRecorder):
     @contextmanager
     def reading(self) -> Iterator[Any]:
         with self.datastore.transaction(commit=False) as c:
+            c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield c
+
+
+class ReplicaReadModels(ReadModelStore):
+    """The read models as a streaming replica of the PostgreSQL store holds them:
+    the same tables and SQL, read-only, on the replica's connections."""
+
+    postgres = True
+    tracking_table = POSTGRES_TRACKING
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.schema = database.store.pg_schema
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"'
+
+    def writing(self) -> Any:
+        raise TypeError("a replica's read models are read-only: the runner writes the primary's")
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.database.transaction(write=False) as c:
             c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield c
 

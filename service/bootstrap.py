@@ -10,6 +10,9 @@ opened is made here once.
 `initialise_store` creates every table of a new store (the migrations,
 service/storage/migrations) once, before any worker starts, and refuses an
 existing store with migrations pending; `open_components` refuses one too.
+With a read replica (TRACTION_READ_DATABASE_URL), the replica's side is built
+here too: its connections and the read models as it holds them;
+`check_read_replica` is the start-up check that it can be this store's replica.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.application import Programmes, utc_now
-from projections.store import ReadModelStore, open_read_models
+from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
 from service.audit.checkpoints import CheckpointKey, Checkpoints
 from service.config import Settings
 from service.storage import migrations
 from service.storage.database import Database
 from service.storage.directory import Directory
+from service.storage.replica import CONNECT_TIMEOUT as REPLICA_CONNECT_TIMEOUT
+from service.storage.replica import Replica, check_replica
 from service.storage.stores import Store, eventsourcing_env
 
 Clock = Callable[[], datetime]
@@ -44,10 +49,19 @@ class Components:
     checkpoints: Checkpoints
     #: Signs and checks chain checkpoints; None when TRACTION_CHECKPOINT_KEY is unset.
     checkpoint_key: CheckpointKey | None
+    #: The streaming replica that serves reads (TRACTION_READ_DATABASE_URL), or None.
+    replica: Replica | None = None
+    #: The read models as the replica holds them (None without a replica).
+    replica_read_models: ReadModelStore | None = None
+    #: The access log (and clinics, tokens) as the replica holds them, read only.
+    replica_directory: Directory | None = None
 
     def close(self) -> None:
         self.programmes.close()
         self.database.close()
+        if self.replica is not None:
+            self.replica.close()
+            self.replica.database.close()
 
 
 def open_programmes(settings: Settings, *, clock: Clock = utc_now) -> Programmes:
@@ -72,6 +86,15 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
         migrations.require_current(store)
     programmes = open_programmes(settings, clock=clock)
     database = Database(store)
+    replica = replica_database = None
+    read_store = settings.read_store
+    if read_store is not None:
+        # Connected on first use: a replica that is down must not stop a worker.
+        replica_database = Database(read_store,
+                                    pool_size=settings.pg_pool_size + settings.pg_max_overflow,
+                                    timeout=REPLICA_CONNECT_TIMEOUT)
+        events_table = programmes.recorder.events_table_name  # type: ignore[attr-defined]
+        replica = Replica(replica_database, database, events_table=events_table)
     return Components(
         settings=settings,
         store=store,
@@ -81,7 +104,19 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
         directory=Directory(database),
         checkpoints=Checkpoints(database),
         checkpoint_key=CheckpointKey.from_secret(settings.checkpoint_key),
+        replica=replica,
+        replica_read_models=ReplicaReadModels(replica_database) if replica_database else None,
+        replica_directory=Directory(replica_database) if replica_database else None,
     )
+
+
+def check_read_replica(settings: Settings) -> str | None:
+    """Before the service starts: ReplicaMisconfigured if TRACTION_READ_DATABASE_URL
+    can never be this store's replica; a warning to print if it cannot be reached
+    now (reads go to the primary until it can); None if all is well or unset."""
+    if settings.read_store is None:
+        return None
+    return check_replica(settings.read_store, settings.store)
 
 
 def initialise_store(settings: Settings) -> None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from service.storage.stores import (
     DatabaseUrlError,
@@ -73,6 +74,8 @@ class Settings:
 
     #: Empty only outside a source tree, where `from_env` insists on the variable.
     database_url: str = field(default_factory=lambda: default_database_url() or "")
+    #: A streaming replica of the PostgreSQL store, for reads (README, "Reads from a replica").
+    read_database_url: str | None = None
     bind: str = "127.0.0.1:8000"
     workers: int = field(default_factory=_default_workers)
     threads: int = 8
@@ -103,10 +106,18 @@ class Settings:
             aggregate_cache_size=self.aggregate_cache_size,
         ))
 
+    @property
+    def read_store(self) -> Store | None:
+        """The replica that serves reads, in the store's schema; None without one."""
+        if self.read_database_url is None:
+            return None
+        replica = parse_database_url(self.read_database_url, self.store.options)
+        return replace(replica, pg_schema=self.store.pg_schema)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every TRACTION_* variable (unset or empty: the default); SettingsError
-        on the first value that does not parse."""
+        on the first value that does not parse, or that does not fit the others."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for variable in VARIABLES:
@@ -119,7 +130,25 @@ class Settings:
                 "TRACTION_DATABASE_URL",
                 "traction runs outside its source tree, so it has no default store; set it "
                 "to sqlite:////absolute/path/traction.sqlite or postgresql://user@host/dbname")
+        settings.check_read_database_url()
         return settings
+
+    def check_read_database_url(self) -> None:
+        """A replica belongs to a PostgreSQL store, and reads its schema."""
+        if self.read_database_url is None:
+            return
+        replica = parse_database_url(self.read_database_url)
+        if not self.store.is_postgres:
+            raise SettingsError(
+                "TRACTION_READ_DATABASE_URL", self.read_database_url,
+                "a read replica needs a PostgreSQL store, and TRACTION_DATABASE_URL is "
+                f"{self.store.kind}")
+        named = "schema" in parse_qs(urlsplit(self.read_database_url).query)
+        if named and replica.pg_schema != self.store.pg_schema:
+            raise SettingsError(
+                "TRACTION_READ_DATABASE_URL", self.read_database_url,
+                f"the replica is read in the store's schema ({self.store.pg_schema!r}); "
+                "leave ?schema= out of it")
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,12 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _replica_url(raw: str) -> str:
+    if not parse_database_url(raw).is_postgres:
+        raise ValueError(raw)
+    return raw
+
+
 def _bind(raw: str) -> str:
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -185,6 +220,9 @@ VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
              "postgresql://user:password@host:port/dbname[?schema=name]"),
+    Variable("TRACTION_READ_DATABASE_URL", "read_database_url", _replica_url,
+             "postgresql://user:password@host:port/dbname of a streaming replica of "
+             "TRACTION_DATABASE_URL's server (the same database)"),
     Variable("TRACTION_BIND", "bind", _bind, "HOST:PORT, e.g. 127.0.0.1:8000"),
     Variable("TRACTION_WORKERS", "workers", _integer(1, 64), "an integer from 1 to 64"),
     Variable("TRACTION_THREADS", "threads", _integer(1, 256), "an integer from 1 to 256"),

@@ -9,10 +9,10 @@ position, gaps included, so that nothing missing can slip past unseen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
@@ -188,20 +188,30 @@ def log_item(entry: LogEntry, mapper: Mapper[UUID]) -> dict[str, Any]:
     }
 
 
-def global_log(programmes: Programmes, after: int, limit: int) -> list[dict[str, Any]]:
+class LogSource(Protocol):
+    """Where a page of the global log is read: the store's recorder, or a replica
+    of it (service/storage/replica.py)."""
+
+    def select_notifications(self, start: int, limit: int) -> Sequence[Any]: ...
+
+    def ledger_window(self, first: int, last: int) -> list[dict[str, Any]]: ...
+
+
+def global_log(programmes: Programmes, after: int, limit: int,
+               source: LogSource | None = None) -> list[dict[str, Any]]:
     """The events after position `after`, at most `limit`, in position order.
 
     Read as the library's notification log (the events table), joined with the
-    ledger entries of the same positions.
+    ledger entries of the same positions, from `source` (default: the store).
     """
-    recorder = programmes.recorder
-    notifications = recorder.select_notifications(after + 1, limit)
+    if source is None:
+        source = cast(LogSource, programmes.recorder)
+    notifications = source.select_notifications(after + 1, limit)
     if not notifications:
         return []
     ledger = {
         row["position"]: row
-        for row in audit_recorder(programmes).ledger_window(notifications[0].id,
-                                                            notifications[-1].id)
+        for row in source.ledger_window(notifications[0].id, notifications[-1].id)
     }
     return [
         log_item(

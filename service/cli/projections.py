@@ -128,6 +128,8 @@ def status(as_json: bool) -> None:
         click.echo(f"{s.name:<12} {'v' + str(s.live_version):>5} {s.position:>10} "
                    f"{s.head:>10} {s.lag_events:>10} {s.lag_seconds:>8.2f}  "
                    f"{s.runner or '':<12} {failures}{building}")
+        if s.runner_holder:
+            click.echo(f"  active runner: {s.runner_holder}")
         for poison in s.poison:
             requested = f" [{poison['request']} requested]" if poison["request"] else ""
             click.echo(f"  poison at position {poison['position']} ({poison['event_type']}, "

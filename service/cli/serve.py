@@ -13,9 +13,11 @@ from pathlib import Path
 
 import click
 
+from service.bootstrap import check_read_replica
 from service.cli.context import components, initialised
 from service.cli.demo import print_seed_report
 from service.demo.seeding import default_until, seed_demo, store_is_empty
+from service.storage.replica import ReplicaMisconfigured
 
 #: deploy/ beside the packages (a source checkout or the container image).
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
@@ -39,6 +41,12 @@ def serve(bind: str | None, workers: int | None, no_demo: bool, no_projections: 
     """
     # Tables are created here, once, before any worker starts.
     settings = initialised()
+    try:
+        warning = check_read_replica(settings)
+    except ReplicaMisconfigured as error:
+        raise click.ClickException(str(error)) from None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     bind = bind or settings.bind
     if not no_demo:
         _seed_demo_if_empty()

@@ -31,9 +31,12 @@ def create_app(components: Components, **overrides: Any) -> Flask:
         **overrides,
     )
     app.extensions[COMPONENTS] = components
-    # The reads share the application's connections to the store.
+    # The reads share the application's connections to the store (and, with a
+    # read replica, are asked of it first: service/storage/replica.py).
     app.extensions[READER] = Reader(components.read_models,
-                                    min_position_wait=settings.min_position_wait)
+                                    min_position_wait=settings.min_position_wait,
+                                    replica=components.replica,
+                                    replica_read_models=components.replica_read_models)
     # Before access control: while the store is down, answer 503 at once.
     availability.init_app(app)
     access.init_app(app, components.directory)

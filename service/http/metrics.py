@@ -13,7 +13,7 @@ Labels never hold ids: requests are counted by route template (the URL rule,
 Programmes' receipts), conflicts by the kind of problem the request was
 answered with (noted by service/http/problems.py where the problem is made).
 
-Projection position and lag are read from `projections.status` at each
+Projection position and lag (and a read replica's lag) are read at each
 scrape, waiting for the store for at most a second.
 """
 
@@ -97,6 +97,30 @@ projection_lag_seconds = Gauge(
     ["projection"], multiprocess_mode="livemostrecent", registry=REGISTRY,
 )
 
+replica_reads = Counter(
+    "traction_replica_reads",
+    "Reads that a read replica could serve, by the copy that served them and, for the "
+    "primary, why: down (unreachable), behind (a history newer than its copy), error.",
+    ["served_by", "reason"], registry=REGISTRY,
+)
+replica_up = Gauge(
+    "traction_replica_up", "1 while the read replica answers, 0 while it cannot be reached.",
+    multiprocess_mode="livemostrecent", registry=REGISTRY,
+)
+replica_lag_events = Gauge(
+    "traction_replica_lag_events", "Events recorded on the primary that the replica lacks.",
+    multiprocess_mode="livemostrecent", registry=REGISTRY,
+)
+replica_lag_seconds = Gauge(
+    "traction_replica_lag_seconds",
+    "How long ago the oldest event the replica lacks was recorded.",
+    multiprocess_mode="livemostrecent", registry=REGISTRY,
+)
+replica_lag_bytes = Gauge(
+    "traction_replica_lag_bytes", "WAL the replica has not replayed yet.",
+    multiprocess_mode="livemostrecent", registry=REGISTRY,
+)
+
 
 def set_projection_lag(name: str, position: int | None, lag_events: int | None,
                        lag_seconds: float | None) -> None:
@@ -132,9 +156,22 @@ def count_receipt(receipt: Receipt) -> None:
 
 
 def read_projection_status(components: Components) -> None:
-    """Set the projection gauges from `projections.status`."""
+    """Set the projection gauges from `projections.status` (and the replica's)."""
     for status in all_statuses(components.programmes, components.read_models):
         set_projection_lag(status.name, status.position, status.lag_events, status.lag_seconds)
+    if components.replica is not None:
+        replica = components.replica.status()
+        replica_up.set(0 if replica.state == "unreachable" else 1)
+        for gauge, value in ((replica_lag_events, replica.lag_events),
+                             (replica_lag_seconds, replica.lag_seconds),
+                             (replica_lag_bytes, replica.lag_bytes)):
+            if value is not None:
+                gauge.set(value)
+
+
+def count_replica_read(served_by: str, reason: str) -> None:
+    """A listener of the replica's routed reads."""
+    replica_reads.labels(served_by=served_by, reason=reason or "none").inc()
 
 
 def refresh_projection_gauges(components: Components) -> None:
@@ -212,3 +249,5 @@ def init_app(app: Flask, components: Components) -> None:
         raise RuntimeError(f"PROMETHEUS_MULTIPROC_DIR={MULTIPROC_DIR} is not a directory")
     request_log.on_request_finished(app, observe_request)
     components.programmes.receipt_listeners.append(count_receipt)
+    if components.replica is not None:
+        components.replica.listeners.append(count_replica_read)

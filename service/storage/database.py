@@ -23,7 +23,7 @@ from service.storage.stores import RECONNECT_TIMEOUT, Store
 class Database:
     """Connections to the store for the service's own tables."""
 
-    def __init__(self, store: Store, pool_size: int = 2) -> None:
+    def __init__(self, store: Store, pool_size: int = 2, *, timeout: float = 2.0) -> None:
         self.store = store
         self._local = threading.local()
         self._pool: ConnectionPool | None = None
@@ -35,11 +35,11 @@ class Database:
                 kwargs={"row_factory": dict_row, "autocommit": False,
                         "options": f"-c search_path={store.pg_schema}"},
                 open=False,
-                # Fail a request within 2 s while the database is down, check a
-                # pooled connection before use (one may have died with the
-                # server), and give up a reconnection quickly so the next
-                # request starts a fresh one instead of waiting out a backoff.
-                timeout=2,
+                # Fail a request within `timeout` (2 s) while the database is
+                # down, check a pooled connection before use (one may have died
+                # with the server), and give up a reconnection quickly so the
+                # next request starts a fresh one instead of waiting out a backoff.
+                timeout=timeout,
                 check=ConnectionPool.check_connection,
                 reconnect_timeout=RECONNECT_TIMEOUT,
             )
@@ -106,6 +106,11 @@ class Cursor:
             sql = sql.replace("%s", "?")
         self._cursor.execute(sql, tuple(params))
         return self
+
+    @property
+    def raw(self) -> Any:
+        """The driver's own cursor (for composed SQL that needs no translation)."""
+        return self._cursor
 
     def fetchone(self) -> dict[str, Any] | None:
         row = self._cursor.fetchone()

@@ -14,12 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    Mapper,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ledger import HistoryEntry, RecordedEntry
 from service.storage import chain
@@ -35,6 +41,68 @@ LEDGER_TABLE = "event_ledger"
 #: connection that died with a database restart fails once, and the next
 #: attempt gets a fresh one (an outage is answered 503 by service/availability).
 retry_read = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+
+
+def _sql(text: str, schema: str, events_table: str) -> Composed:
+    return SQL(text).format(schema=Identifier(schema), events=Identifier(events_table),
+                            ledger=Identifier(LEDGER_TABLE))
+
+
+class ReadQueries:
+    """The read-only queries of the log that a streaming replica can answer as well
+    as the primary (service/storage/replica.py), written once for both."""
+
+    def __init__(self, schema: str, events_table: str) -> None:
+        self.history = _sql(
+            "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
+            "l.clinic_id "
+            "FROM {schema}.{events} e LEFT JOIN {schema}.{ledger} l "
+            "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
+            "WHERE e.originator_id = %s ORDER BY e.originator_version", schema, events_table)
+        self.log_rows = _sql(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s", schema, events_table)
+        self.ledger_window = _sql(
+            "SELECT position, programme_id, version, event_id, clinic_id, event_type, "
+            "recorded_at, chain_hash FROM {schema}.{ledger} "
+            "WHERE position BETWEEN %s AND %s ORDER BY position", schema, events_table)
+        self.ledger_head = _sql(
+            "SELECT position, chain_hash, recorded_at FROM {schema}.{ledger} "
+            "ORDER BY position DESC LIMIT 1", schema, events_table)
+        self.programme_head = _sql(
+            "SELECT version, clinic_id FROM {schema}.{ledger} WHERE programme_id = %s "
+            "ORDER BY version DESC LIMIT 1", schema, events_table)
+
+    def history_rows(self, curs: Cursor[DictRow], programme_id: UUID) -> list[HistoryRow]:
+        curs.execute(self.history, [programme_id])
+        return [
+            HistoryRow(row["originator_version"], row["topic"], row["state"], row["position"],
+                       None if row["recorded_at"] is None
+                       else row["recorded_at"].astimezone(UTC).isoformat(),
+                       row["clinic_id"])
+            for row in curs.fetchall()
+        ]
+
+    def ledger_window_rows(self, curs: Cursor[DictRow], first: int, last: int
+                           ) -> list[dict[str, Any]]:
+        curs.execute(self.ledger_window, [first, last])
+        return [dict(row) for row in curs.fetchall()]
+
+    def notifications(self, curs: Cursor[DictRow], start: int, limit: int
+                      ) -> list[Notification]:
+        """The library's notifications from position `start` on (as its
+        select_notifications gives them)."""
+        curs.execute(self.log_rows, [start - 1, limit])
+        return [Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                             originator_version=row["originator_version"],
+                             topic=row["topic"], state=bytes(row["state"]))
+                for row in curs.fetchall()]
+
+    def head(self, curs: Cursor[DictRow]) -> dict[str, Any] | None:
+        """The ledger's last entry (position, chain hash, record time), None if empty."""
+        curs.execute(self.ledger_head, prepare=False)
+        return curs.fetchone()
 
 
 class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
@@ -70,10 +138,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "ON {schema}.{ledger} (clinic_id, position)"
             ).format(**ids)
         )
-        self.select_ledger_head = SQL(
-            "SELECT position, chain_hash, recorded_at FROM {schema}.{ledger} "
-            "ORDER BY position DESC LIMIT 1"
-        ).format(**ids)
+        self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
         # Events numbered explicitly from the ledger's head, not the sequence.
         self.insert_numbered_events = SQL(
             "INSERT INTO {schema}.{events} "
@@ -93,18 +158,6 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(**ids)
-        self.select_history = SQL(
-            "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
-            "l.clinic_id "
-            "FROM {schema}.{events} e LEFT JOIN {schema}.{ledger} l "
-            "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
-            "WHERE e.originator_id = %s ORDER BY e.originator_version"
-        ).format(**ids)
-        self.select_log_rows = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{events} WHERE notification_id > %s "
-            "ORDER BY notification_id LIMIT %s"
-        ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -117,8 +170,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         self._notify_channel(curs)
         # Under the lock: nobody else can number events until we commit.
         self._refuse_overtaken_saves(curs, stored_events, kwargs.get("group_sizes"))
-        curs.execute(self.select_ledger_head, prepare=False)
-        head = curs.fetchone()
+        head = self.reads.head(curs)
         rows = ledger_rows(
             stored_events,
             kwargs.get("ledger"),
@@ -191,7 +243,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         """(position, programme id as an int, version, topic, state) after `after`, in
         order: the notification log without the library's objects, for bulk reads."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_log_rows, [after, limit])
+            curs.execute(self.reads.log_rows, [after, limit])
             return [(row["notification_id"], row["originator_id"].int,
                      row["originator_version"], row["topic"], row["state"])
                     for row in curs.fetchall()]
@@ -202,15 +254,16 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     @retry_read
     def _history_rows(self, programme_id: UUID) -> list[HistoryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_history, [programme_id])
-            return [
-                HistoryRow(row["originator_version"], row["topic"], row["state"],
-                           row["position"],
-                           None if row["recorded_at"] is None
-                           else row["recorded_at"].astimezone(UTC).isoformat(),
-                           row["clinic_id"])
-                for row in curs.fetchall()
-            ]
+            return self.reads.history_rows(curs, programme_id)
+
+    @retry_read
+    def programme_head(self, programme_id: UUID) -> tuple[int, str] | None:
+        """(latest version, clinic) of a programme from its ledger entries; None if
+        it has none. One index lookup: what a read from a replica is checked against."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.reads.programme_head, [programme_id])
+            row = curs.fetchone()
+            return (row["version"], row["clinic_id"]) if row else None
 
     @retry_read
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
@@ -291,12 +344,4 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def _ledger_window(self, curs: Cursor[DictRow], first: int, last: int
                        ) -> list[dict[str, Any]]:
-        curs.execute(
-            self._audit_sql(
-                "SELECT position, programme_id, version, event_id, clinic_id, event_type, "
-                "recorded_at, chain_hash FROM {schema}.{ledger} "
-                "WHERE position BETWEEN %s AND %s ORDER BY position"
-            ),
-            [first, last],
-        )
-        return [dict(row) for row in curs.fetchall()]
+        return self.reads.ledger_window_rows(curs, first, last)

@@ -34,7 +34,11 @@ CASES = {
     "TRACTION_DEMO_CLINICS": ("201", "2", 2),
     "TRACTION_DEMO_PROGRAMMES": ("0", "10", 10),
     "TRACTION_CHECKPOINT_KEY": (None, "a-secret", "a-secret"),
+    "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",
+                                   "postgresql://u:p@replica/ledger"),
 }
+#: What a variable needs beside it to be valid (a replica needs a PostgreSQL store).
+CONTEXT = {"TRACTION_READ_DATABASE_URL": {"TRACTION_DATABASE_URL": "postgresql://u:p@db/ledger"}}
 
 
 def test_every_setting_has_one_variable_and_every_variable_a_case():
@@ -56,7 +60,7 @@ def test_unset_and_empty_variables_give_the_defaults():
 def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(variable):
     bad = CASES[variable.name][0]
     with pytest.raises(SettingsError) as refused:
-        Settings.from_env({variable.name: bad})
+        Settings.from_env({**CONTEXT.get(variable.name, {}), variable.name: bad})
     assert refused.value.variable == variable.name
     assert str(refused.value).startswith(f"{variable.name}={bad!r} is not valid: ")
     assert variable.accepts in str(refused.value)
@@ -65,7 +69,7 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(variable
 @pytest.mark.parametrize("variable", VARIABLES, ids=lambda v: v.name)
 def test_a_good_value_is_read_and_typed(variable):
     _, good, expected = CASES[variable.name]
-    settings = Settings.from_env({variable.name: good})
+    settings = Settings.from_env({**CONTEXT.get(variable.name, {}), variable.name: good})
     assert getattr(settings, variable.field) == expected
 
 
@@ -77,6 +81,22 @@ def test_the_store_carries_the_store_settings():
     assert (store.kind, store.pg_host, store.pg_dbname, store.pg_schema) == (
         "postgresql", "db", "x", "s")
     assert (store.options.pg_pool_size, store.options.aggregate_cache_size) == (7, 5)
+
+
+def test_a_read_replica_needs_a_postgresql_store_and_reads_its_schema():
+    replica = "postgresql://u@replica:5433/ledger"
+    with pytest.raises(SettingsError, match="needs a PostgreSQL store, and "
+                                            "TRACTION_DATABASE_URL is sqlite"):
+        Settings.from_env({"TRACTION_READ_DATABASE_URL": replica})
+    primary = {"TRACTION_DATABASE_URL": "postgresql://u@db/ledger?schema=north"}
+    with pytest.raises(SettingsError, match="leave \\?schema= out"):
+        Settings.from_env({**primary, "TRACTION_READ_DATABASE_URL": replica + "?schema=south"})
+    settings = Settings.from_env({**primary, "TRACTION_READ_DATABASE_URL": replica})
+    read_store = settings.read_store
+    assert read_store is not None
+    assert (read_store.pg_host, read_store.pg_port, read_store.pg_schema) == (
+        "replica", 5433, "north")
+    assert Settings().read_store is None
 
 
 def test_the_checkpoint_key_is_never_shown_in_the_settings_repr():

@@ -1,7 +1,10 @@
-"""A throwaway PostgreSQL cluster that a test can stop and start at will.
+"""A throwaway PostgreSQL cluster that a test can stop and start at will, and
+streaming replicas of it.
 
 Never the machine's shared server: a fresh data directory on a free port,
-run as the `postgres` OS user (initdb refuses root), removed afterwards.
+run as the `postgres` OS user (initdb refuses root), removed afterwards. A
+replica is a base backup of a running cluster (`pg_basebackup -R`: it starts
+as a hot standby that streams from it) on a port of its own.
 """
 
 from __future__ import annotations
@@ -34,19 +37,37 @@ def unavailable_reason() -> str | None:
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, primary: PostgresCluster | None = None) -> None:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="traction-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         user = pwd.getpwnam("postgres")
         os.chown(self.root, user.pw_uid, user.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
+        if primary is None:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                      "--no-sync", "-E", "UTF8")
+        else:
+            # -R: standby.signal and primary_conninfo, so it starts streaming from the primary.
+            self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port),
+                      "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream",
+                      "-c", "fast", "--no-sync")
+
+    def replica(self) -> PostgresCluster:
+        """A streaming replica of this (running) cluster, not started yet."""
+        return PostgresCluster(primary=self)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def sql(self, statement: str) -> list[tuple]:
+        """Run one statement as the superuser; its rows."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            cursor = connection.execute(statement)
+            return cursor.fetchall() if cursor.description else []
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(PG_BIN / program), *args]

@@ -10,6 +10,7 @@ to one worker every ~0.5 s. Everything the clients were told is kept in an
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,22 +129,28 @@ def post_until_answered(client: Client, programme: PostedProgramme, body: dict[s
     programme.version = state.body["version"] if state.status == 200 else 0
 
 
-def client_loop(port: int, tokens: Tokens, stop_at: float, seed: int, programmes: int,
-                report: IngestReport) -> None:
+def client_loop(ports: Sequence[int], tokens: Tokens, stop_at: float, seed: int,
+                programmes: int, report: IngestReport) -> None:
+    """Post until `stop_at`, each post to the next of `ports` in turn (several API
+    hosts behind one load balancer)."""
     rng = random.Random(seed)
-    clients = {clinic: Client(port, token) for clinic, token in tokens.writer.items()}
+    clients = {clinic: [Client(port, token) for port in ports]
+               for clinic, token in tokens.writer.items()}
     owned = [PostedProgramme(rng.choice(list(clients)), uuid.UUID(int=rng.getrandbits(128)))
              for _ in range(programmes)]
     try:
-        while time.monotonic() < stop_at:
+        for turn in itertools.count():
+            if time.monotonic() >= stop_at:
+                break
             programme = rng.choice(owned)
             body: dict[str, Any] = {"events": next_events(programme, rng)}
             if programme.version and rng.random() < 0.3:
                 body["expected_version"] = programme.version
-            post_until_answered(clients[programme.clinic_id], programme, body,
+            hosts = clients[programme.clinic_id]
+            post_until_answered(hosts[turn % len(hosts)], programme, body,
                                 stop_at + GRACE_SECONDS, report)
     finally:
-        for client in clients.values():
+        for client in itertools.chain.from_iterable(clients.values()):
             report.connection_errors += client.connection_errors
             client.close()
 
@@ -191,14 +198,16 @@ def victims_of(server: LiveServer) -> Callable[[], list[int]]:
 
 def ingest_under_kills(server: LiveServer, tokens: Tokens, *, seconds: float, clients: int,
                        programmes_per_client: int = 8, kill_interval: float | None = 0.5,
-                       seed: int = 0) -> IngestReport:
-    """Run `clients` posting threads for `seconds` while workers are killed."""
+                       seed: int = 0, spread_over: Sequence[LiveServer] = ()) -> IngestReport:
+    """Run `clients` posting threads for `seconds` while workers are killed
+    (`server`'s; with `spread_over`, posts go to each of those servers in turn)."""
+    ports = [s.port for s in spread_over] or [server.port]
     report = IngestReport()
     stop_at = time.monotonic() + seconds
     partial = [IngestReport() for _ in range(clients)]
     threads = [
         threading.Thread(target=client_loop, daemon=True,
-                         args=(server.port, tokens, stop_at, seed * 1000 + i,
+                         args=(ports, tokens, stop_at, seed * 1000 + i,
                                programmes_per_client, partial[i]))
         for i in range(clients)
     ]

@@ -92,17 +92,17 @@ def bootstrap(database_url: str, clinics: tuple[str, ...] = CLINICS) -> Tokens:
 
 
 class LiveServer:
-    """`traction serve --bind 127.0.0.1:<free port> --workers N` as a real process."""
+    """`traction serve --bind 127.0.0.1:<free port> --workers N [args]` as a real process."""
 
     def __init__(self, database_url: str, workers: int = 2,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.database_url = database_url
         self.port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="traction-serve-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [TRACTION, "serve", "--bind", f"{HOST}:{self.port}", "--workers", str(workers),
-             "--no-demo"],
+             "--no-demo", *args],
             env={**os.environ, "TRACTION_DATABASE_URL": database_url,
                  "TRACTION_LOG_LEVEL": "warning", **(env or {})},
             stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True,

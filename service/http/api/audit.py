@@ -8,10 +8,11 @@ from service.audit import log
 from service.audit.verify import verify_store
 from service.http import examples
 from service.http.access import allow
-from service.http.api.context import components, directory, programmes
+from service.http.api.context import components, directory, from_replica, programmes
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
 from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
+from service.storage.replica import Replica
 
 blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Auditing")
 
@@ -22,8 +23,15 @@ blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Au
 @problems(blp, 401, 403)
 @allow("auditor")
 def access_log(after: int, limit: int) -> Any:
-    """Recorded reads of patient-level data, and changes to clinics and tokens."""
-    entries = directory().access_log(after, limit)
+    """Recorded reads of patient-level data, and changes to clinics and tokens.
+
+    With a read replica the page is read from it: it ends where the replica's
+    copy ends, and the next page goes on from its last entry."""
+    def read(replica: Replica | None) -> list[dict[str, Any]]:
+        copy = components().replica_directory if replica is not None else None
+        return (copy or directory()).access_log(after, limit)
+
+    entries = from_replica(read)
     return {
         "entries": entries,
         "next": entries[-1]["entry_id"] if len(entries) == limit else None,
@@ -40,9 +48,11 @@ def global_log(after: int, limit: int) -> Any:
 
     Positions run 1, 2, 3, ... with none skipped. Each event is shown as in its
     programme's history, plus `clinic_id`, `programme_id` and the entry's
-    `chain_hash`. Page with `?after=` the previous page's `next`.
+    `chain_hash`. Page with `?after=` the previous page's `next`. With a read
+    replica the page is read from it: it ends where the replica's copy ends (never
+    with a gap in its middle), and the next page goes on from there.
     """
-    events = log.global_log(programmes(), after, limit)
+    events = from_replica(lambda replica: log.global_log(programmes(), after, limit, replica))
     return {"events": events, "next": events[-1]["position"] if len(events) == limit else None}
 
 

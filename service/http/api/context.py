@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import current_app
 from werkzeug.routing import BaseConverter
 
@@ -9,6 +12,9 @@ from domain.application import Programmes
 from projections.reading import Reader
 from service.bootstrap import Components
 from service.storage.directory import Directory
+from service.storage.replica import Replica
+
+T = TypeVar("T")
 
 #: Where create_app keeps the service's parts and the projections' reader.
 COMPONENTS = "traction"
@@ -29,6 +35,19 @@ def directory() -> Directory:
 
 def reader() -> Reader:
     return current_app.extensions[READER]
+
+
+def replica() -> Replica | None:
+    return components().replica
+
+
+def from_replica(read: Callable[[Replica | None], T]) -> T:
+    """`read(replica)` when there is a read replica and it can answer, else
+    `read(None)`: the same read on the primary."""
+    copy = replica()
+    if copy is None:
+        return read(None)
+    return copy.read(lambda: read(copy), lambda: read(None))
 
 
 class ClinicIdConverter(BaseConverter):

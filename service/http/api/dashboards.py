@@ -7,6 +7,8 @@ JSON by the projection, and sent as they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -32,11 +34,12 @@ blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
                       description="Programme summaries and dashboards (projections)")
 
 
-def _position(min_position: int | None) -> None:
-    if min_position is None:
-        return  # the read itself says which position it reflects
+@contextmanager
+def _not_older_than_asked() -> Iterator[None]:
+    """A read whose copy of the projection has not reached ?min_position within
+    the wait is answered 503, never with an older read."""
     try:
-        reader().wait_for(min_position)
+        yield
     except ProjectionBehind as behind:
         raise Problem(
             503, "projection-behind", "The projection has not caught up yet",
@@ -61,10 +64,10 @@ def _answer(position: int, body: str) -> Response:
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                     cursor: str | None = None, min_position: int | None = None) -> Any:
     """The clinic's programme summaries, newest first, a page at a time."""
-    _position(min_position)
     try:
-        position, body = reader().programmes(clinic_id, status=status, cursor=cursor,
-                                             limit=limit)
+        with _not_older_than_asked():
+            position, body = reader().programmes(clinic_id, status=status, cursor=cursor,
+                                                 limit=limit, min_position=min_position)
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
     return _answer(position, body)
@@ -80,8 +83,8 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
-    _position(min_position)
-    position, body = reader().summary(clinic_id, programme_id)
+    with _not_older_than_asked():
+        position, body = reader().summary(clinic_id, programme_id, min_position=min_position)
     if body is None:
         missing = not_found()  # the same body for another clinic's programme
         missing.headers["X-Projection-Position"] = str(position)
@@ -97,8 +100,8 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
-    _position(min_position)
-    return _answer(*reader().clinic(clinic_id))
+    with _not_older_than_asked():
+        return _answer(*reader().clinic(clinic_id, min_position=min_position))
 
 
 @blp.route("/dashboard", methods=["GET"])
@@ -109,5 +112,5 @@ def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
 @allow("viewer", "auditor", "admin", all_clinics=True)
 def network_dashboard(min_position: int | None = None) -> Any:
     """Each clinic's metrics and the totals across the network."""
-    _position(min_position)
-    return _answer(*reader().network())
+    with _not_older_than_asked():
+        return _answer(*reader().network(min_position=min_position))

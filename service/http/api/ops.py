@@ -45,10 +45,31 @@ class ProjectionReadinessSchema(Schema):
     held_events = fields.Integer(required=True)
 
 
+class ReplicaReadinessSchema(Schema):
+    state = fields.String(required=True, metadata={
+        "description": "streaming, unreachable, or primary (the read URL names the primary)"})
+    serving_reads = fields.Boolean(required=True, metadata={
+        "description": "Whether this worker sends reads to the replica now (false: to the "
+                       "primary, until a probe reaches the replica again)."})
+    head = fields.Integer(allow_none=True, metadata={
+        "description": "The last position the replica has replayed."})
+    lag_events = fields.Integer(allow_none=True, metadata={
+        "description": "Events recorded on the primary that the replica does not have yet."})
+    lag_seconds = fields.Float(allow_none=True, metadata={
+        "description": "How long ago the oldest event the replica lacks was recorded."})
+    lag_bytes = fields.Integer(allow_none=True, metadata={
+        "description": "WAL the replica has not replayed yet (events, read models, "
+                       "everything)."})
+
+
 class ReadinessSchema(Schema):
     status = fields.String(required=True, metadata={"description": "ready or not_ready"})
     store = fields.String(required=True, metadata={"description": "reachable or unreachable"})
     projections = fields.List(fields.Nested(ProjectionReadinessSchema), required=True)
+    replica = fields.Nested(ReplicaReadinessSchema, allow_none=True, metadata={
+        "description": "The read replica (TRACTION_READ_DATABASE_URL; null without one). "
+                       "One that cannot be reached does not make the service unready: its "
+                       "reads go to the primary."})
 
 
 @blp.route("/readyz", methods=["GET"])
@@ -58,13 +79,16 @@ class ReadinessSchema(Schema):
 ))
 @public
 def readyz() -> Any:
-    """The store is reachable; each projection's lag (no auth, no patient data)."""
+    """The store is reachable; each projection's lag, and the read replica's (no auth,
+    no patient data)."""
     parts = components()
     try:
         statuses = all_statuses(parts.programmes, parts.read_models)
+        replica = parts.replica.status().as_dict() if parts.replica else None
     except Exception as error:  # whatever the driver raises, the answer is "not ready"
         log.warning("readiness: the store cannot be read: %s", type(error).__name__)
-        return {"status": "not_ready", "store": "unreachable", "projections": []}, 503
+        return {"status": "not_ready", "store": "unreachable", "projections": [],
+                "replica": None}, 503
     projections = [
         {
             "name": s.name, "live_version": s.live_version, "position": s.position,
@@ -75,5 +99,5 @@ def readyz() -> Any:
     ]
     ready = all(p["poison_events"] == 0 for p in projections)
     body = {"status": "ready" if ready else "not_ready", "store": "reachable",
-            "projections": projections}
+            "projections": projections, "replica": replica}
     return body, 200 if ready else 503

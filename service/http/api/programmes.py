@@ -10,9 +10,10 @@ from flask import Response
 
 from service.http import examples
 from service.http.access import allow
-from service.http.api.context import programmes
+from service.http.api.context import programmes, replica
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
+from service.storage.replica import read_history
 
 blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
                 description="Read a programme's state and history")
@@ -39,8 +40,9 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def get_history(clinic_id: str, programme_id: UUID) -> Any:
-    """Every event of the programme in version order."""
-    events = programmes().history(clinic_id, programme_id)
+    """Every event of the programme in version order (as current as the programme
+    itself, whichever copy of the store answers)."""
+    events = read_history(programmes(), replica(), clinic_id, programme_id)
     # The items are plain JSON already: sending them as they are saves a
     # marshmallow dump of every event (HistorySchema documents the shape).
     return Response(json.dumps({
