@@ -108,6 +108,6 @@ class Reader:
         """Every clinic's dashboard and the network's totals."""
         position, clinics, totals = self.read_models.network(self.name)
         if totals is None:
-            totals = to_json(dashboards.dashboard(dashboards.new_totals()))
+            totals = to_json(dashboards.network_dashboard(dashboards.new_totals(), {}))
         return position, network.network_body(clinics, totals)
 

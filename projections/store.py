@@ -333,8 +333,7 @@ class ReadModelStore:
             "(clinic_id, totals, dashboard) VALUES (%s, %s, %s) ON CONFLICT (clinic_id) "
             "DO UPDATE SET totals = excluded.totals, dashboard = excluded.dashboard",
             [
-                (clinic_id, canonical_json(totals),
-                 to_json(dashboards.clinic_dashboard(clinic_id, totals)))
+                (clinic_id, canonical_json(totals), to_json(changes.dashboards[clinic_id]))
                 for clinic_id, totals in changes.clinics.items()
             ],
         )
@@ -345,7 +344,7 @@ class ReadModelStore:
                 "(row_id, totals, dashboard) VALUES (%s, %s, %s) ON CONFLICT (row_id) "
                 "DO UPDATE SET totals = excluded.totals, dashboard = excluded.dashboard",
                 [NETWORK_ROW, canonical_json(changes.network),
-                 to_json(dashboards.dashboard(changes.network))],
+                 to_json(changes.network_dashboard)],
             )
         if changes.parked:
             parked_at = now_iso()

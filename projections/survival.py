@@ -175,7 +175,9 @@ def time_to_response(events: Sequence[int], censored: Sequence[int]) -> dict[str
     The curve is the estimate at the end of each whole day from 0 to the last
     day anyone is followed (at most the last of REPORT_DAYS), listed where it
     changes: a bounded size however many programmes there are. Each of its
-    values is exact at its day; a step inside a day is drawn at the day's end.
+    values is the estimate at its day, to 4 decimals (a hundredth of a
+    percentage point: enough to draw); a step inside a day is drawn at the
+    day's end. The table at REPORT_DAYS has 6 decimals, as every figure.
     """
     estimate_ = estimate(events, censored)
     median = estimate_.median()
@@ -196,7 +198,7 @@ def time_to_response(events: Sequence[int], censored: Sequence[int]) -> dict[str
     previous = None
     for day in range(last_day + 1):
         cumulative, interval = _cumulative(estimate_, day)
-        point = (_round(cumulative), _round(interval[0]), _round(interval[1]))
+        point = (round(cumulative, 4), round(interval[0], 4), round(interval[1], 4))
         if point != previous or day == last_day:
             curve["day"].append(day)
             curve["cumulative"].append(point[0])

@@ -155,10 +155,10 @@ class MemoryReadModels:
             self.summaries[key] = to_json(row.summary)
         for clinic_id, totals in changes.clinics.items():
             self.clinics[clinic_id] = canonical_json(totals)
-            self.rendered[clinic_id] = to_json(dashboards.clinic_dashboard(clinic_id, totals))
+            self.rendered[clinic_id] = to_json(changes.dashboards[clinic_id])
         if changes.network is not None:
             self.network = canonical_json(changes.network)
-            self.rendered["*"] = to_json(dashboards.dashboard(changes.network))
+            self.rendered["*"] = to_json(changes.network_dashboard)
 
     def engine(self, **kwargs: Any) -> MetricsEngine:
         return MetricsEngine(self.load_states, self.load_totals, **kwargs)
@@ -172,11 +172,19 @@ class MemoryReadModels:
         return json.loads(self.states[uuid.UUID(programme_id).int])
 
     def dashboard(self, clinic_id: str) -> dict[str, Any]:
-        return dashboards.clinic_dashboard(clinic_id, json.loads(self.clinics[clinic_id]))
+        """The clinic's dashboard as stored (and checked against a render from its totals)."""
+        stored = json.loads(self.rendered[clinic_id])
+        assert stored == dashboards.clinic_dashboard(clinic_id, json.loads(self.clinics[clinic_id]))
+        return stored
 
     def totals(self) -> dict[str, Any]:
-        return dashboards.dashboard(json.loads(self.network or "null") or
-                                    dashboards.new_totals())
+        """The network's dashboard as stored (and checked against a render from the totals)."""
+        if self.network is None:
+            return dashboards.network_dashboard(dashboards.new_totals(), {})
+        stored = json.loads(self.rendered["*"])
+        clinics = {c: json.loads(t) for c, t in self.clinics.items()}
+        assert stored == dashboards.network_dashboard(json.loads(self.network), clinics)
+        return stored
 
     def everything(self) -> tuple[Any, ...]:
         return (sorted(self.states.items()), sorted(self.summaries.items()),
