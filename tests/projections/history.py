@@ -41,13 +41,13 @@ class Log:
 
     def programme(self, clinic_id: str = "clinic-a", *, start: float = 0, per_week: int = 7,
                   baseline: int = 7, modality: str = "inversion", setting: str = "at_home",
-                  programme_id: uuid.UUID | None = None,
+                  condition: str = "sciatica", programme_id: uuid.UUID | None = None,
                   event_id: uuid.UUID | None = None) -> Handle:
         plan: dict[str, Any] = {"modality": modality, "sessions_per_week": per_week,
                                 "minutes_per_session": 30}
         if modality == "mechanical_table":
             plan["force_percent_body_weight"] = 30
-        data = {"patient_ref": "pt-1", "condition": "sciatica", "setting": setting,
+        data = {"patient_ref": "pt-1", "condition": condition, "setting": setting,
                 "plan": plan, "baseline": {"pain_nrs": baseline}}
         aggregate = Programme.start(
             programme_id=programme_id or uuid.uuid4(), clinic_id=clinic_id,
