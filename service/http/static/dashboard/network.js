@@ -80,7 +80,7 @@
       options: { plugins: { legend: { display: false } },
         scales: { y: { min: 0, max: 100, title: { display: true, text: "mean adherence (%)" } } } },
     }, {
-      summary: clinics.map((c) => c.clinic_id + " " + T.pct(c.mean_adherence) + " over " + T.n(c.programmes_with_adherence) + " programmes").join("; ") +
+      summary: clinics.map((c) => c.clinic_id + " " + T.pct(c.mean_adherence) + " over " + T.plural(c.programmes_with_adherence, "programme")).join("; ") +
         (clinics.length ? ". Network " + T.pct(totals.mean_adherence) + " over " + T.n(totals.programmes_with_adherence) + "." : "No clinics yet."),
       table: {
         columns: [{ label: "Clinic" }, { label: "Programmes with ≥ 1 prescribed session (n)", num: true }, { label: "Mean adherence", num: true }],
@@ -135,8 +135,8 @@
           y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "sessions completed" } } } },
     }, {
       summary: weeks.length
-        ? T.n(weeks.length) + " weeks from " + weeks[0] + " to " + weeks[weeks.length - 1] + "; " +
-          clinics.map((c) => c.clinic_id + " " + T.n(c.sessions_completed) + " sessions").join(", ") + "."
+        ? T.plural(weeks.length, "week") + " from " + weeks[0] + " to " + weeks[weeks.length - 1] + "; " +
+          clinics.map((c) => c.clinic_id + " " + T.plural(c.sessions_completed, "session")).join(", ") + "."
         : "No sessions yet.",
       table: {
         columns: [{ label: "ISO week" }].concat(clinics.map((c) => ({ label: c.clinic_id, num: true }))),

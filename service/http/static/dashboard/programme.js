@@ -118,7 +118,7 @@
       { key: "status", label: "Status", value: T.label(s.status) + (s.outcome ? ": " + T.label(s.outcome).toLowerCase() : ""),
         note: s.status === "paused" && h.pausedReason ? "reason: " + h.pausedReason : s.discharged_at ? "on " + T.date(s.discharged_at) : "" },
       { key: "patient", label: "Patient ref · condition", value: s.patient_ref, note: T.label(s.condition) + "; " + T.label(s.setting).toLowerCase() },
-      { key: "started", label: "Started", value: T.date(s.started_at), note: T.fixed(h.end, 0) + " days of records" },
+      { key: "started", label: "Started", value: T.date(s.started_at), note: T.plural(Math.round(h.end), "day") + " of records" },
       { key: "plan", label: "Plan now", value: h.plan ? T.label(h.plan.modality) : "—", note: planText(h.plan) },
       { key: "baseline", label: "Baseline pain (0–10)", value: String(s.baseline_pain),
         note: (odi !== undefined && odi !== null ? "ODI " + odi + "%; " : "") + "responder threshold ≤ " + T.fixed(t, 1) },
@@ -133,7 +133,7 @@
         note: T.n(s.sessions_completed) + " completed of " + T.n(Math.round(s.prescribed_sessions)) + " prescribed; " + T.n(s.sessions_missed) + " missed" },
       { key: "minutes", label: "Minutes of traction", value: T.n(s.minutes_completed), note: "over " + T.plural(s.sessions_completed, "session") },
       { key: "adverse", label: "Adverse events", value: T.n(T.sum(T.SEVERITIES.map((sev) => s.adverse_events[sev]))), note: adverse },
-      { key: "corrections", label: "Corrections", value: T.n(s.corrections), note: "history of " + T.n(events.length) + " events" },
+      { key: "corrections", label: "Corrections", value: T.n(s.corrections), note: "history of " + T.plural(events.length, "event") },
     ]);
   }
 
@@ -326,7 +326,7 @@
         { label: "Details" }, { label: "Correction" }],
       rows,
     });
-    document.getElementById("history-count").textContent = "Showing " + T.n(shown.length) + " of " + T.n(events.length) + " events.";
+    document.getElementById("history-count").textContent = "Showing " + T.n(shown.length) + " of " + T.plural(events.length, "event") + ".";
   }
 
   document.getElementById("type-filter").addEventListener("change", () => renderHistory(current.events));
