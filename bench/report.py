@@ -288,6 +288,8 @@ def render_section() -> list[str]:
         f"| one clinic's dashboard | {r['clinic_render_cpu_ms']:.1f} ms |",
         f"| the network's dashboard (its cohorts from every clinic's times) | "
         f"{r['network_render_cpu_ms']:.1f} ms |",
+        f"| the same, no cohort's times changed since the last render (estimates "
+        f"remembered) | {r.get('network_render_unchanged_times_cpu_ms', 0):.1f} ms |",
         f"| baseline, same run: {r['baseline']} | {r['baseline_cpu_ms']:.2f} ms |",
         "",
         f"Bodies: a clinic dashboard {r['clinic_dashboard_bytes']:,} bytes; the network view "

@@ -28,8 +28,10 @@ once per written batch (engine.flush), never per request.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -250,6 +252,18 @@ def _merged(time_cells: Sequence[Cell], name: str) -> list[int]:
     return sorted(chain.from_iterable(lists))  # sorted runs: timsort merges them
 
 
+@lru_cache(maxsize=64)
+def _estimated(events: tuple[int, ...], censored: tuple[int, ...]) -> str:
+    return json.dumps(survival.time_to_response(events, censored))
+
+
+def _time_to_response(events: list[int], censored: list[int]) -> dict[str, Any]:
+    """survival.time_to_response, remembered by its exact input: a batch that moved no
+    cohort's times (sessions, say, or another clinic's reports) estimates nothing again.
+    Kept as JSON, so no caller can change what the next one gets."""
+    return json.loads(_estimated(tuple(events), tuple(censored)))
+
+
 def _rate(part: int, whole: int) -> dict[str, Any]:
     return {"responders": part, "programmes": whole,
             "rate": _round(metrics.rate(part, whole)),
@@ -286,10 +300,9 @@ def cohort(cells: Sequence[Cell], time_cells: Sequence[Cell]) -> dict[str, Any]:
                 "among_discharged": _rate(c["discharged_substantial_responders"], discharged)},
         },
         "time_to_response": {
-            "moderate": survival.time_to_response(
-                moderate, _merged(time_cells, "moderate_censored")),
-            "substantial": survival.time_to_response(
-                _merged(time_cells, "substantial"), _merged(time_cells, "substantial_censored")),
+            "moderate": _time_to_response(moderate, _merged(time_cells, "moderate_censored")),
+            "substantial": _time_to_response(_merged(time_cells, "substantial"),
+                                             _merged(time_cells, "substantial_censored")),
         },
         "median_days_to_response_among_responders": _round(
             metrics.days(m) if (m := metrics.median(moderate)) is not None else None),
