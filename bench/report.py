@@ -264,11 +264,43 @@ def markdown(run: dict[str, Any] | None = None) -> str:
     if data:
         lines += ["## Generated stores (bench/dataset.py)", "", *data, ""]
     lines += hosts_section()
+    lines += render_section()
     lines += cpu_profile_section()
     lines += EXPLANATIONS
     for kind in STORE_KINDS:
         lines += profile_section(kind)
     return "\n".join(lines)
+
+
+def render_section() -> list[str]:
+    """bench/render.py: what rendering the dashboards costs per written batch."""
+    r = read_result("render")
+    if not r:
+        return []
+    return [
+        "## Rendering the dashboards per written batch (bench/render.py)",
+        "",
+        f"`{r['reproduce']}` on {r['measured_at']} (load average {r['load_average_1m']}): "
+        f"{r['programmes']:,} programmes in {r['clinics']} clinics. The projection renders a "
+        "clinic's dashboard when a batch changes it and the network's when any clinic "
+        "changes — every cohort's Kaplan–Meier estimate, intervals and comparisons — so "
+        "reads only send stored JSON (P4); a rebuild renders once, at its end (P3).",
+        "",
+        "| what | CPU per render (median) |",
+        "|---|---|",
+        f"| one clinic's dashboard | {r['clinic_render_cpu_ms']:.1f} ms |",
+        f"| the network's dashboard (its cohorts from every clinic's times) | "
+        f"{r['network_render_cpu_ms']:.1f} ms |",
+        f"| the same, no cohort's times changed since the last render (estimates "
+        f"remembered) | {r.get('network_render_unchanged_times_cpu_ms', 0):.1f} ms |",
+        f"| baseline, same run: {r['baseline']} | {r['baseline_cpu_ms']:.2f} ms |",
+        "",
+        f"Bodies: a clinic dashboard {r['clinic_dashboard_bytes']:,} bytes; the network view "
+        f"(every clinic's dashboard and the totals) {r['network_view_bytes']:,} bytes. Both "
+        "are bounded by the number of clinics, settings and modalities and the 84 days of "
+        "the curves, not by the number of programmes or events.",
+        "",
+    ]
 
 
 def cpu_profile_section() -> list[str]:

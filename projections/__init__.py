@@ -1,7 +1,8 @@
 """Read models computed from the event store: programme summaries, clinic
 dashboards and the network view.
 
-- metrics.py: the metric formulas, pure functions;
+- metrics.py: the metric formulas, pure functions; survival.py: time to
+  response (Kaplan–Meier); intervals.py: Wilson, exact Poisson and t intervals;
 - summaries.py, dashboards.py, network.py: one module per read model — what
   it stores and how each event changes it;
 - engine.py: applying a batch of events in memory, and parking poison events;

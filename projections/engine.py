@@ -89,6 +89,9 @@ class Changes:
     programmes: dict[int, ProgrammeRow] = field(default_factory=dict)
     clinics: dict[str, dashboards.Totals] = field(default_factory=dict)
     network: dashboards.Totals | None = None
+    #: The dashboards rendered from those totals: by clinic, and the network's.
+    dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    network_dashboard: dict[str, Any] | None = None
     parked: list[Parked] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)  # parked positions now applied
     skipped: list[int] = field(default_factory=list)  # parked positions given up on
@@ -303,12 +306,19 @@ class MetricsEngine:
             if totals is None:
                 totals = clinics[clinic_id] = dashboards.new_totals()
             dashboards.apply_delta(totals, delta)
-            dashboards.apply_delta(self._network, delta)
+            dashboards.apply_delta(self._network, delta, times=False)
             changed[clinic_id] = totals
+        # Rendered here, once per written batch: the time to response of each
+        # cohort (and the network's, from every clinic's times) is computed
+        # when its totals change, never when a dashboard is read.
         changes = Changes(
             position=position, programmes=rows, clinics=changed,
             network=self._network if changed else None, parked=self._parked,
             resolved=self._resolved, skipped=self._skipped,
+            dashboards={clinic_id: dashboards.clinic_dashboard(clinic_id, totals)
+                        for clinic_id, totals in changed.items()},
+            network_dashboard=(dashboards.network_dashboard(self._network, clinics)
+                               if changed else None),
         )
         self._forget_pending()
         return changes

@@ -8,7 +8,7 @@ not depend on the order in which they were added.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 US_PER_DAY = 86_400_000_000
@@ -48,6 +48,30 @@ def is_responder(pain_nrs: int, baseline_pain: int) -> bool:
     """A report that counts as a response: at least 2 points and at least 30% below
     baseline (`pain ≤ baseline − 2` and `pain ≤ 0.7 × baseline`, compared exactly)."""
     return pain_nrs <= baseline_pain - 2 and 10 * pain_nrs <= 7 * baseline_pain
+
+
+def is_substantial_responder(pain_nrs: int, baseline_pain: int) -> bool:
+    """A substantial response: at least 2 points and at least 50% below baseline
+    (`pain ≤ baseline − 2` and `pain ≤ 0.5 × baseline`, compared exactly)."""
+    return pain_nrs <= baseline_pain - 2 and 2 * pain_nrs <= baseline_pain
+
+
+def active_micros(start_us: int, end_us: int, pause_changes: Iterable[Sequence[int]]) -> int:
+    """Time in the span [start_us, end_us] that the programme was not paused (µs):
+    its exposure. `pause_changes` as for `prescribed_sessions`."""
+    paused = False
+    cursor = start_us
+    active = 0
+    for at, _position, value in sorted(pause_changes):
+        at = min(max(at, start_us), end_us)
+        if at > cursor:
+            if not paused:
+                active += at - cursor
+            cursor = at
+        paused = bool(value)
+    if end_us > cursor and not paused:
+        active += end_us - cursor
+    return active
 
 
 def prescribed_sessions(
@@ -117,3 +141,11 @@ def median(ordered: Sequence[float]) -> float | None:
 
 def rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def in_order(counts: Mapping[str, int], known: tuple[str, ...]) -> dict[str, int]:
+    """Counts in domain.md's order (any other category after, sorted): the same
+    totals always render to the same bytes, however they were built or stored."""
+    ordered = {key: counts.get(key, 0) for key in known}
+    ordered.update(sorted((k, v) for k, v in counts.items() if k not in ordered))
+    return ordered

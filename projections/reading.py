@@ -140,5 +140,5 @@ class Reader:
         position, clinics, totals = self._read(
             lambda models: models.network(self.name), min_position)
         if totals is None:
-            totals = to_json(dashboards.dashboard(dashboards.new_totals()))
+            totals = to_json(dashboards.network_dashboard(dashboards.new_totals(), {}))
         return position, network.network_body(clinics, totals)

@@ -234,7 +234,8 @@ class ProjectionRunner:
         """Run until `stop` is set (or, with `once`, until caught up)."""
         application, read_models = self.application, self.read_models
         live = read_models.versions(self.name)[0]
-        if read_models.state_format(self.name, live) != STATE_FORMAT:
+        if (read_models.state_format(self.name, live) != STATE_FORMAT
+                and not read_models.adopt_format(self.name, live)):
             # States it does not understand: rebuild them first (projections/upgrade.py).
             raise OutdatedReadModels(
                 f"{self.name} v{live} was built in another state format; run "

@@ -185,6 +185,18 @@ class ReadModelStore:
         with self.reading() as c:
             return self._versions(c, name)
 
+    def adopt_format(self, name: str, version: int) -> bool:
+        """Record this release's state format for a version nothing was applied to yet
+        (a new store's first version): True if it now has it, False if it holds states."""
+        if self.max_tracking_id(tracking_key(name, version)):
+            return False
+        with self.writing() as c:
+            self.execute(c, f"DELETE FROM {self.table(FORMATS)} WHERE projection = %s "
+                         "AND version = %s", [name, version])
+            self.execute(c, f"INSERT INTO {self.table(FORMATS)} (projection, version, "
+                         "state_format) VALUES (%s, %s, %s)", [name, version, STATE_FORMAT])
+        return True
+
     def state_format(self, name: str, version: int) -> int:
         """The state format a version was built in (1: built by release 0.1.0)."""
         with self.reading() as c:
@@ -354,8 +366,7 @@ class ReadModelStore:
             "(clinic_id, totals, dashboard) VALUES (%s, %s, %s) ON CONFLICT (clinic_id) "
             "DO UPDATE SET totals = excluded.totals, dashboard = excluded.dashboard",
             [
-                (clinic_id, canonical_json(totals),
-                 to_json(dashboards.clinic_dashboard(clinic_id, totals)))
+                (clinic_id, canonical_json(totals), to_json(changes.dashboards[clinic_id]))
                 for clinic_id, totals in changes.clinics.items()
             ],
         )
@@ -366,7 +377,7 @@ class ReadModelStore:
                 "(row_id, totals, dashboard) VALUES (%s, %s, %s) ON CONFLICT (row_id) "
                 "DO UPDATE SET totals = excluded.totals, dashboard = excluded.dashboard",
                 [NETWORK_ROW, canonical_json(changes.network),
-                 to_json(dashboards.dashboard(changes.network))],
+                 to_json(changes.network_dashboard)],
             )
         if changes.parked:
             parked_at = now_iso()

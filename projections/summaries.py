@@ -22,10 +22,12 @@ from uuid import UUID
 
 from domain.events import EVENT_TYPES as CATALOGUE
 from domain.vocabulary import SEVERITIES
-from projections import dashboards, metrics
+from projections import metrics
 
-#: The state's layout version; bump it (and rebuild) when the layout changes.
-STATE_FORMAT = 1
+#: The layout version of the states, contributions and clinic totals; bump it
+#: (and rebuild) when any of them changes. 2: substantial response, censoring
+#: times, exposure and cohort cells (time to response, who was compared).
+STATE_FORMAT = 2
 
 #: A report in the state: [occurred_us, position, occurred_at, pain_nrs,
 #: odi_percent, sleep_quality_nrs, context].
@@ -240,35 +242,51 @@ class Measures(NamedTuple):
     pain_change: int | None
     responded: bool
     response_us: int | None  # start -> earliest qualifying report
+    substantial_us: int | None  # start -> earliest substantially qualifying report
+    last_report_us: int | None  # start -> the last report (where a non-responder is censored)
     prescribed: float
     adherence: float | None
+    active_us: int  # the span less its pauses: the programme's exposure
 
 
 def measure(state: State) -> Measures:
     """The per-programme metrics of domain.md, from a programme's state."""
     baseline = state["baseline"]
     reports = state["reports"]
-    latest_pain = reports[state["latest"]][PAIN] if state["latest"] is not None else None
+    start = state["start"]
+    latest = reports[state["latest"]] if state["latest"] is not None else None
     first_response: int | None = None
+    first_substantial: int | None = None
     for report in reports.values():
-        if metrics.is_responder(report[PAIN], baseline) and (
-            first_response is None or report[AT] < first_response
-        ):
-            first_response = report[AT]
+        pain, at = report[PAIN], report[AT]
+        if metrics.is_responder(pain, baseline):
+            if first_response is None or at < first_response:
+                first_response = at
+            if metrics.is_substantial_responder(pain, baseline) and (
+                first_substantial is None or at < first_substantial
+            ):
+                first_substantial = at
     end = state["end"] if state["end"] is not None else state["last"]
-    prescribed = metrics.prescribed_sessions(state["start"], end, state["plan"], state["pauses"])
+    prescribed = metrics.prescribed_sessions(start, end, state["plan"], state["pauses"])
     return Measures(
-        latest_pain=latest_pain,
-        pain_change=latest_pain - baseline if latest_pain is not None else None,
+        latest_pain=latest[PAIN] if latest is not None else None,
+        pain_change=latest[PAIN] - baseline if latest is not None else None,
         responded=first_response is not None,
-        response_us=first_response - state["start"] if first_response is not None else None,
+        response_us=first_response - start if first_response is not None else None,
+        substantial_us=first_substantial - start if first_substantial is not None else None,
+        last_report_us=latest[AT] - start if latest is not None else None,
         prescribed=prescribed,
         adherence=metrics.adherence(len(state["sessions"]), prescribed),
+        active_us=metrics.active_micros(start, end, state["pauses"]),
     )
 
 
 def _round(value: float | None) -> float | None:
     return round(value, 6) if value is not None else None
+
+
+def _days(interval_us: int | None) -> float | None:
+    return _round(metrics.days(interval_us)) if interval_us is not None else None
 
 
 def summary(state: State, measures: Measures) -> dict[str, Any]:
@@ -290,15 +308,16 @@ def summary(state: State, measures: Measures) -> dict[str, Any]:
         "pain_change": measures.pain_change,
         "pain_reports": len(state["reports"]),
         "responded": measures.responded,
-        "days_to_response": _round(
-            metrics.days(measures.response_us) if measures.response_us is not None else None
-        ),
+        "days_to_response": _days(measures.response_us),
+        "responded_substantially": measures.substantial_us is not None,
+        "days_to_substantial_response": _days(measures.substantial_us),
+        "active_days": _days(measures.active_us),
         "sessions_completed": len(state["sessions"]),
         "sessions_missed": state["missed"],
         "minutes_completed": state["minutes"],
         "prescribed_sessions": _round(measures.prescribed),
         "adherence": _round(measures.adherence),
-        "adverse_events": dashboards.in_order(state["adverse"], SEVERITIES),
+        "adverse_events": metrics.in_order(state["adverse"], SEVERITIES),
         "corrections": state["corrections"],
         "position": state["position"],
         "held_since_position": state.get("held"),
@@ -322,21 +341,35 @@ def trajectory(state: State) -> list[dict[str, Any]]:
     ]
 
 
+def _time_to(response_us: int | None, censored_us: int | None) -> tuple[int, int]:
+    """(time, 1) for a response; (time, 0) for a censoring at the last report (0 without)."""
+    if response_us is not None:
+        return response_us, 1
+    return (censored_us or 0), 0
+
+
 def contribution(state: State, measures: Measures) -> list[Any]:
     """What the programme adds to its clinic's programme-level totals.
 
     A list of plain values (it is stored in the state, as JSON), so the
-    clinic's totals can take the old one out and put the new one in.
+    clinic's totals can take the old one out and put the new one in
+    (dashboards.apply_contribution reads it).
     """
     adherence = measures.adherence
+    adverse = state["adverse"]
     return [
         state["status"],
         state["outcome"],
         state["setting"],
         state["modality"],
+        state["condition"],
+        state["baseline"],
         round(adherence * metrics.ADHERENCE_SCALE) if adherence is not None else None,
         1 if state["reports"] else 0,
-        1 if measures.responded else 0,
-        measures.response_us,
         measures.pain_change,
+        *_time_to(measures.response_us, measures.last_report_us),
+        *_time_to(measures.substantial_us, measures.last_report_us),
+        len(state["sessions"]),
+        [adverse.get(severity, 0) for severity in SEVERITIES],
+        measures.active_us,
     ]

@@ -31,7 +31,8 @@ def outdated(read_models: ReadModelStore) -> dict[str, int]:
     for name in PROJECTIONS:
         live = read_models.versions(name)[0]
         state_format = read_models.state_format(name, live)
-        if state_format != STATE_FORMAT:
+        # A version nothing was applied to yet (a new store's) takes this format as it is.
+        if state_format != STATE_FORMAT and not read_models.adopt_format(name, live):
             found[name] = state_format
     return found
 

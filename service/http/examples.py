@@ -9,6 +9,8 @@ app and checks each example against its schema and against the real answers.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from domain.events import EVENT_TYPES
@@ -118,9 +120,11 @@ SUMMARY = {
     "status": "active", "outcome": None, "started_at": "2026-03-02T09:00:00+01:00",
     "discharged_at": None, "last_occurred_at": "2026-03-04T10:15:00+01:00",
     "baseline_pain": 7, "latest_pain": 4, "pain_change": -3, "pain_reports": 1,
-    "responded": True, "days_to_response": 2.027778, "sessions_completed": 1,
+    "responded": True, "days_to_response": 2.027778, "responded_substantially": False,
+    "days_to_substantial_response": None, "sessions_completed": 1,
     "sessions_missed": 0, "minutes_completed": 30, "prescribed_sessions": 0.879464,
-    "adherence": None, "adverse_events": {"mild": 0, "moderate": 0, "severe": 0},
+    "adherence": None, "active_days": 2.052083,
+    "adverse_events": {"mild": 0, "moderate": 0, "severe": 0},
     "corrections": 1, "position": 1044, "held_since_position": None,
 }
 SUMMARY_DETAIL = {**SUMMARY, "pain_trajectory": [{
@@ -130,24 +134,13 @@ SUMMARY_DETAIL = {**SUMMARY, "pain_trajectory": [{
 }]}
 SUMMARY_PAGE = {"programmes": [SUMMARY], "next": None}
 
-DASHBOARD = {
-    "programmes": 60,
-    "by_status": {"active": 21, "paused": 3, "discharged": 36},
-    "discharged_by_outcome": {"goals_met": 11, "improved": 13, "no_change": 5, "worsened": 1,
-                              "referred": 2, "dropped_out": 4},
-    "by_setting": {"in_office": 34, "at_home": 20, "hybrid": 6},
-    "by_starting_modality": {"mechanical_table": 36, "decompression_mat": 18, "inversion": 3,
-                             "stretching_exercises": 3},
-    "sessions_completed": 1184, "minutes_completed": 41210,
-    "adverse_events": {"mild": 14, "moderate": 4, "severe": 1},
-    "mean_adherence": 0.812345, "programmes_with_adherence": 58,
-    "responder_rate": 0.5, "responders": 28, "programmes_with_reports": 56,
-    "median_days_to_response": 17.5, "mean_pain_change": -2.142857,
-    "weekly": [{"week": "2026-W10", "sessions_completed": 42, "pain_reports": 19,
-                "mean_pain": 5.842105}],
-}
+#: A clinic's dashboard as the projection renders it: the demo's Harbour Spine Clinic
+#: (40 programmes), with its lists cut to their first entries to keep it short.
+DASHBOARD = json.loads((Path(__file__).parent / "example_data" / "dashboard.json").read_text())
 CLINIC_DASHBOARD = {"clinic_id": CLINIC, **DASHBOARD}
-NETWORK_DASHBOARD = {"clinics": [CLINIC_DASHBOARD], "totals": DASHBOARD}
+#: The network view of the same demo store (its one clinic, and the totals).
+NETWORK_DASHBOARD = json.loads(
+    (Path(__file__).parent / "example_data" / "network.json").read_text())
 
 CLINIC_CREATE = {"clinic_id": CLINIC, "name": "North Physio"}
 CLINIC_RECORD = {**CLINIC_CREATE, "registered_at": "2026-02-27T16:02:11.512000+00:00"}

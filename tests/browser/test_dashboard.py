@@ -83,6 +83,31 @@ def assert_accessible_charts(tab) -> None:
     assert unlabelled == []
 
 
+def check_curves(tab, canvas: str, table: str, comparison: dict[str, Any], kind: str) -> None:
+    """A figure's step curves and bands are the API's, and its at-risk table too."""
+    chart = tab.chart(canvas)
+    datasets = {d["label"]: d["data"] for d in chart["datasets"]}
+    labels = {"in_office": "In office", "at_home": "At home", "hybrid": "Hybrid",
+              "mechanical_table": "Mechanical table", "decompression_mat": "Decompression mat",
+              "inversion": "Inversion", "stretching_exercises": "Stretching exercises"}
+    assert len(datasets) == 3 * len(comparison["groups"])
+    for group in comparison["groups"]:
+        curve = group["time_to_response"][kind]["curve"]
+        name = labels[group["group"]]
+        for label, values in ((name, curve["cumulative"]),
+                              (f"{name} 95% CI low", curve["ci95_low"]),
+                              (f"{name} 95% CI high", curve["ci95_high"])):
+            assert [p["x"] for p in datasets[label]] == curve["day"]
+            assert [p["y"] for p in datasets[label]] == pytest.approx(
+                [100 * v for v in values], abs=1e-9)
+    rows = tab.page.locator(f"#{table} tbody tr")
+    assert rows.count() == len(comparison["groups"])
+    for i, group in enumerate(comparison["groups"]):
+        km = group["time_to_response"][kind]
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        assert cells == [str(km["programmes"])] + [str(r["at_risk"]) for r in km["at_days"]]
+
+
 def test_pages_are_public_shells_with_no_data(demo: Demo):
     for path in ("/dashboard/", "/dashboard/network", f"/dashboard/clinics/{CLINIC}",
                  f"/dashboard/clinics/{CLINIC}/programmes/{uuid.uuid4()}"):
@@ -167,29 +192,72 @@ def test_clinic_view_charts_hold_the_api_numbers(demo: Demo, new_tab):
 
     for canvas, field, keys in (("chart-setting", "setting", SETTINGS),
                                 ("chart-modality", "starting_modality", MODALITIES)):
-        chart = tab.chart(canvas)["datasets"][0]
+        with_report, discharged = tab.chart(canvas)["datasets"]
         present = [k for k in keys if any(s[field] == k for s in summaries)]
-        expected_counts, expected_rates, expected_intervals = [], [], []
-        for key in present:
-            reported = [s for s in summaries if s[field] == key and s["pain_reports"] > 0]
-            k, n = sum(s["responded"] for s in reported), len(reported)
-            expected_counts.append({"k": k, "n": n})
-            expected_rates.append(100 * k / n if n else None)
-            interval = wilson(k, n)
-            expected_intervals.append([100 * interval[0], 100 * interval[1]] if interval else None)
-        assert chart["counts"] == expected_counts
-        assert_close(chart["data"], expected_rates)
-        for actual, expected in zip(chart["intervals"], expected_intervals, strict=True):
-            assert (actual is None) == (expected is None)
-            if expected:
-                assert_close(actual, expected)
+        groups = {g["group"]: g for g in dashboard["comparisons"][field]["groups"]}
+        assert list(groups) == present
+        # Both denominators, worked out here from the summaries.
+        for dataset, chosen in ((with_report, lambda s: s["pain_reports"] > 0),
+                                (discharged, lambda s: s["status"] == "discharged")):
+            expected_counts, expected_rates, expected_intervals = [], [], []
+            for key in present:
+                members = [s for s in summaries if s[field] == key and chosen(s)]
+                k, n = sum(s["responded"] for s in members), len(members)
+                expected_counts.append({"k": k, "n": n})
+                expected_rates.append(100 * k / n if n else None)
+                interval = wilson(k, n)
+                expected_intervals.append([100 * interval[0], 100 * interval[1]]
+                                          if interval else None)
+            assert dataset["counts"] == expected_counts
+            assert_close(dataset["data"], [None if r is None else pytest.approx(r, abs=1e-4)
+                                           for r in expected_rates])
+            for actual, expected in zip(dataset["intervals"], expected_intervals, strict=True):
+                assert (actual is None) == (expected is None)
+                if expected:
+                    assert actual == pytest.approx(expected, abs=1e-4)
 
-    # The headline: the rate, its denominator and its interval.
+    # The curves of time to response, read back from the charts, are the API's.
+    for canvas, table, field in (("chart-km-setting", "km-setting-at-risk", "setting"),
+                                 ("chart-km-modality", "km-modality-at-risk",
+                                  "starting_modality")):
+        check_curves(tab, canvas, table, dashboard["comparisons"][field], "moderate")
+    tab.page.select_option("#km-kind", "substantial")
+    check_curves(tab, "chart-km-setting", "km-setting-at-risk",
+                 dashboard["comparisons"]["setting"], "substantial")
+    tab.page.select_option("#km-kind", "moderate")
+
+    # The headlines: both denominators, each with its counts and interval.
+    rates = dashboard["responder_rates"]["moderate"]
     k, n = dashboard["responders"], dashboard["programmes_with_reports"]
     low, high = wilson(k, n)
     headline = tab.text("[data-kpi=responder-rate]")
     assert pct(k / n) in headline and f"{k} of {n} programmes with a pain report" in headline
     assert f"95% CI {pct(low)}–{pct(high)}" in headline
+    itt = rates["among_discharged"]
+    headline = tab.text("[data-kpi=responder-rate-discharged]")
+    assert f"{itt['responders']} of {itt['programmes']} discharged programmes" in headline
+    assert pct(itt["rate"]) in headline
+    km = dashboard["time_to_response"]["moderate"]
+    median = tab.text("[data-kpi=time-to-response]")
+    assert (f"{km['median_days']:.1f} days" if km["median_days"] is not None
+            else "not reached") in median
+    # The median over responders only is not a headline any more, only in the table.
+    assert "first response" not in tab.text("#kpis")
+    assert "among responders only" in tab.text("#compare-table")
+    # Who was compared: the flag as the API says, with its sentence.
+    for box, field in (("#who-setting", "setting"), ("#who-modality", "starting_modality")):
+        flag = tab.page.locator(f"{box} .baseline-flag")
+        differ = dashboard["comparisons"][field]["differ_at_baseline"]
+        assert flag.get_attribute("data-differ") == str(differ).lower()
+        assert ("Groups differ at baseline" in flag.inner_text()) is differ
+    # A discharged programme that never responded reads "no", not "not yet".
+    rows = tab.page.locator("#programme-table tbody tr")
+    by_ref = {rows.nth(i).locator("th").inner_text(): rows.nth(i).inner_text()
+              for i in range(rows.count())}
+    for s in summaries:
+        if s["status"] == "discharged" and not s["responded"]:
+            assert "not yet" not in by_ref[s["patient_ref"]]
+    assert any(s["status"] == "discharged" and not s["responded"] for s in summaries)
     assert "Observational clinic records" in tab.text("footer")
     assert tab.page.locator("#programme-table tbody tr").count() == 15
     assert int(headers["X-Projection-Position"]) >= 1
@@ -197,9 +265,9 @@ def test_clinic_view_charts_hold_the_api_numbers(demo: Demo, new_tab):
     assert tab.errors == [], tab.errors
 
     tab.screenshot("clinic-view.png", full_page=True)
-    # For the README: the page down to the comparisons by setting and modality.
+    # For the README: the headlines and the curves of time to response.
     boxes = [tab.page.locator(f"#fig-{name}").bounding_box()
-             for name in ("setting", "modality", "outcome")]
+             for name in ("km-setting", "km-modality")]
     height = math.ceil(max(box["y"] + box["height"] for box in boxes) + 16)
     shot = tab.screenshot("clinic-view-readme.png", full_page=True,
                           clip={"x": 0, "y": 0, "width": LAPTOP["width"], "height": height})
@@ -294,7 +362,8 @@ def test_network_view_puts_clinics_side_by_side(demo: Demo, new_tab):
                                       for c in clinics])
     for actual, clinic in zip(responders["intervals"], clinics, strict=True):
         low, high = wilson(clinic["responders"], clinic["programmes_with_reports"])
-        assert_close(actual, [100 * low, 100 * high])
+        # The API's interval has 6 decimals: 1e-4 percentage points.
+        assert actual == pytest.approx([100 * low, 100 * high], abs=1.01e-4)
     adherence = tab.chart("chart-adherence")["datasets"][0]["data"]
     assert_close(adherence, [100 * c["mean_adherence"] for c in clinics])
     weekly = tab.chart("chart-weekly")
@@ -305,6 +374,16 @@ def test_network_view_puts_clinics_side_by_side(demo: Demo, new_tab):
     assert rows.count() == len(clinics) + 1  # and the network's totals
     assert f"{network['totals']['responders']} of {network['totals']['programmes_with_reports']}" \
         in rows.last.inner_text()
+    # The network's curves are the API's, and who was compared across clinics is shown.
+    totals = network["totals"]
+    check_curves(tab, "chart-km-setting", "km-setting-at-risk",
+                 totals["comparisons"]["setting"], "moderate")
+    check_curves(tab, "chart-km-modality", "km-modality-at-risk",
+                 totals["comparisons"]["starting_modality"], "moderate")
+    flag = tab.page.locator("#who-clinic .baseline-flag")
+    assert flag.get_attribute("data-differ") == str(
+        totals["comparisons"]["clinic"]["differ_at_baseline"]).lower()
+    assert tab.page.locator("#who-clinic tbody tr").count() == len(clinics)
     assert_accessible_charts(tab)
     assert tab.errors == [], tab.errors
     tab.screenshot("network-view.png", full_page=True)
@@ -365,7 +444,7 @@ def test_new_events_appear_without_a_reload(demo: Demo, new_tab):
     until(lambda: tab.chart("chart-status")["datasets"][0]["data"] == [1, 0, 0], 20,
           "the new programme on the page")
     assert tab.page.evaluate("window.__sameDocument") is True  # no reload
-    until(lambda: "1 of 1 programmes with a pain report" in tab.text("[data-kpi=responder-rate]"),
+    until(lambda: "1 of 1 programme with a pain report" in tab.text("[data-kpi=responder-rate]"),
           10, "the responder headline")
     assert tab.page.locator("#programme-table tbody tr").count() == 1
     # The polls ask for data at least as fresh as the position they last saw.

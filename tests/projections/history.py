@@ -41,13 +41,13 @@ class Log:
 
     def programme(self, clinic_id: str = "clinic-a", *, start: float = 0, per_week: int = 7,
                   baseline: int = 7, modality: str = "inversion", setting: str = "at_home",
-                  programme_id: uuid.UUID | None = None,
+                  condition: str = "sciatica", programme_id: uuid.UUID | None = None,
                   event_id: uuid.UUID | None = None) -> Handle:
         plan: dict[str, Any] = {"modality": modality, "sessions_per_week": per_week,
                                 "minutes_per_session": 30}
         if modality == "mechanical_table":
             plan["force_percent_body_weight"] = 30
-        data = {"patient_ref": "pt-1", "condition": "sciatica", "setting": setting,
+        data = {"patient_ref": "pt-1", "condition": condition, "setting": setting,
                 "plan": plan, "baseline": {"pain_nrs": baseline}}
         aggregate = Programme.start(
             programme_id=programme_id or uuid.uuid4(), clinic_id=clinic_id,
@@ -155,10 +155,10 @@ class MemoryReadModels:
             self.summaries[key] = to_json(row.summary)
         for clinic_id, totals in changes.clinics.items():
             self.clinics[clinic_id] = canonical_json(totals)
-            self.rendered[clinic_id] = to_json(dashboards.clinic_dashboard(clinic_id, totals))
+            self.rendered[clinic_id] = to_json(changes.dashboards[clinic_id])
         if changes.network is not None:
             self.network = canonical_json(changes.network)
-            self.rendered["*"] = to_json(dashboards.dashboard(changes.network))
+            self.rendered["*"] = to_json(changes.network_dashboard)
 
     def engine(self, **kwargs: Any) -> MetricsEngine:
         return MetricsEngine(self.load_states, self.load_totals, **kwargs)
@@ -172,11 +172,19 @@ class MemoryReadModels:
         return json.loads(self.states[uuid.UUID(programme_id).int])
 
     def dashboard(self, clinic_id: str) -> dict[str, Any]:
-        return dashboards.clinic_dashboard(clinic_id, json.loads(self.clinics[clinic_id]))
+        """The clinic's dashboard as stored (and checked against a render from its totals)."""
+        stored = json.loads(self.rendered[clinic_id])
+        assert stored == dashboards.clinic_dashboard(clinic_id, json.loads(self.clinics[clinic_id]))
+        return stored
 
     def totals(self) -> dict[str, Any]:
-        return dashboards.dashboard(json.loads(self.network or "null") or
-                                    dashboards.new_totals())
+        """The network's dashboard as stored (and checked against a render from the totals)."""
+        if self.network is None:
+            return dashboards.network_dashboard(dashboards.new_totals(), {})
+        stored = json.loads(self.rendered["*"])
+        clinics = {c: json.loads(t) for c, t in self.clinics.items()}
+        assert stored == dashboards.network_dashboard(json.loads(self.network), clinics)
+        return stored
 
     def everything(self) -> tuple[Any, ...]:
         return (sorted(self.states.items()), sorted(self.summaries.items()),

@@ -226,3 +226,27 @@ def test_reads_without_a_query_get_the_schemas_defaults_and_queries_are_still_ch
     assert world.get(f"/v1/clinics/{A}/dashboard", t.viewer_a, min_position="x"
                      ).status_code == 422
     assert len(world.get(listing, t.viewer_a).json["programmes"]) == 3
+
+
+def test_the_openapi_document_describes_the_new_figures_and_the_deprecated_alias(world):
+    spec = world.client.get("/openapi.json").json
+    schemas = spec["components"]["schemas"]
+    for name in ("ClinicDashboard", "NetworkTotals"):
+        dashboard = schemas[name]["properties"]
+        assert dashboard["median_days_to_response"]["deprecated"] is True
+        assert "median_days_to_response_among_responders" in dashboard
+        for field in ("responder_rate_discharged", "responder_rates", "time_to_response",
+                      "pain_change", "programme_weeks", "adverse_event_rates", "comparisons"):
+            assert field in dashboard and field in schemas[name]["required"], field
+    assert "censored at its last pain report" in schemas["Group"]["properties"][
+        "time_to_response"]["description"]
+    assert "clinic" in schemas["NetworkComparisons"]["properties"]
+    summary = schemas["ProgrammeSummary"]["properties"]
+    assert {"responded_substantially", "days_to_substantial_response", "active_days"} <= set(
+        summary)
+
+    d = world.get(f"/v1/clinics/{A}/dashboard", world.tokens.viewer_a).json
+    # The alias keeps its value; the new figures answer beside it.
+    assert d["median_days_to_response"] == d["median_days_to_response_among_responders"]
+    assert d["time_to_response"]["moderate"]["programmes"] == 3
+    assert d["responder_rates"]["moderate"]["among_discharged"]["programmes"] == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections import metrics
+from projections import intervals, metrics, survival
 from projections.metrics import US_PER_DAY
 from tests.projections.history import Log, project
 
@@ -302,3 +302,123 @@ def test_clinic_dashboard_and_network_totals():
     assert (totals["responders"], totals["programmes_with_reports"]) == (3, 4)
     assert totals["median_days_to_response"] == 2.0  # 1, 2, 4
     assert read_models.dashboard("clinic-b")["programmes"] == 1
+
+
+# ---- honest outcomes: time to response, both denominators, who was compared ---------
+
+
+def test_time_to_response_both_denominators_and_exposure_by_hand():
+    log = Log()
+    p1 = log.programme(baseline=8, setting="in_office", modality="mechanical_table")
+    p2 = log.programme(baseline=6, setting="in_office", modality="mechanical_table")
+    p3 = log.programme(baseline=5)
+    p4 = log.programme(baseline=7)
+    p1.pain(2, 5)        # moderate response on day 2 (5 <= 6, 50 <= 56), not substantial
+    p1.pain(9, 3)        # substantial on day 9 (3 <= 6, 6 <= 8)
+    p1.discharge(10, "goals_met")
+    p2.pain(4, 6)
+    p2.pain(8, 5)        # never responds: censored on day 8, its last report
+    p2.discharge(12, "no_change")
+    p3.discharge(3, "dropped_out")  # no report: censored on day 0; a non-responder when discharged
+    p4.pain(5, 4)        # moderate on day 5 (4 <= 5, 40 <= 49), still active
+    p4.adverse(5, "mild")
+    d = project(log.records).dashboard("clinic-a")
+
+    rates = d["responder_rates"]
+    # Moderate: p1 and p4 of the 3 with a report; of the 3 discharged only p1.
+    assert (rates["moderate"]["among_reported"]["responders"],
+            rates["moderate"]["among_reported"]["programmes"]) == (2, 3)
+    assert (rates["moderate"]["among_discharged"]["responders"],
+            rates["moderate"]["among_discharged"]["programmes"]) == (1, 3)
+    assert rates["moderate"]["among_discharged"]["ci95"] == pytest.approx(
+        list(intervals.wilson(1, 3)), abs=1e-6)
+    assert (d["responder_rate_discharged"], d["responders_discharged"],
+            d["programmes_discharged"]) == (pytest.approx(1 / 3, abs=1e-6), 1, 3)
+    # Substantial: p1 only, of 3 either way.
+    assert rates["substantial"]["among_reported"]["rate"] == pytest.approx(1 / 3, abs=1e-6)
+    assert rates["substantial"]["among_discharged"]["responders"] == 1
+
+    km = d["time_to_response"]["moderate"]
+    # Events on days 2 (p1) and 5 (p4); censored on days 8 (p2) and 0 (p3).
+    # Day 2: n = 3 (p3's time 0 is before it), S = 2/3. Day 5: n = 2, S = 1/3.
+    assert (km["programmes"], km["responses"], km["censored"]) == (4, 2, 2)
+    assert km["median_days"] == 5.0
+    day7 = km["at_days"][0]
+    assert (day7["day"], day7["cumulative"], day7["at_risk"]) == (7, pytest.approx(2 / 3,
+                                                                                  abs=1e-6), 1)
+    assert km["at_days"][1] == {"day": 14, "cumulative": None, "ci95": None, "at_risk": 0}
+    assert km["curve"]["day"] == [0, 2, 5, 8]
+    substantial = d["time_to_response"]["substantial"]
+    assert (substantial["responses"], substantial["median_days"]) == (1, 9.0)
+    # The median over responders only (2 and 5), under its honest name and the old one.
+    assert d["median_days_to_response_among_responders"] == 3.5
+    assert d["median_days_to_response"] == 3.5
+
+    # Pain change -5, -1, -3: mean -3, sd 2, t(0.975; 2) = 4.302653.
+    change = d["pain_change"]
+    assert (change["programmes"], change["mean"]) == (3, -3.0)
+    half = 4.302653 * 2 / 3 ** 0.5
+    assert change["ci95"] == pytest.approx([-3 - half, -3 + half], abs=1e-5)
+    # Exposure: 10 + 12 + 3 + 5 days (p4's span ends at its latest event) = 30/7 weeks.
+    assert d["programme_weeks"] == pytest.approx(30 / 7, abs=1e-6)
+    weekly = d["adverse_event_rates"]["per_100_programme_weeks"]
+    assert weekly["events"] == 1
+    assert weekly["rate"] == pytest.approx(100 / (30 / 7), abs=1e-6)
+    assert weekly["ci95"] == pytest.approx([100 * 0.0253178 / (30 / 7),
+                                            100 * 5.5716434 / (30 / 7)], rel=1e-6)
+    assert d["adverse_event_rates"]["per_100_sessions"] == {"events": 1, "rate": None,
+                                                            "ci95": None}  # no sessions
+
+    # The settings compared: each group with its own figures.
+    groups = {g["group"]: g for g in d["comparisons"]["setting"]["groups"]}
+    assert set(groups) == {"in_office", "at_home"}
+    assert groups["in_office"]["programmes"] == 2
+    assert groups["in_office"]["mean_baseline_pain"] == 7.0
+    assert groups["at_home"]["time_to_response"]["moderate"]["median_days"] == 5.0
+    assert d["comparisons"]["setting"]["differ_at_baseline"] is False  # groups under 5
+
+
+def test_groups_differ_at_baseline_by_the_rule():
+    def compared(in_office: list[tuple[int, str]], at_home: list[tuple[int, str]]) -> dict:
+        log = Log()
+        for setting, group in (("in_office", in_office), ("at_home", at_home)):
+            for baseline, condition in group:
+                log.programme(baseline=baseline, setting=setting, condition=condition)
+        return project(log.records).dashboard("clinic-a")["comparisons"]["setting"]
+
+    alike = [(7, "sciatica")] * 5
+    # Mean baseline 7.0 against 6.2: 0.8 points apart, same conditions: alike.
+    assert compared(alike, [(7, "sciatica")] * 4 + [(3, "sciatica")])[
+        "differ_at_baseline"] is False
+    # 7.0 against 6.0: exactly 1.0 point apart: flagged (>= 1.0).
+    result = compared(alike, [(7, "sciatica")] * 4 + [(2, "sciatica")])
+    assert result["differ_at_baseline"] is True
+    assert result["baseline_differences"] == [
+        {"groups": ["in_office", "at_home"], "measure": "mean_baseline_pain",
+         "condition": None, "difference": 1.0}]
+    # Sciatica 100 % against 80 %: exactly 20 points: flagged, for both conditions.
+    result = compared(alike, [(7, "sciatica")] * 4 + [(7, "low_back_pain")])
+    assert [(x["measure"], x["condition"], x["difference"])
+            for x in result["baseline_differences"]] == [
+        ("condition_share", "low_back_pain", -0.2), ("condition_share", "sciatica", 0.2)]
+    # 2 points apart but a group of 4: too small to judge.
+    assert compared(alike, [(5, "sciatica")] * 4)["differ_at_baseline"] is False
+
+
+def test_the_network_compares_its_clinics_and_pools_their_times():
+    log = Log()
+    for n in range(5):
+        a = log.programme("clinic-a", baseline=8)
+        a.pain(1 + n, 2)
+        b = log.programme("clinic-b", baseline=5, condition="low_back_pain")
+        b.pain(3, 5)
+    network = project(log.records).totals()
+    clinics = network["comparisons"]["clinic"]
+    assert [(g["group"], g["programmes"], g["mean_baseline_pain"]) for g in clinics["groups"]] == [
+        ("clinic-a", 5, 8.0), ("clinic-b", 5, 5.0)]
+    assert clinics["differ_at_baseline"] is True
+    km = network["time_to_response"]["moderate"]
+    # Five responses on days 1-5 in clinic-a; five censored on day 3 in clinic-b.
+    assert (km["programmes"], km["responses"], km["censored"]) == (10, 5, 5)
+    assert km == survival.time_to_response([day * US_PER_DAY for day in range(1, 6)],
+                                           [3 * US_PER_DAY] * 5)

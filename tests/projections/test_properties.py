@@ -9,6 +9,9 @@
    byte) what one batch over the whole log stores: the clinic totals kept by
    taking old contributions out and putting new ones in equal a recount from
    scratch.
+3. The time to response (Kaplan-Meier) and the responder rates of every
+   clinic and of the network equal a recount from the programmes' own
+   measures, however the log was batched.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from domain import errors
-from projections.summaries import trajectory
+from projections import survival
+from projections.summaries import measure, trajectory
 from tests.projections.history import Log, project
 
 MINUTES_PER_DAY = 24 * 60
@@ -185,3 +189,42 @@ def test_batching_and_restarts_never_change_what_is_stored(log, batch_sizes, res
     whole = project(log.records)
     batched = project(log.records, batch_sizes, restarts=restarts)
     assert batched.everything() == whole.everything()
+
+
+def recount(read_models: Any, clinic_id: str | None) -> dict[str, Any]:
+    """Time to response and responder counts from each programme's own measures."""
+    times: dict[str, tuple[list[int], list[int]]] = {
+        "moderate": ([], []), "substantial": ([], [])}
+    responders = reported = 0
+    for key in read_models.states:
+        state = read_models.load_states([key])[key]
+        if clinic_id is not None and state["clinic_id"] != clinic_id:
+            continue
+        m = measure(state)
+        censored = m.last_report_us or 0
+        for kind, response in (("moderate", m.response_us), ("substantial", m.substantial_us)):
+            events, censorings = times[kind]
+            (events if response is not None else censorings).append(
+                response if response is not None else censored)
+        reported += 1 if state["reports"] else 0
+        responders += m.responded
+    return {
+        "time_to_response": {kind: survival.time_to_response(sorted(e), sorted(c))
+                             for kind, (e, c) in times.items()},
+        "responders": responders, "programmes_with_reports": reported,
+    }
+
+
+@FAST
+@given(interleaved_logs(), st.lists(st.integers(1, 7), min_size=1, max_size=5), st.booleans())
+def test_survival_and_rates_equal_a_recount_from_the_programmes(log, batch_sizes, restarts):
+    read_models = project(log.records, batch_sizes, restarts=restarts)
+    for clinic_id in read_models.clinics:
+        shown = read_models.dashboard(clinic_id)
+        assert {key: shown[key] for key in ("time_to_response", "responders",
+                                            "programmes_with_reports")} == recount(
+            read_models, clinic_id)
+    network = read_models.totals()
+    assert {key: network[key] for key in ("time_to_response", "responders",
+                                          "programmes_with_reports")} == recount(
+        read_models, None)

@@ -69,7 +69,19 @@ class ProgrammeSummarySchema(Schema):
     responded = fields.Boolean(required=True, metadata={
         "description": "A report with pain <= baseline - 2 and <= 0.7 x baseline."
     })
-    days_to_response = fields.Float(allow_none=True, required=True)
+    days_to_response = fields.Float(allow_none=True, required=True, metadata={
+        "description": "Days from the start to the earliest qualifying report; null if none."
+    })
+    responded_substantially = fields.Boolean(required=True, metadata={
+        "description": "A report with pain <= baseline - 2 and <= 0.5 x baseline."
+    })
+    days_to_substantial_response = fields.Float(allow_none=True, required=True, metadata={
+        "description": "Days from the start to the earliest substantially qualifying report."
+    })
+    active_days = fields.Float(required=True, metadata={
+        "description": "Days of the span (start to discharge, or to the latest event) not "
+        "paused: the programme's exposure."
+    })
     sessions_completed = fields.Integer(required=True)
     sessions_missed = fields.Integer(required=True)
     minutes_completed = fields.Integer(required=True)
@@ -125,6 +137,195 @@ def _counts(description: str) -> fields.Dict:
                        metadata={"description": description})
 
 
+def _interval(description: str) -> fields.List:
+    return fields.List(fields.Float(allow_none=True), allow_none=True, required=True,
+                       metadata={"description": description, "minItems": 2, "maxItems": 2})
+
+
+class RateSchema(Schema):
+    responders = fields.Integer(required=True)
+    programmes = fields.Integer(required=True, metadata={"description": "The denominator."})
+    rate = fields.Float(allow_none=True, required=True, metadata={
+        "description": "responders / programmes; null when there are none."
+    })
+    ci95 = _interval("95 % Wilson interval [low, high]; null when there are no programmes.")
+
+
+class DenominatorsSchema(Schema):
+    among_reported = fields.Nested(RateSchema, required=True, metadata={
+        "description": "Among programmes with at least one pain report."
+    })
+    among_discharged = fields.Nested(RateSchema, required=True, metadata={
+        "description": "Among discharged programmes, a programme without any report counting "
+        "as a non-responder (intention to treat, complete follow-up)."
+    })
+
+
+class ResponderRatesSchema(Schema):
+    moderate = fields.Nested(DenominatorsSchema, required=True, metadata={
+        "description": "A report with pain <= baseline - 2 and <= 0.7 x baseline."
+    })
+    substantial = fields.Nested(DenominatorsSchema, required=True, metadata={
+        "description": "A report with pain <= baseline - 2 and <= 0.5 x baseline."
+    })
+
+
+class AtDaySchema(Schema):
+    day = fields.Integer(required=True)
+    cumulative = fields.Float(allow_none=True, required=True, metadata={
+        "description": "1 - S(day): the share responded by the end of that day (Kaplan-Meier); "
+        "null when nobody is followed that long."
+    })
+    ci95 = _interval("95 % log-log interval of the cumulative response.")
+    at_risk = fields.Integer(required=True, metadata={
+        "description": "Programmes whose time (response or censoring) is >= that day."
+    })
+
+
+class CurveSchema(Schema):
+    day = fields.List(fields.Integer(), required=True, metadata={
+        "description": "Whole days from 0 to the last day anyone is followed (at most 84), "
+        "where the estimate changes."
+    })
+    cumulative = fields.List(fields.Float(), required=True, metadata={
+        "description": "The cumulative response at the end of each of those days (4 decimals)."
+    })
+    ci95_low = fields.List(fields.Float(), required=True)
+    ci95_high = fields.List(fields.Float(), required=True)
+
+
+class TimeToResponseSchema(Schema):
+    programmes = fields.Integer(required=True, metadata={"description": "Every programme."})
+    responses = fields.Integer(required=True)
+    censored = fields.Integer(required=True, metadata={
+        "description": "Non-responders, censored at their last pain report (day 0 without one)."
+    })
+    median_days = fields.Float(allow_none=True, required=True, metadata={
+        "description": "The first event time with S <= 0.5; null: not reached."
+    })
+    median_ci95 = _interval("Brookmeyer-Crowley: where the lower and the upper bound of S "
+                            "reach 0.5; null bounds are not reached.")
+    at_days = fields.List(fields.Nested(AtDaySchema), required=True, metadata={
+        "description": "Days 7, 14, 28, 42, 56 and 84."
+    })
+    curve = fields.Nested(CurveSchema, required=True)
+
+
+class TimesToResponseSchema(Schema):
+    moderate = fields.Nested(TimeToResponseSchema, required=True)
+    substantial = fields.Nested(TimeToResponseSchema, required=True)
+
+
+class PainChangeSchema(Schema):
+    programmes = fields.Integer(required=True, metadata={
+        "description": "Programmes with at least one pain report."
+    })
+    mean = fields.Float(allow_none=True, required=True, metadata={
+        "description": "Mean of latest_pain - baseline_pain."
+    })
+    ci95 = _interval("95 % Student t interval; null below two programmes.")
+
+
+class PerHundredSchema(Schema):
+    events = fields.Integer(required=True)
+    rate = fields.Float(allow_none=True, required=True, metadata={
+        "description": "Adverse events per 100 units of exposure; null without exposure."
+    })
+    ci95 = _interval("Exact Poisson 95 % interval.")
+
+
+class AdverseEventRatesSchema(Schema):
+    per_100_sessions = fields.Nested(PerHundredSchema, required=True)
+    per_100_programme_weeks = fields.Nested(PerHundredSchema, required=True, metadata={
+        "description": "Per 100 weeks of programmes being active (pauses excluded)."
+    })
+
+
+class CohortSchema(Schema):
+    """The figures of one group of programmes (a clinic, a setting, a starting modality)."""
+
+    programmes = fields.Integer(required=True)
+    mean_baseline_pain = fields.Float(allow_none=True, required=True)
+    conditions = _counts("Programmes by condition.")
+    responder_rates = fields.Nested(ResponderRatesSchema, required=True)
+    time_to_response = fields.Nested(TimesToResponseSchema, required=True, metadata={
+        "description": "Kaplan-Meier: every programme followed from its start; a "
+        "non-responder censored at its last pain report."
+    })
+    median_days_to_response_among_responders = fields.Float(
+        allow_none=True, required=True, metadata={
+            "description": "The median over responders only: it ignores everyone who has "
+            "not (yet) responded, so it flatters; see time_to_response."
+        })
+    pain_change = fields.Nested(PainChangeSchema, required=True)
+    mean_adherence = fields.Float(allow_none=True, required=True)
+    programmes_with_adherence = fields.Integer(required=True)
+    sessions_completed = fields.Integer(required=True)
+    programme_weeks = fields.Float(required=True, metadata={
+        "description": "Weeks the programmes were active (pauses excluded): the exposure."
+    })
+    adverse_events = fields.Nested(AdverseEventCountsSchema, required=True)
+    adverse_event_rates = fields.Nested(AdverseEventRatesSchema, required=True)
+
+
+class GroupSchema(CohortSchema):
+    group = fields.String(required=True, metadata={
+        "description": "The setting or starting modality."
+    })
+
+
+class BaselineDifferenceSchema(Schema):
+    groups = fields.List(fields.String(), required=True, metadata={
+        "description": "The two groups [a, b]."
+    })
+    measure = fields.String(required=True, validate=OneOf(("mean_baseline_pain",
+                                                            "condition_share")))
+    condition = fields.String(allow_none=True, required=True)
+    difference = fields.Float(required=True, metadata={
+        "description": "a minus b: points of mean baseline pain, or the difference of the "
+        "condition's share (0.25 = 25 percentage points)."
+    })
+
+
+class ComparisonSchema(Schema):
+    groups = fields.List(fields.Nested(GroupSchema), required=True, metadata={
+        "description": "Each group with at least one programme."
+    })
+    differ_at_baseline = fields.Boolean(required=True, metadata={
+        "description": "Two groups of at least 5 programmes differ by >= 1.0 point of mean "
+        "baseline pain, or by >= 20 percentage points in the share of a condition: "
+        "a difference in outcomes may come from who was treated, not how."
+    })
+    baseline_differences = fields.List(fields.Nested(BaselineDifferenceSchema),
+                                       required=True)
+
+
+class ComparisonsSchema(Schema):
+    setting = fields.Nested(ComparisonSchema, required=True)
+    starting_modality = fields.Nested(ComparisonSchema, required=True)
+
+
+class ClinicGroupSchema(Schema):
+    group = fields.String(required=True, metadata={"description": "The clinic_id."})
+    programmes = fields.Integer(required=True)
+    mean_baseline_pain = fields.Float(allow_none=True, required=True)
+    conditions = _counts("Programmes by condition.")
+
+
+class ClinicComparisonSchema(Schema):
+    groups = fields.List(fields.Nested(ClinicGroupSchema), required=True)
+    differ_at_baseline = fields.Boolean(required=True)
+    baseline_differences = fields.List(fields.Nested(BaselineDifferenceSchema),
+                                       required=True)
+
+
+class NetworkComparisonsSchema(ComparisonsSchema):
+    clinic = fields.Nested(ClinicComparisonSchema, required=True, metadata={
+        "description": "Who was compared across clinics (each clinic's figures are in "
+        "`clinics`)."
+    })
+
+
 class DashboardSchema(Schema):
     programmes = fields.Integer(required=True)
     by_status = _counts("Programmes by status.")
@@ -141,8 +342,33 @@ class DashboardSchema(Schema):
     })
     responders = fields.Integer(required=True)
     programmes_with_reports = fields.Integer(required=True)
-    median_days_to_response = fields.Float(allow_none=True, required=True)
+    responder_rate_discharged = fields.Float(allow_none=True, required=True, metadata={
+        "description": "responders_discharged / programmes_discharged: a discharged programme "
+        "without any report counts as a non-responder."
+    })
+    responders_discharged = fields.Integer(required=True)
+    programmes_discharged = fields.Integer(required=True)
+    median_days_to_response = fields.Float(allow_none=True, required=True, metadata={
+        "description": "Deprecated: the older name of "
+        "median_days_to_response_among_responders; removed in the next release.",
+        "deprecated": True,
+    })
+    median_days_to_response_among_responders = fields.Float(
+        allow_none=True, required=True, metadata={
+            "description": "The median over responders only: it ignores everyone who has "
+            "not (yet) responded; see time_to_response."
+        })
     mean_pain_change = fields.Float(allow_none=True, required=True)
+    mean_baseline_pain = fields.Float(allow_none=True, required=True)
+    conditions = _counts("Programmes by condition.")
+    responder_rates = fields.Nested(ResponderRatesSchema, required=True)
+    time_to_response = fields.Nested(TimesToResponseSchema, required=True)
+    pain_change = fields.Nested(PainChangeSchema, required=True)
+    programme_weeks = fields.Float(required=True)
+    adverse_event_rates = fields.Nested(AdverseEventRatesSchema, required=True)
+    comparisons = fields.Nested(ComparisonsSchema, required=True, metadata={
+        "description": "Settings and starting modalities compared, with who was compared."
+    })
     weekly = fields.List(fields.Nested(WeekSchema), required=True, metadata={
         "description": "By ISO week of occurred_at (in the offset the clinic sent)."
     })
@@ -152,6 +378,12 @@ class ClinicDashboardSchema(DashboardSchema):
     clinic_id = fields.String(required=True)
 
 
+class NetworkTotalsSchema(DashboardSchema):
+    comparisons = fields.Nested(NetworkComparisonsSchema, required=True, metadata={
+        "description": "Settings, starting modalities and clinics compared."
+    })
+
+
 class NetworkDashboardSchema(Schema):
     clinics = fields.List(fields.Nested(ClinicDashboardSchema), required=True)
-    totals = fields.Nested(DashboardSchema, required=True)
+    totals = fields.Nested(NetworkTotalsSchema, required=True)

@@ -1,8 +1,9 @@
 /* The clinic view: its dashboard, and its programme summaries paged through the cursor.
  *
  * Two reads per refresh (the dashboard, then the summaries at least as fresh as it),
- * plus one more page per 500 programmes. Comparisons by setting and modality, the
- * adherence histogram and every Wilson interval are computed here from the counts.
+ * plus one more page per 500 programmes. Every rate, interval, time to response and
+ * comparison comes computed from the dashboard; only the adherence histogram and the
+ * programme list are drawn from the summaries.
  */
 (function () {
   "use strict";
@@ -13,6 +14,7 @@
   /** Axis labels that fit under a bar; the summaries and tables say them in full. */
   const SHORT = { mechanical_table: "Table", decompression_mat: "Mat", stretching_exercises: "Stretching" };
   let current = { dashboardText: null, dashboard: null, summaries: [] };
+  let kind = "moderate";
   let shownRows = PAGE_ROWS;
 
   async function refresh(lastPosition) {
@@ -29,40 +31,70 @@
   function render(d, summaries) {
     document.getElementById("content").hidden = false;
     renderKpis(d);
+    renderTimeToResponse(d);
     renderStatus(d);
     renderOutcomes(d);
     renderAdherence(summaries);
     renderWeekly(d);
     renderAdverse(d);
-    renderGroups("chart-setting", summaries, "setting", T.SETTINGS, "setting");
-    renderGroups("chart-modality", summaries, "starting_modality", T.MODALITIES, "starting modality");
-    renderComparison(summaries);
+    renderGroups("chart-setting", d.comparisons.setting, "setting");
+    renderGroups("chart-modality", d.comparisons.starting_modality, "starting modality");
+    renderComparison(d);
     renderProgrammes(summaries);
   }
 
   function renderKpis(d) {
     const adverse = T.sum(T.SEVERITIES.map((s) => d.adverse_events[s]));
-    const ci = T.wilson(d.responders, d.programmes_with_reports);
+    const rates = d.responder_rates.moderate;
+    const km = d.time_to_response.moderate;
+    const day28 = km.at_days.find((r) => r.day === 28);
+    const change = d.pain_change;
+    const perWeeks = d.adverse_event_rates.per_100_programme_weeks;
+    const perSessions = d.adverse_event_rates.per_100_sessions;
     T.fillKpis(document.getElementById("kpis"), [
       { key: "programmes", label: "Programmes", value: T.n(d.programmes),
         note: T.STATUSES.map((s) => T.n(d.by_status[s] || 0) + " " + s).join(" · ") },
-      { key: "responder-rate", label: "Responder rate",
-        value: d.programmes_with_reports ? T.pct(d.responders / d.programmes_with_reports) : "—",
-        note: d.programmes_with_reports
-          ? T.n(d.responders) + " of " + T.n(d.programmes_with_reports) + " programmes with a pain report; 95% CI " + T.ciText(ci)
+      { key: "responder-rate", label: "Responder rate, with a pain report",
+        value: rates.among_reported.programmes ? T.pct(rates.among_reported.rate) : "—",
+        note: rates.among_reported.programmes
+          ? T.n(rates.among_reported.responders) + " of " + T.plural(rates.among_reported.programmes, "programme") +
+            " with a pain report; 95% CI " + T.ciPct(rates.among_reported.ci95)
           : "no programme with a pain report yet" },
-      { key: "days-to-response", label: "Median days to first response",
-        value: T.fixed(d.median_days_to_response, 1), note: "over " + T.n(d.responders) + " responders" },
-      { key: "pain-change", label: "Mean pain change (0–10)", value: T.signed(d.mean_pain_change, 1),
-        note: "baseline to latest report, over " + T.n(d.programmes_with_reports) + " programmes with a report" },
+      { key: "responder-rate-discharged", label: "Responder rate, discharged",
+        value: rates.among_discharged.programmes ? T.pct(rates.among_discharged.rate) : "—",
+        note: rates.among_discharged.programmes
+          ? T.n(rates.among_discharged.responders) + " of " + T.plural(rates.among_discharged.programmes, "discharged programme") +
+            ", no report counting as no response; 95% CI " + T.ciPct(rates.among_discharged.ci95)
+          : "no programme discharged yet" },
+      { key: "time-to-response", label: "Median time to response",
+        value: km.median_days === null ? "not reached" : T.fixed(km.median_days, 1) + " days",
+        note: "Kaplan–Meier over all " + T.plural(km.programmes, "programme") +
+          (km.median_days === null ? "" : "; " + T.medianText(km).replace(/^[^(]*\(|\)$/g, "")) +
+          (day28.cumulative === null ? "" : "; " + T.pct(day28.cumulative) + " responded by day 28") },
+      { key: "pain-change", label: "Mean pain change (0–10)", value: T.signed(change.mean, 1),
+        note: "baseline to latest report, over " + T.plural(change.programmes, "programme") + " with a report" +
+          (change.ci95 ? "; 95% CI " + T.ciFixed(change.ci95, 1) : "") },
       { key: "adherence", label: "Mean adherence", value: T.pct(d.mean_adherence),
-        note: "over " + T.n(d.programmes_with_adherence) + " programmes with ≥ 1 prescribed session" },
+        note: "over " + T.plural(d.programmes_with_adherence, "programme") + " with ≥ 1 prescribed session" },
       { key: "sessions", label: "Sessions completed", value: T.n(d.sessions_completed),
         note: T.n(d.minutes_completed) + " minutes" },
       { key: "adverse", label: "Adverse events", value: T.n(adverse),
         note: T.SEVERITIES.map((s) => T.n(d.adverse_events[s]) + " " + s).join(" · ") +
-          "; " + T.fixed(T.per100(adverse, d.sessions_completed), 1) + " per 100 sessions" },
+          "; " + T.fixed(perWeeks.rate, 2) + " per 100 programme-weeks, " + T.fixed(perSessions.rate, 2) + " per 100 sessions" },
     ]);
+  }
+
+  function renderTimeToResponse(d) {
+    T.survivalChart("chart-km-setting", "km-setting-at-risk", d.comparisons.setting.groups, kind, "setting");
+    T.survivalChart("chart-km-modality", "km-modality-at-risk", d.comparisons.starting_modality.groups, kind,
+      "starting modality");
+    for (const [id, comparison, what] of [["km-setting-baseline", d.comparisons.setting, "setting"],
+      ["km-modality-baseline", d.comparisons.starting_modality, "starting modality"]]) {
+      const box = document.getElementById(id);
+      box.dataset.differ = String(comparison.differ_at_baseline);
+      box.className = "baseline-flag " + (comparison.differ_at_baseline ? "differ" : "alike");
+      box.textContent = T.baselineSentence(comparison, what);
+    }
   }
 
   function renderStatus(d) {
@@ -78,7 +110,7 @@
       options: { plugins: { legend: { display: false } },
         scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "programmes" } } } },
     }, {
-      summary: T.n(d.programmes) + " programmes: " +
+      summary: T.plural(d.programmes, "programme") + ": " +
         T.STATUSES.map((s, i) => T.n(counts[i]) + " " + s).join(", ") + ". Discharged by outcome: " +
         (outcomes.length ? outcomes.map((o) => T.n(d.discharged_by_outcome[o]) + " " + T.label(o).toLowerCase()).join(", ") : "none yet") + ".",
       table: {
@@ -104,7 +136,7 @@
         scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "programmes" } } } },
     }, {
       summary: discharged
-        ? "Of " + T.n(discharged) + " discharged programmes: " +
+        ? "Of " + T.plural(discharged, "discharged programme") + ": " +
           T.OUTCOMES.map((o, i) => T.n(counts[i]) + " " + T.label(o).toLowerCase()).join(", ") + "."
         : "No programme has been discharged yet.",
       table: {
@@ -128,8 +160,8 @@
           y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "programmes" } },
         } },
     }, {
-      summary: "n = " + T.n(n) + " programmes with at least one prescribed session" +
-        (missing ? " (" + T.n(missing) + " without one are not shown)" : "") + "; " +
+      summary: "n = " + T.plural(n, "programme") + " with at least one prescribed session" +
+        (missing ? " (" + T.n(missing) + " without one " + (missing === 1 ? "is" : "are") + " not shown)" : "") + "; " +
         T.n(bins[9]) + " at 90–100%, " + T.n(T.sum(bins.slice(0, 5))) + " below 50%.",
       table: {
         columns: [{ label: "Adherence" }, { label: "Programmes", num: true }, { label: "Share of n", num: true }],
@@ -165,14 +197,14 @@
             title: { display: true, text: "mean pain" } },
         },
         plugins: { tooltip: { callbacks: { afterLabel(item) {
-          return item.datasetIndex === 1 ? "n = " + T.n(rows[item.dataIndex].pain_reports) + " reports" : "";
+          return item.datasetIndex === 1 ? "n = " + T.plural(rows[item.dataIndex].pain_reports, "report") : "";
         } } } },
       },
     }, {
       summary: weeks.length
-        ? T.n(weeks.length) + " weeks from " + weeks[0] + " to " + weeks[weeks.length - 1] + ": " +
-          T.n(d.sessions_completed) + " sessions completed; " + T.n(T.sum(d.weekly.map((w) => w.pain_reports))) +
-          " pain reports in " + T.n(reported.length) + " weeks."
+        ? T.plural(weeks.length, "week") + " from " + weeks[0] + " to " + weeks[weeks.length - 1] + ": " +
+          T.plural(d.sessions_completed, "session") + " completed; " +
+          T.plural(T.sum(d.weekly.map((w) => w.pain_reports)), "pain report") + " in " + T.plural(reported.length, "week") + "."
         : "No sessions or pain reports yet.",
       table: {
         columns: [{ label: "ISO week" }, { label: "Sessions completed", num: true },
@@ -184,6 +216,8 @@
 
   function renderAdverse(d) {
     const counts = T.SEVERITIES.map((s) => d.adverse_events[s]);
+    const perSessions = d.adverse_event_rates.per_100_sessions;
+    const perWeeks = d.adverse_event_rates.per_100_programme_weeks;
     T.chart("chart-adverse", {
       type: "bar",
       data: { labels: T.SEVERITIES.map(T.label), datasets: [{ label: "Adverse events", data: counts,
@@ -191,92 +225,104 @@
       options: { plugins: { legend: { display: false } },
         scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "events" } } } },
     }, {
-      summary: T.SEVERITIES.map((s, i) => T.n(counts[i]) + " " + s).join(", ") + " over " +
-        T.n(d.sessions_completed) + " completed sessions (" +
-        T.fixed(T.per100(T.sum(counts), d.sessions_completed), 2) + " per 100 sessions). A severe event pauses the programme.",
+      summary: T.SEVERITIES.map((s, i) => T.n(counts[i]) + " " + s).join(", ") + ": " +
+        T.fixed(perWeeks.rate, 2) + " per 100 programme-weeks (95% CI " + T.fixed(perWeeks.ci95 && perWeeks.ci95[0], 2) + "–" +
+        T.fixed(perWeeks.ci95 && perWeeks.ci95[1], 2) + ") over " + T.fixed(d.programme_weeks, 1) + " weeks of active programmes, " +
+        T.fixed(perSessions.rate, 2) + " per 100 sessions over " + T.plural(d.sessions_completed, "completed session") +
+        ". A severe event pauses the programme.",
       table: {
-        columns: [{ label: "Severity" }, { label: "Events", num: true }, { label: "Per 100 sessions", num: true }],
-        rows: T.SEVERITIES.map((s, i) => [T.label(s), T.n(counts[i]), T.fixed(T.per100(counts[i], d.sessions_completed), 2)]),
-        totals: ["All", T.n(T.sum(counts)), T.fixed(T.per100(T.sum(counts), d.sessions_completed), 2)],
+        columns: [{ label: "Severity" }, { label: "Events", num: true }],
+        rows: T.SEVERITIES.map((s, i) => [T.label(s), T.n(counts[i])]).concat([
+          ["Per 100 programme-weeks (95% CI)", T.per100Text(perWeeks)],
+          ["Per 100 sessions (95% CI)", T.per100Text(perSessions)]]),
+        totals: ["All", T.n(T.sum(counts))],
       },
     });
   }
 
-  function groupStats(summaries) {
-    const responders = T.responderStats(summaries);
-    const adherence = summaries.map((s) => s.adherence).filter((a) => a !== null);
-    const changes = summaries.map((s) => s.pain_change).filter((c) => c !== null);
-    const sessions = T.sum(summaries.map((s) => s.sessions_completed));
-    const adverse = T.SEVERITIES.map((sev) => T.sum(summaries.map((s) => s.adverse_events[sev])));
-    return { programmes: summaries.length, responders, adherence: T.mean(adherence), adherenceN: adherence.length,
-      painChange: T.mean(changes), painChangeN: changes.length, sessions, adverse };
-  }
-
-  function renderGroups(canvasId, summaries, field, keys, what) {
-    const present = keys.filter((key) => summaries.some((s) => s[field] === key))
-      .concat([...new Set(summaries.map((s) => s[field]))].filter((key) => !keys.includes(key)));
-    const stats = present.map((key) => T.responderStats(summaries.filter((s) => s[field] === key)));
-    const labels = present.map((key, i) => [SHORT[key] || T.label(key), "n = " + stats[i].n]);
+  function renderGroups(canvasId, comparison, what) {
+    const groups = comparison.groups;
+    const rates = groups.map((g) => g.responder_rates.moderate);
+    const labels = groups.map((g) => [SHORT[g.group] || T.label(g.group), "n = " + g.programmes]);
+    const dataset = (name, key, colour) => ({
+      label: name,
+      data: rates.map((r) => (r[key].programmes ? 100 * r[key].rate : null)),
+      intervals: rates.map((r) => (r[key].ci95 ? [100 * r[key].ci95[0], 100 * r[key].ci95[1]] : null)),
+      counts: rates.map((r) => ({ k: r[key].responders, n: r[key].programmes })),
+      backgroundColor: colour,
+    });
     T.chart(canvasId, {
       type: "bar",
-      data: {
-        labels,
-        datasets: [{
-          label: "Responder rate (%)",
-          data: stats.map((s) => (s.n ? (100 * s.k) / s.n : null)),
-          intervals: stats.map((s) => (s.ci ? [100 * s.ci.low, 100 * s.ci.high] : null)),
-          counts: stats.map((s) => ({ k: s.k, n: s.n })),
-          backgroundColor: present.map((_, i) => T.SERIES[i % T.SERIES.length]),
-        }],
-      },
+      data: { labels, datasets: [dataset("With a pain report", "among_reported", T.COLOURS.blue),
+        dataset("Discharged (no report = no response)", "among_discharged", T.COLOURS.orange)] },
       options: {
-        plugins: { legend: { display: false }, tooltip: { callbacks: { label(item) {
-          const s = stats[item.dataIndex];
-          return T.rateText(s.k, s.n);
+        plugins: { tooltip: { callbacks: { label(item) {
+          const r = rates[item.dataIndex][item.datasetIndex ? "among_discharged" : "among_reported"];
+          return item.dataset.label + ": " + T.apiRateText(r);
         } } } },
         scales: { y: { min: 0, max: 100, title: { display: true, text: "responders (%)" } } },
       },
     }, {
-      summary: present.length
-        ? "By " + what + ": " + present.map((key, i) => T.label(key) + " " + T.rateText(stats[i].k, stats[i].n)).join("; ") + "."
+      summary: groups.length
+        ? "By " + what + ": " + groups.map((g, i) => T.label(g.group) + " " + T.apiRateText(rates[i].among_reported,
+          "programme with a pain report") + " with a pain report, " +
+          T.apiRateText(rates[i].among_discharged, "discharged programme") + " of discharged").join("; ") + "."
         : "No programmes yet.",
       table: {
-        columns: [{ label: what.charAt(0).toUpperCase() + what.slice(1) }, { label: "With a pain report (n)", num: true },
-          { label: "Responders", num: true }, { label: "Rate", num: true }, { label: "95% CI", num: true }],
-        rows: present.map((key, i) => [T.label(key), T.n(stats[i].n), T.n(stats[i].k),
-          T.pct(stats[i].rate), T.ciText(stats[i].ci)]),
+        columns: [{ label: what.charAt(0).toUpperCase() + what.slice(1) }, { label: "With a pain report: responders of n", num: true },
+          { label: "Rate (95% CI)", num: true }, { label: "Discharged: responders of n", num: true },
+          { label: "Rate (95% CI)", num: true }],
+        rows: groups.map((g, i) => [T.label(g.group),
+          T.n(rates[i].among_reported.responders) + " of " + T.n(rates[i].among_reported.programmes),
+          T.pct(rates[i].among_reported.rate) + " (" + T.ciPct(rates[i].among_reported.ci95) + ")",
+          T.n(rates[i].among_discharged.responders) + " of " + T.n(rates[i].among_discharged.programmes),
+          T.pct(rates[i].among_discharged.rate) + " (" + T.ciPct(rates[i].among_discharged.ci95) + ")"]),
       },
     });
   }
 
-  function renderComparison(summaries) {
+  function renderComparison(d) {
     const columns = [
-      { label: "Group" }, { label: "Programmes", num: true }, { label: "With a pain report (n)", num: true },
-      { label: "Responders", num: true }, { label: "Responder rate (95% CI)", num: true },
-      { label: "Mean adherence (n)", num: true }, { label: "Mean pain change (n)", num: true },
-      { label: "Sessions", num: true }, { label: "Adverse events mild / moderate / severe", num: true },
-      { label: "Adverse per 100 sessions", num: true },
+      { label: "Group" }, { label: "Programmes", num: true },
+      { label: "Responder rate, with a pain report (95% CI)", num: true },
+      { label: "Responder rate, discharged (95% CI)", num: true },
+      { label: "Median time to response, Kaplan–Meier (95% CI)", num: true },
+      { label: "Median days to response among responders only", num: true },
+      { label: "Mean pain change (95% CI), n", num: true },
+      { label: "Mean adherence (n)", num: true }, { label: "Sessions", num: true },
+      { label: "Adverse events mild / moderate / severe", num: true },
+      { label: "Adverse per 100 programme-weeks (95% CI)", num: true },
+      { label: "Adverse per 100 sessions (95% CI)", num: true },
     ];
-    const row = (name, group) => {
-      const g = groupStats(group);
-      return [name, T.n(g.programmes), T.n(g.responders.n), T.n(g.responders.k),
-        g.responders.n ? T.pct(g.responders.rate) + " (" + T.ciText(g.responders.ci) + ")" : "—",
-        T.pct(g.adherence) + " (" + T.n(g.adherenceN) + ")", T.signed(g.painChange, 1) + " (" + T.n(g.painChangeN) + ")",
-        T.n(g.sessions), g.adverse.map(T.n).join(" / "), T.fixed(T.per100(T.sum(g.adverse), g.sessions), 2)];
+    const row = (name, g) => {
+      const rates = g.responder_rates.moderate;
+      const rate = (r) => (r.programmes ? T.pct(r.rate) + " (" + T.ciPct(r.ci95) + "), " + T.n(r.responders) + " of " + T.n(r.programmes) : "—");
+      return [name, T.n(g.programmes), rate(rates.among_reported), rate(rates.among_discharged),
+        T.medianText(g.time_to_response.moderate), T.fixed(g.median_days_to_response_among_responders, 1),
+        T.signed(g.pain_change.mean, 1) + (g.pain_change.ci95 ? " (" + T.ciFixed(g.pain_change.ci95, 1) + ")" : "") + ", " + T.n(g.pain_change.programmes),
+        T.pct(g.mean_adherence) + " (" + T.n(g.programmes_with_adherence) + ")", T.n(g.sessions_completed),
+        T.SEVERITIES.map((s) => T.n(g.adverse_events[s])).join(" / "),
+        T.per100Text(g.adverse_event_rates.per_100_programme_weeks), T.per100Text(g.adverse_event_rates.per_100_sessions)];
     };
     const rows = [];
     const section = (title) => T.el("tr", {}, T.el("th", { scope: "colgroup", colspan: columns.length, class: "group" }, title));
-    for (const [title, field, keys] of [["By setting", "setting", T.SETTINGS], ["By starting modality", "starting_modality", T.MODALITIES]]) {
+    for (const [title, comparison] of [["By setting", d.comparisons.setting], ["By starting modality", d.comparisons.starting_modality]]) {
       rows.push(section(title));
-      for (const key of keys) {
-        const group = summaries.filter((s) => s[field] === key);
-        if (group.length) rows.push(row(T.label(key), group));
-      }
+      for (const g of comparison.groups) rows.push(row(T.label(g.group), g));
     }
     T.fillTable(document.getElementById("compare-table"), {
-      caption: "Computed from the " + T.n(summaries.length) + " programme summaries; each rate with its denominator.",
-      columns, rows, rowHeaders: true, totals: row("All programmes", summaries),
+      caption: "Each rate with its denominator and 95% interval.",
+      columns, rows, rowHeaders: true, totals: row("All programmes", d),
     });
+    T.whoWasCompared(document.getElementById("who-setting"), d.comparisons.setting, "setting");
+    T.whoWasCompared(document.getElementById("who-modality"), d.comparisons.starting_modality, "starting modality");
+  }
+
+  /** "yes, day 12"; "no" once discharged without a response (with or without reports). */
+  function responderText(s) {
+    if (s.responded) return "yes, day " + T.fixed(s.days_to_response, 0);
+    if (s.status === "discharged") return s.pain_reports === 0 ? "no (no reports)" : "no";
+    return s.pain_reports === 0 ? "no reports yet" : "not yet";
   }
 
   function renderProgrammes(summaries) {
@@ -294,15 +340,19 @@
         { label: "Adverse events", num: true }],
       rows: visible.map((s) => [link(s), status(s), T.label(s.condition), T.label(s.setting), T.label(s.starting_modality),
         T.date(s.started_at), s.baseline_pain + " → " + (s.latest_pain === null ? "—" : s.latest_pain),
-        s.pain_reports === 0 ? "no reports" : s.responded ? "yes, day " + T.fixed(s.days_to_response, 0) : "not yet",
+        responderText(s),
         T.pct(s.adherence), T.n(s.sessions_completed) + " / " + T.n(s.sessions_missed),
         T.n(T.sum(T.SEVERITIES.map((sev) => s.adverse_events[sev])))]),
     });
-    document.getElementById("list-count").textContent = "Showing " + T.n(visible.length) + " of " + T.n(chosen.length) +
-      (filter ? " " + filter : "") + " programmes.";
+    document.getElementById("list-count").textContent = "Showing " + T.n(visible.length) + " of " +
+      T.plural(chosen.length, (filter ? filter + " " : "") + "programme") + ".";
     document.getElementById("show-more").hidden = visible.length >= chosen.length;
   }
 
+  document.getElementById("km-kind").addEventListener("change", (event) => {
+    kind = event.target.value;
+    if (current.dashboard) renderTimeToResponse(current.dashboard);
+  });
   document.getElementById("status-filter").addEventListener("change", () => {
     shownRows = PAGE_ROWS;
     renderProgrammes(current.summaries);

@@ -199,6 +199,34 @@
   function per100(count, sessions) {
     return sessions ? (100 * count) / sessions : null;
   }
+  /** "1 programme", "2 programmes" (the count as a whole number). */
+  function plural(count, singular, pluralForm) {
+    return n(count) + " " + (count === 1 ? singular : pluralForm || singular + "s");
+  }
+  /** An interval [low, high] of fractions as percentages: "25–70%". */
+  function ciPct(ci) {
+    return ci && ci[0] !== null && ci[1] !== null ? pct(ci[0]) + "–" + pct(ci[1]) : "—";
+  }
+  /** An interval [low, high] of plain numbers: "−3.1 to −0.9". */
+  function ciFixed(ci, digits) {
+    return ci ? fixed(ci[0], digits) + " to " + fixed(ci[1], digits) : "—";
+  }
+  /** A rate from the API ({responders, programmes, rate, ci95}): "47% (7 of 15; 95% CI 25–70%)". */
+  function apiRateText(r, what) {
+    if (!r.programmes) return "no " + (what || "programme") + " yet";
+    return pct(r.rate) + " (" + n(r.responders) + " of " + n(r.programmes) + "; 95% CI " + ciPct(r.ci95) + ")";
+  }
+  /** The Kaplan–Meier median: "21.0 days (95% CI 14.0–35.0)", or "not reached". */
+  function medianText(km) {
+    const [low, high] = km.median_ci95;
+    const ci = low === null ? "" : high === null ? " (95% CI from " + fixed(low, 1) + " days)"
+      : " (95% CI " + fixed(low, 1) + "–" + fixed(high, 1) + " days)";
+    return km.median_days === null ? "not reached" + ci : fixed(km.median_days, 1) + " days" + ci;
+  }
+  /** An adverse event rate ({events, rate, ci95}) per 100 units: "1.36 (95% CI 0.62–2.58)". */
+  function per100Text(r) {
+    return r.rate === null ? "—" : fixed(r.rate, 2) + " (95% CI " + fixed(r.ci95[0], 2) + "–" + fixed(r.ci95[1], 2) + ")";
+  }
 
   /** Milliseconds since the epoch of an RFC 3339 string (microseconds trimmed). */
   function parseTime(iso) {
@@ -404,7 +432,7 @@
       figure.append(summary, details);
       canvas.setAttribute("aria-describedby", summary.id);
     }
-    const heading = figure.querySelector("h2");
+    const heading = figure.querySelector("h2, h3");
     canvas.setAttribute("aria-label", (heading ? heading.textContent : "Chart") + " (chart; its data table follows)");
     summary.textContent = text.summary;
     fillTable(figure.querySelector("#" + canvasId + "-table"), Object.assign({ rowHeaders: true }, text.table));
@@ -567,9 +595,146 @@
     if (scope.all) document.querySelectorAll(".nav-network").forEach((item) => { item.hidden = false; });
   }
 
+  // ---- time to response and who was compared ------------------------------------
+
+  const KINDS = {
+    moderate: "moderate response (a report ≥ 2 points and ≥ 30% below baseline)",
+    substantial: "substantial response (a report ≥ 2 points and ≥ 50% below baseline)",
+  };
+  const AT_RISK_DAYS = [0, 7, 14, 28, 42, 56, 84];
+
+  function alpha(colour, opacity) {
+    const value = parseInt(colour.slice(1), 16);
+    return "rgba(" + (value >> 16) + ", " + ((value >> 8) & 255) + ", " + (value & 255) + ", " + opacity + ")";
+  }
+
+  /** The number at risk of a group at a day: every programme at day 0, else the API's at_days. */
+  function atRisk(km, day) {
+    if (day === 0) return km.programmes;
+    const row = km.at_days.find((r) => r.day === day);
+    return row ? row.at_risk : null;
+  }
+
+  /**
+   * Kaplan–Meier step curves of cumulative response, one per group, each with its 95 %
+   * band, and the number-at-risk table beneath (`atRiskId`): the figure of clinical papers.
+   * `groups`: [{group, time_to_response}] from the API; `kind`: moderate or substantial.
+   */
+  function survivalChart(canvasId, atRiskId, groups, kind, what) {
+    const datasets = [];
+    groups.forEach((g, i) => {
+      const km = g.time_to_response[kind];
+      const colour = SERIES[i % SERIES.length];
+      const points = (values) => km.curve.day.map((day, j) => ({ x: day, y: 100 * values[j] }));
+      const name = label(g.group);
+      datasets.push(
+        { label: name + " 95% CI low", band: true, data: points(km.curve.ci95_low), stepped: "after",
+          borderWidth: 0, pointRadius: 0, fill: false, backgroundColor: alpha(colour, 0.14) },
+        { label: name + " 95% CI high", band: true, data: points(km.curve.ci95_high), stepped: "after",
+          borderWidth: 0, pointRadius: 0, fill: "-1", backgroundColor: alpha(colour, 0.14) },
+        { label: name, data: points(km.curve.cumulative), stepped: "after", borderColor: colour,
+          backgroundColor: colour, borderWidth: 2.5, pointRadius: 0, fill: false,
+          borderDash: i >= SERIES.length ? [6, 3] : [] });
+    });
+    const days = AT_RISK_DAYS.slice(1);
+    const reported = (g) => {
+      const km = g.time_to_response[kind];
+      const row = km.at_days.find((r) => r.day === 28);
+      const by28 = row.cumulative === null ? "nobody followed to day 28"
+        : row.cumulative === 0 ? "no response by day 28"
+          : pct(row.cumulative) + " by day 28 (95% CI " + ciPct(row.ci95) + ")";
+      return label(g.group) + ": " + by28 + ", median " + medianText(km);
+    };
+    chart(canvasId, {
+      type: "line",
+      data: { datasets },
+      options: {
+        interaction: { mode: "nearest", intersect: false, axis: "x" },
+        scales: {
+          x: { type: "linear", min: 0, max: 84, ticks: { stepSize: 7 },
+            title: { display: true, text: "days since the programme started" } },
+          y: { min: 0, max: 100, title: { display: true, text: "responded (%)" } },
+        },
+        plugins: {
+          legend: { labels: { filter: (item, data) => !data.datasets[item.datasetIndex].band } },
+          tooltip: { filter: (item) => !item.dataset.band, callbacks: {
+            label: (item) => item.dataset.label + ": " + fixed(item.parsed.y, 1) + "% by day " + item.parsed.x } },
+        },
+      },
+    }, {
+      summary: groups.length
+        ? "Cumulative " + KINDS[kind].split(" (")[0] + " (Kaplan–Meier, 95% log-log bands) by " + what + ". " +
+          groups.map(reported).join("; ") + "."
+        : "No programmes yet.",
+      table: {
+        columns: [{ label: what.charAt(0).toUpperCase() + what.slice(1) }, { label: "Median (95% CI)" }]
+          .concat(days.map((day) => ({ label: "Day " + day + ": responded (95% CI), at risk", num: true }))),
+        rows: groups.map((g) => {
+          const km = g.time_to_response[kind];
+          return [label(g.group), medianText(km)].concat(km.at_days.map((r) =>
+            (r.cumulative === null ? "—" : r.cumulative === 0 ? "none" : pct(r.cumulative) + " (" + ciPct(r.ci95) + ")") +
+            ", " + n(r.at_risk)));
+        }),
+      },
+    });
+    fillTable(document.getElementById(atRiskId), {
+      caption: "Number at risk: programmes still followed (not yet responded, nor censored) at each day.",
+      rowHeaders: true,
+      columns: [{ label: "Day" }].concat(AT_RISK_DAYS.map((day) => ({ label: String(day), num: true }))),
+      rows: groups.map((g) => [label(g.group)].concat(AT_RISK_DAYS.map((day) => n(atRisk(g.time_to_response[kind], day))))),
+    });
+  }
+
+  /** The plain sentence under a comparison: were the groups alike at baseline? */
+  function baselineSentence(comparison, what) {
+    const big = comparison.groups.filter((g) => g.programmes >= 5);
+    if (big.length < 2) {
+      return "Too few programmes to check whether the " + what + " groups were alike at baseline " +
+        "(it takes two groups of at least 5): read any difference between them with great care.";
+    }
+    if (!comparison.differ_at_baseline) {
+      return "The " + what + " groups of at least 5 programmes were alike at baseline (mean pain within " +
+        "1 point, each condition's share within 20 points). Patients were still not assigned at random.";
+    }
+    const reasons = comparison.baseline_differences.map((d) => {
+      const [a, b] = d.groups.map(label);
+      if (d.measure === "mean_baseline_pain") {
+        return a + " started with " + fixed(Math.abs(d.difference), 1) + " points " +
+          (d.difference > 0 ? "more" : "less") + " pain than " + b;
+      }
+      return "the share of " + label(d.condition).toLowerCase() + " was " + fixed(Math.abs(d.difference) * 100, 0) +
+        " points " + (d.difference > 0 ? "higher" : "lower") + " in " + a + " than in " + b;
+    });
+    return "Groups differ at baseline: " + reasons.join("; ") + ". A difference in outcomes between them " +
+      "may come from who was treated rather than how: do not read it as the effect of the " + what + ".";
+  }
+
+  /** Who was compared: each group's n, mean baseline pain and mix of conditions, and the flag. */
+  function whoWasCompared(container, comparison, what) {
+    container.replaceChildren();
+    const conditions = ["low_back_pain", "sciatica", "disc_herniation", "spinal_stenosis", "other"];
+    const table = el("table", { class: "data" });
+    fillTable(table, {
+      caption: "Who was compared, by " + what + ": condition shares of each group's programmes.",
+      rowHeaders: true,
+      columns: [{ label: what.charAt(0).toUpperCase() + what.slice(1) }, { label: "Programmes", num: true },
+        { label: "Mean baseline pain", num: true }].concat(conditions.map((c) => ({ label: label(c), num: true }))),
+      rows: comparison.groups.map((g) => [label(g.group), n(g.programmes), fixed(g.mean_baseline_pain, 1)]
+        .concat(conditions.map((c) => pct(g.programmes ? (g.conditions[c] || 0) / g.programmes : null)))),
+    });
+    const flagged = comparison.differ_at_baseline;
+    container.append(
+      el("p", { class: "baseline-flag " + (flagged ? "differ" : "alike"), "data-differ": String(flagged) },
+        [flagged ? el("strong", { text: "Groups differ at baseline. " }) : null,
+          baselineSentence(comparison, what).replace(/^Groups differ at baseline: /, "")]),
+      el("div", { class: "table-scroll" }, table));
+  }
+
   window.Traction = {
     session, signInUrl, api, allPages, ApiError, TOKEN_FORMAT,
     wilson, mean, sum, responderStats, adherenceBins, per100,
+    plural, ciPct, ciFixed, apiRateText, medianText, per100Text,
+    KINDS, AT_RISK_DAYS, atRisk, survivalChart, baselineSentence, whoWasCompared,
     label, n, pct, fixed, signed, ciText, rateText, parseTime, date, dateTime, DAY_MS,
     isoWeekMonday, isoWeekLabel, weekRange,
     STATUSES, SETTINGS, MODALITIES, OUTCOMES, SEVERITIES,

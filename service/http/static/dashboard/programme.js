@@ -103,6 +103,13 @@
     renderHistory(events);
   }
 
+  /** Yes; No once discharged without a response; Not yet while it may still come. */
+  function responderValue(s) {
+    if (s.responded) return "Yes";
+    if (s.status === "discharged") return "No";
+    return s.pain_reports === 0 ? "—" : "Not yet";
+  }
+
   function renderFacts(s, h, events) {
     const odi = (events.find((e) => e.type === "ProgrammeStarted") || { data: { baseline: {} } }).data.baseline.odi_percent;
     const t = threshold(s.baseline_pain);
@@ -111,19 +118,22 @@
       { key: "status", label: "Status", value: T.label(s.status) + (s.outcome ? ": " + T.label(s.outcome).toLowerCase() : ""),
         note: s.status === "paused" && h.pausedReason ? "reason: " + h.pausedReason : s.discharged_at ? "on " + T.date(s.discharged_at) : "" },
       { key: "patient", label: "Patient ref · condition", value: s.patient_ref, note: T.label(s.condition) + "; " + T.label(s.setting).toLowerCase() },
-      { key: "started", label: "Started", value: T.date(s.started_at), note: T.fixed(h.end, 0) + " days of records" },
+      { key: "started", label: "Started", value: T.date(s.started_at), note: T.plural(Math.round(h.end), "day") + " of records" },
       { key: "plan", label: "Plan now", value: h.plan ? T.label(h.plan.modality) : "—", note: planText(h.plan) },
       { key: "baseline", label: "Baseline pain (0–10)", value: String(s.baseline_pain),
         note: (odi !== undefined && odi !== null ? "ODI " + odi + "%; " : "") + "responder threshold ≤ " + T.fixed(t, 1) },
       { key: "latest", label: "Latest pain", value: s.latest_pain === null ? "—" : String(s.latest_pain),
-        note: s.pain_reports ? "change " + T.signed(s.pain_change, 0) + " over " + T.n(s.pain_reports) + " reports" : "no pain reports yet" },
-      { key: "responder", label: "Responder", value: s.pain_reports === 0 ? "—" : s.responded ? "Yes" : "Not yet",
-        note: s.responded ? "first qualifying report on day " + T.fixed(s.days_to_response, 1) : s.pain_reports === 0 ? "no pain reports yet" : "no report at or below " + T.fixed(t, 1) },
+        note: s.pain_reports ? "change " + T.signed(s.pain_change, 0) + " over " + T.plural(s.pain_reports, "report") : "no pain reports yet" },
+      { key: "responder", label: "Responder", value: responderValue(s),
+        note: s.responded ? "first qualifying report on day " + T.fixed(s.days_to_response, 1) +
+          (s.responded_substantially ? "; substantial (≤ half of baseline) on day " + T.fixed(s.days_to_substantial_response, 1) : "")
+          : s.pain_reports === 0 ? (s.status === "discharged" ? "discharged without a pain report: counted as no response" : "no pain reports yet")
+            : "no report at or below " + T.fixed(t, 1) },
       { key: "adherence", label: "Adherence", value: T.pct(s.adherence),
-        note: T.n(s.sessions_completed) + " completed of " + T.fixed(s.prescribed_sessions, 1) + " prescribed; " + T.n(s.sessions_missed) + " missed" },
-      { key: "minutes", label: "Minutes of traction", value: T.n(s.minutes_completed), note: "over " + T.n(s.sessions_completed) + " sessions" },
+        note: T.n(s.sessions_completed) + " completed of " + T.n(Math.round(s.prescribed_sessions)) + " prescribed; " + T.n(s.sessions_missed) + " missed" },
+      { key: "minutes", label: "Minutes of traction", value: T.n(s.minutes_completed), note: "over " + T.plural(s.sessions_completed, "session") },
       { key: "adverse", label: "Adverse events", value: T.n(T.sum(T.SEVERITIES.map((sev) => s.adverse_events[sev]))), note: adverse },
-      { key: "corrections", label: "Corrections", value: T.n(s.corrections), note: "history of " + T.n(events.length) + " events" },
+      { key: "corrections", label: "Corrections", value: T.n(s.corrections), note: "history of " + T.plural(events.length, "event") },
     ]);
   }
 
@@ -316,7 +326,7 @@
         { label: "Details" }, { label: "Correction" }],
       rows,
     });
-    document.getElementById("history-count").textContent = "Showing " + T.n(shown.length) + " of " + T.n(events.length) + " events.";
+    document.getElementById("history-count").textContent = "Showing " + T.n(shown.length) + " of " + T.plural(events.length, "event") + ".";
   }
 
   document.getElementById("type-filter").addEventListener("change", () => renderHistory(current.events));
