@@ -952,6 +952,32 @@ def test_a_pain_report_corrected_with_session_data_is_refused():
                    correction_data(target, session_data()), moment(2))
 
 
+@pytest.mark.parametrize(
+    ("modality", "corrected"),
+    [
+        ("mechanical_table", {k: v for k, v in session_data().items()
+                              if k != "force_percent_body_weight"}),
+        ("decompression_mat", session_data("decompression_mat", force_percent_body_weight=20.0)),
+    ],
+    ids=["table-session-corrected-without-force", "mat-session-corrected-with-force"],
+)
+def test_a_session_corrected_to_break_rule_5_is_refused(modality, corrected):
+    p = start(plan=plan_data(modality))
+    target = new_id()
+    p.complete_session(target, moment(1), BY, session_data(modality), NOW)
+    assert_refused(p, "correct_entry", errors.ForceNotAllowed, "force_requires_mechanical_table",
+                   correction_data(target, corrected), moment(2))
+
+
+def test_a_session_corrected_to_another_modality_obeys_rule_5_for_that_modality():
+    p = start()
+    target = new_id()
+    p.complete_session(target, moment(1), BY, session_data(), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    correction_data(target, session_data("inversion")), NOW)
+    assert p.entries[str(target)]["data"] == session_data("inversion")
+
+
 # ---- regressions: bugs these tests found ------------------------------------------
 
 
