@@ -348,6 +348,33 @@ def test_last_occurred_at_is_the_greatest_even_when_events_arrive_out_of_order()
     assert p.state()["last_occurred_at"] == moment(48).isoformat()
 
 
+SESSION_ID = uuid.UUID("7d1c64a4-8f0e-4c8f-a1b5-61b8a4b9c001")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "command", "data"),
+    [
+        ([], "complete_session", session_data()),
+        ([], "miss_session", {"reason": "schedule"}),
+        ([], "report_pain", pain_data(4)),
+        ([], "adjust_plan", {"sessions_per_week": 2, "reason": "slower"}),
+        ([], "report_adverse_event", {"severity": "mild", "description": "ache"}),
+        ([], "pause", {"reason": "holiday"}),
+        ([("pause", {"reason": "holiday"})], "resume", {}),
+        ([], "discharge", {"outcome": "improved"}),
+        ([("complete_session", session_data())], "correct_entry",
+         correction_data(SESSION_ID, session_data(duration_minutes=20))),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_every_event_moves_last_occurred_at_to_its_own_time(earlier, command, data):
+    p = start()
+    for earlier_command, earlier_data in earlier:  # on day 1
+        getattr(p, earlier_command)(SESSION_ID, moment(1), BY, earlier_data, NOW)
+    getattr(p, command)(new_id(), moment(3), BY, data, NOW)
+    assert p.state()["last_occurred_at"] == moment(3).isoformat()
+
+
 def test_discharge_records_outcome_and_time():
     p = start()
     p.discharge(new_id(), moment(100), BY, {"outcome": "goals_met", "notes": "back at work"}, NOW)
