@@ -12,12 +12,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta, timezone
 
+import pytest
+
 from projections import summaries
+from projections.decoding import ProjectedEvent
 from projections.engine import Recorded
 from projections.summaries import trajectory
 from tests.projections.history import BY, NOW, Log, day, project
 
 PLUS_ONE = timezone(timedelta(hours=1))
+UUID_OF_NOTHING = uuid.UUID("00000000-0000-4000-8000-000000000000")
 
 
 def test_every_field_of_a_summary():
@@ -156,3 +160,24 @@ def test_a_programme_held_behind_an_event_it_cannot_apply_says_since_when():
     p.session(2)          # position 4: held behind position 3, not applied
     s = project(log.records).summary(p.id)
     assert (s["held_since_position"], s["sessions_completed"]) == (3, 1)
+
+
+def test_events_the_projection_cannot_apply_are_refused_with_what_is_wrong():
+    log = Log()
+    p = log.programme()
+    p.session(1)
+    start, session = log.records[0], log.records[1]
+    state = summaries.apply_event(None, start.type, start.event, 1, {})
+    # What each says is what an operator reads about a parked event.
+    with pytest.raises(summaries.ProjectionError, match="a second ProgrammeStarted"):
+        summaries.apply_event(state, start.type, start.event, 3, {})
+    with pytest.raises(summaries.ProjectionError,
+                       match="SessionCompleted for a programme this projection has not seen"):
+        summaries.apply_event(None, session.type, session.event, 2, {})
+    with pytest.raises(summaries.UnknownEventType, match="no rule for events of type Cancelled"):
+        summaries.apply_event(state, "Cancelled", session.event, 2, {})
+    unknown = ProjectedEvent(uuid.uuid4().hex, day(2), {
+        "corrects": str(UUID_OF_NOTHING), "data": {"pain_nrs": 1}, "reason": "typo"})
+    with pytest.raises(summaries.ProjectionError,
+                       match=f"EntryCorrected of {UUID_OF_NOTHING}, which is not a session"):
+        summaries.apply_event(state, "EntryCorrected", unknown, 2, {})
