@@ -99,11 +99,15 @@ def _message_lines(path: str) -> set[str]:
 
 
 def _without_strings(line: str) -> list[str]:
+    """A line's tokens but its string literals (a line may be part of a statement)."""
+    kept: list[str] = []
     try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return [line]
-    return [t.string for t in tokens if t.type != tokenize.STRING]
+        for token in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline):
+            if token.type != tokenize.STRING:
+                kept.append(token.string)
+    except (tokenize.TokenError, SyntaxError):
+        pass  # the rest of the statement is on other lines
+    return kept
 
 
 def mutmut_verdicts(path: str) -> list[Verdict]:

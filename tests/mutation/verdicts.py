@@ -38,4 +38,31 @@ EQUIVALENT: dict[str, str] = {
     f"{_METRICS}: prescribed_sessions: if end_us > cursor and not paused:  ->  "
     "if end_us >= cursor and not paused:":
         "end_us == cursor adds per_week x 0",
+    # ---- projections/summaries.py
+    f"{_SUMMARIES}: _pain_reported: if latest is None or (at, position) > "
+    "(reports[latest][AT], reports[latest][POSITION]):  ->  if latest is None or "
+    "(at, position) >= (reports[latest][AT], reports[latest][POSITION]):":
+        "positions are unique, so two reports' (time, position) are never equal",
+    **{
+        f"{_SUMMARIES}: _adverse_event: {target} = {source}.get(severity, 0) + 1  ->  "
+        f"{target} = {source}.get(severity, {default}) + 1":
+            "the default is never used: the state's and the delta's counts start with every "
+            "severity at 0, and severities are checked against that vocabulary"
+        for target, source in (('adverse[severity]', 'adverse'),
+                               ('delta["adverse"][severity]', 'delta["adverse"]'))
+        for default in ("None", "", "1")
+    },
+    f"{_SUMMARIES}: _paused: state[\"pauses\"].append([metrics.micros(event.occurred_at), "
+    "position, 1])  ->  state[\"pauses\"].append([metrics.micros(event.occurred_at), "
+    "position, 2])":
+        "prescribed_sessions reads it as bool(value): 2 is as paused as 1",
+    f"{_SUMMARIES}: measure: first_response is None or report[AT] < first_response  ->  "
+    "first_response is None or report[AT] <= first_response":
+        "on equal times the earliest response time is replaced by the same time",
+    f"{_SUMMARIES}: contribution: 1 if state[\"reports\"] else 0,  ->  "
+    "2 if state[\"reports\"] else 0,":
+        "dashboards.apply_contribution only tests the flag for truth",
+    f"{_SUMMARIES}: contribution: 1 if measures.responded else 0,  ->  "
+    "2 if measures.responded else 0,":
+        "dashboards.apply_contribution only tests the flag for truth",
 }
