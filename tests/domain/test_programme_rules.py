@@ -608,6 +608,7 @@ def test_a_start_more_than_five_minutes_ahead_of_the_clock_is_refused():
     with pytest.raises(errors.OccurredInFuture) as caught:
         start(occurred_at=NOW + timedelta(minutes=5, seconds=1), now=NOW)
     assert caught.value.rule == "occurred_in_future"
+    assert "5 minutes" in caught.value.detail  # says why, as every other refusal does
 
 
 def test_a_start_long_ago_is_accepted_and_later_events_are_measured_from_it():
