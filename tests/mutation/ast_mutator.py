@@ -158,12 +158,31 @@ def _mutable_nodes(function: ast.FunctionDef) -> list[ast.AST]:
     roots: list[ast.AST] = [*function.args.defaults,
                             *(d for d in function.args.kw_defaults if d is not None), *body]
     nodes: list[ast.AST] = []
+
+    def visit(node: ast.AST) -> None:
+        nodes.append(node)
+        for field, value in ast.iter_fields(node):
+            if field in ("annotation", "returns"):
+                continue  # types are not behaviour
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST) and not isinstance(
+                    child, ast.FunctionDef | ast.Lambda | ast.expr_context
+                ):
+                    visit(child)
+
     for root in roots:
-        for node in ast.walk(root):
-            if isinstance(node, ast.FunctionDef | ast.Lambda):
-                continue  # nested functions are not ours to walk twice
-            nodes.append(node)
+        visit(root)
     return nodes
+
+
+def _defaults(function: ast.FunctionDef) -> dict[int, str]:
+    """The parameters' names by the ids of their default values."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args][-len(args.defaults):] if args.defaults else []
+    named = {id(d): a.arg for a, d in zip(positional, args.defaults, strict=True)}
+    named.update({id(d): a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                  if d is not None})
+    return named
 
 
 def _message_nodes(function: ast.FunctionDef) -> set[int]:
@@ -238,6 +257,7 @@ def mutants(target: Target) -> list[Mutant]:
             continue
         name = ".".join((*classes, function.name))
         messages = _message_nodes(function)
+        defaults = _defaults(function)
         for n_index, node in enumerate(_mutable_nodes(function)):
             for change in _changes(node):
                 mutated_tree = copy.deepcopy(tree)
@@ -246,7 +266,10 @@ def mutants(target: Target) -> list[Mutant]:
                 statement = _statement_of(function, node)
                 before = _show(statement)
                 _replace(mutated_tree, twin, change)
-                if change is None and statement is node:
+                if id(node) in defaults and change is not None:
+                    parameter = defaults[id(node)]
+                    before, after = f"{parameter}={before}", f"{parameter}={_show(change)}"
+                elif change is None and statement is node:
                     after = "(deleted)"
                 else:
                     twin_statement = _statement_of(mutated_function, change) \

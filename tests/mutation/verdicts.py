@@ -65,4 +65,20 @@ EQUIVALENT: dict[str, str] = {
     f"{_SUMMARIES}: contribution: 1 if measures.responded else 0,  ->  "
     "2 if measures.responded else 0,":
         "dashboards.apply_contribution only tests the flag for truth",
+    # ---- domain/events.py (tests/mutation/ast_mutator.py)
+    f"{_EVENTS}: number: required=True  ->  required=False":
+        "the default is never used: the one number field, the force, is declared optional",
+    f"{_EVENTS}: pattern: personal=False  ->  personal=True":
+        "the default is never used: the one pattern field, patient_ref, is declared personal",
+    **{
+        f"{_EVENTS}: {function}: return Field(name, Kind.{kind}, description, required{rest})"
+        f"  ->  return Field(name, Kind.{kind}, description{rest})":
+            "every call leaves required at True, which is also Field's own default"
+        for function, kind, rest in (
+            ("boolean", "BOOLEAN", ""),
+            ("pattern", "PATTERN", ", pattern=regex, personal=personal"),
+            ("uuid_field", "UUID", ""),
+            ("object_of", "OBJECT", ", fields=fields, checks=checks"),
+        )
+    },
 }
