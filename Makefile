@@ -28,7 +28,7 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache mutants .venv-mutation
 
 # Every performance benchmark (quality.md P1-P8) on SQLite and PostgreSQL, within
 # 30 minutes once bench/data/ holds the generated stores; writes bench/results/
@@ -46,3 +46,20 @@ SOAK_SECONDS ?= 300
 .PHONY: soak
 soak: $(BIN)/.installed
 	SOAK_SECONDS=$(SOAK_SECONDS) .ci/with-test-postgres $(BIN)/python -m tests.reliability.soak
+
+# Mutation testing of the rules and the metrics (MUTATION.md): mutmut, plus
+# tests/mutation/ for the code mutmut cannot reach. Minutes of CPU: not in CI.
+# MUTATION_WORKERS mutants at a time (the machine is shared: keep it at 1 or 2).
+# A venv of its own: mutmut brings setproctitle, with which gunicorn retitles its
+# processes and rewrites what /proc shows of their environment (tests/ops read it).
+MUTATION_WORKERS ?= 2
+MUTATION_VENV ?= .venv-mutation
+.PHONY: mutation
+mutation: $(MUTATION_VENV)/bin/.installed
+	$(MUTATION_VENV)/bin/python -m tests.mutation --workers $(MUTATION_WORKERS)
+
+$(MUTATION_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MUTATION_VENV)/bin/python -m pip install --quiet -e '.[test,mutation]'
+	touch $@

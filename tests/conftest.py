@@ -12,8 +12,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import Phase, settings
 
 from tests.stores import components_at, initialise, throwaway_postgres_schema
+
+# `make mutation` (tests/mutation/) runs the fast tests once per mutant with
+# --hypothesis-profile=mutation: the same examples every time, no example
+# database shared between mutants, and no shrinking (a failure is all it needs
+# to know; shrinking one can take longer than the mutant's time limit).
+settings.register_profile(
+    "mutation", derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 
 POSTGRES_URL = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("TRACTION_REQUIRE_POSTGRES") == "1"

@@ -358,6 +358,33 @@ def test_last_occurred_at_is_the_greatest_even_when_events_arrive_out_of_order()
     assert p.state()["last_occurred_at"] == moment(48).isoformat()
 
 
+SESSION_ID = uuid.UUID("7d1c64a4-8f0e-4c8f-a1b5-61b8a4b9c001")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "command", "data"),
+    [
+        ([], "complete_session", session_data()),
+        ([], "miss_session", {"reason": "schedule"}),
+        ([], "report_pain", pain_data(4)),
+        ([], "adjust_plan", {"sessions_per_week": 2, "reason": "slower"}),
+        ([], "report_adverse_event", {"severity": "mild", "description": "ache"}),
+        ([], "pause", {"reason": "holiday"}),
+        ([("pause", {"reason": "holiday"})], "resume", {}),
+        ([], "discharge", {"outcome": "improved"}),
+        ([("complete_session", session_data())], "correct_entry",
+         correction_data(SESSION_ID, session_data(duration_minutes=20))),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_every_event_moves_last_occurred_at_to_its_own_time(earlier, command, data):
+    p = start()
+    for earlier_command, earlier_data in earlier:  # on day 1
+        getattr(p, earlier_command)(SESSION_ID, moment(1), BY, earlier_data, NOW)
+    getattr(p, command)(new_id(), moment(3), BY, data, NOW)
+    assert p.state()["last_occurred_at"] == moment(3).isoformat()
+
+
 def test_discharge_records_outcome_and_time():
     p = start()
     p.discharge(new_id(), moment(100), BY, {"outcome": "goals_met", "notes": "back at work"}, NOW)
@@ -591,6 +618,7 @@ def test_a_start_more_than_five_minutes_ahead_of_the_clock_is_refused():
     with pytest.raises(errors.OccurredInFuture) as caught:
         start(occurred_at=NOW + timedelta(minutes=5, seconds=1), now=NOW)
     assert caught.value.rule == "occurred_in_future"
+    assert "5 minutes" in caught.value.detail  # says why, as every other refusal does
 
 
 def test_a_start_long_ago_is_accepted_and_later_events_are_measured_from_it():
@@ -961,6 +989,32 @@ def test_a_pain_report_corrected_with_session_data_is_refused():
     p.report_pain(target, moment(1), BY, pain_data(8), NOW)
     assert_refused(p, "correct_entry", errors.CorrectionDoesNotFit, "correction_data_mismatch",
                    correction_data(target, session_data()), moment(2))
+
+
+@pytest.mark.parametrize(
+    ("modality", "corrected"),
+    [
+        ("mechanical_table", {k: v for k, v in session_data().items()
+                              if k != "force_percent_body_weight"}),
+        ("decompression_mat", session_data("decompression_mat", force_percent_body_weight=20.0)),
+    ],
+    ids=["table-session-corrected-without-force", "mat-session-corrected-with-force"],
+)
+def test_a_session_corrected_to_break_rule_5_is_refused(modality, corrected):
+    p = start(plan=plan_data(modality))
+    target = new_id()
+    p.complete_session(target, moment(1), BY, session_data(modality), NOW)
+    assert_refused(p, "correct_entry", errors.ForceNotAllowed, "force_requires_mechanical_table",
+                   correction_data(target, corrected), moment(2))
+
+
+def test_a_session_corrected_to_another_modality_obeys_rule_5_for_that_modality():
+    p = start()
+    target = new_id()
+    p.complete_session(target, moment(1), BY, session_data(), NOW)
+    p.correct_entry(new_id(), moment(2), BY,
+                    correction_data(target, session_data("inversion")), NOW)
+    assert p.entries[str(target)]["data"] == session_data("inversion")
 
 
 # ---- regressions: bugs these tests found ------------------------------------------

@@ -7,6 +7,8 @@ the assertions are worked out by hand in the comments.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from projections import intervals, metrics, survival
@@ -51,10 +53,49 @@ def test_prescribed_sessions_sweeps_plans_and_pauses_by_time_then_position():
                                        []) == pytest.approx(14)
 
 
+def test_prescribed_sessions_add_up_every_interval_between_changes():
+    d = US_PER_DAY
+    # 7/week from day 0, 14/week from day 7, 7/week again from day 10, paused from
+    # day 12 to day 13, span ends at day 14:
+    # 7 x 7/7 + 14 x 3/7 + 7 x 2/7 + 0 + 7 x 1/7 = 7 + 6 + 2 + 1 = 16, exactly (the
+    # sum is kept in whole microseconds, so no float rounding creeps in).
+    assert metrics.prescribed_sessions(
+        0, 14 * d, [(0, 1, 7), (7 * d, 2, 14), (10 * d, 3, 7)], [(12 * d, 4, 1), (13 * d, 5, 0)]
+    ) == 16.0
+
+
 def test_adherence_is_capped_and_null_below_one_prescribed_session():
     assert metrics.adherence(5, 4.0) == 1.0
     assert metrics.adherence(3, 4.0) == 0.75
     assert metrics.adherence(0, 0.99) is None
+
+
+@pytest.mark.parametrize("completed, prescribed, expected", [
+    (1, 1.0, 1.0),      # exactly one prescribed session is enough to measure
+    (0, 1.0, 0.0),
+    (1, 1.5, 2 / 3),    # between one and two: measured
+])
+def test_adherence_from_one_prescribed_session_on(completed, prescribed, expected):
+    assert metrics.adherence(completed, prescribed) == pytest.approx(expected)
+
+
+def test_times_are_whole_microseconds_since_the_epoch():
+    # 2026-03-02 is 20514 days after 1970-01-01 (56 years, 14 of them leap, then
+    # 31 + 28 + 1 days): (20514 x 86400 + 9 x 3600) s = 1_772_442_000 s.
+    at_nine_utc = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    at_ten_in_paris = datetime(2026, 3, 2, 10, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert metrics.micros(at_nine_utc) == metrics.micros(at_ten_in_paris) == 1_772_442_000_000_000
+    assert type(metrics.micros(at_nine_utc)) is int
+
+
+@pytest.mark.parametrize("moment, week", [
+    (datetime(2027, 1, 1, 12, 0, tzinfo=UTC), "2026-W53"),  # a Friday: 2026 has 53 weeks
+    (datetime(2024, 12, 30, 12, 0, tzinfo=UTC), "2025-W01"),  # a Monday: 2025's first week
+    # Sunday 23:30 in New York is Monday in UTC: the week the patient lived counts.
+    (datetime(2026, 3, 8, 23, 30, tzinfo=timezone(timedelta(hours=-5))), "2026-W10"),
+])
+def test_iso_week_at_year_ends_and_in_the_clinic_s_offset(moment, week):
+    assert metrics.iso_week(moment) == week
 
 
 def test_median():

@@ -1,0 +1,1 @@
+"""Mutation testing of the rules and the metrics: `make mutation` (see __main__)."""
