@@ -1,6 +1,7 @@
-"""P1 (single-event ingest) and P2 (100-event batch ingest), each against its baseline.
+"""P1 (single-event ingest), P2 (100-event batch ingest), each against its
+baseline, and P12 (CPU per single-event POST).
 
-    python -m bench.ingest --store sqlite|postgres [--only p1|p2] [--quick]
+    python -m bench.ingest --store sqlite|postgres [--only p1|p2|p12] [--quick]
 
 P1: wrk (-t2 -c32) posts ONE new event per request (fresh event_id) to 1,000
 pre-started programmes over 20 clinics, through `traction serve
@@ -13,6 +14,12 @@ P2: wrk (-t2 -c4) posts batches of 100 events, each request a new programme
 eventsourcing library alone: a bare Aggregate with the same events, one
 plain `Application.save` per 100-event batch, on the same kind of store, no
 HTTP. Bars: >= 0.5 of the baseline's events/s, >= 5,000 events/s on PostgreSQL.
+
+P12: P1's load again, for the CPU time (user + system, from /proc) the
+gunicorn workers spend per request; beside it the trivial app's under the same
+load, and ours in one process with no HTTP server (bench/profile_cpu.py's
+measure). Bar: <= 1.2 ms per request (absolute: read it with the load average
+and the trivial app's figure, which say how busy the machine was).
 """
 
 from __future__ import annotations
@@ -105,6 +112,60 @@ def run_p1(kind: str, timing: Timing) -> dict[str, Any]:
     return result
 
 
+# ---- P12 ----------------------------------------------------------------------
+
+
+def run_p12(kind: str, timing: Timing) -> dict[str, Any]:
+    """P12: the CPU the workers spend per single-event POST under P1's load (and,
+    beside it, the trivial app's, and ours in one process without HTTP)."""
+    log(f"P12 CPU per single-event POST on {kind}")
+    result = result_base("P12 CPU per single-event POST", kind, timing)
+    url = fresh_store(kind, "p12")
+    tokens = register(url, CLINICS)
+    with Server("baseline", workers=WORKERS, label=f"p12-{kind}-baseline") as baseline:
+        base, ours, extra = p1_ours(url, tokens["writers"], timing, f"p12-{kind}", baseline)
+    drop_store(kind, "p12")
+    result["notes"] += extra.pop("notes")
+    in_process = in_process_cpu(kind)
+    cpu = ours["cpu_ms_per_request"]
+    result.update({
+        "status": "ok",
+        "load": f"P1's: wrk -t2 -c{P1_CONNECTIONS}, one new event per request",
+        "baseline_what": "the trivial Flask app's CPU per request under the same load "
+                         "(for scale: the bar is absolute)",
+        "baseline": base, "ours": ours, **extra,
+        "cpu_ms_per_request": cpu, "baseline_cpu_ms_per_request": base["cpu_ms_per_request"],
+        "in_process_cpu_ms_per_request": in_process,
+        "bars": {"cpu_ms_per_request_max": 1.2},
+        "passes": cpu is not None and cpu <= 1.2 and ours["non_2xx"] == 0,
+        "reproduce": f"python -m bench.ingest --store {kind} --only p12",
+    })
+    write_result(f"p12-{kind}", result)
+    return result
+
+
+def in_process_cpu(kind: str) -> float:
+    """ms of CPU per single-event POST through the app in this process, no HTTP
+    server (bench/profile_cpu.py's measure, without the profiler)."""
+    from bench.profile_cpu import Scenario, requests_for
+
+    url = fresh_store(kind, "p12cpu")
+    scenario = Scenario(url)
+    try:
+        request = requests_for("P1 one event", scenario)
+        warm = [request(n) for n in range(100)]
+        timed = [request(100 + n) for n in range(400)]
+        for environ in warm:
+            scenario.run(environ)
+        began = time.process_time()
+        for environ in timed:
+            scenario.run(environ)
+        return round((time.process_time() - began) / len(timed) * 1000, 3)
+    finally:
+        scenario.close()
+        drop_store(kind, "p12cpu")
+
+
 # ---- P2 -----------------------------------------------------------------------
 
 
@@ -152,11 +213,12 @@ def library_env(kind: str, name: str) -> dict[str, str]:
             "CREATE_TABLE": "y"}
 
 
-def library_baseline(kind: str, seconds: float) -> dict[str, Any]:
-    """The library alone: new aggregates of 100 events, one save each, for `seconds`."""
+def library_baseline(kind: str, seconds: float, store: str = "p2lib") -> dict[str, Any]:
+    """The library alone: new aggregates of 100 events, one save each, for `seconds`
+    (on a store of its own, named `store`)."""
     start = start_time()
     times = [datetime.fromisoformat(t) for t in event_times(start)]
-    app: Application[uuid.UUID] = Application(env=library_env(kind, "p2lib"))
+    app: Application[uuid.UUID] = Application(env=library_env(kind, store))
     try:
         saves = events = 0
         save_seconds = 0.0
@@ -182,7 +244,7 @@ def library_baseline(kind: str, seconds: float) -> dict[str, Any]:
         elapsed = time.perf_counter() - began
     finally:
         app.close()
-        drop_store(kind, "p2lib")
+        drop_store(kind, store)
     figures = {"events": events, "saves": saves, "seconds": round(elapsed, 2),
                "events_per_s": round(events / elapsed), "save_only_events_per_s":
                round(events / save_seconds) if save_seconds else None}
@@ -249,16 +311,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--only", choices=("p1", "p2"))
+    parser.add_argument("--only", choices=("p1", "p2", "p12"))
     parser.add_argument("--quick", action="store_true", help="short runs, one round")
     args = parser.parse_args(argv)
     kind = check_store_kind(args.store)
     require_wrk()
     timing = Timing.of(args.quick)
-    for name, run in (("p1", run_p1), ("p2", run_p2)):
+    for name, run in (("p1", run_p1), ("p2", run_p2), ("p12", run_p12)):
         if args.only in (None, name):
             result = run(kind, timing)
-            print(f"{name} {kind}: ratio {result['ratio']} passes {result['passes']}")
+            print(f"{name} {kind}: ratio {result.get('ratio')} "
+                  f"cpu {result.get('cpu_ms_per_request')} passes {result['passes']}")
 
 
 if __name__ == "__main__":

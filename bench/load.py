@@ -37,7 +37,9 @@ def to_lua(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "{" + ", ".join(to_lua(v) for v in value) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {to_lua(v)}" for k, v in value.items()) + "}"
+        # A key that is no Lua name (If-None-Match) is written as ["..."].
+        return "{" + ", ".join(f"{k if k.isidentifier() else '[' + to_lua(k) + ']'} = "
+                               f"{to_lua(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as Lua")
 
 
@@ -78,6 +80,7 @@ def run_wrk(base_url: str, config: dict[str, Any], *, duration: float, threads: 
         "threads": threads,
         "connections": connections,
         "rate_target": config.get("rate") or None,
+        "statuses": {int(k): v for k, v in (raw.get("statuses") or {}).items()},
     }
     log(f"  {label}: {result['requests_per_s']:.0f} req/s, p99 {latency['p99']:.1f} ms, "
         f"non-2xx {result['non_2xx']}, socket errors {result['socket_errors']}")

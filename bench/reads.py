@@ -1,14 +1,17 @@
 """P4 (dashboard and summary reads over 1,000,000 events), P5 (history and
-`?version=` replay of 200-event programmes) and P8 (worker RSS after P4).
+`?version=` replay of 200-event programmes), P8 (worker RSS after P4) and P11
+(P4's reads with 80 % revalidations: If-None-Match, 304).
 
-    python -m bench.reads --store sqlite|postgres [--only p4|p5] [--quick]
+    python -m bench.reads --store sqlite|postgres [--only p4|p5|p11] [--quick]
 
 Both compare `traction serve --no-projections` with bench/baseline_app.py
 answering a copy of one of our real responses (the same JSON, so the same
 size), under the same gunicorn settings and worker count, with the same wrk
 load (-t2 -c8: as many connections as the workers have threads).
-Bars: P4 >= 0.7 of the baseline's requests/s and p99 <= 10 ms; P5 p99 <= 20 ms;
-P8 worker RSS <= 150 MB after P4.
+Bars: P4 >= 0.7 of the baseline's requests/s and p99 <= 10 ms; P5 p99 <= 20 ms
+(or, where the trivial app's own p99 is above that, within 1.5x of it); P8
+worker RSS <= 150 MB after P4; P11 >= 0.7 of P4's trivial app, and a 304 at
+most 0.3 ms of worker CPU.
 
 P4 runs on the cached 1,000,000-event store (bench/dataset.py) and needs the
 projection endpoints (GET /v1/clinics/{c}/dashboard and .../summary) and
@@ -143,15 +146,21 @@ def run_p5(kind: str, timing: Timing) -> dict[str, Any]:
                             "p99_ms": mine["p99_ms"]}
         result["worker_rss"] = ours.rss()
     drop_store(kind, "p5")
-    passes = all(result[n]["p99_ms"] <= 20 and result[n]["ours"]["non_2xx"] == 0
-                 for n in ("history", "version"))
+    # The bar (issue 17): p99 <= 20 ms, or, where the trivial app's own p99 is
+    # above that on this machine, within 1.5x of it.
+    for name in ("history", "version"):
+        bar = max(20.0, 1.5 * result[name]["baseline"]["p99_ms"])
+        result[name]["p99_bar_ms"] = round(bar, 1)
+        result[name]["passes"] = (result[name]["p99_ms"] <= bar
+                                  and result[name]["ours"]["non_2xx"] == 0)
+    passes = all(result[n]["passes"] for n in ("history", "version"))
     result.update({
         "status": "ok",
         "load": f"wrk -t2 -c{READ_CONNECTIONS}; history: {P5_PROGRAMMES} programmes of "
                 f"{P5_EVENTS} events; version: ?version= in {{1..200}} of the same",
         "baseline_what": "trivial Flask GET returning a copy of our response (same size)",
         "p99_ms": max(result["history"]["p99_ms"], result["version"]["p99_ms"]),
-        "bars": {"p99_ms_max": 20}, "passes": passes,
+        "bars": {"p99_ms_max": 20, "or_within_baseline_p99": 1.5}, "passes": passes,
         "reproduce": f"python -m bench.reads --store {kind} --only p5",
     })
     write_result(f"p5-{kind}", result)
@@ -253,6 +262,71 @@ def run_p4(kind: str, timing: Timing, meta: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# ---- P11 ------------------------------------------------------------------------
+
+#: Of P11's requests, the share that revalidate what the client holds (If-None-Match).
+REVALIDATING = 0.8
+
+
+def run_p11(kind: str, timing: Timing, meta: dict[str, Any]) -> dict[str, Any]:
+    """P4's reads with a polling mix (80 % If-None-Match of an unchanged resource)
+    against P4's trivial app; and 304s alone, for their CPU in the worker."""
+    log(f"P11 conditional reads over {meta['events']:,} events on {kind}")
+    result = result_base("P11 conditional reads (P4 with 80 % revalidations)", kind, timing)
+    with Server("traction", database_url=meta["url"], workers=WORKERS,
+                label=f"p11-{kind}") as ours:
+        result["notes"] += ours.notes
+        missing = projection_readiness(ours, meta)
+        if missing is None:
+            capture_p4_bodies(ours, meta)
+            plain, revalidating = [], []
+            for path, token in p4_targets(meta):
+                status, _, headers = http("GET", ours.base + path, token=token)
+                assert status == 200, (path, status)
+                etag = {k.lower(): v for k, v in headers.items()}["etag"]
+                plain.append({"path": path, "auth": f"Bearer {token}"})
+                revalidating.append({"path": path, "auth": f"Bearer {token}",
+                                     "headers": {"If-None-Match": etag}})
+            share = round(REVALIDATING * 10)
+            mix = {"mode": "get", "count_statuses": True,
+                   "targets": [t for pair in zip(plain, revalidating, strict=True)
+                               for t in [pair[0]] * (10 - share) + [pair[1]] * share]}
+            only_304 = {"mode": "get", "count_statuses": True, "targets": revalidating}
+            with baseline_server(f"p11-{kind}-baseline") as baseline:
+                base, mine = paired(baseline, ours, BASELINE_P4, mix, timing, f"p11-{kind}",
+                                    connections=READ_CONNECTIONS)
+            _, not_modified = paired(None, ours, None, only_304, timing, f"p11-{kind}-304",
+                                     connections=READ_CONNECTIONS)
+    if missing is not None:
+        log(f"  P11: {missing}")
+        result.update({"status": missing, "passes": None})
+        write_result(f"p11-{kind}", result)
+        return result
+    rps_ratio = ratio(mine["requests_per_s"], base["requests_per_s"])
+    statuses: dict[int, int] = {}
+    for run in mine["runs"]:
+        for status, count in run.get("statuses", {}).items():
+            statuses[status] = statuses.get(status, 0) + count
+    cost_304 = not_modified["cpu_ms_per_request"]
+    result.update({
+        "status": "ok",
+        "events_stored": meta["events"],
+        "load": f"wrk -t2 -c{READ_CONNECTIONS}; P4's reads, {REVALIDATING:.0%} of them with "
+                "If-None-Match of the current ETag (nothing changes during the run)",
+        "baseline_what": "P4's trivial Flask GET returning copies of our responses (same "
+                         "size), every request a full body",
+        "baseline": base, "ours": mine, "statuses": statuses, "ratio": rps_ratio,
+        "p99_ms": mine["p99_ms"], "not_modified_only": not_modified,
+        "cpu_ms_per_304": cost_304,
+        "bars": {"ratio_min": 0.7, "cpu_ms_per_304_max": 0.3},
+        "passes": rps_ratio is not None and rps_ratio >= 0.7 and cost_304 is not None
+        and cost_304 <= 0.3 and mine["non_2xx"] == 0,
+        "reproduce": f"python -m bench.reads --store {kind} --only p11",
+    })
+    write_result(f"p11-{kind}", result)
+    return result
+
+
 def rebuild_rss(kind: str) -> dict[str, Any] | None:
     """P8's second half, from bench/rebuild.py's results (100,000 vs 1,000,000 events)."""
     from bench.common import read_result
@@ -271,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--only", choices=("p4", "p5"))
+    parser.add_argument("--only", choices=("p4", "p5", "p11"))
     parser.add_argument("--events", type=int, default=1_000_000, help="P4's store size")
     parser.add_argument("--quick", action="store_true", help="short runs, one round")
     args = parser.parse_args(argv)
@@ -281,13 +355,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "p5"):
         result = run_p5(kind, timing)
         print(f"p5 {kind}: p99 {result['p99_ms']} ms passes {result['passes']}")
-    if args.only in (None, "p4"):
+    if args.only in (None, "p4", "p11"):
         from bench.dataset import ensure
 
         meta = ensure(kind, args.events)
-        result = run_p4(kind, timing, meta)
-        print(f"p4 {kind}: {result.get('status')} ratio {result.get('ratio')} "
-              f"passes {result.get('passes')}")
+        for name, run in (("p4", run_p4), ("p11", run_p11)):
+            if args.only in (None, name):
+                result = run(kind, timing, meta)
+                print(f"{name} {kind}: {result.get('status')} ratio {result.get('ratio')} "
+                      f"passes {result.get('passes')}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Per store: P1 and P2 (bench/ingest.py), P5 (bench/reads.py), P6
 (bench/lag.py), the cached 1,000,000- and 10,000-event stores
 (bench/dataset.py: generated on first use, several minutes each), P3
 (bench/rebuild.py, when it exists), P4 and P8 (bench/reads.py), P7
-(bench/growth.py). A benchmark that fails is recorded as an error and the
+(bench/growth.py), P9 (bench/storm.py), P10 (bench/bulk.py: its memory part
+uploads 1 GB, several minutes), P11 (bench/reads.py, on the 1,000,000-event
+store), P12 (bench/ingest.py). A benchmark that fails is recorded as an error and the
 rest go on; one whose endpoints do not exist yet records "not available
 yet". The whole run keeps to a time budget (default 30 minutes, datasets
 that already exist assumed): what would start after it is recorded as
@@ -38,7 +40,8 @@ from bench.common import (
 from bench.load import require_wrk
 from bench.scenario import Timing
 
-ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7", "cpu", "hosts")  # cpu: bench/profile_cpu.py
+ALL = ("p1", "p2", "p5", "p6", "p3", "p4", "p7", "p9", "p10", "p11", "p12",
+       "cpu", "hosts")  # cpu: bench/profile_cpu.py
 
 
 def loadavg() -> str:
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             stores.remove("postgres")
             run["notes"].append("PostgreSQL on 127.0.0.1:5432 was not reachable: skipped")
 
-    from bench import dataset, growth, ingest, lag, profile_cpu, reads
+    from bench import bulk, dataset, growth, ingest, lag, profile_cpu, reads, storm
 
     def step(name: str, kind: str, action: Callable[[], Any]) -> Any:
         if time.monotonic() > deadline:
@@ -136,8 +139,15 @@ def main(argv: list[str] | None = None) -> None:
             step("p5", kind, lambda k=kind: reads.run_p5(k, timing))
         if "p6" in only:
             step("p6", kind, lambda k=kind: lag.run_p6(k, timing))
+        if "p9" in only:
+            step("p9", kind, lambda k=kind: storm.run_p9(k, timing))
+        if "p12" in only:
+            step("p12", kind, lambda k=kind: ingest.run_p12(k, timing))
+        if "p10" in only:
+            lines, sizes = (20_000, [32, 96]) if args.quick else (100_000, [64, 1024])
+            step("p10", kind, lambda k=kind, n=lines, m=sizes: bulk.run_p10(k, timing, n, m))
         big = small = None
-        if only & {"p4", "p7"}:
+        if only & {"p4", "p7", "p11"}:
             big = step("dataset-1m", kind,
                        lambda k=kind: dataset.ensure(k, 1_000_000, progress=False))
             if "p7" in only:
@@ -153,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
                                         f"{outcome['status']}")
         if "p4" in only and big:
             step("p4", kind, lambda k=kind, m=big: reads.run_p4(k, timing, m))
+        if "p11" in only and big:
+            step("p11", kind, lambda k=kind, m=big: reads.run_p11(k, timing, m))
         if "p7" in only and big and small:
             step("p7", kind, lambda k=kind, b=big, s=small: growth.run_p7(k, timing, b, s))
         if "cpu" in only:  # where each request's CPU goes: what explains the failing bars

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -29,9 +30,11 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mappe
 from eventsourcing.popo import POPOFactory
 
 from domain import errors, programme_cache
-from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry
+from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
 from domain.programme import Programme
 from domain.versions import VersionedMapper
+
+Result = TypeVar("Result")
 
 
 def utc_now() -> datetime:
@@ -89,6 +92,19 @@ class Receipt:
         }
 
 
+@dataclass(frozen=True)
+class Post:
+    """One post to one programme, as `Programmes.record_events` takes it."""
+
+    programme_id: UUID
+    envelopes: Sequence[EventEnvelope]
+    expected_version: int | None = None
+
+
+#: What `Programmes.record_posts` answers for each post: its receipt, or why not.
+Answer = Receipt | errors.DomainRuleViolation | errors.ApplicationError
+
+
 def receipt_from_entries(entries: Sequence[RecordedEntry], replayed: bool) -> Receipt:
     first = entries[0]
     return Receipt(
@@ -108,6 +124,14 @@ def receipt_from_entries(entries: Sequence[RecordedEntry], replayed: bool) -> Re
     )
 
 
+@dataclass(frozen=True)
+class _RunPost(Save):
+    """A post's save, with its events and the version it leaves its programme at."""
+
+    events: Sequence[Any] = ()
+    version: int = 0
+
+
 class Programmes(Application[UUID]):
     """Records lumbar traction programmes and replays their histories."""
 
@@ -121,6 +145,7 @@ class Programmes(Application[UUID]):
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks = programme_cache.CommandLocks()
+        self._checkpoints = programme_cache.Checkpoints()
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, refusing events newer than this release (domain/versions.py).
@@ -161,6 +186,130 @@ class Programmes(Application[UUID]):
         for listener in self.receipt_listeners:
             listener(receipt)
         return receipt
+
+    def record_posts(self, clinic_id: str, posts: Sequence[Post]) -> list[Answer]:
+        """Record independent posts to the clinic's programmes (bulk ingest): each
+        answered as `record_events` would answer it, alone, in order; the new
+        ones written in one transaction.
+
+        The posts run as commands on the programmes held in memory (each
+        programme's posts in order, on top of each other), and their saves are
+        written together; the store refuses, one by one, the saves another
+        writer overtook (domain.ledger.screen). A post that repeats event ids
+        recorded before or earlier in `posts`, or whose save was refused, is
+        then recorded exactly as `record_events` records it (so a repeat is
+        answered with its original receipt), after the others, and so are the
+        later posts of its programme.
+        """
+        answers: list[Answer | None] = [None] * len(posts)
+        later: list[int] = []
+        recorded = {entry.event_id for entry in self.ledger.entries_by_event_id(
+            [envelope.event_id for post in posts for envelope in post.envelopes])}
+        with ExitStack() as locks:
+            # In one order, so that two bulk posts never wait for each other.
+            for programme_id in sorted({post.programme_id for post in posts},
+                                       key=lambda programme_id: programme_id.int):
+                locks.enter_context(self._command_locks.held(programme_id))
+            try:
+                saves = self._run_posts(clinic_id, posts, recorded, answers, later)
+                outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
+            except BaseException:
+                for programme_id in {post.programme_id for post in posts}:
+                    programme_cache.drop(self.repository, programme_id)
+                raise
+            refused: set[UUID] = set()
+            for (index, programme, save), outcome in zip(saves, outcomes, strict=True):
+                programme_id = posts[index].programme_id
+                if isinstance(outcome, IntegrityError) or programme_id in refused:
+                    # Its events are in memory only: read the programme again.
+                    refused.add(programme_id)
+                    programme_cache.drop(self.repository, programme_id)
+                    later.append(index)
+                    continue
+                answers[index] = Receipt(
+                    programme_id=programme_id, clinic_id=clinic_id, version=save.version,
+                    recorded=[{"event_id": str(event.event_id), "type": type(event).__name__,
+                               "version": event.originator_version, "position": position}
+                              for event, position in zip(save.events, outcome, strict=True)],
+                    replayed=False)
+                programme_cache.keep(self.repository, programme)
+        for listener in self.receipt_listeners:
+            for answer in answers:
+                if isinstance(answer, Receipt):
+                    listener(answer)
+        for index in sorted(later):
+            post = posts[index]
+            try:
+                answers[index] = self.record_events(clinic_id, post.programme_id,
+                                                    post.envelopes, post.expected_version)
+            except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
+                answers[index] = refusal
+        return answers  # type: ignore[return-value]
+
+    def _run_posts(self, clinic_id: str, posts: Sequence[Post], recorded: set[UUID],
+                   answers: list[Answer | None], later: list[int]
+                   ) -> list[tuple[int, Programme, _RunPost]]:
+        """Run each post's commands (record_posts holds every programme's lock);
+        the saves to write, refusals in `answers`, the posts left for later."""
+        programmes = self._programmes_now({post.programme_id for post in posts})
+        waiting: set[UUID] = set()  # programmes with a post left for later
+        seen: set[UUID] = set()
+        saves: list[tuple[int, Programme, _RunPost]] = []
+        now = self.clock()
+        for index, post in enumerate(posts):
+            programme_id = post.programme_id
+            event_ids = [envelope.event_id for envelope in post.envelopes]
+            if (programme_id in waiting or not recorded.isdisjoint(event_ids)
+                    or not seen.isdisjoint(event_ids)):
+                waiting.add(programme_id)
+                later.append(index)
+                continue
+            seen.update(event_ids)
+            try:
+                programme = self._run(programmes[programme_id], clinic_id, programme_id,
+                                      post.envelopes, post.expected_version, now)
+            except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
+                try:
+                    answers[index] = self._earlier_post(clinic_id, programme_id,
+                                                        post.envelopes) or refusal
+                except errors.EventIdConflict as conflict:
+                    answers[index] = conflict
+                if len(post.envelopes) > 1:
+                    # The commands before the refused one changed the programme.
+                    programme_cache.drop(self.repository, programme_id)
+                    waiting.add(programme_id)
+                continue
+            programmes[programme_id] = programme
+            events = programme.collect_events()
+            saves.append((index, programme, _RunPost(
+                events=events, version=programme.version,
+                stored_events=[self.mapper.to_stored_event(event) for event in events],
+                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events))))
+        return saves
+
+    def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:
+        """The programmes as they are now (None: no events), from this process's
+        cache brought up to date with one query for all of them (their command
+        locks held)."""
+        cached: dict[UUID, Programme] = {}
+        if self.repository.cache is not None:
+            for programme_id in programme_ids:
+                try:
+                    cached[programme_id] = self.repository.cache.get(programme_id)
+                except KeyError:
+                    pass
+        newer = self.ledger.events_after({programme_id: cached[programme_id].version
+                                          if programme_id in cached else 0
+                                          for programme_id in programme_ids})
+        programmes: dict[UUID, Programme | None] = {}
+        for programme_id in programme_ids:
+            programme = programme_cache.replay(
+                cached.get(programme_id),
+                (self.mapper.to_domain_event(stored) for stored in newer.get(programme_id, ())))
+            if programme is not None and programme_id not in cached:
+                programme_cache.keep(self.repository, programme)
+            programmes[programme_id] = programme
+        return programmes
 
     def _record_with_retries(
         self,
@@ -257,6 +406,37 @@ class Programmes(Application[UUID]):
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
     ) -> Receipt:
+        programme = self._run(programme, clinic_id, programme_id, envelopes, expected_version,
+                              self.clock())
+        events = programme.collect_events()
+        # Straight to the recorder, as Application.save would (no snapshots, no
+        # followers to notify here), without its per-object runtime Protocol checks.
+        positions = self.recorder.insert_events(
+            [self.mapper.to_stored_event(event) for event in events],
+            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events))
+        assert positions is not None
+        return Receipt(
+            programme_id=programme_id,
+            clinic_id=clinic_id,
+            version=programme.version,
+            recorded=[{"event_id": str(event.event_id), "type": type(event).__name__,
+                       "version": event.originator_version, "position": position}
+                      for event, position in zip(events, positions, strict=True)],
+            replayed=False,
+        )
+
+    def _run(
+        self,
+        programme: Programme | None,
+        clinic_id: str,
+        programme_id: UUID,
+        envelopes: Sequence[EventEnvelope],
+        expected_version: int | None,
+        now: datetime,
+    ) -> Programme:
+        """Run the envelopes as commands (rules 1-5, 7): the programme with their
+        events pending. A refused command has changed nothing; the commands
+        before it in the same post have."""
         if programme is not None and programme.clinic_id != clinic_id:
             if envelopes[0].type == "ProgrammeStarted":
                 raise errors.ProgrammeIdTaken("this programme_id is already in use")
@@ -269,8 +449,6 @@ class Programmes(Application[UUID]):
                 "no such programme in this clinic; a new programme's first event "
                 "must be ProgrammeStarted"
             )
-
-        now = self.clock()
         for index, envelope in enumerate(envelopes):
             try:
                 programme = self._apply(programme, clinic_id, programme_id, envelope, now)
@@ -278,11 +456,14 @@ class Programmes(Application[UUID]):
                 violation.event_index = index
                 violation.event_id = str(envelope.event_id)
                 raise
-
         assert programme is not None
-        pending = programme.pending_events  # collected by save() below
+        return programme
+
+    @staticmethod
+    def _ledger_entries(clinic_id: str, programme_id: UUID, envelopes: Sequence[EventEnvelope],
+                        pending: Sequence[Any]) -> list[LedgerEntry]:
         digests = {env.event_id: env.content_digest(programme_id) for env in envelopes}
-        ledger = [
+        return [
             LedgerEntry(
                 event_id=event.event_id,
                 clinic_id=clinic_id,
@@ -291,24 +472,6 @@ class Programmes(Application[UUID]):
             )
             for event in pending
         ]
-        # The aggregate, not its events: the library checks each object it is
-        # given against a runtime Protocol, which costs more than the event.
-        recordings = self.save(programme, ledger=ledger)
-        return Receipt(
-            programme_id=programme_id,
-            clinic_id=clinic_id,
-            version=programme.version,
-            recorded=[
-                {
-                    "event_id": str(r.domain_event.event_id),  # type: ignore[attr-defined]
-                    "type": type(r.domain_event).__name__,
-                    "version": r.domain_event.originator_version,
-                    "position": r.notification.id,
-                }
-                for r in recordings
-            ],
-            replayed=False,
-        )
 
     @staticmethod
     def _apply(
@@ -349,9 +512,7 @@ class Programmes(Application[UUID]):
     ) -> Programme:
         """The programme now, after `version`, or as the service knew it `as_of`."""
         if as_of is not None:
-            known = self.ledger.version_as_of(programme_id, as_of)
-            if known is None:
-                raise self._not_known_then(clinic_id, programme_id)
+            known = self.version_as_of(clinic_id, programme_id, as_of)
             version = known if version is None else min(version, known)
         if version is None:
             # The library fast-forwards a cached programme in place and copies
@@ -360,7 +521,8 @@ class Programmes(Application[UUID]):
             with self._command_locks.held(programme_id):
                 programme = programme_cache.find(self.repository, programme_id)
         else:
-            programme = programme_cache.find(self.repository, programme_id, version)
+            # From the nearest checkpoint: at most CHECKPOINT_EVERY - 1 events.
+            programme = self._checkpoints.replay(self.repository, programme_id, version)
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         if version is not None and programme.version != version:
@@ -378,15 +540,37 @@ class Programmes(Application[UUID]):
         first = min(entries, key=lambda e: e.position)
         return errors.NotYetRecorded(first.recorded_at, max(e.version for e in entries))
 
-    def history(self, clinic_id: str, programme_id: UUID, *,
+    def version_as_of(self, clinic_id: str, programme_id: UUID, as_of: datetime) -> int:
+        """The programme's version as the service knew it at record time `as_of`."""
+        known = self.ledger.version_as_of(programme_id, as_of)
+        if known is None:
+            raise self._not_known_then(clinic_id, programme_id)
+        return known
+
+    def with_current(self, clinic_id: str, programme_id: UUID,
+                     use: Callable[[Programme], Result]) -> Result:
+        """`use(programme)` with the programme as it is now, under its command lock,
+        without copying it (`use` must not change it)."""
+        with self._command_locks.held(programme_id):
+            programme = programme_cache.find(self.repository, programme_id, copy=False)
+            if programme is None or programme.clinic_id != clinic_id:
+                raise errors.ProgrammeNotFound("no such programme in this clinic")
+            return use(programme)
+
+    def history(self, clinic_id: str, programme_id: UUID, version: int | None = None, *,
                 ledger: HistorySource | None = None) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry, and
-        for a corrected event the correction now in force (read from `ledger`, a
-        copy of the application's own such as a replica's, when given)."""
+        for a corrected event the correction now in force; or, with `version`, as
+        the history stood after that version (the corrections in force then). Read
+        from `ledger`, a copy of the application's own such as a replica's, when given."""
         entries = (ledger or self.ledger).history(programme_id, self.mapper)
         # The ledger says whose programme it is: no need to replay it all.
         if not entries or entries[0].clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
+        if version is not None:
+            if entries[-1].version < version:
+                raise errors.VersionNotRecorded(version, entries[-1].version)
+            entries = [entry for entry in entries if entry.version <= version]
         items: list[dict[str, Any]] = []
         by_event_id: dict[str, dict[str, Any]] = {}
         for entry in entries:

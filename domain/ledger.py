@@ -13,9 +13,10 @@ its own example applications.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -73,14 +74,90 @@ class HistorySource(Protocol):
     def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]: ...
 
 
+@dataclass(frozen=True)
+class Save:
+    """One save: new stored events, and the ledger entry of each."""
+
+    stored_events: Sequence[StoredEvent]
+    ledger: Sequence[LedgerEntry]
+
+    @cached_property
+    def versions(self) -> dict[UUID, list[int]]:
+        """The versions this save gives each programme, in order (worked out once)."""
+        versions: dict[UUID, list[int]] = {}
+        for stored in self.stored_events:
+            programme_id = stored.originator_id
+            if not isinstance(programme_id, UUID):
+                programme_id = UUID(str(programme_id))
+            versions.setdefault(programme_id, []).append(stored.originator_version)
+        return versions
+
+    def event_ids(self) -> list[UUID]:
+        return [entry.event_id for entry in self.ledger]
+
+
+#: Why a save is refused before anything is written (IntegrityError: a conflict).
+OVERTAKEN = "another writer saved to this programme first"
+EVENT_ID_RECORDED = "an event_id of this save is already recorded"
+
+#: What writing several saves at once gives each: its positions, or the
+#: IntegrityError it alone was refused with.
+Outcome = Sequence[int] | IntegrityError
+
+
+def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
+           recorded_event_ids: Iterable[UUID]) -> dict[int, IntegrityError]:
+    """The saves of a group the store must refuse, by index, before writing anything.
+
+    `last_versions` (each programme's last version) and `recorded_event_ids`
+    are what the store holds of the group's programmes and event ids, read
+    under its write lock. A save is refused when
+    - an event_id of it is recorded already, or twice in the group;
+    - it does not continue a programme's versions: its first must be one more
+      than the programme's last (any, for a programme with no events yet),
+      the rest consecutive (otherwise another writer saved first);
+    - an earlier save of the group to the same programme was refused: it was
+      made on top of that one.
+    """
+    last = dict(last_versions)
+    seen = set(recorded_event_ids)
+    refused: dict[int, IntegrityError] = {}
+    refused_programmes: set[UUID] = set()
+    for index, save in enumerate(saves):
+        versions, ids = save.versions, save.event_ids()
+        if len(set(ids)) < len(ids) or seen.intersection(ids):
+            refused[index] = IntegrityError(EVENT_ID_RECORDED)
+        elif refused_programmes.intersection(versions) or any(
+                (programme_id in last and numbers[0] != last[programme_id] + 1)
+                or numbers != list(range(numbers[0], numbers[0] + len(numbers)))
+                for programme_id, numbers in versions.items()):
+            refused[index] = IntegrityError(OVERTAKEN)
+        else:
+            seen.update(ids)
+            last.update((programme_id, numbers[-1]) for programme_id, numbers in versions.items())
+            continue
+        refused_programmes.update(versions)
+    return refused
+
+
 class Ledger(Protocol):
     """The queries the application makes of the ledger."""
+
+    def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
+        """Several saves in one transaction, refusing (`screen`) the ones that
+        would break a unique key or a programme's run of versions."""
+        ...
 
     def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]: ...
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
+
+    def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """Each programme's stored events after the version given for it, in order
+        (one query for many programmes: bulk ingest brings them up to date)."""
+        ...
 
     def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]:
         """Every stored event of the programme in version order, decoded (with the
@@ -144,6 +221,20 @@ class InMemoryLedger(POPOApplicationRecorder):
 
     # ---- the Ledger port ----------------------------------------------------
 
+    def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
+        with self._database_lock:
+            last: dict[UUID, int] = {}
+            for save in saves:
+                for programme_id in save.versions:
+                    recorded = self.select_events(programme_id, desc=True, limit=1)
+                    if recorded:
+                        last[programme_id] = recorded[0].originator_version
+            refused = screen(saves, last, [e for save in saves for e in save.event_ids()
+                                           if e in self._position_by_event_id])
+            return [refused[index] if index in refused
+                    else self.insert_events(save.stored_events, ledger=save.ledger)
+                    for index, save in enumerate(saves)]  # type: ignore[misc]
+
     def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
         with self._database_lock:
             positions = sorted(self._position_by_event_id[e] for e in set(event_ids)
@@ -154,6 +245,11 @@ class InMemoryLedger(POPOApplicationRecorder):
         with self._database_lock:
             return [e for _, e in sorted(self._entries.items())
                     if e.programme_id == programme_id]
+
+    def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        found = {programme_id: list(self.select_events(programme_id, gt=version))
+                 for programme_id, version in versions.items()}
+        return {programme_id: events for programme_id, events in found.items() if events}
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None:
         versions = [e.version for e in self.entries_of_programme(programme_id)

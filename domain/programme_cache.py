@@ -1,4 +1,4 @@
-"""Programmes held in this process's memory between commands.
+"""Programmes held in this process's memory between commands and replays.
 
 The library's repository keeps recently used programmes in a cache and
 fast-forwards them from the store (the store stays the truth). Two things
@@ -11,11 +11,19 @@ here are ours, both for speed, both safe only together:
   never saved) is dropped from the cache.
 
 Other processes still race; the store refuses the loser of a race.
+
+Replays to an earlier version (`?version=`, `?as_of=`) start from the nearest
+`Checkpoints`: programmes as they stood at every CHECKPOINT_EVERY-th version,
+which never change once recorded, kept in memory as replays pass them. A
+replay reads and applies at most CHECKPOINT_EVERY - 1 events once its
+programme has been replayed that far in this process.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -77,9 +85,73 @@ def drop(repository: Repository[UUID], programme_id: UUID) -> None:
             pass
 
 
+def keep(repository: Repository[UUID], programme: Programme) -> None:
+    """Hold a programme whose events are all saved (a new one, say) in the cache."""
+    if repository.cache is not None:
+        repository.cache.put(programme.id, programme)
+
+
 def replay(programme: Programme | None, events: Iterable[Any]) -> Programme | None:
     """The library's project_aggregate without its per-event `isinstance` check
     against a runtime Protocol, which cost as much as the replay itself."""
     for event in events:
         programme = event.mutate(programme)
     return programme
+
+
+#: A replay keeps the programme as it stood at every this many versions.
+CHECKPOINT_EVERY = 50
+#: How many such states a process keeps (least recently used first out).
+CHECKPOINTS_KEPT = 200
+
+
+class Checkpoints:
+    """Programmes as they stood at versions CHECKPOINT_EVERY, 2 x CHECKPOINT_EVERY,
+    ...: immutable once recorded, so shared by every replay in this process.
+    A state in here is never changed: a replay continues from a copy."""
+
+    def __init__(self, every: int = CHECKPOINT_EVERY, kept: int = CHECKPOINTS_KEPT) -> None:
+        self.every = every
+        self.kept = kept
+        self._states: OrderedDict[tuple[UUID, int], Programme] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def nearest(self, programme_id: UUID, version: int) -> Programme | None:
+        """The latest state kept at or before `version` (None: none kept)."""
+        with self._lock:
+            for at in range(version - version % self.every, 0, -self.every):
+                state = self._states.get((programme_id, at))
+                if state is not None:
+                    self._states.move_to_end((programme_id, at))
+                    return state
+        return None
+
+    def keep(self, programme: Programme) -> None:
+        """Keep a copy of the programme, if its version is one to keep."""
+        if programme.version % self.every:
+            return
+        key = (programme.id, programme.version)
+        with self._lock:
+            if key in self._states:
+                self._states.move_to_end(key)
+                return
+        state = copy.deepcopy(programme)
+        with self._lock:
+            self._states[key] = state
+            while len(self._states) > self.kept:
+                self._states.popitem(last=False)
+
+    def replay(self, repository: Repository[UUID], programme_id: UUID, version: int
+               ) -> Programme | None:
+        """The programme as it stood after `version` (or at its last version, if
+        earlier; None if it has no events): from the nearest checkpoint, keeping
+        the ones it passes."""
+        start = self.nearest(programme_id, version)
+        programme = copy.deepcopy(start) if start is not None else None
+        events = repository.event_store.get(
+            programme_id, gt=start.version if start is not None else None, lte=version)
+        for event in events:
+            programme = event.mutate(programme)
+            if programme is not None:
+                self.keep(programme)
+        return programme

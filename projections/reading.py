@@ -7,26 +7,97 @@ client already knows about (`min_position`, e.g. from a receipt).
 
 The stored summaries and dashboards are JSON already: a read joins the
 stored strings instead of parsing and re-serializing them.
+
+Each read also carries a digest of its body (the HTTP layer's ETag). A worker
+keeps the reads it answered, and the projection's marker (its live version,
+its position and its parked events: whatever changes when a row does), in
+memory: while the marker has not changed, nothing a read shows can have
+changed, so the same read is answered from memory, and a client that already
+holds it is told so without the store being asked at all. The marker is read
+again at most every `staleness` seconds, and at once when a client asks for
+a position beyond it (`min_position`): a read without `min_position` may be
+that much older than the projection, never older than what the client says
+it has seen.
+
+With a read replica, each read (and its wait for min_position) is made on the
+replica's copy of the read models, or, while the replica cannot be reached,
+on the primary's (service/storage/replica.py); each copy has its own marker
+and its own reads in memory. Either way the answer carries the position of
+the copy it was read from, and is never older than a min_position asked for.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
 from uuid import UUID
 
 from projections import dashboards, network, summaries
-from projections.store import DEFAULT_PROJECTION, ReadModelStore, to_json
+from projections.store import DEFAULT_PROJECTION, Marker, ReadModelStore, to_json
 from service.storage.replica import Replica
-
-T = TypeVar("T")
 
 #: How long a read waits for ?min_position by default (seconds).
 DEFAULT_MIN_POSITION_WAIT = 2.0
+#: How old the projection's position known to a worker may be (seconds).
+DEFAULT_STALENESS = 0.2
+#: Bytes of read bodies a worker keeps (the least recently used go first).
+READ_CACHE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read's JSON body, the position it reflects, and a digest of the body."""
+
+    position: int
+    body: str
+    digest: str
+
+    @classmethod
+    def of(cls, position: int, body: str) -> Read:
+        # A digest of the body alone: it changes exactly when the body does,
+        # and says nothing about the rest of the network.
+        return cls(position, body, hashlib.blake2b(body.encode(), digest_size=12).hexdigest())
+
+
+class ReadCache:
+    """The reads a worker answered, each valid while the projection's marker
+    (`ReadModelStore.live_marker`) stays what it was when the read was made
+    (bounded in bytes, the least recently used first out)."""
+
+    def __init__(self, max_bytes: int = READ_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._reads: OrderedDict[tuple[str, ...], tuple[Marker, Read]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...], marker: Marker) -> Read | None:
+        with self._lock:
+            found = self._reads.get(key)
+            if found is None or found[0] != marker:
+                return None
+            self._reads.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[str, ...], marker: Marker, read: Read) -> None:
+        size = len(read.body)
+        if size > self.max_bytes // 8:
+            return  # a huge page would push out everything else
+        with self._lock:
+            old = self._reads.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1].body)
+            self._reads[key] = (marker, read)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._reads.popitem(last=False)
+                self._bytes -= len(evicted.body)
 
 
 class ProjectionBehind(Exception):
@@ -55,30 +126,35 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise InvalidCursor("not a cursor this service gave out") from None
 
 
-class Reader:
-    """Reads of one projection's live version, for the API.
+class Copy:
+    """One copy of the read models (the primary's, or a replica's) as a worker
+    reads it: the projection's marker, read at most `staleness` ago, and the
+    reads it answered while the marker held."""
 
-    With a read replica, each read (and its wait for min_position) is made on
-    the replica's copy of the read models, or, while the replica cannot be
-    reached, on the primary's (service/storage/replica.py). Either way the
-    answer carries the position of the copy it was read from, and is never
-    older than a min_position asked for.
-    """
-
-    def __init__(self, read_models: ReadModelStore, name: str = DEFAULT_PROJECTION, *,
-                 min_position_wait: float = DEFAULT_MIN_POSITION_WAIT,
-                 replica: Replica | None = None,
-                 replica_read_models: ReadModelStore | None = None) -> None:
+    def __init__(self, read_models: ReadModelStore, name: str, staleness: float) -> None:
         self.read_models = read_models
         self.name = name
-        #: How long a read waits for ?min_position (TRACTION_MIN_POSITION_WAIT).
-        self.min_position_wait = min_position_wait
-        self.replica = replica
-        self.replica_read_models = replica_read_models
+        self.staleness = staleness
+        self.cache = ReadCache()
+        #: What this worker knows of the projection on this copy, and since when.
+        self._known: tuple[Marker, float] = (Marker(-1, -1, -1, -1), float("-inf"))
 
-    def _wait(self, read_models: ReadModelStore, min_position: int | None,
-              deadline: float) -> int:
-        position = read_models.live_position(self.name)[1]
+    def marker(self, at_least: int | None = None) -> Marker:
+        """The projection's marker, as read at most `staleness` ago, or read now
+        when that is older or its position behind `at_least`."""
+        marker, read_at = self._known
+        if (time.monotonic() - read_at <= self.staleness
+                and (at_least is None or marker.position >= at_least)):
+            return marker
+        read_at = time.monotonic()
+        marker = self.read_models.live_marker(self.name)
+        self._known = (marker, read_at)  # one assignment: threads see a whole pair
+        return marker
+
+    def wait_for(self, min_position: int | None, deadline: float) -> int:
+        """Wait until the projection has processed min_position (ProjectionBehind
+        past `deadline`); its position now."""
+        position = self.marker(at_least=min_position).position
         if min_position is None or position >= min_position:
             return position
         pause = 0.002
@@ -88,57 +164,124 @@ class Reader:
                 raise ProjectionBehind(position, min_position)
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.025)
-            position = read_models.live_position(self.name)[1]
+            position = self.marker(at_least=min_position).position
         return position
 
-    def _read(self, read: Callable[[ReadModelStore], T], min_position: int | None) -> T:
-        """`read` on the copy that answers, once it has processed min_position
+    def read(self, key: tuple[str, ...],
+             load: Callable[[ReadModelStore], tuple[int, str | None]]) -> Read | None:
+        """The read of `key`: from memory while the projection's marker has not
+        changed, else `load`ed from this copy (None: nothing there)."""
+        marker = self.marker()
+        cached = self.cache.get(key, marker)
+        if cached is not None:
+            return cached
+        # Loaded after the marker was read: at least as new as it, so valid
+        # for as long as the marker stays the same.
+        position, body = load(self.read_models)
+        if body is None:
+            return None
+        read = Read.of(position, body)
+        self.cache.put(key, marker, read)
+        return read
+
+
+class Reader:
+    """Reads of one projection's live version, for the API."""
+
+    def __init__(self, read_models: ReadModelStore, name: str = DEFAULT_PROJECTION, *,
+                 min_position_wait: float = DEFAULT_MIN_POSITION_WAIT,
+                 staleness: float = DEFAULT_STALENESS,
+                 replica: Replica | None = None,
+                 replica_read_models: ReadModelStore | None = None) -> None:
+        self.read_models = read_models
+        self.name = name
+        #: How long a read waits for ?min_position (TRACTION_MIN_POSITION_WAIT).
+        self.min_position_wait = min_position_wait
+        #: How old the position this worker knows may be (TRACTION_READ_STALENESS).
+        self.staleness = staleness
+        self.primary = Copy(read_models, name, staleness)
+        self.replica = replica
+        self.on_replica = (Copy(replica_read_models, name, staleness)
+                           if replica is not None and replica_read_models is not None else None)
+
+    def position(self, at_least: int | None = None) -> int:
+        """The projection's position on the primary (see `Copy.marker`)."""
+        return self.primary.marker(at_least).position
+
+    def wait_for(self, min_position: int | None, timeout: float | None = None) -> int:
+        """Wait until the primary's projection has processed min_position; its position."""
+        timeout = self.min_position_wait if timeout is None else timeout
+        return self.primary.wait_for(min_position, time.monotonic() + timeout)
+
+    def _read(self, key: tuple[str, ...],
+              load: Callable[[ReadModelStore], tuple[int, str | None]],
+              min_position: int | None) -> Read | None:
+        """The read on the copy that answers, once it has processed min_position
         (one wait of TRACTION_MIN_POSITION_WAIT, whichever copy answers)."""
         deadline = time.monotonic() + self.min_position_wait
 
-        def on(read_models: ReadModelStore) -> T:
-            self._wait(read_models, min_position, deadline)
-            return read(read_models)
+        def on(copy: Copy) -> Read | None:
+            copy.wait_for(min_position, deadline)
+            return copy.read(key, load)
 
-        if self.replica is None or self.replica_read_models is None:
-            return on(self.read_models)
-        replica_read_models = self.replica_read_models
-        return self.replica.read(lambda: on(replica_read_models),
-                                 lambda: on(self.read_models))
+        if self.replica is None or self.on_replica is None:
+            return on(self.primary)
+        replica = self.on_replica
+        return self.replica.read(lambda: on(replica), lambda: on(self.primary))
 
     def programmes(self, clinic_id: str, *, status: str | None = None, cursor: str | None = None,
-                   limit: int = 50, min_position: int | None = None) -> tuple[int, str]:
+                   limit: int = 50, min_position: int | None = None) -> Read:
         """A page of a clinic's programme summaries, newest first, and the next cursor."""
         after = decode_cursor(cursor) if cursor else None
-        position, rows, following = self._read(
-            lambda models: models.summaries_page(self.name, clinic_id, status, after, limit),
-            min_position)
-        following_cursor = to_json(encode_cursor(following)) if following else "null"
-        return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
+
+        def load(models: ReadModelStore) -> tuple[int, str]:
+            position, rows, following = models.summaries_page(
+                self.name, clinic_id, status, after, limit
+            )
+            following_cursor = to_json(encode_cursor(following)) if following else "null"
+            return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
+
+        read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit)),
+                          load, min_position)
+        assert read is not None
+        return read
 
     def summary(self, clinic_id: str, programme_id: UUID, *,
-                min_position: int | None = None) -> tuple[int, str | None]:
+                min_position: int | None = None) -> Read | None:
         """One programme's summary with its pain trajectory (None: not in this clinic)."""
-        position, summary, state = self._read(
-            lambda models: models.summary(self.name, clinic_id, str(programme_id)),
-            min_position)
-        if summary is None or state is None:
-            return position, None
-        trajectory = to_json(summaries.trajectory(json.loads(state)))
-        return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
 
-    def clinic(self, clinic_id: str, *, min_position: int | None = None) -> tuple[int, str]:
+        def load(models: ReadModelStore) -> tuple[int, str | None]:
+            position, summary, state = models.summary(self.name, clinic_id, str(programme_id))
+            if summary is None or state is None:
+                return position, None
+            trajectory = to_json(summaries.trajectory(json.loads(state)))
+            return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
+
+        return self._read(("summary", clinic_id, str(programme_id)), load, min_position)
+
+    def clinic(self, clinic_id: str, *, min_position: int | None = None) -> Read:
         """A clinic's dashboard (all zero before its first programme)."""
-        position, dashboard = self._read(
-            lambda models: models.clinic_dashboard(self.name, clinic_id), min_position)
-        if dashboard is None:
-            dashboard = to_json(dashboards.clinic_dashboard(clinic_id, dashboards.new_totals()))
-        return position, dashboard
 
-    def network(self, *, min_position: int | None = None) -> tuple[int, str]:
+        def load(models: ReadModelStore) -> tuple[int, str]:
+            position, dashboard = models.clinic_dashboard(self.name, clinic_id)
+            if dashboard is None:
+                dashboard = to_json(dashboards.clinic_dashboard(clinic_id,
+                                                                dashboards.new_totals()))
+            return position, dashboard
+
+        read = self._read(("clinic", clinic_id), load, min_position)
+        assert read is not None
+        return read
+
+    def network(self, *, min_position: int | None = None) -> Read:
         """Every clinic's dashboard and the network's totals."""
-        position, clinics, totals = self._read(
-            lambda models: models.network(self.name), min_position)
-        if totals is None:
-            totals = to_json(dashboards.network_dashboard(dashboards.new_totals(), {}))
-        return position, network.network_body(clinics, totals)
+
+        def load(models: ReadModelStore) -> tuple[int, str]:
+            position, clinics, totals = models.network(self.name)
+            if totals is None:
+                totals = to_json(dashboards.network_dashboard(dashboards.new_totals(), {}))
+            return position, network.network_body(clinics, totals)
+
+        read = self._read(("network",), load, min_position)
+        assert read is not None
+        return read

@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
@@ -68,6 +68,15 @@ canonical_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 #: Called inside a write transaction with its cursor; raises if the writer may not write.
 Fence = Callable[[Any], None]
+
+
+class Marker(NamedTuple):
+    """What changes whenever a row of a projection's live version does."""
+
+    version: int
+    position: int
+    parked: int
+    skipped: int
 
 
 class VersionRetired(Exception):
@@ -454,6 +463,28 @@ class ReadModelStore:
         with self.reading() as c:
             return self._live(c, name)
 
+    def live_marker(self, name: str) -> Marker:
+        """What changes whenever a row of the live version does: the version, its
+        position, and its parked events (a retried or skipped one rewrites rows
+        without moving the position)."""
+        with self.reading() as c:
+            self.execute(
+                c,
+                f"SELECT v.live_version AS version, t.notification_id AS position, "
+                f"(SELECT COUNT(*) FROM {self.table(PARKED)} p WHERE p.projection = v.projection "
+                "AND p.version = v.live_version) AS parked, "
+                f"(SELECT COUNT(*) FROM {self.table(PARKED)} p WHERE p.projection = v.projection "
+                "AND p.version = v.live_version AND p.kind = 'skipped') AS skipped "
+                f"FROM {self.table(VERSIONS)} v LEFT JOIN {self.table(self.tracking_table)} t "
+                "ON t.application_name = v.projection || '.v' || v.live_version "
+                "WHERE v.projection = %s",
+                [name],
+            )
+            row = c.fetchone()
+        if row is None:
+            raise UnknownProjection(f"projection {name!r} has no tables: run `traction db init`")
+        return Marker(row["version"], row["position"] or 0, row["parked"], row["skipped"])
+
     @contextmanager
     def reading_live(self, name: str) -> Iterator[tuple[Any, int, int]]:
         """A snapshot of the live version: (cursor, version, position)."""
@@ -604,6 +635,10 @@ class PostgresReadModels(ReadModelStore, PostgresTrackingRecorder):
     @retry_read
     def live_position(self, name: str) -> tuple[int, int]:
         return super().live_position(name)
+
+    @retry_read
+    def live_marker(self, name: str) -> Marker:
+        return super().live_marker(name)
 
     @retry_read
     def summaries_page(self, name: str, clinic_id: str, status: str | None,

@@ -80,6 +80,7 @@ class Settings:
     workers: int = field(default_factory=_default_workers)
     threads: int = 8
     max_body_bytes: int = 2_000_000
+    max_bulk_bytes: int = 4_000_000_000
     pg_pool_size: int = 4
     pg_max_overflow: int = 4
     pg_connect_timeout: int = 1
@@ -90,6 +91,7 @@ class Settings:
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
     min_position_wait: float = 2.0
+    read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
     demo_clinics: int = 4
     demo_programmes: int = 60
@@ -228,6 +230,8 @@ VARIABLES = (
     Variable("TRACTION_THREADS", "threads", _integer(1, 256), "an integer from 1 to 256"),
     Variable("TRACTION_MAX_BODY_BYTES", "max_body_bytes", _integer(1024),
              "an integer of at least 1024 (bytes)"),
+    Variable("TRACTION_MAX_BULK_BYTES", "max_bulk_bytes", _integer(1024),
+             "an integer of at least 1024 (bytes)"),
     Variable("TRACTION_PG_POOL_SIZE", "pg_pool_size", _integer(1, 1000),
              "an integer from 1 to 1000"),
     Variable("TRACTION_PG_MAX_OVERFLOW", "pg_max_overflow", _integer(0, 1000),
@@ -247,6 +251,8 @@ VARIABLES = (
     Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
              "a secret string (the HMAC key of signed checkpoints)"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
+             "a number of seconds of at least 0"),
+    Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),
              "a number of seconds of at least 0"),

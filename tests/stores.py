@@ -40,8 +40,11 @@ def throwaway_postgres_schema(base_url: str, prefix: str = "test") -> Iterator[s
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    """The settings of a test store (defaults otherwise)."""
-    return Settings(database_url=url, **overrides)  # type: ignore[arg-type]
+    """The settings of a test store (defaults otherwise, but for one: a read of a
+    projection shows what the runner has just written, however soon after, as
+    the tests expect; tests/projections/test_read_cache.py tests the staleness)."""
+    return Settings(**{"database_url": url, "read_staleness": 0.0,  # type: ignore[arg-type]
+                       **overrides})
 
 
 def initialise(url: str) -> None:

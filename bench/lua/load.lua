@@ -10,6 +10,13 @@
 --   batch    events per batch post, the first one ProgrammeStarted (post_batch)
 --   rate     total requests/s to aim at across all connections (0: as fast as possible)
 --   threads  wrk's -t, needed to spread `rate` over threads
+--   duplicates  (post_event) "pairs": every thread makes the same events in the
+--            same order, so each is posted once per thread at about the same
+--            moment (a client retrying while its first attempt is in flight);
+--            "random": `duplicate_share` of the requests repeat one of the
+--            thread's last 100 posts
+--   count_statuses  tally the answers' statuses (done() prints them)
+--   targets may carry `headers` (a table of extra request headers, get mode)
 --
 -- post_event: each request posts ONE new event (a fresh event_id) to a
 -- random already-started programme among the targets.
@@ -26,29 +33,45 @@ local counter = 0
 local prebuilt = nil
 
 local next_thread = 0
+local threads = {}
 function setup(thread)
   -- Sets the global `tid` in that thread's own Lua state.
   next_thread = next_thread + 1
   thread:set("tid", next_thread)
+  threads[next_thread] = thread
 end
+
+local pairs_mode = config.duplicates == "pairs"
+local recent = {}  -- the thread's last posts ("random" duplicates)
+statuses = {}
 
 function init(args)
   tid = tid or 0
-  math.randomseed(tonumber(config.nonce, 16) + tid * 7919)
+  -- In pairs mode every thread draws the same programmes in the same order.
+  math.randomseed(tonumber(config.nonce, 16) + (pairs_mode and 0 or tid * 7919))
   if config.mode == "get" then
     prebuilt = {}
     for i, t in ipairs(targets) do
       local headers = {}
       if t.auth ~= "" then headers["Authorization"] = t.auth end
+      for name, value in pairs(t.headers or {}) do headers[name] = value end
       prebuilt[i] = wrk.format("GET", t.path, headers, nil)
     end
   end
 end
 
--- A UUID unique per run, thread and request: nonce-thread-counter.
+if config.count_statuses then
+  function response(status, headers, body)
+    statuses[status] = (statuses[status] or 0) + 1
+  end
+end
+
+-- A UUID unique per run, thread and request: nonce-thread-counter (in pairs
+-- mode the thread is left out: each thread makes the same ids).
 local function uuid(kind)
   counter = counter + 1
-  return string.format("%s-%04x-4%03x-8%03x-%012x", config.nonce, tid % 65536,
+  return string.format("%s-%04x-4%03x-8%03x-%012x", config.nonce,
+                       pairs_mode and 0 or tid % 65536,
                        kind % 4096, math.floor(counter / 4294967296) % 4096, counter % 4294967296)
 end
 
@@ -80,9 +103,17 @@ function request()
   end
   local headers = {["Content-Type"] = "application/json", ["Authorization"] = t.auth}
   if config.mode == "post_event" then
+    if config.duplicates == "random" and #recent > 0
+        and math.random() < (config.duplicate_share or 0.1) then
+      return recent[math.random(1, #recent)]
+    end
     local when = config.times[math.random(1, #config.times)]
-    return wrk.format("POST", t.path, headers, next_event(when, math.random(0, 2),
-                                                           "mechanical_table"))
+    local made = wrk.format("POST", t.path, headers, next_event(when, math.random(0, 2),
+                                                                 "mechanical_table"))
+    if config.duplicates == "random" then
+      recent[(counter % 100) + 1] = made
+    end
+    return made
   end
   -- post_batch: a new programme with `batch` events.
   local programme = uuid(2)
@@ -131,11 +162,22 @@ function done(summary, latency, requests)
   for _, q in ipairs({50, 75, 90, 99, 99.9}) do
     percentiles[#percentiles + 1] = string.format('"p%s": %d', q, latency:percentile(q))
   end
+  local tally = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses") or {}) do
+      tally[status] = (tally[status] or 0) + count
+    end
+  end
+  local counted = {}
+  for status, count in pairs(tally) do
+    counted[#counted + 1] = string.format('"%d": %d', status, count)
+  end
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_us": {"mean": %.1f, "stdev": %.1f, "max": %d, %s}}\n',
+    '"latency_us": {"mean": %.1f, "stdev": %.1f, "max": %d, %s}, "statuses": {%s}}\n',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency.stdev, latency.max, table.concat(percentiles, ", ")))
+    latency.mean, latency.stdev, latency.max, table.concat(percentiles, ", "),
+    table.concat(counted, ", ")))
 end

@@ -8,6 +8,7 @@ request log and metrics. It opens nothing itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -15,16 +16,30 @@ from flask import Flask
 from projections.reading import Reader
 from service.bootstrap import Components
 from service.http import access, availability, metrics, request_log
-from service.http.api.context import COMPONENTS, READER, ClinicIdConverter
+from service.http.api.context import COMPONENTS, PROGRAMME_READS, READER, ClinicIdConverter
 from service.http.openapi import LedgerApi, document_access, openapi_config
 from service.http.problems import register_problem_handlers
+from service.http.programme_reads import ProgrammeReads
+
+
+class LedgerFlask(Flask):
+    """Flask, minus a check per hook per request: every view and hook here is a
+    plain function, and Flask asked `inspect` whether each was a coroutine
+    every time it called it (eight times a request)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        known = self.__dict__.setdefault("_synchronous", {})
+        found = known.get(func)
+        if found is None:
+            found = known[func] = super().ensure_sync(func)
+        return found  # type: ignore[no-any-return]
 
 
 def create_app(components: Components, **overrides: Any) -> Flask:
     """The app over `components` (call it in each worker after fork: they hold
     the worker's own connections to the store)."""
     settings = components.settings
-    app = Flask(__name__)
+    app = LedgerFlask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         **openapi_config(swagger_ui_url="/static/vendor/swagger-ui/"),
@@ -35,8 +50,11 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     # read replica, are asked of it first: service/storage/replica.py).
     app.extensions[READER] = Reader(components.read_models,
                                     min_position_wait=settings.min_position_wait,
+                                    staleness=settings.read_staleness,
                                     replica=components.replica,
                                     replica_read_models=components.replica_read_models)
+    app.extensions[PROGRAMME_READS] = ProgrammeReads(components.programmes,
+                                                     replica=components.replica)
     # Before access control: while the store is down, answer 503 at once.
     availability.init_app(app)
     access.init_app(app, components.directory)
@@ -51,10 +69,11 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app, on_store_error=availability.report_store_failure)
 
-    from service.http.api import admin, audit, dashboards, events, ops, programmes
+    from service.http.api import admin, audit, bulk, dashboards, events, ops, programmes
     from service.http.api import metrics as metrics_api
 
-    for blueprint in (events.blp, programmes.blp, dashboards.blp, admin.blp, audit.blp, ops.blp):
+    for blueprint in (events.blp, bulk.blp, programmes.blp, dashboards.blp, admin.blp,
+                      audit.blp, ops.blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(metrics_api.blp)
     from service.http.web import bp as pages  # the dashboard's HTML shells (no data)

@@ -143,6 +143,37 @@ def problems(blueprint: Any, *statuses: int) -> Any:
     return decorate
 
 
+#: The headers of a read that answers If-None-Match (service/http/conditional.py).
+CONDITIONAL_HEADERS = {
+    "ETag": {"description": "A digest of this body: send it back in If-None-Match to be "
+             "told, with a 304 and no body, that it has not changed.",
+             "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-cache`: keep it, but revalidate; "
+                      "`private, max-age=31536000, immutable` for a programme at an explicit "
+                      "version, which never changes.", "schema": {"type": "string"}},
+}
+
+
+def revalidated(blueprint: Any, **headers: Any) -> Any:
+    """Document a read that answers `If-None-Match` with 304 (`headers`: others it sends)."""
+
+    def decorate(view: Any) -> Any:
+        documented = blueprint.doc(parameters=[{
+            "in": "header", "name": "If-None-Match", "required": False,
+            "description": "The ETag of the body you hold: 304 Not Modified, with no body, "
+                           "if it is still the current one.",
+            "schema": {"type": "string"},
+        }])(blueprint.alt_response(
+            304, description="Not modified: the body you hold (its ETag in If-None-Match) "
+                             "is still the current one.",
+            headers={**CONDITIONAL_HEADERS, **headers}, success=True,
+        )(view))
+        view._apidoc = documented._apidoc  # the documentation, not the wrappers
+        return view
+
+    return decorate
+
+
 class LedgerBlueprint(Blueprint):
     """A flask-smorest blueprint that reads bodies strictly (service/http/request_body.py)."""
 

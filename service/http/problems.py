@@ -43,18 +43,22 @@ class Problem(Exception):
         self.headers = headers or {}
         self.members = members
 
-    def response(self) -> Response:
-        body = {
+    def document(self) -> dict[str, Any]:
+        """The problem document (also one line of a bulk answer)."""
+        # No "instance" member: a problem never echoes the request's path,
+        # so a 404 is byte-identical whether the programme is missing or
+        # another clinic's, and no answer repeats another clinic's ids.
+        return {
             "type": f"urn:traction-ledger:problem:{self.slug}",
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
             **self.members,
         }
-        # No "instance" member: a problem never echoes the request's path,
-        # so a 404 is byte-identical whether the programme is missing or
-        # another clinic's, and no answer repeats another clinic's ids.
-        response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+
+    def response(self) -> Response:
+        response = Response(json.dumps(self.document()), status=self.status,
+                            mimetype=PROBLEM_JSON)
         response.headers.update(self.headers)
         return response
 

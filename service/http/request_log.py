@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
+from werkzeug.wsgi import ClosingIterator
 
 ACCESS_LOGGER = "traction.access"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -44,6 +45,8 @@ ENV_ROUTE = "traction.route"
 ENV_TOKEN_ID = "traction.token_id"
 #: The kind of problem document the request was answered with (service/http/problems.py).
 ENV_PROBLEM = "traction.problem"
+#: Set by a view whose answer streams: measured until it is all sent.
+ENV_STREAMED = "traction.streamed"
 LISTENERS = "traction.request_listeners"
 
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -125,9 +128,7 @@ class RequestLog:
             headers.append((REQUEST_ID_HEADER, request_id))
             return start_response(status_line, headers, exc_info)
 
-        try:
-            return self.wsgi_app(environ, start_with_id)
-        finally:
+        def finish() -> None:
             finished = FinishedRequest(
                 request_id=request_id,
                 method=environ.get("REQUEST_METHOD", ""),
@@ -143,6 +144,22 @@ class RequestLog:
                     listener(finished)
                 except Exception:  # a log or metric must never break an answer
                     log.exception("request listener %r failed", listener)
+
+        try:
+            answer = self.wsgi_app(environ, start_with_id)
+        except BaseException:
+            finish()
+            raise
+        if environ.get(ENV_STREAMED):
+            # Its body is made as it is sent: measured once the server is done.
+            return ClosingIterator(answer, finish)
+        finish()
+        return answer
+
+
+def measure_until_sent(environ: dict[str, Any]) -> None:
+    """Log and measure this request once its streamed answer is all sent."""
+    environ[ENV_STREAMED] = True
 
 
 def route_template() -> str | None:

@@ -7,14 +7,24 @@ every save queued so far and writes them in one transaction, while the
 others wait for their result. Nothing waits for a group to fill: with one
 save at a time, each is its own group, so latency is unchanged at low load.
 
-Every guarantee still holds per save: if the combined transaction fails
-(one save conflicts with a concurrent writer, or repeats an event_id), the
-group is written again one save at a time, so only the offending save gets
-its IntegrityError and the others succeed.
+Every guarantee still holds per save. Under the write lock, before writing
+anything, the store screens a group for the saves that would break a unique
+key or a programme's run of versions — a version another writer has taken,
+an event_id already recorded, or the same taken by an earlier save of the
+group (domain.ledger.screen) — and those alone fail with IntegrityError
+while the rest are written in the same transaction. A conflict is therefore
+answered at once, never retried as if the database had failed. Should the
+group's write fail all the same, its saves are written again one at a time,
+so only the offending save gets the error.
+
+A store mixes this in before the library's recorder
+(`class R(GroupCommit, LibraryRecorder)`) and implements `record_saves`,
+which bulk ingest also calls directly with many saves at once.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,22 +32,14 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-
-class ConflictingSaves(IntegrityError):
-    """Raised by a recorder, before it writes anything, for the saves of a
-    group whose first version is no longer the next one (another writer got
-    there first)."""
-
-    def __init__(self, indices: list[int], detail: str) -> None:
-        super().__init__(detail)
-        self.indices = indices
-        self.detail = detail
+from domain.ledger import Outcome, Save, ledger_entries_for
 
 
 @dataclass
-class _PendingSave:
-    stored_events: Sequence[StoredEvent]
-    kwargs: dict[str, Any]
+class _Pending:
+    """A save waiting for its group's write."""
+
+    save: Save
     done: bool = False
     positions: Sequence[int] | None = None
     error: BaseException | None = None
@@ -49,9 +51,12 @@ class GroupCommit:
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
         if not stored_events:
-            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+            return None
+        # Checked before anything is queued: a save without its ledger is a
+        # bug in the caller, and never reaches the database.
+        pending = _Pending(Save(stored_events,
+                                ledger_entries_for(stored_events, kwargs.get("ledger"))))
         state = self.__group_state()
-        pending = _PendingSave(stored_events, kwargs)
         with state.condition:
             state.queue.append(pending)
             while not pending.done and state.leading:
@@ -70,39 +75,33 @@ class GroupCommit:
             raise pending.error
         return pending.positions
 
-    def __write(self, group: list[_PendingSave]) -> None:
-        while len(group) > 1:
-            try:
-                positions = super().insert_events(  # type: ignore[misc]
-                    [event for save in group for event in save.stored_events],
-                    ledger=[entry for save in group for entry in save.kwargs["ledger"]],
-                    group_sizes=[len(save.stored_events) for save in group],
-                )
-            except ConflictingSaves as conflict:
-                # The store found, before writing, saves that another writer
-                # has overtaken: they fail alone, the rest are tried again.
-                for index in conflict.indices:
-                    group[index].error = IntegrityError(conflict.detail)
-                    group[index].done = True
-                group = [s for i, s in enumerate(group) if i not in conflict.indices]
-                continue
-            except Exception:  # noqa: BLE001 - retried one by one below
-                break
-            assert positions is not None
-            offset = 0
+    def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
+        """Write the saves in one transaction under the store's write lock,
+        refusing the ones that would break a unique key or a programme's run of
+        versions (domain.ledger.screen). Raises what the write raised otherwise."""
+        raise NotImplementedError
+
+    def __write(self, group: list[_Pending]) -> None:
+        try:
+            outcomes = self.record_saves([pending.save for pending in group])
+        except IntegrityError:
+            if len(group) == 1:
+                group[0].error, group[0].done = sys.exc_info()[1], True
+                return
+            # Not foreseen by the screen (a store edited by hand?): each save
+            # alone, so that only the offending one fails.
             for save in group:
-                count = len(save.stored_events)
-                save.positions = positions[offset:offset + count]
-                save.done = True
-                offset += count
+                self.__write([save])
             return
-        for save in group:
-            try:
-                save.positions = super().insert_events(  # type: ignore[misc]
-                    save.stored_events, **save.kwargs
-                )
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
-                save.error = error
+        except BaseException as error:  # noqa: BLE001 - the store failed them all
+            for save in group:
+                save.error, save.done = error, True
+            return
+        for save, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, IntegrityError):
+                save.error = outcome
+            else:
+                save.positions = outcome
             save.done = True
 
     def __group_state(self) -> _GroupState:
@@ -115,5 +114,5 @@ class GroupCommit:
 class _GroupState:
     def __init__(self) -> None:
         self.condition = threading.Condition()
-        self.queue: list[_PendingSave] = []
+        self.queue: list[_Pending] = []
         self.leading = False

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-
-from domain.ledger import LedgerEntry, RecordedEntry, ledger_entries_for
+from domain.ledger import RecordedEntry, Save
 from service.storage import chain
 
 #: Columns of the ledger table, in insert order.
@@ -18,60 +17,71 @@ LEDGER_COLUMNS = (
 )
 
 
+class NewRow(NamedTuple):
+    """A ledger row about to be inserted (fields in LEDGER_COLUMNS order)."""
+
+    position: int
+    programme_id: UUID
+    version: int
+    event_id: UUID
+    clinic_id: str
+    event_type: str
+    recorded_at: datetime
+    content_digest: str | None
+    saved_version: int
+    chain_hash: str
+
+
 def ledger_rows(
-    stored_events: Sequence[StoredEvent],
-    entries: Sequence[LedgerEntry] | None,
+    saves: Sequence[Save],
     first_position: int,
     previous_hash: str,
     previous_recorded_at: datetime | None,
-) -> list[dict[str, Any]]:
-    """Ledger rows for events about to be inserted at first_position onwards.
+) -> list[NewRow]:
+    """Ledger rows for the saves' events, about to be inserted in this order at
+    first_position onwards, chained from previous_hash.
 
     Called under the store's write lock, so positions and the chain are
-    assigned in commit order.
+    assigned in commit order. One transaction, one record time.
     """
-    entries = ledger_entries_for(stored_events, entries)
     now = datetime.now(UTC)
     # Record times never go backwards along the log, so `as_of` is a prefix.
     # Always UTC: the value read back from PostgreSQL carries the session's
     # time zone, and its text form goes into the chain hash.
     recorded_at = max(now, previous_recorded_at).astimezone(UTC) if previous_recorded_at else now
-    saved_versions: dict[Any, int] = {}
-    for stored in stored_events:
-        saved_versions[stored.originator_id] = max(
-            saved_versions.get(stored.originator_id, 0), stored.originator_version
-        )
     rows = []
-    previous = previous_hash
-    for offset, (stored, entry) in enumerate(zip(stored_events, entries, strict=True)):
-        position = first_position + offset
-        chain_hash = chain.entry_hash(
-            previous,
-            position=position,
-            programme_id=stored.originator_id,  # type: ignore[arg-type]
-            version=stored.originator_version,
-            topic=stored.topic,
-            state=stored.state,
-            event_id=entry.event_id,
-            clinic_id=entry.clinic_id,
-            recorded_at=recorded_at,
-        )
-        rows.append(
-            {
-                "position": position,
-                "programme_id": stored.originator_id,
-                "version": stored.originator_version,
-                "event_id": entry.event_id,
-                "clinic_id": entry.clinic_id,
-                "event_type": entry.event_type,
-                "recorded_at": recorded_at,
-                "content_digest": entry.content_digest,
-                "saved_version": saved_versions[stored.originator_id],
-                "chain_hash": chain_hash,
-            }
-        )
-        previous = chain_hash
+    position, previous = first_position, previous_hash
+    for save in saves:
+        # The programme's version after this save (events of several programmes
+        # in one save each get their own programme's).
+        saved_versions: dict[Any, int] = {}
+        for stored in save.stored_events:
+            saved_versions[stored.originator_id] = max(
+                saved_versions.get(stored.originator_id, 0), stored.originator_version)
+        for stored, entry in zip(save.stored_events, save.ledger, strict=True):
+            programme_id = as_uuid(stored.originator_id)
+            chain_hash = chain.entry_hash(
+                previous,
+                position=position,
+                programme_id=programme_id,
+                version=stored.originator_version,
+                topic=stored.topic,
+                state=stored.state,
+                event_id=entry.event_id,
+                clinic_id=entry.clinic_id,
+                recorded_at=recorded_at,
+            )
+            rows.append(NewRow(position, programme_id, stored.originator_version,
+                               entry.event_id, entry.clinic_id, entry.event_type, recorded_at,
+                               entry.content_digest, saved_versions[stored.originator_id],
+                               chain_hash))
+            position, previous = position + 1, chain_hash
     return rows
+
+
+def as_uuid(value: UUID | str) -> UUID:
+    """An originator id as a UUID (the library hands over either)."""
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 def recorded_entry(row: Any, *, to_uuid: Any, to_datetime: Any) -> RecordedEntry:

@@ -9,7 +9,8 @@ also the notification ids that the library's readers and projections follow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,13 +25,15 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
+from psycopg.pq import Escaping, TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.ledger import HistoryEntry, RecordedEntry
+from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
-from service.storage.group_commit import ConflictingSaves, GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.errors import retry_write
+from service.storage.group_commit import GroupCommit
+from service.storage.ledger import LEDGER_COLUMNS, NewRow, ledger_rows, recorded_entry
 from service.storage.stored import HistoryRow, history_entries
 from service.storage.stores import RECONNECT_TIMEOUT
 
@@ -138,21 +141,43 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "ON {schema}.{ledger} (clinic_id, position)"
             ).format(**ids)
         )
-        self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
-        # Events numbered explicitly from the ledger's head, not the sequence.
-        self.insert_numbered_events = SQL(
+        # The write path's fixed text, rendered once (composing SQL per save
+        # cost more than the values it carries). See `_record_saves`.
+        lock_and_notify = b"; ".join(
+            [statement.as_bytes(None) for statement in self.lock_table_statements]
+            + [SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
+               .as_bytes(None)])
+        self.sql_begin_and_read_head = b"BEGIN; " + lock_and_notify + b"; " + SQL(
+            "SELECT position, chain_hash, recorded_at FROM {schema}.{ledger} "
+            "ORDER BY position DESC LIMIT 1"
+        ).format(**ids).as_bytes(None)
+        self.sql_screen = SQL(
+            "SELECT originator_id AS key, MAX(originator_version) AS version "
+            "FROM {schema}.{events} WHERE originator_id IN ({{programmes}}) "
+            "GROUP BY originator_id "
+            "UNION ALL SELECT event_id, NULL FROM {schema}.{ledger} "
+            "WHERE event_id IN ({{event_ids}})"
+        ).format(**ids).as_bytes(None)
+        self.sql_insert_ledger = SQL(
+            "INSERT INTO {schema}.{ledger} (" + ", ".join(LEDGER_COLUMNS) + ") VALUES "
+        ).format(**ids).as_bytes(None)
+        self.sql_insert_events = SQL(
             "INSERT INTO {schema}.{events} "
-            "(originator_id, originator_version, topic, state, notification_id) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, %s + e.n "
-            "FROM unnest(%s::{schema}.{event_type}[]) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, n) "
-            "ORDER BY e.n RETURNING notification_id"
-        ).format(**ids)
-        self.insert_ledger_rows = SQL(
-            "INSERT INTO {schema}.{ledger} (" + ", ".join(LEDGER_COLUMNS) + ") "
-            "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::uuid[], "
-            "%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[])"
-        ).format(**ids)
+            "(originator_id, originator_version, topic, state, notification_id) VALUES "
+        ).format(**ids).as_bytes(None)
+        self.select_stored_events = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = %s"
+        ).format(**ids).as_bytes(None)
+        self._select_events_statements: dict[tuple[bool, bool, bool, bool], bytes] = {}
+        self.select_events_after = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "JOIN {schema}.{events} e ON e.originator_id = k.id "
+            "AND e.originator_version > k.version "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(**ids).as_bytes(None)
+        self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
         self.select_entries = SQL("SELECT * FROM {schema}.{ledger} WHERE ").format(**ids)
         self.select_current_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
@@ -163,61 +188,120 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "WHERE programme_id = %s AND recorded_at <= %s"
         ).format(**ids)
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        # Under the lock: nobody else can number events until we commit.
-        self._refuse_overtaken_saves(curs, stored_events, kwargs.get("group_sizes"))
-        head = self.reads.head(curs)
-        rows = ledger_rows(
-            stored_events,
-            kwargs.get("ledger"),
-            first_position=(head["position"] if head else 0) + 1,
-            previous_hash=head["chain_hash"] if head else chain.GENESIS,
-            previous_recorded_at=head["recorded_at"] if head else None,
-        )
-        columns = [[row[name] for row in rows] for name in LEDGER_COLUMNS]
-        # prepare=False on both inserts: in pipeline mode, a statement after a
-        # failed one is skipped by the server, and psycopg would wrongly
-        # believe an automatically prepared statement exists.
-        with curs.connection.cursor() as ledger_cursor:
-            ledger_cursor.execute(self.insert_ledger_rows, columns, prepare=False)
-        pg_stored_events = [
-            self.construct_pg_stored_event(
-                s.originator_id, s.originator_version, s.topic, s.state
-            )
-            for s in stored_events
-        ]
-        # Last, so that the library fetches the positions from this cursor.
-        curs.execute(
-            self.insert_numbered_events,
-            ((head["position"] if head else 0), pg_stored_events),
-            prepare=False,
-        )
+    @retry_write
+    def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
+        """The saves in one transaction, in two round trips of the simple query
+        protocol, whatever their number:
 
-    def _refuse_overtaken_saves(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                                sizes: Sequence[int] | None) -> None:
-        """In a group commit, find the saves another writer has overtaken
-        before writing: one of them would otherwise fail the whole group."""
-        if not sizes or len(sizes) < 2:
-            return
-        firsts, offset = [], 0
-        for size in sizes:
-            firsts.append(stored_events[offset])
-            offset += size
-        curs.execute(
-            self.select_current_versions, [list({e.originator_id for e in firsts})],
-            prepare=False,
-        )
-        current = {row["originator_id"]: row["version"] for row in curs.fetchall()}
-        overtaken = [
-            index for index, first in enumerate(firsts)
-            if first.originator_version != current.get(first.originator_id, 0) + 1
-        ]
-        if overtaken:
-            raise ConflictingSaves(overtaken, "another writer saved to this programme first")
+        1. begin; the library's table lock (so positions are assigned in commit
+           order); NOTIFY for the followers of the log; the ledger's head; the
+           saves' programmes' last versions and which of their event_ids are
+           recorded already;
+        2. the ledger rows and the events of the saves that break no unique key
+           (numbered and chained from the head, in Python), then commit.
+
+        A save that would break a unique key or a programme's run of versions
+        is refused before anything is written (domain.ledger.screen): it fails
+        with IntegrityError at once, and the database logs no error. Anything
+        raised rolls the transaction back, so a ledger row is never committed
+        without its event. (The values are written into the
+        statements as literals, escaped by libpq for this connection: binding
+        parameters cost more CPU than the rest of a save, and the simple
+        protocol lets one round trip carry several statements.)
+        """
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            escaping = Escaping(conn.pgconn)
+            try:
+                curs.execute(self.sql_begin_and_read_head + b"; " + self._screen_query(saves),
+                             prepare=False)
+                curs.set_result(-2)
+                head = curs.fetchone()
+                curs.set_result(-1)
+                held = curs.fetchall()
+                refused = screen(saves, {row["key"]: row["version"] for row in held
+                                         if row["version"] is not None},
+                                 [row["key"] for row in held if row["version"] is None])
+                accepted = [save for index, save in enumerate(saves) if index not in refused]
+                if not accepted:
+                    # Nothing was written: COMMIT, not ROLLBACK, which would make
+                    # psycopg forget this connection's prepared statements.
+                    curs.execute(b"COMMIT", prepare=False)
+                    return [refused[index] for index in range(len(saves))]
+                first = (head["position"] if head else 0) + 1
+                rows = ledger_rows(accepted, first_position=first,
+                                   previous_hash=head["chain_hash"] if head else chain.GENESIS,
+                                   previous_recorded_at=head["recorded_at"] if head else None)
+                curs.execute(self._insert_statements(escaping, rows, accepted) + b"; COMMIT",
+                             prepare=False)
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):  # a broken connection is discarded
+                        curs.execute(b"ROLLBACK")
+                raise
+        outcomes: list[Outcome] = []
+        position = first
+        for index, save in enumerate(saves):
+            if index in refused:
+                outcomes.append(refused[index])
+            else:
+                outcomes.append(list(range(position, position + len(save.stored_events))))
+                position += len(save.stored_events)
+        return outcomes
+
+    def _screen_query(self, saves: Sequence[Save]) -> bytes:
+        programmes = b", ".join(b"'%s'::uuid" % str(programme_id).encode()
+                                for programme_id in {p for save in saves for p in save.versions})
+        event_ids = b", ".join(b"'%s'::uuid" % str(event_id).encode()
+                               for save in saves for event_id in save.event_ids())
+        return self.sql_screen.replace(b"{programmes}", programmes).replace(
+            b"{event_ids}", event_ids)
+
+    def _insert_statements(self, escaping: Escaping, rows: Sequence[NewRow],
+                           saves: Sequence[Save]) -> bytes:
+        def text(value: str | None) -> bytes:
+            if value is None:
+                return b"NULL"
+            return b"'" + escaping.escape_string(value.encode()) + b"'"
+
+        recorded_at = b"'%s'::timestamptz" % rows[0].recorded_at.isoformat().encode()
+        ledger = b", ".join(
+            b"(%d, '%s'::uuid, %d, '%s'::uuid, %s, %s, %s, %s, %d, '%s')" % (
+                row.position, str(row.programme_id).encode(), row.version,
+                str(row.event_id).encode(), text(row.clinic_id), text(row.event_type),
+                recorded_at, text(row.content_digest), row.saved_version,
+                row.chain_hash.encode())
+            for row in rows)
+        stored = [event for save in saves for event in save.stored_events]
+        events = b", ".join(
+            b"('%s'::uuid, %d, %s, '%s'::bytea, %d)" % (
+                str(row.programme_id).encode(), row.version, text(event.topic),
+                escaping.escape_bytea(event.state), row.position)
+            for row, event in zip(rows, stored, strict=True))
+        return self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+
+    @retry_read
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        """The library's, with its statements rendered once: a programme's events
+        are read on every command (the cache is fast-forwarded), and composing
+        the statement each time cost as much as reading the rows."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_events_statements.get(shape)
+        if statement is None:
+            text = self.select_stored_events + (b" AND originator_version > %s" if shape[0]
+                                                else b"")
+            text += b" AND originator_version <= %s" if shape[1] else b""
+            text += b" ORDER BY originator_version" + (b" DESC" if desc else b" ASC")
+            text += b" LIMIT %s" if shape[3] else b""
+            statement = self._select_events_statements.setdefault(shape, text)
+        params = [originator_id, *(value for value in (gt, lte, limit) if value is not None)]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            return [StoredEvent(originator_id=row["originator_id"],
+                                originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in curs.fetchall()]
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 
@@ -237,6 +321,19 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
+
+    @retry_read
+    def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """Each programme's stored events after the version given for it, in order."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_events_after, [list(versions), list(versions.values())])
+            for row in curs.fetchall():
+                found.setdefault(row["originator_id"], []).append(StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"], topic=row["topic"],
+                    state=bytes(row["state"])))
+        return found
 
     @retry_read
     def log_rows(self, after: int, limit: int) -> list[tuple[int, int, int, str, bytes]]:

@@ -1,21 +1,22 @@
 """The SQLite recorder: the library's, plus the ledger table.
 
-SQLite serializes writers, and a rowid is one more than the largest before
-it, so the library's notification id (the rowid) is already gap-free and in
-commit order: it is the event's global position.
+Writers take the file's write lock (service/storage/sqlite_lock.py), so one
+transaction at a time numbers its events from the ledger's head: an event's
+rowid, the library's notification id, is its gap-free global position, in
+commit order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from domain.ledger import HistoryEntry, RecordedEntry
+from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
 from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
@@ -23,6 +24,8 @@ from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
 LEDGER_TABLE = "event_ledger"
+#: Programmes per query of `events_after` (SQLite limits a statement's parameters).
+EVENTS_AFTER_BATCH = 500
 
 
 def _to_uuid(value: str) -> UUID:
@@ -45,16 +48,7 @@ def _iso_text(stored: str | None) -> str | None:
     return stored
 
 
-class SerializedWrites:
-    """Take the file's write lock around each transaction that inserts events."""
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
-                      ) -> Sequence[int] | None:
-        with write_lock(self.datastore.pool.db_name).held():  # type: ignore[attr-defined]
-            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
-
-
-class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -74,42 +68,75 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
             f"ON {LEDGER_TABLE} (clinic_id, position)",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # The first INSERT takes SQLite's write lock, so the ledger head read
-        # below cannot change until this transaction ends.
-        positions = super()._insert_events(c, stored_events, **kwargs)
-        if not stored_events:
-            return positions
-        assert positions is not None
-        c.execute(
-            f"SELECT chain_hash, recorded_at FROM {LEDGER_TABLE} "
-            "ORDER BY position DESC LIMIT 1"
-        )
+    def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
+        """One transaction under the file's write lock: the saves screened for
+        the ones that would break a unique key or a programme's run of versions
+        (domain.ledger.screen), then the others' events,
+        numbered from the ledger's head, and their ledger rows. Anything raised
+        rolls it all back."""
+        with write_lock(self.datastore.pool.db_name).held(), \
+                self.datastore.transaction(commit=True) as c:
+            refused = self._screen(c, saves)
+            accepted = [save for index, save in enumerate(saves) if index not in refused]
+            first = 0
+            if accepted:
+                first = self._insert(c, accepted)
+        outcomes: list[Outcome] = []
+        for index, save in enumerate(saves):
+            if index in refused:
+                outcomes.append(refused[index])
+            else:
+                outcomes.append(list(range(first, first + len(save.stored_events))))
+                first += len(save.stored_events)
+        return outcomes
+
+    def _insert(self, c: SQLiteCursor, saves: Sequence[Save]) -> int:
+        c.execute(f"SELECT position, chain_hash, recorded_at FROM {LEDGER_TABLE} "
+                  "ORDER BY position DESC LIMIT 1")
         head = c.fetchone()
+        stored = [event for save in saves for event in save.stored_events]
         rows = ledger_rows(
-            stored_events,
-            kwargs.get("ledger"),
-            first_position=positions[0],
+            saves,
+            first_position=(head["position"] if head else 0) + 1,
             previous_hash=head["chain_hash"] if head else chain.GENESIS,
             previous_recorded_at=_to_datetime(head["recorded_at"]) if head else None,
         )
-        if [r["position"] for r in rows] != list(positions):
-            raise AssertionError("SQLite rowids are not contiguous")
+        # The event's rowid is its position (the library's notification id):
+        # numbered here, from the ledger's head, exactly as the ledger is.
+        c.executemany(
+            f"INSERT INTO {self.events_table_name} "
+            "(rowid, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+            [(row.position, row.programme_id.hex, row.version, event.topic, event.state)
+             for row, event in zip(rows, stored, strict=True)],
+        )
+        recorded_at = _iso(rows[0].recorded_at)
         c.executemany(
             f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
-            [
-                (
-                    r["position"], r["programme_id"].hex, r["version"], r["event_id"].hex,
-                    r["clinic_id"], r["event_type"], _iso(r["recorded_at"]),
-                    r["content_digest"], r["saved_version"], r["chain_hash"],
-                )
-                for r in rows
-            ],
+            [(row.position, row.programme_id.hex, row.version, row.event_id.hex, row.clinic_id,
+              row.event_type, recorded_at, row.content_digest, row.saved_version,
+              row.chain_hash) for row in rows],
         )
-        return positions
+        return rows[0].position
+
+    def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
+        """`domain.ledger.screen` on what the store holds of the saves' programmes."""
+        # Rows carry hex ids: mapped back, not parsed (a thousand UUIDs a chunk).
+        programmes = {p.hex: p for save in saves for p in save.versions}
+        c.execute(
+            f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
+            f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) "
+            "GROUP BY originator_id",
+            list(programmes),
+        )
+        last = {programmes[row[0]]: row[1] for row in c.fetchall()}
+        event_ids = {e.hex: e for save in saves for e in save.event_ids()}
+        c.execute(
+            f"SELECT event_id FROM {LEDGER_TABLE} "
+            f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
+            list(event_ids),
+        )
+        return screen(saves, last, [event_ids[row[0]] for row in c.fetchall()])
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 
@@ -129,6 +156,29 @@ class LedgerSQLiteRecorder(GroupCommit, SerializedWrites, SQLiteApplicationRecor
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
+
+    def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """Each programme's stored events after the version given for it, in order."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        items = list(versions.items())
+        with self.datastore.transaction(commit=False) as c:
+            for first in range(0, len(items), EVENTS_AFTER_BATCH):
+                batch = items[first:first + EVENTS_AFTER_BATCH]
+                c.execute(
+                    f"WITH k(id, version) AS (VALUES {', '.join(['(?, ?)'] * len(batch))}) "
+                    "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                    f"FROM k JOIN {self.events_table_name} e ON e.originator_id = k.id "
+                    "AND e.originator_version > k.version "
+                    "ORDER BY e.originator_id, e.originator_version",
+                    [value for programme_id, version in batch
+                     for value in (programme_id.hex, version)],
+                )
+                for row in c.fetchall():
+                    programme_id = _to_uuid(row[0])
+                    found.setdefault(programme_id, []).append(StoredEvent(
+                        originator_id=programme_id, originator_version=row[1], topic=row[2],
+                        state=row[3]))
+        return found
 
     def log_rows(self, after: int, limit: int) -> list[tuple[int, int, int, str, bytes]]:
         """(position, programme id as an int, version, topic, state) after `after`, in

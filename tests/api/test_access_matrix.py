@@ -10,6 +10,7 @@ The allowed roles below are written from api.md, independently of the
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ class Route:
     allowed: set[str]  # among writer, viewer, viewer_all, auditor, admin
     success: int = 200
     body: Callable[[], Any] | None = None
+    #: A body that is not JSON (bulk NDJSON): its bytes and content type.
+    raw_body: Callable[[], tuple[bytes, str]] | None = None
     clinic_scoped: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,6 +44,10 @@ PROGRAMME = "/v1/clinics/{clinic}/programmes/{programme}"
 ROUTES: dict[str, Route] = {
     "events.post_events": Route("POST", PROGRAMME + "/events", {"writer"}, 201,
                                 body=lambda: b.session(1)),
+    "bulk.post_bulk": Route(
+        "POST", "/v1/clinics/{clinic}/events:bulk", {"writer"}, 200,
+        raw_body=lambda: (json.dumps({**b.started(), "programme_id": str(uuid.uuid4())}).encode()
+                          + b"\n", "application/x-ndjson")),
     "programmes.get_programme": Route("GET", PROGRAMME, {"writer", "viewer", "viewer_all",
                                                           "auditor"}),
     "programmes.get_history": Route("GET", PROGRAMME + "/events", {"writer", "viewer",
@@ -127,6 +134,8 @@ class World:
         kwargs: dict[str, Any] = {"headers": headers}
         if route.body is not None:
             kwargs["json"] = route.body()
+        if route.raw_body is not None:
+            kwargs["data"], kwargs["content_type"] = route.raw_body()
         return self.client.open(self.url(route.path, clinic), method=route.method, **kwargs)
 
 

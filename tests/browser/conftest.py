@@ -106,6 +106,7 @@ def new_tab(browser, demo) -> Iterator[Callable[..., Tab]]:
                     and tab.errors.append(message.text))
         tab.page.on("pageerror", lambda error: tab.errors.append(str(error)))
         tab.page.on("request", lambda request: tab.requests.append(request))
+        tab.page.on("response", lambda response: tab.responses.append(response))
         return tab
 
     yield make

@@ -118,6 +118,7 @@ class Tab:
     base: str
     errors: list[str] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
+    responses: list[Any] = field(default_factory=list)
 
     def open(self, path: str, state: str = "ready") -> None:
         self.page.goto(self.base + path)

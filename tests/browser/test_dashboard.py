@@ -451,4 +451,14 @@ def test_new_events_appear_without_a_reload(demo: Demo, new_tab):
     dashboard = f"/v1/clinics/{clinic}/dashboard?min_position="
     assert [r.url for r in tab.requests if dashboard in r.url]
     until(lambda: f"{position:,}" in tab.text("#live-status"), 10, "the position shown")
+    # Once nothing changes, a poll revalidates what the page holds: 304, no body.
+
+    def revalidated_poll() -> bool:
+        tab.page.wait_for_timeout(100)  # Playwright hands over its events while it runs
+        return any(dashboard in r.url and r.status == 304 for r in tab.responses)
+
+    until(revalidated_poll, 10, "a poll answered 304")
+    revalidated = next(r for r in tab.responses if dashboard in r.url and r.status == 304)
+    assert revalidated.request.headers.get("if-none-match", "").startswith('"')
+    assert tab.chart("chart-status")["datasets"][0]["data"] == [1, 0, 0]
     assert tab.errors == [], tab.errors

@@ -39,6 +39,7 @@ from schemathesis.core.parameters import ParameterLocation
 from tests import builders as b
 
 EVENTS_PATH = "/v1/clinics/{clinic_id}/programmes/{programme_id}/events"
+BULK_PATH = "/v1/clinics/{clinic_id}/events:bulk"
 #: Schema-valid requests that may still be refused with 422, and why (the
 #: document cannot say it): schemathesis's positive_data_acceptance allows
 #: 2xx, 401, 403, 404 and 409 everywhere else.
@@ -49,8 +50,18 @@ REFUSED_THOUGH_SCHEMA_VALID = {
 }
 
 
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_lines(ctx: Any, value: Any) -> bytes:
+    """A bulk upload: a generated list as its lines, anything else as one line."""
+    items = value if isinstance(value, list) else [value]
+    return b"".join(json.dumps(item, default=str).encode() + b"\n" for item in items)
+
+
 def config(document: dict[str, Any]) -> SchemathesisConfig:
     """All checks; what each operation may answer follows from `document`.
+
+    A 304 that an operation lists answers an If-None-Match (a `*` matches any
+    body), a valid request that needs no body in reply.
 
     A 5xx that an operation lists (503: a projection still catching up, the
     store unreachable) is its documented way to say "retry", not a crash:
@@ -64,15 +75,23 @@ def config(document: dict[str, Any]) -> SchemathesisConfig:
                 continue
             listed_5xx = [s for s in operation.get("responses", {}) if s.startswith("5")]
             positive = [*accepted, *listed_5xx]
+            if "304" in operation.get("responses", {}):
+                positive.append("304")  # If-None-Match (even `*`) with what it holds
             if (method.upper(), path) in REFUSED_THOUGH_SCHEMA_VALID:
                 positive.append("422")
+            checks = {
+                "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx",
+                                                             *listed_5xx]},
+                "positive_data_acceptance": {"expected-statuses": positive},
+            }
+            if path == BULK_PATH:
+                # The upload is taken whole (200) and each line answered on its own:
+                # a broken line is rejected in its result line, not by the status.
+                checks["negative_data_rejection"] = {"expected-statuses": [
+                    "200", "400", "401", "403", "404", "413", "415", "422"]}
             operations.append({
                 "include-name": f"{method.upper()} {path}",  # one filter: path AND method
-                "checks": {
-                    "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx",
-                                                                 *listed_5xx]},
-                    "positive_data_acceptance": {"expected-statuses": positive},
-                },
+                "checks": checks,
             })
     return SchemathesisConfig.from_dict({
         "checks": {"positive_data_acceptance": {"expected-statuses": accepted}},

@@ -48,7 +48,8 @@ def _canonical(value: Any) -> str:
 
 
 def read_stored_log(database_url: str) -> StoredLog:
-    """The ledger and the events table, whole, in position order."""
+    """The ledger and the events table, whole, in position order, read in one
+    snapshot (a writer may commit between the two reads)."""
     store = settings_for(database_url).store
     app = programmes_at(database_url)
     try:
@@ -59,19 +60,23 @@ def read_stored_log(database_url: str) -> StoredLog:
                   "FROM event_ledger ORDER BY position")
     if store.is_postgres:
         with psycopg.connect(store.conninfo(), autocommit=True,
-                             options=f"-c search_path={store.pg_schema}") as conn:
+                             options=f"-c search_path={store.pg_schema}") as conn, \
+                conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             ledger_rows = conn.execute(ledger_sql).fetchall()
             event_rows = conn.execute(
                 f"SELECT notification_id, originator_id, originator_version FROM {events_table} "
                 "ORDER BY notification_id").fetchall()
     else:
         assert store.sqlite_path is not None
-        conn = sqlite3.connect(store.sqlite_path)
+        conn = sqlite3.connect(store.sqlite_path, isolation_level=None)
         try:
+            conn.execute("BEGIN")  # one read transaction: one snapshot
             ledger_rows = conn.execute(ledger_sql).fetchall()
             event_rows = conn.execute(
                 f"SELECT rowid, originator_id, originator_version FROM {events_table} "
                 "ORDER BY rowid").fetchall()
+            conn.execute("COMMIT")
         finally:
             conn.close()
     return StoredLog(

@@ -11,14 +11,17 @@ from werkzeug.routing import BaseConverter
 from domain.application import Programmes
 from projections.reading import Reader
 from service.bootstrap import Components
+from service.http.programme_reads import ProgrammeReads
 from service.storage.directory import Directory
 from service.storage.replica import Replica
 
 T = TypeVar("T")
 
-#: Where create_app keeps the service's parts and the projections' reader.
+#: Where create_app keeps the service's parts, the projections' reader and the
+#: programmes' encoded reads.
 COMPONENTS = "traction"
 READER = "traction.reader"
+PROGRAMME_READS = "traction.programme_reads"
 
 
 def components() -> Components:
@@ -48,6 +51,10 @@ def from_replica(read: Callable[[Replica | None], T]) -> T:
     if copy is None:
         return read(None)
     return copy.read(lambda: read(copy), lambda: read(None))
+
+
+def programme_reads() -> ProgrammeReads:
+    return current_app.extensions[PROGRAMME_READS]
 
 
 class ClinicIdConverter(BaseConverter):

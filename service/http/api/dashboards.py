@@ -2,7 +2,8 @@
 
 Every read may wait for `?min_position=P` and answers with the header
 X-Projection-Position (projections/reading.py). The bodies are stored as
-JSON by the projection, and sent as they are.
+JSON by the projection, and sent as they are, with an ETag: `If-None-Match`
+answers 304 (service/http/conditional.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from uuid import UUID
 
 from flask import Response
 
-from projections.reading import InvalidCursor, ProjectionBehind
-from service.http import examples
+from projections.reading import InvalidCursor, ProjectionBehind, Read
+from service.http import conditional, examples
 from service.http.access import allow
 from service.http.api.context import reader
-from service.http.openapi import LedgerBlueprint, problems
+from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
     POSITION_HEADER,
@@ -29,6 +30,9 @@ from service.http.schemas.dashboards import (
     ProgrammeSummaryPageSchema,
     ProjectionQuerySchema,
 )
+
+#: A projection read's headers: the position it reflects, and its ETag.
+READ_HEADERS = {**POSITION_HEADER, **CONDITIONAL_HEADERS}
 
 blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
                       description="Programme summaries and dashboards (projections)")
@@ -49,16 +53,16 @@ def _not_older_than_asked() -> Iterator[None]:
         ) from None
 
 
-def _answer(position: int, body: str) -> Response:
-    response = Response(body, status=200, mimetype="application/json")
-    response.headers["X-Projection-Position"] = str(position)
-    return response
+def _answer(read: Read) -> Response:
+    return conditional.answer(read.body, read.digest,
+                              headers={"X-Projection-Position": str(read.position)})
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
 @blp.arguments(ProgrammeListQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeSummaryPageSchema, headers=POSITION_HEADER,
+@blp.response(200, ProgrammeSummaryPageSchema, headers=READ_HEADERS,
               example=examples.SUMMARY_PAGE)
+@revalidated(blp, **POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
@@ -66,51 +70,54 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
     """The clinic's programme summaries, newest first, a page at a time."""
     try:
         with _not_older_than_asked():
-            position, body = reader().programmes(clinic_id, status=status, cursor=cursor,
-                                                 limit=limit, min_position=min_position)
+            read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
+                                       min_position=min_position)
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(position, body)
+    return _answer(read)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
            methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeSummaryDetailSchema, headers=POSITION_HEADER,
+@blp.response(200, ProgrammeSummaryDetailSchema, headers=READ_HEADERS,
               example=examples.SUMMARY_DETAIL)
+@revalidated(blp, **POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
     with _not_older_than_asked():
-        position, body = reader().summary(clinic_id, programme_id, min_position=min_position)
-    if body is None:
+        read = reader().summary(clinic_id, programme_id, min_position=min_position)
+    if read is None:
         missing = not_found()  # the same body for another clinic's programme
-        missing.headers["X-Projection-Position"] = str(position)
+        missing.headers["X-Projection-Position"] = str(reader().position())
         raise missing
-    return _answer(position, body)
+    return _answer(read)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ClinicDashboardSchema, headers=POSITION_HEADER,
+@blp.response(200, ClinicDashboardSchema, headers=READ_HEADERS,
               example=examples.CLINIC_DASHBOARD)
+@revalidated(blp, **POSITION_HEADER)
 @problems(blp, 401, 403, 404, 422, 503)
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
     with _not_older_than_asked():
-        return _answer(*reader().clinic(clinic_id, min_position=min_position))
+        return _answer(reader().clinic(clinic_id, min_position=min_position))
 
 
 @blp.route("/dashboard", methods=["GET"])
 @blp.arguments(ProjectionQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, NetworkDashboardSchema, headers=POSITION_HEADER,
+@blp.response(200, NetworkDashboardSchema, headers=READ_HEADERS,
               example=examples.NETWORK_DASHBOARD)
+@revalidated(blp, **POSITION_HEADER)
 @problems(blp, 401, 403, 422, 503)
 @allow("viewer", "auditor", "admin", all_clinics=True)
 def network_dashboard(min_position: int | None = None) -> Any:
     """Each clinic's metrics and the totals across the network."""
     with _not_older_than_asked():
-        return _answer(*reader().network(min_position=min_position))
+        return _answer(reader().network(min_position=min_position))

@@ -1,27 +1,35 @@
-"""Reading one programme from the event store (always current)."""
+"""Reading one programme from the event store (always current).
+
+Every read answers with an ETag (a digest of its body) and `If-None-Match`
+with 304; a read at an explicit `?version=` never changes and says so
+(service/http/conditional.py, service/http/programme_reads.py).
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
-from flask import Response
-
-from service.http import examples
+from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import programmes, replica
-from service.http.openapi import LedgerBlueprint, problems
-from service.http.schemas.responses import HistorySchema, ProgrammeQuerySchema, ProgrammeStateSchema
-from service.storage.replica import read_history
+from service.http.api.context import programme_reads
+from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
+from service.http.schemas.responses import (
+    HistoryQuerySchema,
+    HistorySchema,
+    ProgrammeQuerySchema,
+    ProgrammeStateSchema,
+)
 
 blp = LedgerBlueprint("programmes", __name__, url_prefix="/v1",
-                description="Read a programme's state and history")
+                      description="Read a programme's state and history")
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>", methods=["GET"])
 @blp.arguments(ProgrammeQuerySchema(), location="query", as_kwargs=True)
-@blp.response(200, ProgrammeStateSchema, example=examples.PROGRAMME_STATE)
+@blp.response(200, ProgrammeStateSchema, headers=CONDITIONAL_HEADERS,
+              example=examples.PROGRAMME_STATE)
+@revalidated(blp)
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None,
@@ -32,22 +40,20 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
     with its `current_version`; an `as_of` before its first event was recorded
     answers 404 `not-yet-recorded` with `first_recorded_at`.
     """
-    return programmes().programme(clinic_id, programme_id, version=version, as_of=as_of).state()
+    body = programme_reads().state(clinic_id, programme_id, version=version, as_of=as_of)
+    # Only an explicit version is sure never to change (an as_of may be in the future).
+    return conditional.answer(body.data, body.digest,
+                              immutable=version is not None and as_of is None)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
-@blp.response(200, HistorySchema, example=examples.HISTORY)
+@blp.arguments(HistoryQuerySchema(), location="query", as_kwargs=True)
+@blp.response(200, HistorySchema, headers=CONDITIONAL_HEADERS, example=examples.HISTORY)
+@revalidated(blp)
 @problems(blp, 401, 403, 404)
 @allow("writer", "viewer", "auditor", patient_data=True)
-def get_history(clinic_id: str, programme_id: UUID) -> Any:
-    """Every event of the programme in version order (as current as the programme
-    itself, whichever copy of the store answers)."""
-    events = read_history(programmes(), replica(), clinic_id, programme_id)
-    # The items are plain JSON already: sending them as they are saves a
-    # marshmallow dump of every event (HistorySchema documents the shape).
-    return Response(json.dumps({
-        "programme_id": str(programme_id),
-        "clinic_id": clinic_id,
-        "version": events[-1]["version"],
-        "events": events,
-    }), mimetype="application/json")
+def get_history(clinic_id: str, programme_id: UUID, version: int | None = None) -> Any:
+    """Every event of the programme in version order, or as they stood after `?version=N`
+    (as current as the programme itself, whichever copy of the store answers)."""
+    body = programme_reads().history(clinic_id, programme_id, version=version)
+    return conditional.answer(body.data, body.digest, immutable=version is not None)

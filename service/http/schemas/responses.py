@@ -133,6 +133,13 @@ class ProgrammeQuerySchema(Schema):
     })
 
 
+class HistoryQuerySchema(Schema):
+    version = fields.Integer(validate=Range(1, MAX_STORED_INTEGER), metadata={
+        "description": "The history as it stood after this version: its events up to it, "
+        "with the corrections in force then. It never changes."
+    })
+
+
 class HistoryEventSchema(Schema):
     event_id = fields.UUID(required=True)
     type = fields.String(required=True)

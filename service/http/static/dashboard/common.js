@@ -54,7 +54,22 @@
     }
   }
 
-  /** GET a JSON API path; {body, position} where position is X-Projection-Position. */
+  /**
+   * The last body each read answered, with its ETag, by URL without min_position:
+   * a poll sends If-None-Match, and a 304 (nothing changed) costs no body.
+   */
+  const held = new Map();
+
+  function heldKey(url) {
+    const key = new URL(url);
+    key.searchParams.delete("min_position");
+    return key.toString();
+  }
+
+  /**
+   * GET a JSON API path; {body, position, notModified} where position is
+   * X-Projection-Position and notModified says the service answered 304.
+   */
   async function api(path, options) {
     const opts = options || {};
     const url = new URL(path, window.location.origin);
@@ -66,10 +81,15 @@
       if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
     }
     const token = opts.token || session.token();
+    const headers = { Authorization: "Bearer " + token, Accept: "application/json" };
+    const key = heldKey(url);
+    const kept = held.get(key);
+    if (kept && kept.token === token) headers["If-None-Match"] = kept.etag;
     let response;
     try {
       response = await fetch(url, {
-        headers: { Authorization: "Bearer " + token, Accept: "application/json" },
+        headers,
+        // Revalidated by hand above: the browser's own cache keeps nothing.
         cache: "no-store",
         credentials: "omit",
         referrerPolicy: "no-referrer",
@@ -77,13 +97,20 @@
     } catch (_) {
       throw new ApiError(0, { detail: "The service could not be reached." }, null);
     }
+    const header = response.headers.get("X-Projection-Position");
+    const position = header === null ? null : Number(header);
+    if (response.status === 304 && kept) {
+      return { body: kept.body, position: position === null ? kept.position : position, notModified: true };
+    }
     let body = null;
     try { body = await response.json(); } catch (_) { body = null; }
     if (!response.ok) {
+      held.delete(key);
       throw new ApiError(response.status, body, response.headers.get("Retry-After"));
     }
-    const position = response.headers.get("X-Projection-Position");
-    return { body, position: position === null ? null : Number(position) };
+    const etag = response.headers.get("ETag");
+    if (etag) held.set(key, { etag, body, position, token });
+    return { body, position, notModified: false };
   }
 
   /** Every item of a cursor-paginated list, a few large pages at a time. */

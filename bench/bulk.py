@@ -1,0 +1,256 @@
+"""P10: bulk NDJSON ingest, 1,000 programmes interleaved, against the library's
+own batched save (P2's baseline); and the worker's peak memory as the upload
+grows (bounded: it must not grow with the upload).
+
+    python -m bench.bulk --store sqlite|postgres [--quick] [--lines N]
+                         [--memory-mb 64,1024]
+
+Throughput: `traction serve --no-projections` (2 workers) on a fresh store; one
+client uploads `--lines` lines (100,000; 20,000 with --quick) to
+POST /v1/clinics/{c}/events:bulk, chunked, reading the answer as it sends
+(a real socket, full duplex), lines of 1,000 programmes interleaved: each
+starts, then sessions and pain reports. events/s = lines answered 201 / the
+time from the first byte sent to the summary line. The baseline is the
+eventsourcing library alone saving 100-event aggregates (bench/ingest.py,
+P2), measured in the same run, between rounds. Bar: >= 0.5 of it.
+
+Memory: uploads of each size in --memory-mb (MB of NDJSON; 64 and 1,024 by
+default, 32 and 96 with --quick), each to a fresh server, generated as they
+are sent; programmes of 60 events each, 1,000 of them in the upload at any
+moment (a programme is replaced by a new one once it has its 60). The
+serving worker's peak RSS (VmHWM) after each. Bar: the largest upload's peak
+within 1.2x of the smallest's (nothing grows with the upload). The smallest
+is past the point where the worker's programme cache (1,000 programmes,
+TRACTION_AGGREGATE_CACHE_SIZE) is full: that memory is the cache's, bounded
+by its size and the programmes' lengths, not by the upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import (
+    Server,
+    check_store_kind,
+    drop_store,
+    fresh_store,
+    log,
+    machine,
+    now_iso,
+    ratio,
+    register,
+    write_result,
+)
+from bench.dataset import CLINICS, store_head
+from bench.ingest import library_baseline
+from bench.scenario import Timing
+
+WORKERS = 2
+INTERLEAVED = 1_000
+#: About twelve weeks of three sessions, with pain reports between.
+EVENTS_PER_PROGRAMME = 60
+HOST = "127.0.0.1"
+
+
+def lines(count: int | None, *, limit_bytes: int | None = None, seed: int = 0
+          ) -> Iterator[bytes]:
+    """NDJSON lines, INTERLEAVED programmes at a time, each EVENTS_PER_PROGRAMME long
+    (a programme that has all its events is replaced by a new one): `count`
+    lines, or as many as fit in `limit_bytes`. Made from templates, cheaply: the
+    client shares the machine with the server it measures."""
+    start = (datetime.now(UTC) - timedelta(days=90)).replace(microsecond=0)
+    started_at = start.isoformat()
+    prefix = f"{seed & 0xffff:04x}{secrets.token_hex(2)}"
+    slots = [(n, 0) for n in range(INTERLEAVED)]
+    programmes = INTERLEAVED
+    sent = size = 0
+    while count is None or sent < count:
+        slot = sent % INTERLEAVED
+        programme, events = slots[slot]
+        if events == EVENTS_PER_PROGRAMME:
+            programme, events = programmes, 0
+            programmes += 1
+        programme_id = f"{prefix}-0000-4000-8000-{programme:012x}"
+        event_id = f"{prefix}-0001-4000-8000-{sent:012x}"
+        if events == 0:
+            text = STARTED % (programme_id, event_id, started_at, programme)
+        else:
+            when = (start + timedelta(minutes=events)).isoformat()
+            if events % 3 == 0:
+                text = PAIN % (programme_id, event_id, when, events % 11)
+            else:
+                text = SESSION % (programme_id, event_id, when, events % 7)
+        line = text.encode()
+        size += len(line)
+        if limit_bytes is not None and size > limit_bytes:
+            return
+        slots[slot] = (programme, events + 1)
+        sent += 1
+        yield line
+
+
+STARTED = ('{"programme_id": "%s", "event_id": "%s", "type": "ProgrammeStarted", '
+           '"occurred_at": "%s", "recorded_by": "bench.bulk", "data": {"patient_ref": '
+           '"pt-%d", "condition": "sciatica", "setting": "in_office", "plan": {"modality": '
+           '"mechanical_table", "sessions_per_week": 3, "minutes_per_session": 30, '
+           '"force_percent_body_weight": 30}, "baseline": {"pain_nrs": 7, "odi_percent": 40}}}\n')
+PAIN = ('{"programme_id": "%s", "event_id": "%s", "type": "PainReported", "occurred_at": '
+        '"%s", "recorded_by": "bench.bulk", "data": {"pain_nrs": %d, '
+        '"context": "after_session"}}\n')
+SESSION = ('{"programme_id": "%s", "event_id": "%s", "type": "SessionCompleted", '
+           '"occurred_at": "%s", "recorded_by": "bench.bulk", "data": {"modality": '
+           '"mechanical_table", "duration_minutes": 30, "supervised": true, '
+           '"force_percent_body_weight": 30, "discomfort_nrs": %d}}\n')
+
+
+def upload(port: int, clinic_id: str, token: str, body: Iterator[bytes]) -> dict[str, Any]:
+    """Send the lines chunked while reading the answer; the summary, and timing."""
+    sock = socket.create_connection((HOST, port), timeout=600)
+    summary: dict[str, Any] = {}
+    answered = [0]
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            response = http.client.HTTPResponse(sock, method="POST")
+            response.begin()
+            while line := response.readline():
+                if line.startswith(b'{"summary"'):  # only the last line is read
+                    summary.update(json.loads(line)["summary"])
+                else:
+                    answered[0] += 1
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failure.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    began = time.perf_counter()
+    sock.sendall((f"POST /v1/clinics/{clinic_id}/events:bulk HTTP/1.1\r\nHost: {HOST}\r\n"
+                  f"Authorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\n"
+                  "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode())
+    reader.start()
+    sent = 0
+    block: list[bytes] = []
+    for line in body:
+        block.append(line)
+        if len(block) == 200:
+            data = b"".join(block)
+            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            sent += len(data)
+            block = []
+    if block:
+        data = b"".join(block)
+        sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        sent += len(data)
+    sock.sendall(b"0\r\n\r\n")
+    reader.join()
+    seconds = time.perf_counter() - began
+    sock.close()
+    if failure or not summary:
+        raise RuntimeError(f"the upload's answer broke off: {failure}")
+    return {**summary, "seconds": round(seconds, 2), "bytes": sent,
+            "events_per_s": round(summary["recorded"] / seconds)}
+
+
+def run_p10(kind: str, timing: Timing, count: int, memory_mb: list[int]) -> dict[str, Any]:
+    """P10's throughput (rounds alternating with the library's baseline) and memory."""
+    log(f"P10 bulk NDJSON ingest on {kind}: {count:,} lines, {INTERLEAVED:,} programmes "
+        "interleaved")
+    result: dict[str, Any] = {
+        "benchmark": "P10 bulk NDJSON ingest", "store": kind, "measured_at": now_iso(),
+        "machine": machine(), "timing": timing.describe(), "workers": WORKERS, "notes": []}
+    clinic_id = CLINICS[0]
+    base_runs, our_runs = [], []
+    for number in range(1, timing.rounds + 1):
+        base_runs.append(library_baseline(kind, timing.duration, store="p10lib"))
+        url = fresh_store(kind, "p10")
+        tokens = register(url, [clinic_id])
+        with Server("traction", database_url=url, workers=WORKERS,
+                    label=f"p10-{kind}-{number}") as ours:
+            body = list(lines(count, seed=number))  # made before the clock starts
+            run = upload(ours.port, clinic_id, tokens["writers"][clinic_id], iter(body))
+            run["stored"] = store_head(url)
+            run["worker_rss"] = ours.rss()
+        drop_store(kind, "p10")
+        log(f"  p10 ours: {run['events_per_s']:,} events/s ({run['recorded']:,} recorded, "
+            f"{run['failed']} failed, in {run['seconds']} s)")
+        our_runs.append(run)
+    base_rate = sorted(r["events_per_s"] for r in base_runs)[len(base_runs) // 2]
+    our_rate = sorted(r["events_per_s"] for r in our_runs)[len(our_runs) // 2]
+    rate_ratio = ratio(our_rate, base_rate)
+    memory = measure_memory(kind, memory_mb)
+    growth = memory[-1]["peak_rss_mb"] / memory[0]["peak_rss_mb"] if memory else None
+    passes = (rate_ratio is not None and rate_ratio >= 0.5
+              and all(r["failed"] == 0 and r["stored"] == r["recorded"] for r in our_runs)
+              and growth is not None and growth <= 1.2)
+    result.update({
+        "status": "ok",
+        "load": f"one upload of {count:,} lines, {INTERLEAVED:,} programmes interleaved, "
+                "chunked, the answer read as it is sent",
+        "baseline_what": "eventsourcing alone: bare Aggregate, Application.save per 100-event "
+                         "batch, same store kind, no HTTP (P2's baseline)",
+        "baseline": {"events_per_s": base_rate, "runs": base_runs},
+        "ours": {"events_per_s": our_rate, "runs": our_runs},
+        "ratio": rate_ratio,
+        "memory": memory, "memory_growth": round(growth, 3) if growth else None,
+        "bars": {"ratio_min": 0.5, "memory_growth_max": 1.2}, "passes": passes,
+        "reproduce": f"python -m bench.bulk --store {kind}",
+    })
+    write_result(f"p10-{kind}", result)
+    return result
+
+
+def measure_memory(kind: str, sizes_mb: list[int]) -> list[dict[str, Any]]:
+    """Each upload size to a fresh server: the serving worker's peak RSS after it."""
+    clinic_id = CLINICS[0]
+    found = []
+    for megabytes in sizes_mb:
+        url = fresh_store(kind, "p10mem")
+        tokens = register(url, [clinic_id])
+        with Server("traction", database_url=url, workers=1,
+                    label=f"p10-{kind}-memory-{megabytes}") as ours:
+            before = ours.rss()
+            run = upload(ours.port, clinic_id, tokens["writers"][clinic_id],
+                         lines(None, limit_bytes=megabytes * 1024 * 1024, seed=megabytes))
+            after = ours.rss()
+        drop_store(kind, "p10mem")
+        peak = max(w["peak_rss_mb"] for w in after["workers"])
+        log(f"  p10 memory: {megabytes} MB upload ({run['recorded']:,} events, "
+            f"{run['events_per_s']:,} events/s): worker peak RSS {peak:.1f} MB "
+            f"(at start {max(w['peak_rss_mb'] for w in before['workers']):.1f} MB)")
+        found.append({"upload_mb": megabytes, "bytes": run["bytes"], "lines": run["lines"],
+                      "recorded": run["recorded"], "seconds": run["seconds"],
+                      "peak_rss_mb": round(peak, 1),
+                      "peak_rss_mb_at_start": round(max(
+                          w["peak_rss_mb"] for w in before["workers"]), 1)})
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--quick", action="store_true", help="fewer lines, smaller uploads")
+    parser.add_argument("--lines", type=int)
+    parser.add_argument("--memory-mb", help="comma-separated upload sizes in MB")
+    args = parser.parse_args(argv)
+    kind = check_store_kind(args.store)
+    timing = Timing.of(args.quick)
+    count = args.lines or (20_000 if args.quick else 100_000)
+    sizes = ([int(s) for s in args.memory_mb.split(",")] if args.memory_mb
+             else [32, 96] if args.quick else [64, 1024])
+    result = run_p10(kind, timing, count, sizes)
+    print(f"p10 {kind}: ratio {result['ratio']} memory growth {result['memory_growth']} "
+          f"passes {result['passes']}")
+
+
+if __name__ == "__main__":
+    main()

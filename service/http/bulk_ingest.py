@@ -1,0 +1,262 @@
+"""Bulk ingest: an NDJSON upload read line by line, recorded a chunk at a time,
+answered line by line as it goes.
+
+Memory stays bounded whatever the upload's size: the body is read in blocks,
+a chunk of lines (at most CHUNK_LINES, CHUNK_BYTES of text) is validated and
+recorded in one transaction (`Programmes.record_posts`) and answered, then the
+next. Each line succeeds or fails alone and gets its own result line; the
+answer ends with a summary line.
+
+- A line is checked as a single post's body is (strict JSON; the envelope's
+  schema, plus its `programme_id` and optional `expected_version`): a broken
+  line gets its own problem and the rest go on. A line longer than the body
+  limit of a single post is refused alone (413) and skipped.
+- Past the upload's limit (or a body that stops arriving, or cannot be read)
+  the lines read so far are answered, then a result line with the problem
+  (413, 408, 400) cuts the answer, whose summary says it is not complete.
+- A line is answered only once its chunk is committed: a client that goes
+  away has lost nothing it was told was recorded (what it was not told
+  about is answered 200 with its receipt when it sends it again).
+
+A client should read the answer while it sends the upload. One that reads
+only afterwards still gets every line: while it does not read, the answer
+waits in a spool (in memory up to SPOOL_MEMORY_BYTES, then in a temporary
+file) and follows once the upload has been read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from marshmallow import ValidationError
+
+from domain.application import EventEnvelope, Post, Programmes, Receipt
+from service.http.problems import Problem, problem_for, validation_problem
+from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
+from service.http.schemas.bulk import BulkLineSchema
+
+NDJSON = "application/x-ndjson"
+#: Lines recorded in one transaction, at most.
+CHUNK_LINES = 1000
+#: Bytes of line text in one chunk, at most.
+CHUNK_BYTES = 4 * 1024 * 1024
+#: Bytes read at a time: of a line over the limit, and of the spooled answer.
+READ_BLOCK = 64 * 1024
+#: Bytes of answer held in memory for a client that is not reading; then a file.
+SPOOL_MEMORY_BYTES = 1024 * 1024
+#: At most this much answer is handed to the server at once while the upload
+#: still arrives: a client that sends without reading fills the socket's
+#: buffers, and a larger write would then wait for it for ever.
+WRITE_PIECE = 16 * 1024
+#: How long the answer waits for a client to read before it goes to the spool.
+READ_GRACE_SECONDS = 2.0
+
+LINE_SCHEMA = BulkLineSchema()
+
+
+@dataclass(frozen=True)
+class Limits:
+    upload_bytes: int  # TRACTION_MAX_BULK_BYTES
+    line_bytes: int  # TRACTION_MAX_BODY_BYTES: a line is no larger than a single post
+
+
+class Cut(Exception):
+    """The upload ends here: the lines before are answered, then this problem."""
+
+    def __init__(self, line: int, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.line = line
+        self.problem = problem
+
+
+def too_large(limit: int, what: str) -> Problem:
+    return Problem(413, "request-entity-too-large", "Request Entity Too Large",
+                   f"{what} is larger than {limit} bytes.")
+
+
+def read_lines(body: IO[bytes], limits: Limits) -> Iterator[tuple[int, bytes | Problem]]:
+    """The upload's lines, numbered from 1 (blank ones skipped, but counted), as
+    they arrive; a line over the line limit as its 413 problem. Raises Cut where
+    the upload must stop: past its limit, stalled, or unreadable."""
+    number = 0
+    received = 0
+    while True:
+        number += 1
+        line = _read(body, limits.line_bytes + 1, number)
+        if not line:
+            return
+        received += len(line)
+        too_long = len(line) - line.endswith(b"\n") > limits.line_bytes
+        while too_long and not line.endswith(b"\n"):  # skip the rest of it
+            line = _read(body, READ_BLOCK, number)
+            received += len(line)
+            if not line:
+                break
+        if received > limits.upload_bytes:
+            raise Cut(number, too_large(limits.upload_bytes, "The upload"))
+        if too_long:
+            yield number, too_large(limits.line_bytes, "This line")
+        elif line.strip():
+            yield number, line.strip()
+
+
+def _read(body: IO[bytes], size: int, number: int) -> bytes:
+    """A line of the body, or `size` bytes of one (b"" at its end)."""
+    try:
+        return body.readline(size)
+    except TimeoutError:
+        raise Cut(number, Problem(
+            408, "request-timeout", "Request Timeout",
+            f"The upload stopped arriving for {BODY_IDLE_SECONDS:g} seconds; send the lines "
+            "from this one on again.")) from None
+    except Exception as error:  # noqa: BLE001 - the server's parser failed, or the client
+        raise Cut(number, Problem(400, "malformed-body", "Malformed request body",
+                                  f"The upload cannot be read from this line on: {error}.")
+                  ) from None
+
+
+def parse_line(line: bytes) -> Post | Problem:
+    """A line as a post, or the problem a single post of it would have been answered."""
+    try:
+        value = parse_json_strictly(line)
+    except Problem as problem:
+        return problem
+    if not isinstance(value, dict):
+        return validation_problem({"_schema": ["Each line must be a JSON object."]})
+    try:
+        loaded = LINE_SCHEMA.load(value)
+    except ValidationError as error:
+        return validation_problem(error.messages)
+    programme_id = loaded.pop("programme_id")
+    expected_version = loaded.pop("expected_version", None)
+    return Post(programme_id, [EventEnvelope(**loaded)], expected_version)
+
+
+@dataclass
+class Summary:
+    lines: int = 0
+    recorded: int = 0
+    replayed: int = 0
+    failed: int = 0
+
+    def result(self, number: int, outcome: Receipt | Problem) -> bytes:
+        """The answer's line for one upload line (and count it)."""
+        self.lines += 1
+        if isinstance(outcome, Receipt):
+            status = 200 if outcome.replayed else 201
+            if outcome.replayed:
+                self.replayed += 1
+            else:
+                self.recorded += 1
+            return encode({"line": number, "status": status, "receipt": outcome.body()})
+        self.failed += 1
+        return encode({"line": number, "status": outcome.status,
+                       "problem": outcome.document()})
+
+    def last_line(self, *, complete: bool) -> bytes:
+        return encode({"summary": {"lines": self.lines, "recorded": self.recorded,
+                                   "replayed": self.replayed, "failed": self.failed,
+                                   "complete": complete}})
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass
+class Answer:
+    """Where the answer's lines go while the upload still arrives: to the client
+    as long as it reads, else to a spool that follows once the upload is read."""
+
+    sock: socket.socket | None
+    spool: IO[bytes] | None = None
+    spooled: bool = field(default=False)
+
+    def send(self, data: bytes) -> Iterator[bytes]:
+        """Pieces to hand to the server now (the rest spooled)."""
+        for start in range(0, len(data), WRITE_PIECE):
+            piece = data[start:start + WRITE_PIECE]
+            if not self.spooled and self._client_reads(READ_GRACE_SECONDS):
+                yield piece
+                continue
+            if self.spool is None:
+                self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
+            self.spooled = True
+            self.spool.write(piece)
+
+    def _client_reads(self, wait: float) -> bool:
+        """Whether the client takes more of the answer, within `wait` seconds."""
+        if self.sock is None:
+            return True  # no socket of ours (a test client): nothing to wait for
+        try:
+            return bool(select.select([], [self.sock], [], wait)[1])
+        except (OSError, ValueError):
+            return True  # a closed socket: the server finds out when it writes
+
+    def drain(self) -> Iterator[bytes]:
+        """The spooled answer (the upload has been read: the client reads now)."""
+        if self.spool is None:
+            return
+        self.spool.seek(0)
+        while piece := self.spool.read(READ_BLOCK):
+            yield piece
+        self.spool.close()
+        self.spool, self.spooled = None, False
+
+
+def ingest(programmes: Programmes, clinic_id: str, body: IO[bytes], limits: Limits,
+           sock: socket.socket | None) -> Iterator[bytes]:
+    """The answer to an upload, line by line, as its chunks are recorded."""
+    summary = Summary()
+    answer = Answer(sock)
+    previous_timeout = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        # gunicorn hands over its socket blocking with no timeout: a body that
+        # stalls would hold this thread for ever.
+        sock.settimeout(BODY_IDLE_SECONDS)
+    complete = True
+    try:
+        chunk: list[tuple[int, Post | Problem]] = []
+        size = 0
+        try:
+            for number, line in read_lines(body, limits):
+                chunk.append((number, line if isinstance(line, Problem) else parse_line(line)))
+                size += len(line) if isinstance(line, bytes) else 0
+                if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
+                    yield from answer.send(b"".join(record(programmes, clinic_id, chunk,
+                                                           summary)))
+                    chunk, size = [], 0
+            cut = None
+        except Cut as stop:
+            cut = stop
+        yield from answer.send(b"".join(record(programmes, clinic_id, chunk, summary)))
+        if cut is not None:
+            complete = False
+            yield from answer.send(summary.result(cut.line, cut.problem))
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous_timeout)
+    yield from answer.drain()
+    yield summary.last_line(complete=complete)
+
+
+def record(programmes: Programmes, clinic_id: str, chunk: list[tuple[int, Post | Problem]],
+           summary: Summary) -> Iterable[bytes]:
+    """Record a chunk's posts in one go; its result lines, in order."""
+    posts = [item for _, item in chunk if isinstance(item, Post)]
+    answers = iter(programmes.record_posts(clinic_id, posts) if posts else [])
+    for number, item in chunk:
+        if isinstance(item, Problem):
+            yield summary.result(number, item)
+            continue
+        outcome = next(answers)
+        yield summary.result(number, outcome if isinstance(outcome, Receipt)
+                             else problem_for(outcome))

@@ -1,0 +1,52 @@
+"""Conditional reads: every read answers with an ETag, and `If-None-Match` with it
+answers 304 Not Modified, without the body.
+
+The ETag is a digest of the body itself (projections/reading.py,
+service/http/programme_reads.py): it changes exactly when the body does, so it
+tells a client nothing it could not see by reading the body, and nothing about
+other clinics' activity (a tag built from the global log position would change
+whenever any clinic posts). Reads are private to the token that made them, so
+`Cache-Control` keeps them out of shared caches and `Vary: Authorization` keeps
+one token's answer from being reused for another's. A programme as it stood
+at an explicit version never changes: those reads say `immutable`.
+"""
+
+from __future__ import annotations
+
+from flask import Response, request
+
+JSON = "application/json"
+#: A read that may change: keep it, but ask again each time (a 304 is cheap).
+REVALIDATE = "private, no-cache"
+#: A read that can never change (a programme at an explicit version).
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def etag_of(digest: str) -> str:
+    return f'"{digest}"'
+
+
+def not_modified(etag: str) -> bool:
+    """Whether the client already holds the representation with this ETag
+    (If-None-Match compares weakly, RFC 9110 13.1.2)."""
+    if "If-None-Match" not in request.headers:
+        return False
+    wanted = request.if_none_match
+    return wanted.star_tag or wanted.contains_weak(etag.strip('"'))
+
+
+def answer(body: str | bytes, digest: str, *, immutable: bool = False,
+           headers: dict[str, str] | None = None) -> Response:
+    """200 with the body, or 304 when the client holds it already; either way with
+    the ETag, the caching rules and `headers`."""
+    etag = etag_of(digest)
+    if not_modified(etag):
+        response = Response(status=304)
+    else:
+        response = Response(body, status=200, mimetype=JSON)
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = IMMUTABLE if immutable else REVALIDATE
+    response.headers["Vary"] = "Authorization"
+    if headers:
+        response.headers.update(headers)
+    return response

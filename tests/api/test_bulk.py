@@ -1,0 +1,191 @@
+"""Bulk ingest through the Flask test client, on both stores: each line recorded
+or refused alone, in order, answered line by line with the receipt or problem
+a single post of it would get; limits cut the answer after the lines read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from werkzeug.test import EnvironBuilder
+
+from service.http.app import create_app
+from tests import builders as b
+from tests.conftest import Tokens
+from tests.stores import components_at
+
+BULK = "/v1/clinics/clinic-a/events:bulk"
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def chunked(body: bytes, headers: dict) -> dict:
+    """A bulk post whose length is not told beforehand (chunked, as a WSGI server
+    hands it over: the body's end is the input's end)."""
+    environ = EnvironBuilder(path=BULK, method="POST", data=body, headers=headers).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ.update({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True})
+    return environ
+
+
+def line(programme_id: uuid.UUID, envelope: dict, **extra: Any) -> dict:
+    return {**envelope, "programme_id": str(programme_id), **extra}
+
+
+def ndjson(*lines: dict | str | bytes) -> bytes:
+    return b"".join((item if isinstance(item, bytes) else
+                     (item if isinstance(item, str) else json.dumps(item)).encode()) + b"\n"
+                    for item in lines)
+
+
+def answered(response) -> tuple[list[dict], dict]:
+    """The result lines and the summary of a bulk answer."""
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "application/x-ndjson"
+    results = [json.loads(text) for text in response.data.decode().splitlines()]
+    assert "summary" in results[-1], "an answer ends with its summary"
+    return results[:-1], results[-1]["summary"]
+
+
+def post_bulk(client, body: bytes, headers: dict, **kwargs: Any):
+    return client.post(BULK, data=body, headers={**headers, **NDJSON}, **kwargs)
+
+
+def test_lines_of_many_programmes_are_recorded_in_order(client, tokens):
+    one, two = uuid.uuid4(), uuid.uuid4()
+    sent = [line(one, b.started()), line(two, b.started()), line(one, b.session(1)),
+            line(two, b.pain(4, 1), expected_version=1), line(one, b.pain(3, 2))]
+    results, summary = answered(post_bulk(client, ndjson(*sent), tokens.writer_a))
+    assert [(r["line"], r["status"]) for r in results] == [(n, 201) for n in range(1, 6)]
+    assert summary == {"lines": 5, "recorded": 5, "replayed": 0, "failed": 0, "complete": True}
+    assert [r["receipt"]["recorded"][0]["position"] for r in results] == [1, 2, 3, 4, 5]
+    history = client.get(f"/v1/clinics/clinic-a/programmes/{one}/events",
+                         headers=tokens.viewer_a).json
+    assert [e["event_id"] for e in history["events"]] == [
+        sent[0]["event_id"], sent[2]["event_id"], sent[4]["event_id"]]
+    # A line's receipt is what a single post of it answers when repeated.
+    again = client.post(f"/v1/clinics/clinic-a/programmes/{two}/events",
+                        json={k: v for k, v in sent[3].items()
+                              if k not in ("programme_id", "expected_version")},
+                        headers=tokens.writer_a)
+    assert again.status_code == 200 and again.json == results[3]["receipt"]
+
+
+def test_each_bad_line_gets_its_own_problem_and_the_rest_go_on(client, tokens):
+    mine, theirs, missing = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    client.post(f"/v1/clinics/clinic-b/programmes/{theirs}/events", json=b.started(),
+                headers=tokens.writer_b)
+    body = ndjson(
+        line(mine, b.started()),
+        "{not json",
+        b'{"event_id": "\xff"}',
+        "[1, 2]",
+        line(mine, b.pain(11, 1)),
+        {**b.session(1)},  # no programme_id
+        line(theirs, b.session(1)),  # another clinic's programme
+        line(missing, b.session(1)),  # no such programme
+        line(mine, b.session(1), expected_version=5),
+        line(mine, b.started()),  # started twice
+        "",  # a blank line: skipped
+        line(mine, b.session(2)),
+    )
+    results, summary = answered(post_bulk(client, body, tokens.writer_a))
+    statuses = {r["line"]: r["status"] for r in results}
+    assert statuses == {1: 201, 2: 400, 3: 400, 4: 422, 5: 422, 6: 422, 7: 404, 8: 404,
+                        9: 409, 10: 422, 12: 201}
+    problems = {r["line"]: r["problem"] for r in results if "problem" in r}
+    assert problems[5]["errors"] == [{"pointer": "/data/pain_nrs", "detail": (
+        "Must be greater than or equal to 0 and less than or equal to 10.")}]
+    assert {"pointer": "/programme_id", "detail": "Missing data for required field."} in \
+        problems[6]["errors"]
+    assert problems[7] == problems[8], "another clinic's programme is a missing one"
+    assert problems[9]["current_version"] == 1
+    assert problems[10]["rule"] == "programme_already_started"
+    assert summary == {"lines": 11, "recorded": 2, "replayed": 0, "failed": 9, "complete": True}
+    state = client.get(f"/v1/clinics/clinic-a/programmes/{mine}", headers=tokens.viewer_a).json
+    assert state["version"] == 2
+    assert client.get(f"/v1/clinics/clinic-b/programmes/{theirs}",
+                      headers=tokens.viewer_b).json["version"] == 1
+
+
+def test_an_upload_sent_again_is_answered_with_the_original_receipts(client, tokens):
+    one, two = uuid.uuid4(), uuid.uuid4()
+    repeated = line(one, b.session(1))
+    body = ndjson(line(one, b.started()), line(two, b.started()), repeated, repeated,
+                  line(two, b.pain(2, 1)))
+    first, summary = answered(post_bulk(client, body, tokens.writer_a))
+    assert [r["status"] for r in first] == [201, 201, 201, 200, 201]
+    assert first[3]["receipt"] == first[2]["receipt"]
+    assert summary["replayed"] == 1
+    again, summary = answered(post_bulk(client, body, tokens.writer_a))
+    assert [r["status"] for r in again] == [200] * 5
+    assert [r["receipt"] for r in again] == [r["receipt"] for r in first]
+    clash = ndjson({**repeated, "data": {**repeated["data"], "duration_minutes": 45}})
+    conflict, _ = answered(post_bulk(client, clash, tokens.writer_a))
+    assert conflict[0]["status"] == 409
+    assert conflict[0]["problem"]["type"].endswith("event-id-conflict")
+
+
+def test_the_last_line_needs_no_newline_and_a_long_line_is_refused_alone(store_url):
+    components = components_at(store_url, max_body_bytes=2048)
+    try:
+        app = create_app(components)
+        client, tokens = app.test_client(), Tokens(components.directory)
+        programme = uuid.uuid4()
+        long_line = line(programme, b.session(1), recorded_by="x" * 3000)
+        body = ndjson(line(programme, b.started()), long_line) + json.dumps(
+            line(programme, b.pain(3, 1))).encode()
+        results, summary = answered(post_bulk(client, body, tokens.writer_a))
+        assert [(r["line"], r["status"]) for r in results] == [(1, 201), (2, 413), (3, 201)]
+        assert "2048 bytes" in results[1]["problem"]["detail"]
+        assert summary["complete"] is True
+    finally:
+        components.close()
+
+
+def test_past_the_upload_limit_the_answer_is_cut_after_the_lines_read(store_url):
+    components = components_at(store_url, max_bulk_bytes=4096)
+    try:
+        app = create_app(components)
+        client, tokens = app.test_client(), Tokens(components.directory)
+        programme = uuid.uuid4()
+        lines = [line(programme, b.started())] + [line(programme, b.session(1 + n / 100))
+                                                  for n in range(40)]
+        body = ndjson(*lines)
+        assert len(body) > 4096
+        within = len([n for n in range(len(lines)) if len(ndjson(*lines[:n + 1])) <= 4096])
+        # Streamed (no Content-Length): counted as it arrives.
+        streamed = client.open(chunked(body, {**tokens.writer_a, **NDJSON}))
+        results, summary = answered(streamed)
+        assert [r["status"] for r in results] == [201] * within + [413]
+        assert results[-1]["line"] == within + 1
+        assert results[-1]["problem"]["type"].endswith("request-entity-too-large")
+        assert summary == {"lines": within + 1, "recorded": within, "replayed": 0,
+                           "failed": 1, "complete": False}
+        # Announced too large: refused at once, nothing read.
+        told = post_bulk(client, body, tokens.writer_a)
+        assert told.status_code == 413
+        assert told.mimetype == "application/problem+json"
+        state = client.get(f"/v1/clinics/clinic-a/programmes/{programme}",
+                           headers=tokens.viewer_a).json
+        assert state["version"] == within
+    finally:
+        components.close()
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({"Content-Type": "application/json"}, 415),
+    ({"Content-Type": "text/plain"}, 415),
+])
+def test_only_ndjson_is_taken(client, tokens, headers, status):
+    response = client.post(BULK, data=b"{}\n", headers={**tokens.writer_a, **headers})
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
+def test_only_a_writer_of_the_clinic_may_post_in_bulk(client, tokens):
+    body = ndjson(line(uuid.uuid4(), b.started()))
+    assert post_bulk(client, body, tokens.writer_b).status_code == 404
+    assert post_bulk(client, body, tokens.viewer_a).status_code == 403
+    assert client.post(BULK, data=body, headers=NDJSON).status_code == 401

@@ -1,0 +1,88 @@
+"""Recording many independent posts at once (bulk ingest), in memory: each post
+answered as `record_events` would answer it alone, in order."""
+
+from __future__ import annotations
+
+import uuid
+
+from domain import errors
+from domain.application import Post, Receipt
+from tests import builders as b
+from tests.domain.test_application import CLINIC, OTHER_CLINIC, application, post, started
+
+
+def posts_of(*items: tuple[uuid.UUID, dict] | tuple[uuid.UUID, dict, int]) -> list[Post]:
+    return [Post(item[0], b.event_envelopes(item[1]), item[2] if len(item) > 2 else None)
+            for item in items]
+
+
+def test_interleaved_posts_are_recorded_in_order_each_with_its_receipt():
+    app = application()
+    one, two = uuid.uuid4(), uuid.uuid4()
+    sent = [(one, b.started()), (two, b.started()), (one, b.session(1)), (two, b.pain(4, 1)),
+            (one, b.pain(3, 2), 2)]
+    answers = app.record_posts(CLINIC, posts_of(*sent))
+    assert all(isinstance(a, Receipt) and not a.replayed for a in answers)
+    assert [(a.programme_id, a.version) for a in answers] == [
+        (one, 1), (two, 1), (one, 2), (two, 2), (one, 3)]
+    positions = [a.recorded[0]["position"] for a in answers]
+    assert positions == [1, 2, 3, 4, 5]
+    for programme_id in (one, two):
+        history = app.history(CLINIC, programme_id)
+        mine = [a for a in answers if a.programme_id == programme_id]
+        assert [e["position"] for e in history] == [a.recorded[0]["position"] for a in mine]
+        assert [e["event_id"] for e in history] == [a.recorded[0]["event_id"] for a in mine]
+
+
+def test_each_post_fails_alone_and_changes_nothing_for_the_others():
+    app = application()
+    known = started(app)
+    foreign = uuid.uuid4()
+    post(app, foreign, b.started(), clinic=OTHER_CLINIC)
+    fresh = uuid.uuid4()
+    answers = app.record_posts(CLINIC, posts_of(
+        (fresh, b.session(1)),  # a new programme must start with ProgrammeStarted
+        (known, b.started()),  # rule 1: started twice
+        (known, b.session(1), 5),  # expected_version 5, it is at 1
+        (foreign, b.session(1)),  # another clinic's: as if it did not exist
+        (known, b.pain(4, 1)),  # fine, after all that
+        (known, b.session(2), 2),
+    ))
+    assert isinstance(answers[0], errors.ProgrammeNotFound)
+    assert isinstance(answers[1], errors.AlreadyStarted)
+    assert isinstance(answers[2], errors.VersionConflict)
+    assert isinstance(answers[3], errors.ProgrammeNotFound)
+    assert [a.version for a in answers[4:]] == [2, 3]
+    assert app.programme(CLINIC, known).version == 3
+    assert app.programme(OTHER_CLINIC, foreign).version == 1
+
+
+def test_a_repeat_is_answered_with_its_original_receipt():
+    app = application()
+    programme_id = started(app)
+    earlier = b.session(1)
+    original = post(app, programme_id, earlier)
+    again_in_batch = b.pain(5, 2)
+    answers = app.record_posts(CLINIC, posts_of(
+        (programme_id, earlier),  # recorded before this batch
+        (programme_id, again_in_batch),
+        (programme_id, again_in_batch),  # twice in the batch
+        (programme_id, {**b.session(3), "event_id": earlier["event_id"]}),  # other content
+        (programme_id, b.session(4)),
+    ))
+    assert answers[0] == Receipt(**{**original.__dict__, "replayed": True})
+    assert not answers[1].replayed and answers[2].replayed
+    assert answers[2].recorded == answers[1].recorded
+    assert isinstance(answers[3], errors.EventIdConflict)
+    assert answers[4].version == 4
+    assert [e["version"] for e in app.history(CLINIC, programme_id)] == [1, 2, 3, 4]
+
+
+def test_a_refused_batch_post_leaves_its_programme_as_it_was():
+    app = application()
+    programme_id = started(app)
+    halfway = Post(programme_id, b.event_envelopes(b.session(1), b.paused(2), b.session(3)))
+    answers = app.record_posts(CLINIC, [halfway, *posts_of((programme_id, b.pain(2, 4)))])
+    assert isinstance(answers[0], errors.DomainRuleViolation)  # no session while paused
+    assert answers[1].version == 2
+    assert app.programme(CLINIC, programme_id).state()["status"] == "active"
