@@ -212,3 +212,8 @@ PROBLEMS: dict[int, dict[str, Any]] = {
           "title": "The event store is unavailable", "status": 503,
           "detail": "The database cannot be reached right now; retry shortly."},
 }
+
+#: One line of a bulk upload's answer (the answer is one such line per line sent,
+#: then a line with the summary).
+BULK_RESULT = {"line": 1, "status": 201,
+               "receipt": {**RECEIPT, "version": 2, "recorded": RECEIPT["recorded"][:1]}}

@@ -154,20 +154,27 @@ CONDITIONAL_HEADERS = {
 }
 
 
+#: The request header of a conditional read (documented on every route that answers 304).
+IF_NONE_MATCH = {
+    "in": "header", "name": "If-None-Match", "required": False,
+    "description": "The ETag of the body you hold: 304 Not Modified, with no body, "
+                   "if it is still the current one.",
+    "schema": {"type": "string"},
+}
+
+
 def revalidated(blueprint: Any, **headers: Any) -> Any:
     """Document a read that answers `If-None-Match` with 304 (`headers`: others it sends)."""
 
     def decorate(view: Any) -> Any:
-        documented = blueprint.doc(parameters=[{
-            "in": "header", "name": "If-None-Match", "required": False,
-            "description": "The ETag of the body you hold: 304 Not Modified, with no body, "
-                           "if it is still the current one.",
-            "schema": {"type": "string"},
-        }])(blueprint.alt_response(
+        # The If-None-Match parameter is added by document_access: a manual
+        # `parameters` list here would replace the query parameters flask-smorest
+        # documents from @blp.arguments.
+        documented = blueprint.alt_response(
             304, description="Not modified: the body you hold (its ETag in If-None-Match) "
                              "is still the current one.",
             headers={**CONDITIONAL_HEADERS, **headers}, success=True,
-        )(view))
+        )(view)
         view._apidoc = documented._apidoc  # the documentation, not the wrappers
         return view
 
@@ -206,6 +213,8 @@ def document_access(api: LedgerApi, app: Any) -> None:
             if operation is None:
                 continue
             operation["operationId"] = app.view_functions[rule.endpoint].__name__
+            if "304" in operation.get("responses", {}):
+                operation.setdefault("parameters", []).append(IF_NONE_MATCH)
             if access.public:
                 operation["security"] = []
                 continue

@@ -42,8 +42,11 @@ def generated(tmp_path_factory) -> Iterator[ModuleType]:
     finally:
         components.close()
     (where / "openapi.json").write_text(json.dumps(document))
-    # No formatting hooks: the generated code is used, not read.
-    (where / "config.yaml").write_text(f"post_hooks: []\npackage_name_override: {PACKAGE}\n")
+    # No formatting hooks: the generated code is used, not read. The generator does
+    # not know NDJSON (the bulk route's body): the README tells integrators this line.
+    (where / "config.yaml").write_text(
+        f"post_hooks: []\npackage_name_override: {PACKAGE}\n"
+        "content_type_overrides: {application/x-ndjson: application/octet-stream}\n")
     done = subprocess.run(
         [GENERATOR, "generate", "--path", str(where / "openapi.json"), "--meta", "none",
          "--output-path", str(where / PACKAGE), "--config", str(where / "config.yaml")],

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, request, stream_with_context
 
-from service.http import request_log
+from service.http import examples, request_log
 from service.http.access import allow
 from service.http.api.context import components, programmes
 from service.http.bulk_ingest import NDJSON, Limits, ingest, too_large
@@ -34,7 +34,8 @@ blp = LedgerBlueprint("bulk", __name__, url_prefix="/v1",
     "Blank lines are skipped. A line may be as large as a single post's body.",
     "content": {NDJSON: {"schema": BulkLineSchema}},
 })
-@blp.response(200, BulkResultSchema, content_type=NDJSON, description=(
+@blp.response(200, BulkResultSchema, content_type=NDJSON, example=examples.BULK_RESULT,
+              description=(
     "NDJSON, streamed as the lines are recorded: for each line of the upload, "
     "`{\"line\", \"status\", \"receipt\"}` (201 recorded, 200 recorded before with identical "
     "content) or `{\"line\", \"status\", \"problem\"}` (the problem a single post of it would "
