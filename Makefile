@@ -30,7 +30,7 @@ lint: $(BIN)/.installed
 clean:
 	rm -rf $(VENV) var .pytest_cache mutants .venv-mutation
 
-# Every performance benchmark (quality.md P1-P8) on SQLite and PostgreSQL, within
+# Every performance benchmark (P1-P12, BENCHMARKS.md) on SQLite and PostgreSQL, within
 # 30 minutes once bench/data/ holds the generated stores; writes bench/results/
 # and BENCHMARKS.md. Needs wrk (apt-get install -y wrk). BENCH_ARGS=--quick for short runs.
 BENCH_ARGS ?=
@@ -38,7 +38,7 @@ BENCH_ARGS ?=
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
-# The long reliability runs (quality.md R1-R4, R8), on SQLite and on PostgreSQL:
+# The long reliability runs (R1-R4, R8, RELIABILITY.md), on SQLite and on PostgreSQL:
 # workers killed during ingest, 32 clients on one programme, schemathesis against
 # the live server, the programme state machine, hostile and stalled bodies.
 # SOAK_SECONDS per store (default 300); loopback only. See RELIABILITY.md.

@@ -1,4 +1,4 @@
-"""Benchmarks for the performance bars of quality.md (P1-P8); never run by the test suite.
+"""Benchmarks for the performance bars P1-P12 (BENCHMARKS.md); never run by the test suite.
 
 Every figure is a ratio against a baseline measured in the same run, on the
 same machine: see BENCHMARKS.md for the latest table and `bench/run_all.py`

@@ -30,10 +30,9 @@
 Both are timed in wall time (the bar) and in CPU time: on a shared machine
 the CPU-time ratio says what the wall-time ratio would be on a quiet one.
 
-Prints a table, and writes it as JSON to bench/results/. Bars (quality.md
-P3): rebuild >= 0.5 x the baseline's events/s, and >= 20,000 events/s on
-SQLite. P8: compare `rebuild_peak_rss_mb` at 100,000 and 1,000,000 events
-(<= 1.2x).
+Prints a table, and writes it as JSON to bench/results/. Bars (P3): rebuild
+>= 0.5 x the baseline's events/s, and >= 20,000 events/s on SQLite.
+P8: compare `rebuild_peak_rss_mb` at 100,000 and 1,000,000 events (<= 1.2x).
 """
 
 from __future__ import annotations
