@@ -151,27 +151,28 @@ class Copy:
         self._known = (marker, read_at)  # one assignment: threads see a whole pair
         return marker
 
-    def wait_for(self, min_position: int | None, deadline: float) -> int:
+    def wait_for(self, min_position: int | None, deadline: float) -> Marker:
         """Wait until the projection has processed min_position (ProjectionBehind
-        past `deadline`); its position now."""
-        position = self.marker(at_least=min_position).position
-        if min_position is None or position >= min_position:
-            return position
+        past `deadline`); its marker now."""
+        marker = self.marker(at_least=min_position)
+        if min_position is None or marker.position >= min_position:
+            return marker
         pause = 0.002
-        while position < min_position:
+        while marker.position < min_position:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ProjectionBehind(position, min_position)
+                raise ProjectionBehind(marker.position, min_position)
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.025)
-            position = self.marker(at_least=min_position).position
-        return position
+            marker = self.marker(at_least=min_position)
+        return marker
 
     def read(self, key: tuple[str, ...],
-             load: Callable[[ReadModelStore], tuple[int, str | None]]) -> Read | None:
-        """The read of `key`: from memory while the projection's marker has not
-        changed, else `load`ed from this copy (None: nothing there)."""
-        marker = self.marker()
+             load: Callable[[ReadModelStore], tuple[int, str | None]],
+             marker: Marker) -> Read | None:
+        """The read of `key`: from memory while the projection's marker (as just
+        read by `wait_for`) has not changed, else `load`ed from this copy (None:
+        nothing there)."""
         cached = self.cache.get(key, marker)
         if cached is not None:
             return cached
@@ -211,7 +212,7 @@ class Reader:
     def wait_for(self, min_position: int | None, timeout: float | None = None) -> int:
         """Wait until the primary's projection has processed min_position; its position."""
         timeout = self.min_position_wait if timeout is None else timeout
-        return self.primary.wait_for(min_position, time.monotonic() + timeout)
+        return self.primary.wait_for(min_position, time.monotonic() + timeout).position
 
     def _read(self, key: tuple[str, ...],
               load: Callable[[ReadModelStore], tuple[int, str | None]],
@@ -221,8 +222,8 @@ class Reader:
         deadline = time.monotonic() + self.min_position_wait
 
         def on(copy: Copy) -> Read | None:
-            copy.wait_for(min_position, deadline)
-            return copy.read(key, load)
+            # One look at the marker serves the wait and the cache's check.
+            return copy.read(key, load, copy.wait_for(min_position, deadline))
 
         if self.replica is None or self.on_replica is None:
             return on(self.primary)

@@ -220,7 +220,7 @@ def test_a_newer_event_is_shown_as_stored_and_marked_in_the_history(client, toke
     programme_id, _ = newer_programme
     history = client.get(f"/v1/clinics/{CLINIC}/programmes/{programme_id}/events",
                          headers=tokens.viewer_a)
-    assert history.status_code == 200
+    assert history.status_code == 200, history.json
     items = history.json["events"]
     assert [e["newer_release"] for e in items] == [False, False, True]
     assert items[2]["schema_version"] == 3
