@@ -131,9 +131,12 @@ def test_the_standby_runner_takes_over_and_nothing_is_applied_twice(hosts, runne
     wait_until(lambda: standing_by(second), timeout=30)
 
     report = IngestReport()
+    # Ingest lasts until both takeovers are seen (each needs new events to apply),
+    # however slowly a loaded machine starts the runners; 60 s at most.
+    done = threading.Event()
     ingest = threading.Thread(target=lambda: report.merge(ingest_under_kills(
-        hosts.a, hosts.tokens, seconds=9, clients=4, kill_interval=None, seed=19,
-        spread_over=(hosts.a, hosts.b))))
+        hosts.a, hosts.tokens, seconds=60, clients=4, kill_interval=None, seed=19,
+        spread_over=(hosts.a, hosts.b), until=done)))
     ingest.start()
     try:
         time.sleep(2)
@@ -153,6 +156,7 @@ def test_the_standby_runner_takes_over_and_nothing_is_applied_twice(hosts, runne
         with psycopg.connect(parse_database_url(url).conninfo(), autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (lock_session(url),))
         after_cut = takeover(url, read_models, third, cut_at)
+        done.set()
         assert after_cut < TAKEOVER_WITHIN, after_cut
         # The runner that lost its connection gave up and stands by.
         wait_until(lambda: "lost the runner lock" in second.stderr(), timeout=10)
@@ -161,6 +165,7 @@ def test_the_standby_runner_takes_over_and_nothing_is_applied_twice(hosts, runne
         status = traction(url, "projections", "status")
         assert f"active runner: {socket.gethostname()} pid {third.pid}" in status, status
     finally:
+        done.set()
         ingest.join(120)
     print(f"takeover after SIGKILL {after_kill:.2f} s, after a lost connection "
           f"{after_cut:.2f} s; {report.acknowledged_events} events acknowledged")

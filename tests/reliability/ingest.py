@@ -130,9 +130,10 @@ def post_until_answered(client: Client, programme: PostedProgramme, body: dict[s
 
 
 def client_loop(ports: Sequence[int], tokens: Tokens, stop_at: float, seed: int,
-                programmes: int, report: IngestReport) -> None:
-    """Post until `stop_at`, each post to the next of `ports` in turn (several API
-    hosts behind one load balancer)."""
+                programmes: int, report: IngestReport,
+                until: threading.Event | None = None) -> None:
+    """Post until `stop_at` (or `until` is set), each post to the next of `ports` in
+    turn (several API hosts behind one load balancer)."""
     rng = random.Random(seed)
     clients = {clinic: [Client(port, token) for port in ports]
                for clinic, token in tokens.writer.items()}
@@ -140,7 +141,7 @@ def client_loop(ports: Sequence[int], tokens: Tokens, stop_at: float, seed: int,
              for _ in range(programmes)]
     try:
         for turn in itertools.count():
-            if time.monotonic() >= stop_at:
+            if time.monotonic() >= stop_at or (until is not None and until.is_set()):
                 break
             programme = rng.choice(owned)
             body: dict[str, Any] = {"events": next_events(programme, rng)}
@@ -198,9 +199,11 @@ def victims_of(server: LiveServer) -> Callable[[], list[int]]:
 
 def ingest_under_kills(server: LiveServer, tokens: Tokens, *, seconds: float, clients: int,
                        programmes_per_client: int = 8, kill_interval: float | None = 0.5,
-                       seed: int = 0, spread_over: Sequence[LiveServer] = ()) -> IngestReport:
-    """Run `clients` posting threads for `seconds` while workers are killed
-    (`server`'s; with `spread_over`, posts go to each of those servers in turn)."""
+                       seed: int = 0, spread_over: Sequence[LiveServer] = (),
+                       until: threading.Event | None = None) -> IngestReport:
+    """Run `clients` posting threads for `seconds` (or until `until` is set) while
+    workers are killed (`server`'s; with `spread_over`, posts go to each of those
+    servers in turn)."""
     ports = [s.port for s in spread_over] or [server.port]
     report = IngestReport()
     stop_at = time.monotonic() + seconds
@@ -208,7 +211,7 @@ def ingest_under_kills(server: LiveServer, tokens: Tokens, *, seconds: float, cl
     threads = [
         threading.Thread(target=client_loop, daemon=True,
                          args=(ports, tokens, stop_at, seed * 1000 + i,
-                               programmes_per_client, partial[i]))
+                               programmes_per_client, partial[i], until))
         for i in range(clients)
     ]
     killer = WorkerKiller(victims_of(server), kill_interval, seed) if kill_interval else None
@@ -217,7 +220,7 @@ def ingest_under_kills(server: LiveServer, tokens: Tokens, *, seconds: float, cl
         thread.start()
     if killer:
         killer.start()
-    time.sleep(max(0.0, stop_at - time.monotonic()))
+    (until or threading.Event()).wait(max(0.0, stop_at - time.monotonic()))
     if killer:
         killer.stop()
         report.kills = len(killer.killed)
