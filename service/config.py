@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from service.audit.checkpoints import WeakKey, key_bytes
 from service.storage.stores import (
     DatabaseUrlError,
     Store,
@@ -35,8 +36,9 @@ LOG_FORMATS = ("json", "text")
 class SettingsError(ValueError):
     """A variable's value cannot be used: names the variable and what it accepts."""
 
-    def __init__(self, variable: str, value: str, accepts: str) -> None:
-        super().__init__(f"{variable}={value!r} is not valid: {accepts}")
+    def __init__(self, variable: str, value: str | None, accepts: str) -> None:
+        shown = f"{variable}={value!r}" if value is not None else variable
+        super().__init__(f"{shown} is not valid: {accepts}")
         self.variable = variable
 
 
@@ -90,6 +92,10 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
+    #: Keys that signed earlier checkpoints (rotation): they authenticate, never sign.
+    checkpoint_previous_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: The file every checkpoint is also appended to, outside the database.
+    checkpoint_log: Path | None = None
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
@@ -126,6 +132,10 @@ class Settings:
             raw = environ.get(variable.name, "")
             if raw.strip():
                 values[variable.field] = variable.parse(raw.strip())
+            elif raw and variable.secret:
+                # A key of spaces is a mistake to point out, not a key to ignore.
+                raise SettingsError(variable.name, None, variable.accepts + " (it is set but "
+                                    "blank: unset it, or give it a value)")
         settings = cls(**values)
         if not settings.database_url:
             raise SettingMissing(
@@ -161,13 +171,16 @@ class Variable:
     field: str
     read: Callable[[str], Any]
     accepts: str
+    #: A secret's value is never repeated in an error message.
+    secret: bool = False
 
     def parse(self, raw: str) -> Any:
         try:
             return self.read(raw)
         except (ValueError, DatabaseUrlError) as error:
-            detail = f" ({error})" if isinstance(error, DatabaseUrlError) else ""
-            raise SettingsError(self.name, raw, self.accepts + detail) from None
+            detail = f" ({error})" if isinstance(error, DatabaseUrlError | WeakKey) else ""
+            raise SettingsError(self.name, None if self.secret else raw,
+                                self.accepts + detail) from None
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -214,8 +227,23 @@ def _bind(raw: str) -> str:
     return raw
 
 
-def _secret(raw: str) -> str:
+def _signing_key(raw: str) -> str:
+    key_bytes(raw)  # WeakKey unless it holds 256 bits of randomness
     return raw
+
+
+def _previous_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in raw.split(","))
+    if not all(keys):
+        raise ValueError(raw)
+    return keys
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_absolute() or path.is_dir():
+        raise ValueError(raw)
+    return path
 
 
 VARIABLES = (
@@ -248,8 +276,14 @@ VARIABLES = (
              "one of " + ", ".join(LOG_LEVELS)),
     Variable("TRACTION_LOG_FORMAT", "log_format", _choice(LOG_FORMATS),
              "one of " + ", ".join(LOG_FORMATS)),
-    Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
-             "a secret string (the HMAC key of signed checkpoints)"),
+    Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _signing_key,
+             "the HMAC key of signed checkpoints: at least 256 random bits, as hex or "
+             "base64 (`traction audit new-key` prints one)", secret=True),
+    Variable("TRACTION_CHECKPOINT_PREVIOUS_KEYS", "checkpoint_previous_keys", _previous_keys,
+             "earlier checkpoint keys, separated by commas (they verify, never sign)",
+             secret=True),
+    Variable("TRACTION_CHECKPOINT_LOG", "checkpoint_log", _file,
+             "the absolute path of a file that every checkpoint is appended to"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),

@@ -166,12 +166,14 @@ GLOBAL_LOG = {"events": [{
 }], "next": 1041}
 VERIFY_REPORT = {
     "ok": True, "events_checked": 1044, "head": {"position": 1044, "chain_hash": CHAIN_HASH},
-    "failure": None,
-    "checkpoints": {"key_configured": True, "stored": 12, "authenticated": 12,
+    "failure": None, "unverifiable": None,
+    "checkpoints": {"checked": True, "key_configured": True, "log_configured": True,
+                    "stored": 12, "logged": 12, "authenticated": 12,
                     "latest_authenticated": 1044,
                     "written": {"position": 1044, "chain_hash": CHAIN_HASH,
                                 "signed_at": "2026-03-05T12:00:00.120000+00:00",
-                                "signature": "b1946ac92492d2347c6235b4d2611184" * 2}},
+                                "signature": "v2:3f2a9c1e:" + "b1946ac924" * 6 + "b194",
+                                "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"}},
     "warnings": [],
 }
 HEALTH = {"status": "ok"}

@@ -72,5 +72,5 @@ def verify_chain() -> Any:
     """
     parts = components()
     report = verify_store(log.audit_recorder(parts.programmes), parts.checkpoints,
-                          parts.checkpoint_key)
+                          parts.checkpoint_keys, parts.checkpoint_log)
     return report.as_dict()

@@ -69,7 +69,9 @@ class ChainBreakSchema(Schema):
     })
     kind = fields.String(required=True, metadata={
         "description": "changed, missing, inserted, reordered, truncated, rewritten "
-        "(differs from a signed checkpoint) or bad_checkpoint."
+        "(differs from a signed checkpoint), bad_checkpoint (a checkpoint forged, altered, "
+        "signed by an unknown key or out of its chain) or missing_checkpoint (checkpoint "
+        "rows deleted)."
     })
     detail = fields.String(required=True)
 
@@ -79,14 +81,27 @@ class CheckpointSchema(Schema):
     chain_hash = fields.String(required=True)
     signed_at = fields.String(required=True)
     signature = fields.String(required=True)
+    previous = fields.String(required=True, allow_none=True, metadata={
+        "description": "The signature of the checkpoint before it, which it signs too."
+    })
 
 
 class CheckpointStatusSchema(Schema):
+    checked = fields.Boolean(required=True, metadata={
+        "description": "False when the chain alone was checked, on request."
+    })
     key_configured = fields.Boolean(required=True, metadata={
-        "description": "Whether TRACTION_CHECKPOINT_KEY is set; without it a truncated "
-        "tail cannot be detected."
+        "description": "Whether TRACTION_CHECKPOINT_KEY is set (the key that signs); "
+        "without any key the log cannot be shown whole."
+    })
+    log_configured = fields.Boolean(required=True, metadata={
+        "description": "Whether TRACTION_CHECKPOINT_LOG is set (the copy of the "
+        "checkpoints outside the database); without it the log cannot be shown whole."
     })
     stored = fields.Integer(required=True)
+    logged = fields.Integer(required=True, metadata={
+        "description": "Checkpoints in the checkpoint log outside the database."
+    })
     authenticated = fields.Integer(required=True)
     latest_authenticated = fields.Integer(required=True, allow_none=True)
     written = fields.Nested(CheckpointSchema, required=True, allow_none=True, metadata={
@@ -101,5 +116,9 @@ class VerifyReportSchema(Schema):
         "description": "The last verified entry; null for an empty log."
     })
     failure = fields.Nested(ChainBreakSchema, required=True, allow_none=True)
+    unverifiable = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why the log cannot be shown whole although no break was found "
+        "(no checkpoint key, no checkpoint log); `ok` is then false."
+    })
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
