@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from service.audit.access_log import AccessLogCheck, verify_access_log
 from service.audit.checkpoints import (
     CHAIN_ONLY,
     NO_KEY,
@@ -55,6 +56,7 @@ from service.audit.log import (
     read_log,
 )
 from service.storage.chain import GENESIS
+from service.storage.database import Database
 from service.storage.stored import event_type
 
 #: How far past a break the walk looks for the entry that belongs there.
@@ -95,10 +97,13 @@ class Report:
     #: Why the log cannot be shown whole although nothing is found broken
     #: (no key, no checkpoint log); None when it can.
     unverifiable: str | None = None
+    #: The access log's own chain, when it was checked too.
+    access_log: AccessLogCheck | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failure is None and self.unverifiable is None
+        return (self.failure is None and self.unverifiable is None
+                and (self.access_log is None or self.access_log.failure is None))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +113,7 @@ class Report:
             if self.head else None,
             "failure": self.failure.as_dict() if self.failure else None,
             "unverifiable": self.unverifiable,
+            "access_log": self.access_log.as_dict() if self.access_log else None,
             "checkpoints": self.checkpoints,
             "warnings": self.warnings,
         }
@@ -381,13 +387,15 @@ def verify_store(
     incremental: bool = False,
     write_checkpoint: bool = True,
     use_checkpoints: bool = True,
+    access_log: Database | None = None,
 ) -> Report:
     """Verify the whole log (or, `incremental`, what follows the latest
     checkpoint) and, when it holds, checkpoint its head.
 
     Fails closed: without a key, or without the checkpoint log, the report is
     not ok (`unverifiable` says why) even when the chain holds, unless the
-    caller asked for the chain alone (`use_checkpoints=False`)."""
+    caller asked for the chain alone (`use_checkpoints=False`). Given the
+    database of `access_log`, the access log's own chain is checked too."""
     stored = checkpoints.all() if use_checkpoints else []
     logged: list[Checkpoint] = []
     unverifiable: str | None = None
@@ -411,6 +419,8 @@ def verify_store(
     if report.failure is None:
         report.failure = problem
     report.unverifiable = unverifiable
+    if access_log is not None:
+        report.access_log = verify_access_log(access_log)
     report.checkpoints = {
         "checked": use_checkpoints,
         "key_configured": keys.current is not None,

@@ -91,6 +91,12 @@ def _print_report(report: Report, as_json: bool) -> None:
         click.echo(f"  {failure.detail}")
         click.echo(f"  {report.events_checked} events verified before it")
         return
+    access = report.access_log
+    if access is not None and access.failure is not None:
+        click.echo(f"BROKEN access log at entry {access.failure[0]}")
+        click.echo(f"  {access.failure[1]}")
+        click.echo(f"  {access.checked} access-log entries verified before it")
+        return
     if report.unverifiable is not None:
         click.echo(f"NOT SHOWN WHOLE: the chain holds for {report.events_checked} events, "
                    "but the checkpoints could not be checked")
@@ -103,6 +109,8 @@ def _print_report(report: Report, as_json: bool) -> None:
     else:
         click.echo(f"ok: {report.events_checked} events verified{chain_only}; head at "
                    f"position {report.head[0]}, chain hash {report.head[1]}")
+    if access is not None:
+        click.echo(f"ok: {access.checked} access-log entries verified")
     written = report.checkpoints.get("written")
     if written:
         click.echo(f"signed a checkpoint at position {written['position']}")
@@ -138,7 +146,8 @@ def verify(export_path: Path | None, as_json: bool, no_checkpoints: bool) -> Non
         with _store() as parts, _bar("verifying") as bar:
             report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
                                   parts.checkpoint_keys, parts.checkpoint_log,
-                                  progress=bar, use_checkpoints=not no_checkpoints)
+                                  progress=bar, use_checkpoints=not no_checkpoints,
+                                  access_log=parts.database)
     _print_report(report, as_json)
     if not report.ok:
         sys.exit(1)

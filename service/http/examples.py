@@ -157,6 +157,7 @@ ACCESS_LOG = {"entries": [{
     "method": "GET", "route": "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>",
     "clinic_id": CLINIC, "programme_id": PROGRAMME, "remote_addr": "10.0.0.7",
     "detail": "status 200; version=2",
+    "chain_hash": "9c1185a5c5e9fc54612808977ee8f548b2258d31e4f0d8b5a3f2c1d0e9b8a7c6",
 }], "next": None}
 CHAIN_HASH = "5f0c3d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f10"
 _FIRST = _history_item(START, 1, "2026-03-02T08:00:03.412000+00:00")
@@ -167,6 +168,7 @@ GLOBAL_LOG = {"events": [{
 VERIFY_REPORT = {
     "ok": True, "events_checked": 1044, "head": {"position": 1044, "chain_hash": CHAIN_HASH},
     "failure": None, "unverifiable": None,
+    "access_log": {"entries_checked": 322, "failure": None},
     "checkpoints": {"checked": True, "key_configured": True, "log_configured": True,
                     "stored": 12, "logged": 12, "authenticated": 12,
                     "latest_authenticated": 1044,

@@ -72,5 +72,6 @@ def verify_chain() -> Any:
     """
     parts = components()
     report = verify_store(log.audit_recorder(parts.programmes), parts.checkpoints,
-                          parts.checkpoint_keys, parts.checkpoint_log)
+                          parts.checkpoint_keys, parts.checkpoint_log,
+                          access_log=parts.database)
     return report.as_dict()

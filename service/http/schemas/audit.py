@@ -109,6 +109,16 @@ class CheckpointStatusSchema(Schema):
     })
 
 
+class AccessLogBreakSchema(Schema):
+    entry_id = fields.Integer(required=True)
+    detail = fields.String(required=True)
+
+
+class AccessLogCheckSchema(Schema):
+    entries_checked = fields.Integer(required=True)
+    failure = fields.Nested(AccessLogBreakSchema, required=True, allow_none=True)
+
+
 class VerifyReportSchema(Schema):
     ok = fields.Boolean(required=True)
     events_checked = fields.Integer(required=True)
@@ -119,6 +129,9 @@ class VerifyReportSchema(Schema):
     unverifiable = fields.String(required=True, allow_none=True, metadata={
         "description": "Why the log cannot be shown whole although no break was found "
         "(no checkpoint key, no checkpoint log); `ok` is then false."
+    })
+    access_log = fields.Nested(AccessLogCheckSchema, required=True, allow_none=True, metadata={
+        "description": "The access log's own chain, checked with the events' chain."
     })
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
