@@ -178,6 +178,18 @@ VERIFY_REPORT = {
                                 "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"}},
     "warnings": [],
 }
+VERIFICATION_QUEUED = {
+    "verification_id": "3b1f6a52-8c1e-4d7a-9f0b-2e6c5d4a3b21", "state": "queued",
+    "checkpoints": True, "requested_at": "2026-03-05T12:00:00.004000+00:00",
+    "started_at": None, "finished_at": None, "events_checked": 0, "events_total": None,
+    "report": None, "error": None,
+}
+VERIFICATION_DONE = {
+    **VERIFICATION_QUEUED, "state": "succeeded",
+    "started_at": "2026-03-05T12:00:00.011000+00:00",
+    "finished_at": "2026-03-05T12:00:31.402000+00:00",
+    "events_checked": 1044, "events_total": 1044, "report": VERIFY_REPORT,
+}
 HEALTH = {"status": "ok"}
 READINESS = {"status": "ready", "store": "reachable", "projections": [{
     "name": "summaries", "live_version": 1, "position": 1044, "head": 1044, "lag_events": 0,

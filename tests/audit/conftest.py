@@ -164,6 +164,9 @@ class StoreSQL:
         "chain_checkpoints": "position, chain_hash, signed_at, signature, previous_signature",
         "access_log": "entry_id, at, action, token_id, token_label, role, method, route, "
                       "clinic_id, programme_id, remote_addr, detail, chain_hash",
+        "audit_verifications": "verification_id, state, requested_at, requested_by, "
+                               "checkpoints, started_at, heartbeat_at, finished_at, "
+                               "events_total, events_checked, report, error",
     }
 
     def snapshot(self) -> dict[str, list[tuple]]:

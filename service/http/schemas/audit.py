@@ -135,3 +135,33 @@ class VerifyReportSchema(Schema):
     })
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
+
+
+class VerificationStartSchema(Schema):
+    checkpoints = fields.Boolean(load_default=True, metadata={
+        "description": "false: check the chain alone, without the signed checkpoints "
+        "(the report then says so, and cannot show a truncated tail)."
+    })
+
+
+class VerificationSchema(Schema):
+    verification_id = fields.String(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "queued, running, succeeded (the verification ran to its end: read "
+        "`report.ok` for its verdict), failed (it could not run: `error`) or abandoned "
+        "(the worker running it stopped: start a new one)."
+    })
+    checkpoints = fields.Boolean(required=True)
+    requested_at = fields.String(required=True)
+    started_at = fields.String(required=True, allow_none=True)
+    finished_at = fields.String(required=True, allow_none=True)
+    events_checked = fields.Integer(required=True, metadata={
+        "description": "Progress: the events verified so far (updated every few seconds)."
+    })
+    events_total = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The events to verify, once the walk has begun."
+    })
+    report = fields.Nested(VerifyReportSchema, required=True, allow_none=True, metadata={
+        "description": "The verification's report, once it has succeeded."
+    })
+    error = fields.String(required=True, allow_none=True)
