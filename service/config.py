@@ -14,6 +14,7 @@ that it lists every one of `VARIABLES`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -96,6 +97,8 @@ class Settings:
     checkpoint_previous_keys: tuple[str, ...] = field(default=(), repr=False)
     #: The file every checkpoint is also appended to, outside the database.
     checkpoint_log: Path | None = None
+    #: Proxies whose X-Forwarded-For is believed (service/http/forwarded.py).
+    trusted_proxies: tuple[str, ...] = ()
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
@@ -239,6 +242,13 @@ def _previous_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(","))
+    for item in items:
+        ipaddress.ip_network(item)  # ValueError if it is not one (or has host bits set)
+    return items
+
+
 def _file(raw: str) -> Path:
     path = Path(raw)
     if not path.is_absolute() or path.is_dir():
@@ -282,6 +292,9 @@ VARIABLES = (
     Variable("TRACTION_CHECKPOINT_PREVIOUS_KEYS", "checkpoint_previous_keys", _previous_keys,
              "earlier checkpoint keys, separated by commas (they verify, never sign)",
              secret=True),
+    Variable("TRACTION_TRUSTED_PROXIES", "trusted_proxies", _networks,
+             "IP addresses or networks, separated by commas (e.g. 172.30.80.10 or "
+             "10.0.0.0/24): the proxies whose X-Forwarded-For is believed"),
     Variable("TRACTION_CHECKPOINT_LOG", "checkpoint_log", _file,
              "the absolute path of a file that every checkpoint is appended to"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),

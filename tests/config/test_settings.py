@@ -41,6 +41,8 @@ CASES = {
                                 "a73d4df7ed7408a808cac58fb5eb69cf"),
     "TRACTION_CHECKPOINT_PREVIOUS_KEYS": ("old-key,,", "old-key, older key",
                                           ("old-key", "older key")),
+    "TRACTION_TRUSTED_PROXIES": ("10.0.0.5/24", "172.30.80.10, 10.1.0.0/16",
+                                 ("172.30.80.10", "10.1.0.0/16")),
     "TRACTION_CHECKPOINT_LOG": ("relative/checkpoints.jsonl", "/var/log/traction/cp.jsonl",
                                 Path("/var/log/traction/cp.jsonl")),
     "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -53,11 +54,25 @@ def test_postgres_is_15_with_a_volume_and_a_healthcheck(compose):
     assert "ports" not in postgres  # only the API and the worker reach it
 
 
-def test_api_waits_for_a_healthy_postgres_and_publishes_8000(compose):
-    api = compose["services"]["api"]
+def test_api_waits_for_a_healthy_postgres_and_only_the_proxy_is_published(compose):
+    services = compose["services"]
+    api = services["api"]
     assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert api["depends_on"]["db-init"]["condition"] == "service_completed_successfully"
-    assert any(interpolate(p).endswith(":8000") for p in api["ports"])
+    # gunicorn is never published: clients reach nginx, which reaches the API.
+    assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert [interpolate(p) for p in proxy["ports"]] == ["127.0.0.1:8080:8080"]
+    template, _, mounted = proxy["volumes"][0].partition(":")
+    assert (DEPLOY / template).is_file() and mounted.startswith("/etc/nginx/templates/")
+    assert proxy["environment"]["TRACTION_UPSTREAM"] == "api:8000"
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    # The API believes X-Forwarded-For from the proxy's fixed address, and only it.
+    address = proxy["networks"]["traction"]["ipv4_address"]
+    assert api["environment"]["TRACTION_TRUSTED_PROXIES"] == address
+    subnet = compose["networks"]["traction"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
     assert api["command"][:2] == ["traction", "serve"]
     # No demo in production; the worker below runs the projections.
     assert {"--no-demo", "--no-projections"} <= set(api["command"])
