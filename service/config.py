@@ -133,6 +133,9 @@ class Settings:
         values: dict[str, Any] = {}
         for variable in VARIABLES:
             raw = environ.get(variable.name, "")
+            secret_file = environ.get(f"{variable.name}_FILE", "") if variable.secret else ""
+            if secret_file.strip() and not raw.strip():
+                raw = _read_secret_file(variable.name, secret_file.strip())
             if raw.strip():
                 values[variable.field] = variable.parse(raw.strip())
             elif raw and variable.secret:
@@ -164,6 +167,19 @@ class Settings:
                 "TRACTION_READ_DATABASE_URL", self.read_database_url,
                 f"the replica is read in the store's schema ({self.store.pg_schema!r}); "
                 "leave ?schema= out of it")
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    """A secret from the file NAME_FILE names (a Docker secret, a systemd
+    credential), so that it never sits in an environment file."""
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{name}_FILE", path, f"a readable file holding {name} "
+                            f"({error.__class__.__name__})") from None
+    if not secret:
+        raise SettingsError(f"{name}_FILE", path, f"a file holding {name}: it is empty")
+    return secret
 
 
 @dataclass(frozen=True)

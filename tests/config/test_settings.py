@@ -130,3 +130,24 @@ def test_the_readme_documents_every_variable():
     documented = set(re.findall(r"`(TRACTION_[A-Z_]+)`", table))
     assert {v.name for v in VARIABLES} <= documented
     assert documented - {v.name for v in VARIABLES} == set()
+
+
+def test_a_secret_may_come_from_a_file(tmp_path):
+    key = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" "f1e2d3c4b5a697887766554433221100"
+    secret = tmp_path / "checkpoint.key"
+    secret.write_text(key + "\n")
+    settings = Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    assert settings.checkpoint_key == key
+    # The variable itself wins; an empty or missing file is refused, naming it.
+    assert Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret),
+                              "TRACTION_CHECKPOINT_KEY": key[::-1]}).checkpoint_key == key[::-1]
+    secret.write_text("\n")
+    with pytest.raises(SettingsError, match="TRACTION_CHECKPOINT_KEY_FILE.*it is empty"):
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    with pytest.raises(SettingsError, match="a readable file holding TRACTION_CHECKPOINT_KEY"):
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(tmp_path / "missing")})
+    # What the file holds is checked as the variable is: a weak key is refused, unseen.
+    secret.write_text("a-secret")
+    with pytest.raises(SettingsError) as weak:
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    assert "a-secret" not in str(weak.value)
