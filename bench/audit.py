@@ -18,7 +18,8 @@ grow with the log):
 5. export one clinic (the largest): its events in full, links for the rest;
 6. offline verify of the whole-log export (no database).
 
-Checkpoints are checked but not written: the cached store is left as it was.
+The chain alone is verified (the cached store holds no checkpoints, and none are
+written: it is left as it was).
 Prints a table; writes bench/results/audit-<store>-<events>.json.
 """
 
