@@ -161,6 +161,7 @@ def run_in_background(jobs: Verifications, job_id: str,
                 jobs.beat(job_id, progress)
             except Exception:  # the next beat tries again; the job decides the outcome
                 pass
+        jobs.db.release_thread()
 
     def work() -> None:
         beating = threading.Thread(target=heartbeat, name=f"verification-beat-{job_id[:8]}",
@@ -179,6 +180,8 @@ def run_in_background(jobs: Verifications, job_id: str,
                 # The store is gone too (a shutdown): the stopped heartbeat makes the
                 # job read as abandoned, which says what happened.
                 logger.exception("verification %s failed and could not be recorded", job_id)
+        finally:
+            jobs.db.release_thread()
 
     # A daemon: a worker that stops does not wait for it (the job is then abandoned).
     thread = threading.Thread(target=work, name=f"verification-{job_id[:8]}", daemon=True)
