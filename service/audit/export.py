@@ -53,7 +53,14 @@ from service.audit.checkpoints import (
     Checkpoints,
 )
 from service.audit.log import AuditRecorder, decode, entry_hash
-from service.audit.verify import Break, ChainWalk, ProgressBar, Report, check_checkpoints
+from service.audit.verify import (
+    Break,
+    ChainWalk,
+    ProgressBar,
+    Report,
+    check_checkpoints,
+    usable_checkpoints,
+)
 from service.storage.chain import GENESIS
 from service.storage.stored import event_type
 
@@ -95,8 +102,15 @@ def export_log(
     """Write the log (or one clinic's part of it) to `out`, verifying as it goes,
     and checkpoint the head when the chain holds."""
     stored = checkpoints.all()
-    valid = [c for c in stored if keys.check(c) == "valid"]
-    problem = check_checkpoints(stored, [], keys) if keys.configured else None
+    problem: Break | None = None
+    logged: list[Checkpoint] = []
+    try:
+        logged = sink.read() if sink is not None else []
+    except ValueError as error:
+        problem = Break(0, "bad_checkpoint", str(error))
+    if keys.configured and problem is None:
+        problem = check_checkpoints(stored, logged, keys)
+    valid = usable_checkpoints(stored, logged, keys)
     _line(out, {
         "kind": "header", "format": FORMAT, "format_version": FORMAT_VERSION,
         "exported_at": datetime.now(UTC).isoformat(),

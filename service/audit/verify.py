@@ -412,7 +412,7 @@ def verify_store(
                 problem = Break(0, "bad_checkpoint", str(error))
         if keys.configured and problem is None:
             problem = check_checkpoints(stored, logged, keys)
-    usable = _usable(stored, logged, keys)
+    usable = usable_checkpoints(stored, logged, keys)
     walk = ChainWalk(recorder, checkpoints=usable, progress=progress,
                      start_after=usable[-1] if incremental and usable else None)
     report = walk.run()
@@ -435,15 +435,17 @@ def verify_store(
         report.warnings.append(CHAIN_ONLY)
     elif unverifiable:
         report.warnings.append(unverifiable)
-    if (report.ok and keys.current is not None and sink is not None and write_checkpoint
-            and report.head is not None):
+    # Only over checkpoints just checked: signing a head without them could vouch
+    # for a log cut short together with the checkpoints that covered it.
+    if (report.ok and use_checkpoints and keys.current is not None and sink is not None
+            and write_checkpoint and report.head is not None):
         written = checkpoints.extend(keys.current, report.head, sink)
         if written is not None:
             report.checkpoints["written"] = written.as_dict()
     return report
 
 
-def _usable(stored: Sequence[Checkpoint], logged: Sequence[Checkpoint],
+def usable_checkpoints(stored: Sequence[Checkpoint], logged: Sequence[Checkpoint],
             keys: CheckpointKeys) -> list[Checkpoint]:
     """The checkpoints the log must reach: every authentic one, from the table
     or the file, in position order."""

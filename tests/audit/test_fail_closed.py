@@ -137,3 +137,26 @@ def test_new_key_prints_a_key_that_signs(recorded):
     assert run_cli(recorded, "new-key", key=None).stdout.strip() != key
     report = cli_verify(recorded, key=key)
     assert report["ok"] and report["checkpoints"]["written"]["position"] == EVENTS
+
+
+def test_the_chain_alone_never_signs_a_checkpoint(pristine, store_sql):
+    _checkpoint(pristine.url)
+    record_programmes(pristine.url, programmes=1, length=3, seed=2)
+    store_sql.truncate(EVENTS + 1)
+    store_sql.sql("DELETE FROM chain_checkpoints")
+    result = run_cli(pristine.url, "verify", "--json", "--no-checkpoints")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["ok"]  # the chain itself holds...
+    assert report["checkpoints"]["written"] is None  # ...but nothing vouches for it
+    assert store_sql.sql("SELECT COUNT(*) FROM chain_checkpoints") == [(0,)]
+    assert cli_verify(pristine.url)["failure"]["kind"] in ("truncated", "missing_checkpoint")
+
+
+def test_an_export_checks_the_checkpoint_log_too(pristine, store_sql, tmp_path):
+    _checkpoint(pristine.url)
+    store_sql.truncate(EVENTS - 2)
+    store_sql.sql("DELETE FROM chain_checkpoints")
+    result = run_cli(pristine.url, "export", "--output", str(tmp_path / "log.jsonl"))
+    assert result.exit_code == 1
+    assert "BROKEN" in result.stderr and "truncated" in result.stderr
+    assert store_sql.sql("SELECT COUNT(*) FROM chain_checkpoints") == [(0,)]
