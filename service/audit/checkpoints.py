@@ -207,6 +207,10 @@ class CheckpointKeys:
         return "valid" if hmac.compare_digest(key.mac(checkpoint), mac) else "invalid"
 
 
+class CheckpointLogUnwritable(OSError):
+    """The checkpoint log cannot be appended to: no checkpoint is written."""
+
+
 class CheckpointLog:
     """The copy of every checkpoint outside the database: a file of JSON lines,
     only ever appended to (TRACTION_CHECKPOINT_LOG)."""
@@ -218,12 +222,17 @@ class CheckpointLog:
         """Append one line and make it durable before the checkpoint row commits."""
         line = json.dumps({"kind": "checkpoint", **checkpoint.as_dict()},
                           separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode())  # one write: lines of concurrent writers never mix
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())  # one write: concurrent writers' lines never mix
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise CheckpointLogUnwritable(
+                f"cannot append to the checkpoint log {self.path} "
+                f"({error.strerror or error})") from None
 
     def read(self) -> list[Checkpoint]:
         """Every checkpoint in the file (none if it does not exist yet);

@@ -46,6 +46,7 @@ from service.audit.checkpoints import (
     Checkpoint,
     CheckpointKeys,
     CheckpointLog,
+    CheckpointLogUnwritable,
     Checkpoints,
 )
 from service.audit.log import (
@@ -430,6 +431,7 @@ def verify_store(
         "authenticated": len(usable),
         "latest_authenticated": usable[-1].position if usable else None,
         "written": None,
+        "write_error": None,
     }
     if not use_checkpoints:
         report.warnings.append(CHAIN_ONLY)
@@ -439,7 +441,13 @@ def verify_store(
     # for a log cut short together with the checkpoints that covered it.
     if (report.ok and use_checkpoints and keys.current is not None and sink is not None
             and write_checkpoint and report.head is not None):
-        written = checkpoints.extend(keys.current, report.head, sink)
+        try:
+            written = checkpoints.extend(keys.current, report.head, sink)
+        except CheckpointLogUnwritable as error:
+            # The verdict stands; only the new checkpoint is missing, and it says so.
+            report.checkpoints["write_error"] = f"{error}: no checkpoint was written"
+            report.warnings.append(report.checkpoints["write_error"])
+            return report
         if written is not None:
             report.checkpoints["written"] = written.as_dict()
     return report

@@ -185,6 +185,8 @@ def checkpoint() -> None:
     if not linkable:
         raise click.ClickException("the store is of an earlier release: run `traction "
                                    "migrate` before writing checkpoints")
+    if report.checkpoints.get("write_error"):
+        raise click.ClickException(report.checkpoints["write_error"])
     written = report.checkpoints.get("written")
     if written is None:
         latest = report.checkpoints.get("latest_authenticated")

@@ -175,7 +175,8 @@ VERIFY_REPORT = {
                     "written": {"position": 1044, "chain_hash": CHAIN_HASH,
                                 "signed_at": "2026-03-05T12:00:00.120000+00:00",
                                 "signature": "v2:3f2a9c1e:" + "b1946ac924" * 6 + "b194",
-                                "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"}},
+                                "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"},
+                    "write_error": None},
     "warnings": [],
 }
 VERIFICATION_QUEUED = {

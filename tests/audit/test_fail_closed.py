@@ -160,3 +160,16 @@ def test_an_export_checks_the_checkpoint_log_too(pristine, store_sql, tmp_path):
     assert result.exit_code == 1
     assert "BROKEN" in result.stderr and "truncated" in result.stderr
     assert store_sql.sql("SELECT COUNT(*) FROM chain_checkpoints") == [(0,)]
+
+
+def test_a_checkpoint_log_that_cannot_be_written_is_an_error(pristine, store_sql, tmp_path):
+    unwritable = tmp_path / "no such folder" / "checkpoints.jsonl"
+    result = run_cli(pristine.url, "checkpoint", log=unwritable)
+    assert result.exit_code == 1
+    assert f"cannot append to the checkpoint log {unwritable}" in result.output
+    assert "no checkpoint was written" in result.output
+    # Nothing half-written: the row is not kept without its line.
+    assert store_sql.sql("SELECT COUNT(*) FROM chain_checkpoints") == [(0,)]
+    report = cli_verify(pristine.url, log=unwritable)
+    assert report["ok"] and report["checkpoints"]["written"] is None
+    assert "cannot append" in report["checkpoints"]["write_error"]

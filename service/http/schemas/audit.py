@@ -107,6 +107,10 @@ class CheckpointStatusSchema(Schema):
     written = fields.Nested(CheckpointSchema, required=True, allow_none=True, metadata={
         "description": "The checkpoint this verification signed at the head, if any."
     })
+    write_error = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why no checkpoint could be written (the checkpoint log could not "
+        "be appended to); null otherwise."
+    })
 
 
 class AccessLogBreakSchema(Schema):
