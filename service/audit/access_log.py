@@ -9,6 +9,7 @@ without a hash after the chain began was put there by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,13 @@ class AccessLogCheck:
                 if self.failure else None}
 
 
-def verify_access_log(database: Database, window: int = WINDOW) -> AccessLogCheck:
+def verify_access_log(database: Database, anchors: Sequence[tuple[int, str]] = (),
+                      window: int = WINDOW) -> AccessLogCheck:
+    """Walk the chain; `anchors` (entry id, chain hash), from the checkpoint log,
+    must still be there with the same hash, so the newest entries cannot be
+    cut off unseen."""
     check = AccessLogCheck()
+    expected = dict(anchors)
     previous: str | None = None  # None until the first chained entry
     after = 0
     while check.failure is None:
@@ -55,7 +61,16 @@ def verify_access_log(database: Database, window: int = WINDOW) -> AccessLogChec
                                  "chain hash: it was changed, or an entry before it was "
                                  "deleted, inserted or moved")
                 break
+            if entry_id in expected and expected[entry_id] != stored:
+                check.failure = (entry_id, f"access-log entry {entry_id} differs from the one "
+                                 "the checkpoint log recorded: it was replaced, and the chain "
+                                 "recomputed")
+                break
             previous = stored
             check.checked += 1
         after = int(rows[-1]["entry_id"])
+    beyond = [entry_id for entry_id in expected if entry_id > after]
+    if check.failure is None and beyond:
+        check.failure = (after + 1, f"the access log ends at entry {after}, but the checkpoint "
+                         f"log recorded entry {max(beyond)}: its newest entries were deleted")
     return check

@@ -44,7 +44,7 @@ import os
 import secrets
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,15 +122,22 @@ class Checkpoint:
     #: The signature of the checkpoint before this one ("" for the first);
     #: None for a checkpoint of an earlier release, which links to nothing.
     previous: str | None = None
+    #: The access log's newest chained entry when it was signed (entry id, chain
+    #: hash). Kept in the checkpoint log only, out of the intruder's reach, so
+    #: that cutting off the access log's newest entries is seen too.
+    access_head: tuple[int, str] | None = None
 
     @property
     def linked(self) -> bool:
         return self.signature.startswith("v2:")
 
     def as_dict(self) -> dict[str, Any]:
+        head = self.access_head
         return {"position": self.position, "chain_hash": self.chain_hash,
                 "signed_at": self.signed_at, "signature": self.signature,
-                "previous": self.previous}
+                "previous": self.previous,
+                "access_log_head": {"entry_id": head[0], "chain_hash": head[1]}
+                if head else None}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Checkpoint:
@@ -141,7 +148,17 @@ class Checkpoint:
                 or not all(isinstance(f, str) for f in fields)
                 or not (previous is None or isinstance(previous, str))):
             raise ValueError("not a checkpoint")
-        return cls(position, *fields, previous=previous)  # type: ignore[arg-type]
+        head = record.get("access_log_head")
+        access_head = None
+        if head is not None:
+            entry_id = head.get("entry_id") if isinstance(head, dict) else None
+            chain_hash = head.get("chain_hash") if isinstance(head, dict) else None
+            if (not isinstance(entry_id, int) or isinstance(entry_id, bool)
+                    or not isinstance(chain_hash, str)):
+                raise ValueError("not a checkpoint")
+            access_head = (entry_id, chain_hash)
+        return cls(position, *fields, previous=previous,  # type: ignore[arg-type]
+                   access_head=access_head)
 
 
 class CheckpointKey:
@@ -301,6 +318,12 @@ class Checkpoints:
             if latest is not None and int(latest["position"]) >= head[0]:
                 return None
             checkpoint = key.sign(*head, previous=latest["signature"] if latest else "")
+            access = cursor.execute(
+                "SELECT entry_id, chain_hash FROM access_log WHERE chain_hash IS NOT NULL "
+                "ORDER BY entry_id DESC LIMIT 1").fetchone()
+            if access is not None:
+                checkpoint = replace(checkpoint, access_head=(int(access["entry_id"]),
+                                                              access["chain_hash"]))
             cursor.execute(
                 f"INSERT INTO {TABLE} (position, chain_hash, signed_at, signature, "
                 "previous_signature) VALUES (%s, %s, %s, %s, %s)",

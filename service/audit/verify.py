@@ -421,7 +421,8 @@ def verify_store(
         report.failure = problem
     report.unverifiable = unverifiable
     if access_log is not None:
-        report.access_log = verify_access_log(access_log)
+        report.access_log = verify_access_log(
+            access_log, [c.access_head for c in logged if c.access_head is not None])
     report.checkpoints = {
         "checked": use_checkpoints,
         "key_configured": keys.current is not None,

@@ -82,3 +82,20 @@ def test_a_query_string_is_never_copied_into_the_access_log(client, tokens, reco
     everything = str(entries)
     assert token not in everything and token.split("_")[-1] not in everything
     assert secret_name not in everything and "Jane" not in everything
+
+
+def test_cutting_off_the_newest_entries_is_seen_through_the_checkpoint_log(
+        client, tokens, recorded, store_sql, pristine):
+    entries = _reads(client, tokens)
+    written = run_cli(recorded, "checkpoint")
+    assert written.exit_code == 0, written.output
+    line = pristine.checkpoint_log.read_text().splitlines()[-1]
+    assert f'"access_log_head":{{"entry_id":{entries[-1]["entry_id"]},' in line
+
+    # The newest reads deleted: the chain of what is left is still whole...
+    store_sql.sql("DELETE FROM access_log WHERE entry_id >= %s", (entries[-2]["entry_id"],))
+    report = cli_verify(recorded)
+    # ...but the checkpoint log remembers the head it had.
+    assert report["access_log"]["failure"]["entry_id"] == entries[-2]["entry_id"]
+    assert "newest entries were deleted" in report["access_log"]["failure"]["detail"]
+    assert not report["ok"]

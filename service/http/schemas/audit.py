@@ -84,6 +84,10 @@ class CheckpointSchema(Schema):
     previous = fields.String(required=True, allow_none=True, metadata={
         "description": "The signature of the checkpoint before it, which it signs too."
     })
+    access_log_head = fields.Dict(allow_none=True, metadata={
+        "description": "The access log's newest entry when it was signed (`entry_id`, "
+        "`chain_hash`), as the checkpoint log records it."
+    })
 
 
 class CheckpointStatusSchema(Schema):
