@@ -18,7 +18,8 @@ grow with the log):
 5. export one clinic (the largest): its events in full, links for the rest;
 6. offline verify of the whole-log export (no database).
 
-Checkpoints are checked but not written: the cached store is left as it was.
+The chain alone is verified (the cached store holds no checkpoints, and none are
+written: it is left as it was).
 Prints a table; writes bench/results/audit-<store>-<events>.json.
 """
 
@@ -36,7 +37,8 @@ from typing import Any
 
 from bench import common
 
-KEY = "bench-checkpoint-key"
+#: A fixed key (bench data, not a secret): 256 bits, as a signing key must be.
+KEY = "5be3c1d09a8f4e2b7c6d1a0f9e8b7c6d5a4f3e2d1c0b9a8f7e6d5c4b3a291807"
 PHASES = ("read", "decode", "verify", "export", "export_clinic", "verify_export")
 
 
@@ -68,12 +70,12 @@ def largest_clinic(database: Any) -> str:
 
 def run_phase(phase: str, url: str) -> dict[str, Any]:
     """One measured phase, in this process; returns events, seconds, peak RSS."""
-    from service.audit.checkpoints import CheckpointKey, Checkpoints
+    from service.audit.checkpoints import CheckpointKeys, Checkpoints
     from service.audit.export import export_log, verify_export
     from service.audit.log import WINDOW, audit_recorder
     from service.audit.verify import verify_store
 
-    key = CheckpointKey(KEY)
+    keys = CheckpointKeys.from_secrets(KEY)
     result: dict[str, Any] = {}
     if phase == "verify_export":
         from service.bootstrap import offline_programmes
@@ -82,7 +84,7 @@ def run_phase(phase: str, url: str) -> dict[str, Any]:
         path = export_path(url, "all")
         began = time.perf_counter()
         with path.open(encoding="utf-8") as lines:
-            report = verify_export(lines, None, offline.mapper)
+            report = verify_export(lines, keys, offline.mapper)
         seconds = time.perf_counter() - began
         offline.close()
         assert report.ok, report.failure
@@ -108,15 +110,16 @@ def run_phase(phase: str, url: str) -> dict[str, Any]:
                 position = page[-1].id
             result["events"] = count
         elif phase == "verify":
-            report = verify_store(recorder, Checkpoints(database), key, write_checkpoint=False)
+            report = verify_store(recorder, Checkpoints(database), keys, None,
+                                  write_checkpoint=False, use_checkpoints=False)
             assert report.ok, report.failure
             result["events"] = report.events_checked
         else:
             clinic = largest_clinic(database) if phase == "export_clinic" else None
             path = export_path(url, "all" if clinic is None else "clinic")
             with path.open("w", encoding="utf-8") as out:
-                summary = export_log(recorder, programmes.mapper, Checkpoints(database), key,
-                                     out, clinic_id=clinic, write_checkpoint=False)
+                summary = export_log(recorder, programmes.mapper, Checkpoints(database), keys,
+                                     None, out, clinic_id=clinic, write_checkpoint=False)
             assert summary.report.ok, summary.report.failure
             result.update(events=summary.events + summary.links, exported=summary.events,
                           file_mb=round(path.stat().st_size / 2**20, 1), clinic=clinic)

@@ -26,6 +26,10 @@ timeout = 30
 # On SIGTERM, finish in-flight requests for up to this long.
 graceful_timeout = 20
 keepalive = 5
+# X-Forwarded-Proto and the like are believed only from the proxy in front
+# (deploy/nginx/); the client's address is set by service/http/forwarded.py
+# from the same list. Empty: believed from no one.
+forwarded_allow_ips = ",".join(settings.trusted_proxies)
 errorlog = "-"
 loglevel = settings.log_level
 # gunicorn's lines and the app's, to stderr as JSON (or text): service/http/request_log.py.

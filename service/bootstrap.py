@@ -23,7 +23,7 @@ from datetime import datetime
 
 from domain.application import Programmes, utc_now
 from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
-from service.audit.checkpoints import CheckpointKey, Checkpoints
+from service.audit.checkpoints import CheckpointKeys, CheckpointLog, Checkpoints
 from service.config import Settings
 from service.storage import migrations
 from service.storage.database import Database
@@ -47,8 +47,10 @@ class Components:
     database: Database
     directory: Directory
     checkpoints: Checkpoints
-    #: Signs and checks chain checkpoints; None when TRACTION_CHECKPOINT_KEY is unset.
-    checkpoint_key: CheckpointKey | None
+    #: Sign and check chain checkpoints (none configured: none can be checked).
+    checkpoint_keys: CheckpointKeys
+    #: The copy of every checkpoint outside the database; None when not configured.
+    checkpoint_log: CheckpointLog | None
     #: The streaming replica that serves reads (TRACTION_READ_DATABASE_URL), or None.
     replica: Replica | None = None
     #: The read models as the replica holds them (None without a replica).
@@ -103,7 +105,10 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
         database=database,
         directory=Directory(database),
         checkpoints=Checkpoints(database),
-        checkpoint_key=CheckpointKey.from_secret(settings.checkpoint_key),
+        checkpoint_keys=CheckpointKeys.from_secrets(settings.checkpoint_key,
+                                                    settings.checkpoint_previous_keys),
+        checkpoint_log=CheckpointLog(settings.checkpoint_log) if settings.checkpoint_log
+        else None,
         replica=replica,
         replica_read_models=ReplicaReadModels(replica_database) if replica_database else None,
         replica_directory=Directory(replica_database) if replica_database else None,

@@ -14,6 +14,7 @@ that it lists every one of `VARIABLES`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from service.audit.checkpoints import WeakKey, key_bytes
 from service.storage.stores import (
     DatabaseUrlError,
     Store,
@@ -35,8 +37,9 @@ LOG_FORMATS = ("json", "text")
 class SettingsError(ValueError):
     """A variable's value cannot be used: names the variable and what it accepts."""
 
-    def __init__(self, variable: str, value: str, accepts: str) -> None:
-        super().__init__(f"{variable}={value!r} is not valid: {accepts}")
+    def __init__(self, variable: str, value: str | None, accepts: str) -> None:
+        shown = f"{variable}={value!r}" if value is not None else variable
+        super().__init__(f"{shown} is not valid: {accepts}")
         self.variable = variable
 
 
@@ -90,6 +93,12 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
+    #: Keys that signed earlier checkpoints (rotation): they authenticate, never sign.
+    checkpoint_previous_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: The file every checkpoint is also appended to, outside the database.
+    checkpoint_log: Path | None = None
+    #: Proxies whose X-Forwarded-For is believed (service/http/forwarded.py).
+    trusted_proxies: tuple[str, ...] = ()
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
@@ -124,8 +133,15 @@ class Settings:
         values: dict[str, Any] = {}
         for variable in VARIABLES:
             raw = environ.get(variable.name, "")
+            secret_file = environ.get(f"{variable.name}_FILE", "") if variable.secret else ""
+            if secret_file.strip() and not raw.strip():
+                raw = _read_secret_file(variable.name, secret_file.strip())
             if raw.strip():
                 values[variable.field] = variable.parse(raw.strip())
+            elif raw and variable.secret:
+                # A key of spaces is a mistake to point out, not a key to ignore.
+                raise SettingsError(variable.name, None, variable.accepts + " (it is set but "
+                                    "blank: unset it, or give it a value)")
         settings = cls(**values)
         if not settings.database_url:
             raise SettingMissing(
@@ -153,6 +169,19 @@ class Settings:
                 "leave ?schema= out of it")
 
 
+def _read_secret_file(name: str, path: str) -> str:
+    """A secret from the file NAME_FILE names (a Docker secret, a systemd
+    credential), so that it never sits in an environment file."""
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{name}_FILE", path, f"a readable file holding {name} "
+                            f"({error.__class__.__name__})") from None
+    if not secret:
+        raise SettingsError(f"{name}_FILE", path, f"a file holding {name}: it is empty")
+    return secret
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: the field it sets and how its text is read."""
@@ -161,13 +190,16 @@ class Variable:
     field: str
     read: Callable[[str], Any]
     accepts: str
+    #: A secret's value is never repeated in an error message.
+    secret: bool = False
 
     def parse(self, raw: str) -> Any:
         try:
             return self.read(raw)
         except (ValueError, DatabaseUrlError) as error:
-            detail = f" ({error})" if isinstance(error, DatabaseUrlError) else ""
-            raise SettingsError(self.name, raw, self.accepts + detail) from None
+            detail = f" ({error})" if isinstance(error, DatabaseUrlError | WeakKey) else ""
+            raise SettingsError(self.name, None if self.secret else raw,
+                                self.accepts + detail) from None
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -214,8 +246,30 @@ def _bind(raw: str) -> str:
     return raw
 
 
-def _secret(raw: str) -> str:
+def _signing_key(raw: str) -> str:
+    key_bytes(raw)  # WeakKey unless it holds 256 bits of randomness
     return raw
+
+
+def _previous_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in raw.split(","))
+    if not all(keys):
+        raise ValueError(raw)
+    return keys
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(","))
+    for item in items:
+        ipaddress.ip_network(item)  # ValueError if it is not one (or has host bits set)
+    return items
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_absolute() or path.is_dir():
+        raise ValueError(raw)
+    return path
 
 
 VARIABLES = (
@@ -248,8 +302,17 @@ VARIABLES = (
              "one of " + ", ".join(LOG_LEVELS)),
     Variable("TRACTION_LOG_FORMAT", "log_format", _choice(LOG_FORMATS),
              "one of " + ", ".join(LOG_FORMATS)),
-    Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
-             "a secret string (the HMAC key of signed checkpoints)"),
+    Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _signing_key,
+             "the HMAC key of signed checkpoints: at least 256 random bits, as hex or "
+             "base64 (`traction audit new-key` prints one)", secret=True),
+    Variable("TRACTION_CHECKPOINT_PREVIOUS_KEYS", "checkpoint_previous_keys", _previous_keys,
+             "earlier checkpoint keys, separated by commas (they verify, never sign)",
+             secret=True),
+    Variable("TRACTION_TRUSTED_PROXIES", "trusted_proxies", _networks,
+             "IP addresses or networks, separated by commas (e.g. 172.30.80.10 or "
+             "10.0.0.0/24): the proxies whose X-Forwarded-For is believed"),
+    Variable("TRACTION_CHECKPOINT_LOG", "checkpoint_log", _file,
+             "the absolute path of a file that every checkpoint is appended to"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),

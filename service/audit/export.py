@@ -19,8 +19,8 @@ stored bytes and ledger fields hash, link by link from the genesis, to the
 chain values, so no event was changed, dropped, added or moved since it was
 recorded (and none since export: edit one line and it fails); the readable
 fields equal what the stored bytes decode to; the log reaches every
-checkpoint with the same hash (and, given TRACTION_CHECKPOINT_KEY, those
-checkpoints are authentic).
+checkpoint with the same hash, and those checkpoints are authentic (without
+TRACTION_CHECKPOINT_KEY the export cannot be shown whole, as for the store).
 
 For a clinic's export the chain cannot be recomputed through the other
 clinics' positions without their content, which it must not contain. It
@@ -46,14 +46,21 @@ from eventsourcing.persistence import Mapper
 
 from domain.events import EVENT_TYPES
 from service.audit.checkpoints import (
-    NO_KEY_WARNING,
+    NO_KEY,
     Checkpoint,
-    CheckpointKey,
+    CheckpointKeys,
+    CheckpointLog,
     Checkpoints,
-    authenticated,
 )
 from service.audit.log import AuditRecorder, decode, entry_hash
-from service.audit.verify import Break, ChainWalk, ProgressBar, Report
+from service.audit.verify import (
+    Break,
+    ChainWalk,
+    ProgressBar,
+    Report,
+    check_checkpoints,
+    usable_checkpoints,
+)
 from service.storage.chain import GENESIS
 from service.storage.stored import event_type
 
@@ -84,7 +91,8 @@ def export_log(
     recorder: AuditRecorder,
     mapper: Mapper[UUID],
     checkpoints: Checkpoints,
-    key: CheckpointKey | None,
+    keys: CheckpointKeys,
+    sink: CheckpointLog | None,
     out: IO[str],
     *,
     clinic_id: str | None = None,
@@ -94,7 +102,15 @@ def export_log(
     """Write the log (or one clinic's part of it) to `out`, verifying as it goes,
     and checkpoint the head when the chain holds."""
     stored = checkpoints.all()
-    valid, invalid, _ = authenticated(key, stored)
+    problem: Break | None = None
+    logged: list[Checkpoint] = []
+    try:
+        logged = sink.read() if sink is not None else []
+    except ValueError as error:
+        problem = Break(0, "bad_checkpoint", str(error))
+    if keys.configured and problem is None:
+        problem = check_checkpoints(stored, logged, keys)
+    valid = usable_checkpoints(stored, logged, keys)
     _line(out, {
         "kind": "header", "format": FORMAT, "format_version": FORMAT_VERSION,
         "exported_at": datetime.now(UTC).isoformat(),
@@ -142,18 +158,14 @@ def export_log(
             "stored": {"topic": event["topic"],
                        "state": base64.b64encode(event["state"]).decode("ascii")},
         })
-    report = Report(walk.checked, walk.head, walk.failure)
-    if report.failure is None and invalid:
-        report.failure = Break(invalid[0].position, "bad_checkpoint",
-                               "a stored checkpoint fails its signature")
-    latest_stored = max((c.position for c in stored), default=0)
-    if (report.ok and key is not None and write_checkpoint and report.head
-            and report.head[0] > latest_stored):
-        checkpoint = key.sign(*report.head)
-        if checkpoints.add(checkpoint):
+    report = Report(walk.checked, walk.head, walk.failure or problem)
+    if (report.ok and keys.current is not None and sink is not None and write_checkpoint
+            and report.head):
+        checkpoint = checkpoints.extend(keys.current, report.head, sink)
+        if checkpoint is not None:
             _line(out, {"kind": "checkpoint", **checkpoint.as_dict()})
-    if key is None:
-        report.warnings.append(NO_KEY_WARNING)
+    if not keys.configured:
+        report.warnings.append(NO_KEY)
     _line(out, {
         "kind": "end",
         "head": {"position": walk.extent,
@@ -169,8 +181,10 @@ def export_log(
 class _ExportCheck:
     """The offline verification of one export, line by line."""
 
-    def __init__(self, key: CheckpointKey | None, mapper: Mapper[UUID]) -> None:
-        self.key = key
+    def __init__(self, keys: CheckpointKeys, mapper: Mapper[UUID],
+                 use_checkpoints: bool) -> None:
+        self.keys = keys
+        self.use_checkpoints = use_checkpoints
         self.mapper = mapper
         self.clinic_id: str | None = None
         self.checkpoints: dict[int, Checkpoint] = {}
@@ -212,12 +226,22 @@ class _ExportCheck:
             self.fail(self.position + 1, "changed", f"line {number} has an unknown kind")
 
     def checkpoint(self, record: dict[str, Any]) -> None:
-        checkpoint = Checkpoint(int(record["position"]), record["chain_hash"],
-                                record["signed_at"], record["signature"])
-        verdict = self.key.check(checkpoint) if self.key is not None else "no-key"
+        try:
+            checkpoint = Checkpoint.from_dict(record)
+        except ValueError:
+            self.fail(self.position + 1, "bad_checkpoint", "a checkpoint line is not one")
+            return
+        verdict = self.keys.check(checkpoint) if self.keys.configured else "no-key"
+        if not self.use_checkpoints:
+            verdict = "no-key"
         if verdict == "invalid":
             self.fail(checkpoint.position, "bad_checkpoint",
                       f"the checkpoint at position {checkpoint.position} fails its signature")
+            return
+        if verdict == "unknown-key":
+            self.fail(checkpoint.position, "bad_checkpoint",
+                      f"the checkpoint at position {checkpoint.position} is signed by a key "
+                      "this host does not hold")
             return
         if verdict != "valid":
             self.unsigned += 1
@@ -332,10 +356,14 @@ class _ExportCheck:
                       f"position {latest.position}")
         report = Report(self.events, (self.position, self.previous) if self.position else None,
                         self.failure)
-        report.checkpoints = {"key_configured": self.key is not None,
+        report.checkpoints = {"checked": self.use_checkpoints,
+                              "key_configured": self.keys.configured,
                               "unauthenticated": self.unsigned}
-        if self.key is None:
-            report.warnings.append(NO_KEY_WARNING)
+        if not self.use_checkpoints:
+            report.warnings.append("checkpoints were not checked (--no-checkpoints)")
+        elif not self.keys.configured:
+            report.unverifiable = NO_KEY
+            report.warnings.append(NO_KEY)
         if self.links:
             report.warnings.append(
                 f"a clinic's export: {self.links} positions of other clinics are taken as "
@@ -347,10 +375,11 @@ class _ExportCheck:
         return report
 
 
-def verify_export(lines: Iterable[str], key: CheckpointKey | None,
-                  mapper: Mapper[UUID]) -> Report:
-    """Verify an export offline, streaming its lines."""
-    check = _ExportCheck(key, mapper)
+def verify_export(lines: Iterable[str], keys: CheckpointKeys, mapper: Mapper[UUID],
+                  *, use_checkpoints: bool = True) -> Report:
+    """Verify an export offline, streaming its lines (not ok without a key,
+    unless `use_checkpoints` is False: the chain alone)."""
+    check = _ExportCheck(keys, mapper, use_checkpoints)
     number = 0
     for number, text in enumerate(lines, start=1):
         if not text.strip():

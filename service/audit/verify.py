@@ -17,7 +17,14 @@ It then says how it broke:
 - ``truncated``: the log ends before the latest authenticated checkpoint;
 - ``rewritten``: the chain is internally consistent but differs from a
   signed checkpoint (someone recomputed the hashes after an edit);
-- ``bad_checkpoint``: a checkpoint row fails its signature.
+- ``bad_checkpoint``: a checkpoint (a row, or a line of the checkpoint log)
+  fails its signature, is signed by a key this host does not hold, or does
+  not follow the checkpoint before it;
+- ``missing_checkpoint``: a checkpoint row was deleted (the next one links to
+  it, or the checkpoint log still holds it).
+
+A log with no break is still not reported ``ok`` when the checkpoints could
+not be checked (no key, no checkpoint log): ``unverifiable`` says why.
 
 Telling these apart looks at most LOOKAHEAD positions past the break; moves
 further apart than that are reported as ``changed`` (at the right position).
@@ -30,12 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from service.audit.access_log import AccessLogCheck, verify_access_log
 from service.audit.checkpoints import (
-    NO_KEY_WARNING,
+    CHAIN_ONLY,
+    NO_KEY,
+    NO_LOG,
+    PREVIOUS_KEYS_VARIABLE,
     Checkpoint,
-    CheckpointKey,
+    CheckpointKeys,
+    CheckpointLog,
+    CheckpointLogUnwritable,
     Checkpoints,
-    authenticated,
 )
 from service.audit.log import (
     WINDOW,
@@ -45,6 +57,7 @@ from service.audit.log import (
     read_log,
 )
 from service.storage.chain import GENESIS
+from service.storage.database import Database
 from service.storage.stored import event_type
 
 #: How far past a break the walk looks for the entry that belongs there.
@@ -82,10 +95,16 @@ class Report:
     failure: Break | None = None
     checkpoints: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: Why the log cannot be shown whole although nothing is found broken
+    #: (no key, no checkpoint log); None when it can.
+    unverifiable: str | None = None
+    #: The access log's own chain, when it was checked too.
+    access_log: AccessLogCheck | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failure is None
+        return (self.failure is None and self.unverifiable is None
+                and (self.access_log is None or self.access_log.failure is None))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +113,8 @@ class Report:
             "head": {"position": self.head[0], "chain_hash": self.head[1]}
             if self.head else None,
             "failure": self.failure.as_dict() if self.failure else None,
+            "unverifiable": self.unverifiable,
+            "access_log": self.access_log.as_dict() if self.access_log else None,
             "checkpoints": self.checkpoints,
             "warnings": self.warnings,
         }
@@ -306,44 +327,136 @@ class ChainWalk:
             self._truncated(self.extent, latest)
 
 
+def check_checkpoints(stored: Sequence[Checkpoint], logged: Sequence[Checkpoint],
+                      keys: CheckpointKeys) -> Break | None:
+    """The first thing wrong with the checkpoints: a row or a line of the file
+    that does not authenticate, a broken link between rows, or a line of the
+    file whose row is gone from the table."""
+    for source, checkpoints in (("row", stored), ("line of the checkpoint log", logged)):
+        for checkpoint in checkpoints:
+            verdict = keys.check(checkpoint)
+            if verdict == "invalid":
+                return Break(checkpoint.position, "bad_checkpoint",
+                             f"the checkpoint {source} at position {checkpoint.position} "
+                             f"(signed at {checkpoint.signed_at}) fails its signature: it was "
+                             "forged or altered")
+            if verdict == "unknown-key":
+                key_id = checkpoint.signature.split(":")[1]
+                return Break(checkpoint.position, "bad_checkpoint",
+                             f"the checkpoint {source} at position {checkpoint.position} is "
+                             f"signed by a key this host does not hold (key id {key_id}): "
+                             f"forged, or signed by a key left out of "
+                             f"{PREVIOUS_KEYS_VARIABLE} on rotation")
+    signatures = {c.signature for c in stored}
+    before: Checkpoint | None = None
+    for checkpoint in stored:
+        if checkpoint.linked and checkpoint.previous != (before.signature if before else ""):
+            if checkpoint.previous and checkpoint.previous not in signatures:
+                return Break(checkpoint.position, "missing_checkpoint",
+                             f"the checkpoint at position {checkpoint.position} follows one "
+                             "that is no longer in the database: checkpoint rows were deleted")
+            return Break(checkpoint.position, "bad_checkpoint",
+                         f"the checkpoint at position {checkpoint.position} does not follow "
+                         "the one before it: checkpoint rows were moved or replaced")
+        if not checkpoint.linked and before is not None and before.linked:
+            return Break(checkpoint.position, "bad_checkpoint",
+                         f"the checkpoint at position {checkpoint.position} is of an earlier "
+                         "release's form but follows linked ones: it was put there by hand")
+        before = checkpoint
+    by_position = {c.position: c for c in stored}
+    for line in logged:
+        row = by_position.get(line.position)
+        if row is None:
+            return Break(line.position, "missing_checkpoint",
+                         f"the checkpoint at position {line.position} (signed at "
+                         f"{line.signed_at}) is in the checkpoint log but not in the database: "
+                         "checkpoint rows were deleted")
+        if row.signature != line.signature:
+            return Break(line.position, "bad_checkpoint",
+                         f"the checkpoint at position {line.position} in the database differs "
+                         "from the one in the checkpoint log: the row was replaced")
+    return None
+
+
 def verify_store(
     recorder: AuditRecorder,
     checkpoints: Checkpoints,
-    key: CheckpointKey | None,
+    keys: CheckpointKeys,
+    sink: CheckpointLog | None,
     *,
     progress: ProgressBar | None = None,
     incremental: bool = False,
     write_checkpoint: bool = True,
+    use_checkpoints: bool = True,
+    access_log: Database | None = None,
 ) -> Report:
     """Verify the whole log (or, `incremental`, what follows the latest
-    authenticated checkpoint) and, when it holds, checkpoint its head."""
-    stored = checkpoints.all()
-    valid, invalid, other_key = authenticated(key, stored)
-    walk = ChainWalk(recorder, checkpoints=valid, progress=progress,
-                     start_after=valid[-1] if incremental and valid else None)
+    checkpoint) and, when it holds, checkpoint its head.
+
+    Fails closed: without a key, or without the checkpoint log, the report is
+    not ok (`unverifiable` says why) even when the chain holds, unless the
+    caller asked for the chain alone (`use_checkpoints=False`). Given the
+    database of `access_log`, the access log's own chain is checked too."""
+    stored = checkpoints.all() if use_checkpoints else []
+    logged: list[Checkpoint] = []
+    unverifiable: str | None = None
+    problem: Break | None = None
+    if use_checkpoints:
+        if not keys.configured:
+            unverifiable = NO_KEY
+        elif sink is None:
+            unverifiable = NO_LOG
+        else:
+            try:
+                logged = sink.read()
+            except ValueError as error:
+                problem = Break(0, "bad_checkpoint", str(error))
+        if keys.configured and problem is None:
+            problem = check_checkpoints(stored, logged, keys)
+    usable = usable_checkpoints(stored, logged, keys)
+    walk = ChainWalk(recorder, checkpoints=usable, progress=progress,
+                     start_after=usable[-1] if incremental and usable else None)
     report = walk.run()
-    if report.failure is None and invalid:
-        first = invalid[0]
-        report.failure = Break(first.position, "bad_checkpoint",
-                               f"the checkpoint at position {first.position} (signed at "
-                               f"{first.signed_at}) fails its signature: checkpoint rows "
-                               "were forged or altered")
+    if report.failure is None:
+        report.failure = problem
+    report.unverifiable = unverifiable
+    if access_log is not None:
+        report.access_log = verify_access_log(
+            access_log, [c.access_head for c in logged if c.access_head is not None])
     report.checkpoints = {
-        "key_configured": key is not None,
+        "checked": use_checkpoints,
+        "key_configured": keys.current is not None,
+        "log_configured": sink is not None,
         "stored": len(stored),
-        "authenticated": len(valid),
-        "latest_authenticated": valid[-1].position if valid else None,
+        "logged": len(logged),
+        "authenticated": len(usable),
+        "latest_authenticated": usable[-1].position if usable else None,
         "written": None,
+        "write_error": None,
     }
-    if key is None:
-        report.warnings.append(NO_KEY_WARNING)
-    elif other_key:
-        report.warnings.append(f"{other_key} checkpoint(s) were signed with another key "
-                               "and could not be used")
-    latest_stored = max((c.position for c in stored), default=0)
-    if (report.ok and key is not None and write_checkpoint and report.head is not None
-            and report.head[0] > latest_stored):
-        checkpoint = key.sign(*report.head)
-        if checkpoints.add(checkpoint):
-            report.checkpoints["written"] = checkpoint.as_dict()
+    if not use_checkpoints:
+        report.warnings.append(CHAIN_ONLY)
+    elif unverifiable:
+        report.warnings.append(unverifiable)
+    # Only over checkpoints just checked: signing a head without them could vouch
+    # for a log cut short together with the checkpoints that covered it.
+    if (report.ok and use_checkpoints and keys.current is not None and sink is not None
+            and write_checkpoint and report.head is not None):
+        try:
+            written = checkpoints.extend(keys.current, report.head, sink)
+        except CheckpointLogUnwritable as error:
+            # The verdict stands; only the new checkpoint is missing, and it says so.
+            report.checkpoints["write_error"] = f"{error}: no checkpoint was written"
+            report.warnings.append(report.checkpoints["write_error"])
+            return report
+        if written is not None:
+            report.checkpoints["written"] = written.as_dict()
     return report
+
+
+def usable_checkpoints(stored: Sequence[Checkpoint], logged: Sequence[Checkpoint],
+            keys: CheckpointKeys) -> list[Checkpoint]:
+    """The checkpoints the log must reach: every authentic one, from the table
+    or the file, in position order."""
+    by_position = {c.position: c for c in [*logged, *stored] if keys.check(c) == "valid"}
+    return [by_position[p] for p in sorted(by_position)]

@@ -17,7 +17,15 @@ from eventsourcing.persistence import PersistenceError
 from tqdm import tqdm
 
 from domain import errors
-from service.audit.checkpoints import NO_KEY_WARNING, CheckpointKey
+from service.audit.checkpoints import (
+    KEY_VARIABLE,
+    LOG_VARIABLE,
+    NO_KEY,
+    NO_LOG,
+    PREVIOUS_KEYS_VARIABLE,
+    CheckpointKeys,
+    generate_key,
+)
 from service.audit.export import export_log, verify_export
 from service.audit.log import audit_recorder
 from service.audit.replay import replay as replay_programme
@@ -83,11 +91,26 @@ def _print_report(report: Report, as_json: bool) -> None:
         click.echo(f"  {failure.detail}")
         click.echo(f"  {report.events_checked} events verified before it")
         return
+    access = report.access_log
+    if access is not None and access.failure is not None:
+        click.echo(f"BROKEN access log at entry {access.failure[0]}")
+        click.echo(f"  {access.failure[1]}")
+        click.echo(f"  {access.checked} access-log entries verified before it")
+        return
+    if report.unverifiable is not None:
+        click.echo(f"NOT SHOWN WHOLE: the chain holds for {report.events_checked} events, "
+                   "but the checkpoints could not be checked")
+        click.echo(f"  {report.unverifiable}")
+        click.echo("  (run with --no-checkpoints to check the chain alone)")
+        return
+    chain_only = "" if report.checkpoints.get("checked", True) else " (the chain alone)"
     if report.head is None:
-        click.echo("ok: the log is empty")
+        click.echo(f"ok: the log is empty{chain_only}")
     else:
-        click.echo(f"ok: {report.events_checked} events verified; head at position "
-                   f"{report.head[0]}, chain hash {report.head[1]}")
+        click.echo(f"ok: {report.events_checked} events verified{chain_only}; head at "
+                   f"position {report.head[0]}, chain hash {report.head[1]}")
+    if access is not None:
+        click.echo(f"ok: {access.checked} access-log entries verified")
     written = report.checkpoints.get("written")
     if written:
         click.echo(f"signed a checkpoint at position {written['position']}")
@@ -97,23 +120,34 @@ def _print_report(report: Report, as_json: bool) -> None:
 @click.option("--export", "export_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="Verify this export file offline, without the database.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(export_path: Path | None, as_json: bool) -> None:
-    """Walk the whole integrity chain; exit 1 at the first position where it breaks.
+@click.option("--no-checkpoints", "no_checkpoints", is_flag=True,
+              help="Check the chain alone: without the checkpoints a truncated tail or a "
+                   "recomputed chain goes unseen.")
+def verify(export_path: Path | None, as_json: bool, no_checkpoints: bool) -> None:
+    """Walk the whole integrity chain and the signed checkpoints; exit 1 at the
+    first position where it breaks, and also when the checkpoints cannot be
+    checked (no TRACTION_CHECKPOINT_KEY or TRACTION_CHECKPOINT_LOG), unless
+    --no-checkpoints.
 
-    A verified head is checkpointed (signed) when TRACTION_CHECKPOINT_KEY is set.
+    A verified head is checkpointed (signed) when both are set.
     """
-    key = CheckpointKey.from_secret(settings().checkpoint_key)
     if export_path is not None:
         with _offline_mapper() as mapper, export_path.open(encoding="utf-8") as lines, \
                 _bar("verifying export", unit="line") as bar:
+            current = settings()
+            keys = CheckpointKeys.from_secrets(current.checkpoint_key,
+                                               current.checkpoint_previous_keys)
             try:
-                report = verify_export(_counted(lines, bar), key, mapper)
+                report = verify_export(_counted(lines, bar), keys, mapper,
+                                       use_checkpoints=not no_checkpoints)
             except ValueError as error:
                 raise click.ClickException(str(error)) from None
     else:
         with _store() as parts, _bar("verifying") as bar:
-            report = verify_store(audit_recorder(parts.programmes), parts.checkpoints, key,
-                                  progress=bar)
+            report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
+                                  parts.checkpoint_keys, parts.checkpoint_log,
+                                  progress=bar, use_checkpoints=not no_checkpoints,
+                                  access_log=parts.database)
     _print_report(report, as_json)
     if not report.ok:
         sys.exit(1)
@@ -129,26 +163,52 @@ def _counted(lines: Iterable[str], bar: tqdm) -> Iterator[str]:
 def checkpoint() -> None:
     """Verify what was recorded since the latest checkpoint, and sign the new head.
 
-    Prints the new checkpoint as one JSON line on standard output: append it
-    to a log kept off this database. Schedule it (cron, a systemd timer).
+    The checkpoint is stored in the database and appended to the checkpoint
+    log (TRACTION_CHECKPOINT_LOG), which you ship off this machine; it is also
+    printed as one JSON line. Schedule it (a systemd timer, a compose service).
     """
-    key = CheckpointKey.from_secret(settings().checkpoint_key)
-    if key is None:
-        raise click.ClickException(f"{NO_KEY_WARNING}. Set it to write checkpoints.")
+    current = settings()
+    if current.checkpoint_key is None:
+        raise click.ClickException(f"{NO_KEY}. Set it to write checkpoints "
+                                   "(`traction audit new-key` prints a new key).")
+    if current.checkpoint_log is None:
+        raise click.ClickException(f"{NO_LOG}. Set it to write checkpoints.")
     with _store() as parts, _bar("verifying new events") as bar:
-        report = verify_store(audit_recorder(parts.programmes), parts.checkpoints, key,
+        report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
+                              parts.checkpoint_keys, parts.checkpoint_log,
                               progress=bar, incremental=True)
+        linkable = parts.checkpoints.linkable()
     if not report.ok:
         _print_report(report, as_json=False)
+        click.echo("no checkpoint was written", err=True)
         sys.exit(1)
+    if not linkable:
+        raise click.ClickException("the store is of an earlier release: run `traction "
+                                   "migrate` before writing checkpoints")
+    if report.checkpoints.get("write_error"):
+        raise click.ClickException(report.checkpoints["write_error"])
     written = report.checkpoints.get("written")
     if written is None:
         latest = report.checkpoints.get("latest_authenticated")
         click.echo(f"no new events since the checkpoint at position {latest}"
                    if latest else "the log is empty: nothing to checkpoint", err=True)
         return
-    click.echo(f"verified {report.events_checked} new events", err=True)
+    click.echo(f"verified {report.events_checked} new events; checkpoint at position "
+               f"{written['position']} appended to {parts.checkpoint_log.path}", err=True)
     click.echo(json.dumps({"kind": "checkpoint", **written}, separators=(",", ":")))
+
+
+@audit.command("new-key")
+def new_key() -> None:
+    """Print a new checkpoint key (256 random bits, hex).
+
+    Set it as TRACTION_CHECKPOINT_KEY (from a secret store, never in a file
+    under version control). To rotate, move the current key to
+    TRACTION_CHECKPOINT_PREVIOUS_KEYS first: it goes on verifying what it signed.
+    """
+    click.echo(generate_key())
+    click.echo(f"set it as {KEY_VARIABLE}; keep the one it replaces in "
+               f"{PREVIOUS_KEYS_VARIABLE}, and set {LOG_VARIABLE}", err=True)
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -218,7 +278,8 @@ def export(clinic_id: str | None, output: Path | None) -> None:
                      detail=f"to {output or 'standard output'}")
         with _output(output) as out, _bar("exporting") as bar:
             summary = export_log(audit_recorder(parts.programmes), parts.programmes.mapper,
-                                 parts.checkpoints, parts.checkpoint_key, out,
+                                 parts.checkpoints, parts.checkpoint_keys,
+                                 parts.checkpoint_log, out,
                                  clinic_id=clinic_id, progress=bar)
     for warning in summary.report.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -59,16 +59,16 @@ def migrate(dry_run: bool) -> None:
 def backup(path: Path) -> None:
     """Back up the store to one file, PATH, consistent while the service writes.
 
-    With TRACTION_CHECKPOINT_KEY set, the head is signed first, so that the copy
-    carries a checkpoint of it. A store of an older release can be backed up
-    before it is migrated.
+    With TRACTION_CHECKPOINT_KEY and TRACTION_CHECKPOINT_LOG set, the head is
+    signed first, so that the copy carries a checkpoint of it. A store of an
+    older release can be backed up before it is migrated.
     """
     with components(check_schema=False) as parts:
-        if parts.checkpoint_key is not None:
+        if parts.checkpoint_keys.current is not None and parts.checkpoint_log is not None:
             report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
-                                  parts.checkpoint_key, incremental=True)
-            if not report.ok:
-                assert report.failure is not None
+                                  parts.checkpoint_keys, parts.checkpoint_log,
+                                  incremental=True)
+            if report.failure is not None:
                 click.echo(f"warning: the chain is BROKEN at position "
                            f"{report.failure.position} ({report.failure.kind}); the backup "
                            "copies the store as it is", err=True)
@@ -101,12 +101,14 @@ def restore(path: Path, force: bool) -> None:
     click.echo(f"restored the {manifest.store} store backed up at {manifest.created_at}: "
                f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}")
     with components(check_schema=False) as parts:
+        # The copy against the checkpoints it carries: the checkpoint log also
+        # holds those signed after the backup, which a restored copy cannot reach.
         report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
-                              parts.checkpoint_key)
+                              parts.checkpoint_keys, None, write_checkpoint=False,
+                              use_checkpoints=parts.checkpoint_keys.configured)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if not report.ok:
-        assert report.failure is not None
+    if report.failure is not None:
         click.echo(f"the restored chain is BROKEN at position {report.failure.position} "
                    f"({report.failure.kind}): {report.failure.detail}")
         sys.exit(1)

@@ -23,6 +23,7 @@ database round trip on each request.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 
+from domain.vocabulary import STATUSES
 from service.http.problems import Problem, not_found
 from service.storage.directory import Directory, TokenRecord, parse_token
 
@@ -203,9 +205,33 @@ def record_access(response: Response) -> Response:
             clinic_id=view_args.get("clinic_id"),
             programme_id=str(view_args["programme_id"]) if "programme_id" in view_args else None,
             remote_addr=request.remote_addr,
-            detail=f"status {response.status_code}; {request.query_string.decode()[:200]}",
+            detail=f"status {response.status_code}; {recorded_query()}",
         )
     return response
+
+
+#: The query parameters of the routes that log reads, whose values are recorded
+#: when they are plain (a number, a time, a status); nothing else a caller sends
+#: is copied into the access log, which every auditor reads: a token pasted
+#: into a URL, or patient details in a made-up parameter, must not spread there.
+RECORDED_PARAMETERS = ("version", "as_of", "after", "limit", "min_position", "status")
+PLAIN_VALUE = re.compile(r"^(?:[0-9]{1,20}|[0-9]{4}-[0-9]{2}-[0-9]{2}[0-9T:.+\- Z]{0,30})$")
+
+
+def recorded_query() -> str:
+    """The request's query as the access log keeps it: the known parameters
+    with plain values, the rest named only by how many there were."""
+    parts, others = [], 0
+    for name, value in request.args.items(multi=True):
+        if name not in RECORDED_PARAMETERS and name != "cursor":
+            others += 1
+        elif not (PLAIN_VALUE.match(value) or (name == "status" and value in STATUSES)):
+            parts.append(f"{name}=(not recorded)")
+        else:
+            parts.append(f"{name}={value}")
+    if others:
+        parts.append(f"{others} other parameter(s) not recorded")
+    return " ".join(parts)
 
 
 def actor() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from projections.reading import Reader
 from service.bootstrap import Components
 from service.http import access, availability, metrics, request_log
 from service.http.api.context import COMPONENTS, PROGRAMME_READS, READER, ClinicIdConverter
+from service.http.forwarded import TrustedProxies
 from service.http.openapi import LedgerApi, document_access, openapi_config
 from service.http.problems import register_problem_handlers
 from service.http.programme_reads import ProgrammeReads
@@ -79,4 +80,7 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     from service.http.web import bp as pages  # the dashboard's HTML shells (no data)
     app.register_blueprint(pages)
     document_access(api, app)
+    # Outermost: the request log and the access log see the client behind the proxy.
+    app.wsgi_app = TrustedProxies(app.wsgi_app,  # type: ignore[method-assign]
+                                  settings.trusted_proxies)
     return app

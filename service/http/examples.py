@@ -157,6 +157,7 @@ ACCESS_LOG = {"entries": [{
     "method": "GET", "route": "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>",
     "clinic_id": CLINIC, "programme_id": PROGRAMME, "remote_addr": "10.0.0.7",
     "detail": "status 200; version=2",
+    "chain_hash": "9c1185a5c5e9fc54612808977ee8f548b2258d31e4f0d8b5a3f2c1d0e9b8a7c6",
 }], "next": None}
 CHAIN_HASH = "5f0c3d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f10"
 _FIRST = _history_item(START, 1, "2026-03-02T08:00:03.412000+00:00")
@@ -166,13 +167,29 @@ GLOBAL_LOG = {"events": [{
 }], "next": 1041}
 VERIFY_REPORT = {
     "ok": True, "events_checked": 1044, "head": {"position": 1044, "chain_hash": CHAIN_HASH},
-    "failure": None,
-    "checkpoints": {"key_configured": True, "stored": 12, "authenticated": 12,
+    "failure": None, "unverifiable": None,
+    "access_log": {"entries_checked": 322, "failure": None},
+    "checkpoints": {"checked": True, "key_configured": True, "log_configured": True,
+                    "stored": 12, "logged": 12, "authenticated": 12,
                     "latest_authenticated": 1044,
                     "written": {"position": 1044, "chain_hash": CHAIN_HASH,
                                 "signed_at": "2026-03-05T12:00:00.120000+00:00",
-                                "signature": "b1946ac92492d2347c6235b4d2611184" * 2}},
+                                "signature": "v2:3f2a9c1e:" + "b1946ac924" * 6 + "b194",
+                                "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"},
+                    "write_error": None},
     "warnings": [],
+}
+VERIFICATION_QUEUED = {
+    "verification_id": "3b1f6a52-8c1e-4d7a-9f0b-2e6c5d4a3b21", "state": "queued",
+    "checkpoints": True, "requested_at": "2026-03-05T12:00:00.004000+00:00",
+    "started_at": None, "finished_at": None, "events_checked": 0, "events_total": None,
+    "report": None, "error": None,
+}
+VERIFICATION_DONE = {
+    **VERIFICATION_QUEUED, "state": "succeeded",
+    "started_at": "2026-03-05T12:00:00.011000+00:00",
+    "finished_at": "2026-03-05T12:00:31.402000+00:00",
+    "events_checked": 1044, "events_total": 1044, "report": VERIFY_REPORT,
 }
 HEALTH = {"status": "ok"}
 READINESS = {"status": "ready", "store": "reachable", "projections": [{

@@ -87,6 +87,13 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def release_thread(self) -> None:
+        """Close this thread's SQLite connection (a thread that is about to end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

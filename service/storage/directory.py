@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.storage import access_chain
 from service.storage.database import Cursor, Database
 
 ROLES = ("writer", "viewer", "auditor", "admin")
@@ -191,15 +192,11 @@ class Directory:
     @staticmethod
     def _log(cursor: Cursor, action: str, actor: dict[str, Any] | None, **where: Any) -> None:
         actor = actor or {"token_id": None, "token_label": "command line", "role": None}
-        cursor.execute(
-            "INSERT INTO access_log (at, action, token_id, token_label, role, method, route,"
-            " clinic_id, programme_id, remote_addr, detail)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [now_iso(), action, actor.get("token_id"), actor.get("token_label"),
-             actor.get("role"), where.get("method"), where.get("route"),
-             where.get("clinic_id"), where.get("programme_id"),
-             where.get("remote_addr") or actor.get("remote_addr"), where.get("detail")],
-        )
+        access_chain.link(cursor, [
+            now_iso(), action, actor.get("token_id"), actor.get("token_label"),
+            actor.get("role"), where.get("method"), where.get("route"),
+            where.get("clinic_id"), where.get("programme_id"),
+            where.get("remote_addr") or actor.get("remote_addr"), where.get("detail")])
 
     @staticmethod
     def _bump(cursor: Cursor) -> None:

@@ -8,6 +8,7 @@ in as `StoreOptions`, read and checked once by service/config.py.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -117,6 +118,17 @@ def parse_database_url(url: str, options: StoreOptions | None = None) -> Store:
     )
 
 
+def create_sqlite_file(path: Path) -> None:
+    """The store's file and its folder, the file readable by its owner alone
+    (0600): it holds every patient's record. SQLite gives the -wal and -shm
+    files beside it the same mode. An existing file is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def eventsourcing_env(store: Store) -> dict[str, str]:
     """The eventsourcing library's settings for this store."""
     options = store.options
@@ -131,7 +143,7 @@ def eventsourcing_env(store: Store) -> dict[str, str]:
     }
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
-        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        create_sqlite_file(store.sqlite_path)
         env.update(
             {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",

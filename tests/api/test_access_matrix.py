@@ -65,6 +65,8 @@ ROUTES: dict[str, Route] = {
     "metrics.metrics": Route("GET", "/metrics", {"public"}),
     "audit.global_log": Route("GET", "/v1/audit/events", {"auditor"}),
     "audit.verify_chain": Route("GET", "/v1/audit/verify", {"auditor"}),
+    "audit.start_verification": Route("POST", "/v1/audit/verifications", {"auditor"}, 202),
+    "audit.verification": Route("GET", "/v1/audit/verifications/{verification}", {"auditor"}),
     "dashboards.list_programmes": Route("GET", "/v1/clinics/{clinic}/programmes",
                                         {"writer", "viewer", "viewer_all", "auditor"}),
     "dashboards.programme_summary": Route("GET", PROGRAMME + "/summary",
@@ -128,7 +130,10 @@ class World:
     def url(self, path: str, clinic: str = OWN) -> str:
         programme = self.programmes.get(clinic, uuid.uuid4())
         token = path and "{token}" in path and self.tokens.issue("viewer", OWN)["X-Token-Id"]
-        return path.format(clinic=clinic, programme=programme, token=token)
+        verification = "{verification}" in path and self.client.post(
+            "/v1/audit/verifications", headers=self.tokens.auditor).json["verification_id"]
+        return path.format(clinic=clinic, programme=programme, token=token,
+                           verification=verification)
 
     def call(self, route: Route, clinic: str, headers: dict[str, str]):
         kwargs: dict[str, Any] = {"headers": headers}

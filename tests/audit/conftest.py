@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,7 +23,10 @@ from service.storage.stores import parse_database_url
 from tests.audit.history import record_programmes
 from tests.stores import components_at, initialise, throwaway_postgres_schema
 
-KEY = "test-checkpoint-key-0123456789abcdef"
+#: Test data, not a secret: 256 bits, as a signing key must be.
+KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#: Another signing key, as rotation or a wrong configuration would bring.
+OTHER_KEY = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 #: 4 programmes x 8 events, 3 per save, interleaved: positions 1..32.
 EVENTS = 32
 
@@ -157,9 +161,12 @@ class StoreSQL:
         "stored_events": "{pos}, originator_id, originator_version, topic, state",
         "event_ledger": "position, programme_id, version, event_id, clinic_id, event_type, "
                         "recorded_at, content_digest, saved_version, chain_hash",
-        "chain_checkpoints": "position, chain_hash, signed_at, signature",
+        "chain_checkpoints": "position, chain_hash, signed_at, signature, previous_signature",
         "access_log": "entry_id, at, action, token_id, token_label, role, method, route, "
-                      "clinic_id, programme_id, remote_addr, detail",
+                      "clinic_id, programme_id, remote_addr, detail, chain_hash",
+        "audit_verifications": "verification_id, state, requested_at, requested_by, "
+                               "checkpoints, started_at, heartbeat_at, finished_at, "
+                               "events_total, events_checked, report, error",
     }
 
     def snapshot(self) -> dict[str, list[tuple]]:
@@ -204,6 +211,8 @@ class World:
     tokens: Any
     editor: StoreSQL
     snapshot: dict[str, list[tuple]]
+    #: The checkpoint log outside the database (TRACTION_CHECKPOINT_LOG).
+    checkpoint_log: Path
 
 
 @pytest.fixture(scope="module",
@@ -215,27 +224,30 @@ def world(request, tmp_path_factory) -> Iterator[World]:
     from tests.conftest import _postgres_base_url
 
     with contextlib.ExitStack() as stack:
+        folder = tmp_path_factory.mktemp("audit")
         if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('audit')}/ledger.sqlite"
+            url = f"sqlite:///{folder}/ledger.sqlite"
         else:
             url = stack.enter_context(
                 throwaway_postgres_schema(_postgres_base_url(), prefix="test_audit"))
-        yield from _world(url)
+        yield from _world(url, folder / "checkpoints.jsonl")
 
 
-def _world(url: str) -> Iterator[World]:
+def _world(url: str, checkpoint_log: Path) -> Iterator[World]:
     from service.http.app import create_app
     from tests.conftest import Tokens
 
     initialise(url)
     record_programmes(url)
-    components = components_at(url, checkpoint_key=KEY)
+    components = components_at(url, checkpoint_key=KEY, checkpoint_log=checkpoint_log)
     app = create_app(components)
     app.config["TESTING"] = True
     tokens = Tokens(components.directory)
     editor = StoreSQL(url)
+    CHECKPOINT_LOGS[url] = checkpoint_log
     try:
-        yield World(url, app, app.test_client(), tokens, editor, editor.snapshot())
+        yield World(url, app, app.test_client(), tokens, editor, editor.snapshot(),
+                    checkpoint_log)
     finally:
         editor.close()
         components.close()
@@ -245,6 +257,7 @@ def _world(url: str) -> Iterator[World]:
 def pristine(world) -> World:
     """The shared store exactly as recorded (whatever the last test did to it)."""
     world.editor.restore(world.snapshot)
+    world.checkpoint_log.unlink(missing_ok=True)  # the snapshot has no checkpoints
     return world
 
 
@@ -268,25 +281,36 @@ def tokens(pristine) -> Any:
     return pristine.tokens
 
 
-def run_cli(url: str, *args: str, key: str | None = KEY) -> Any:
-    env = {"TRACTION_DATABASE_URL": url, "TRACTION_CHECKPOINT_KEY": key}
+#: Each shared store's checkpoint log, which the command line is given too.
+CHECKPOINT_LOGS: dict[str, Path] = {}
+
+
+def run_cli(url: str, *args: str, key: str | None = KEY, log: Path | None | bool = True,
+            previous: str | None = None) -> Any:
+    """`traction audit ...` on `url`, with the checkpoint key and log (the store's
+    own, or none with log=None) unless told otherwise."""
+    if log is True:
+        log = CHECKPOINT_LOGS.get(url)
+    env = {"TRACTION_DATABASE_URL": url, "TRACTION_CHECKPOINT_KEY": key,
+           "TRACTION_CHECKPOINT_LOG": str(log) if log else None,
+           "TRACTION_CHECKPOINT_PREVIOUS_KEYS": previous}
     return CliRunner().invoke(main, ["audit", *args], env=env, catch_exceptions=False)
 
 
-def cli_verify(url: str, key: str | None = KEY) -> dict[str, Any]:
-    result = run_cli(url, "verify", "--json", key=key)
+def cli_verify(url: str, key: str | None = KEY, **options: Any) -> dict[str, Any]:
+    result = run_cli(url, "verify", "--json", key=key, **options)
     report = json.loads(result.stdout)
     assert result.exit_code == (0 if report["ok"] else 1)
     return report
 
 
 @contextmanager
-def auditor_client(url: str) -> Iterator[tuple[Any, dict[str, str]]]:
-    """A test client of the app over `url` (with no checkpoint key), and an
-    auditor's bearer header."""
+def auditor_client(url: str, **settings: Any) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A test client of the app over `url` (with no checkpoint key unless
+    `settings` give one), and an auditor's bearer header."""
     from service.http.app import create_app
 
-    components = components_at(url)
+    components = components_at(url, **settings)
     app = create_app(components)
     try:
         _, token = components.directory.issue_token("auditor", None, "auditor test")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.audit.conftest import auditor_client, cli_verify
+from tests.audit.conftest import KEY, auditor_client, cli_verify
 from tests.audit.history import as_envelope, write_concurrently
 from tests.builders import started
 from tests.stores import programmes_at
@@ -21,7 +21,7 @@ LENGTH = 40  # events per programme
 SHARED_SESSIONS = 25  # per process, all on one programme
 
 
-def test_thousands_of_events_written_concurrently_verify(store_url):
+def test_thousands_of_events_written_concurrently_verify(store_url, tmp_path):
 
     shared = uuid.uuid4()
     app = programmes_at(store_url)
@@ -39,10 +39,12 @@ def test_thousands_of_events_written_concurrently_verify(store_url):
     total = 1 + sum(counts)
     assert total == 1 + PROCESSES * (PROGRAMMES * LENGTH + SHARED_SESSIONS) >= 2000
 
-    report = cli_verify(store_url)
+    checkpoint_log = tmp_path / "checkpoints.jsonl"
+    report = cli_verify(store_url, log=checkpoint_log)
     assert report["ok"], report["failure"]
     assert report["events_checked"] == total
     assert report["head"]["position"] == total
-    with auditor_client(store_url) as (client, auditor):
+    with auditor_client(store_url, checkpoint_key=KEY,
+                        checkpoint_log=checkpoint_log) as (client, auditor):
         over_http = client.get("/v1/audit/verify", headers=auditor).json
     assert over_http["ok"] and over_http["events_checked"] == total

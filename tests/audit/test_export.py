@@ -7,8 +7,9 @@ import base64
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
-from tests.audit.conftest import EVENTS, KEY, run_cli
+from tests.audit.conftest import EVENTS, KEY, OTHER_KEY, run_cli
 
 
 def export(url: str, path: Path, *args: str, key: str | None = KEY) -> list[dict]:
@@ -17,10 +18,10 @@ def export(url: str, path: Path, *args: str, key: str | None = KEY) -> list[dict
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def verify_offline(path: Path, key: str | None = KEY) -> tuple[int, dict]:
+def verify_offline(path: Path, key: str | None = KEY, **options: Any) -> tuple[int, dict]:
     # No TRACTION_DATABASE_URL that works: the check must not need the store.
     result = run_cli("sqlite:////nonexistent/dir/none.sqlite", "verify", "--export", str(path),
-                     "--json", key=key)
+                     "--json", key=key, **options)
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -137,8 +138,10 @@ def test_export_of_a_broken_store_says_so(recorded, store_sql, tmp_path):
 def test_an_export_checks_its_checkpoints_signatures(recorded, tmp_path):
     path = tmp_path / "log.jsonl"
     export(recorded, path)
-    status, report = verify_offline(path, key="a-different-key")
-    assert status == 0  # signed by another key: not usable, but not forged either
+    status, report = verify_offline(path, key=OTHER_KEY)
+    # Signed by a key this host does not hold: forged, or a key left out on rotation.
+    assert status == 1 and report["failure"]["kind"] == "bad_checkpoint"
+    assert verify_offline(path, key=OTHER_KEY, previous=KEY)[0] == 0
     lines = path.read_text().splitlines()
     for index, line in enumerate(lines):
         if json.loads(line)["kind"] == "checkpoint":

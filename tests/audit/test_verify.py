@@ -8,7 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.audit.conftest import EVENTS, StoreSQL, auditor_client, cli_verify, run_cli
+from tests.audit.conftest import (
+    EVENTS,
+    OTHER_KEY,
+    StoreSQL,
+    auditor_client,
+    cli_verify,
+    run_cli,
+)
 from tests.audit.history import record_programmes
 from tests.stores import initialise
 
@@ -81,17 +88,24 @@ def test_the_human_report_names_the_break(recorded, store_sql):
     assert "6 events verified before it" in result.stdout
 
 
-def test_without_a_key_a_truncated_tail_goes_unseen_and_verify_says_so(recorded, store_sql):
+def test_without_a_key_verify_cannot_say_the_log_is_whole(recorded, store_sql):
     store_sql.truncate(EVENTS - 3)
     result = run_cli(recorded, "verify", key=None)
-    assert result.exit_code == 0
-    assert "TRACTION_CHECKPOINT_KEY is not set" in result.stderr
-    assert "truncated tail" in result.stderr
+    assert result.exit_code == 1
+    assert "NOT SHOWN WHOLE" in result.stdout
+    assert "TRACTION_CHECKPOINT_KEY is not set" in result.stdout
     with auditor_client(recorded) as (client, auditor):  # an app with no key
         report = client.get("/v1/audit/verify", headers=auditor).json
-    assert report["ok"] and report["checkpoints"]["key_configured"] is False
+    assert report["ok"] is False and report["failure"] is None
+    assert "TRACTION_CHECKPOINT_KEY is not set" in report["unverifiable"]
+    assert report["checkpoints"]["key_configured"] is False
     assert report["checkpoints"]["written"] is None
-    assert any("truncated tail" in warning for warning in report["warnings"])
+
+    # Asked for the chain alone, it checks the chain alone, and says so.
+    chain_only = run_cli(recorded, "verify", "--no-checkpoints", key=None)
+    assert chain_only.exit_code == 0, chain_only.output
+    assert "(the chain alone)" in chain_only.stdout
+    assert "truncated tail" in chain_only.stderr
 
 
 def test_checkpoints_are_written_once_per_new_head_and_checked(recorded, store_sql):
@@ -101,10 +115,10 @@ def test_checkpoints_are_written_once_per_new_head_and_checked(recorded, store_s
     assert again["checkpoints"]["written"] is None  # the head has not moved
     assert again["checkpoints"]["authenticated"] == 1
 
-    # Another key cannot vouch for the checkpoint, nor is it taken as forged.
-    other = cli_verify(recorded, key="another-key")
-    assert other["ok"] and other["checkpoints"]["authenticated"] == 0
-    assert any("another key" in warning for warning in other["warnings"])
+    # A key that did not sign the checkpoint cannot vouch for it: an error, not a skip.
+    other = cli_verify(recorded, key=OTHER_KEY)
+    assert other["failure"]["kind"] == "bad_checkpoint"
+    assert "a key this host does not hold" in other["failure"]["detail"]
 
     # A checkpoint row altered by hand fails its signature.
     store_sql.sql("UPDATE chain_checkpoints SET position = position - 1")
@@ -116,7 +130,7 @@ def test_checkpoint_command_verifies_only_what_is_new(recorded, store_sql):
     result = run_cli(recorded, "checkpoint")
     assert result.exit_code == 0, result.output
     line = result.stdout.strip().splitlines()[-1]
-    assert f'"position":{EVENTS}' in line and '"signature":"v1:' in line
+    assert f'"position":{EVENTS}' in line and '"signature":"v2:' in line
     assert "no new events" in run_cli(recorded, "checkpoint").stderr
 
     record_programmes(recorded, programmes=1, length=5, seed=2)
@@ -133,24 +147,28 @@ def test_checkpoint_command_verifies_only_what_is_new(recorded, store_sql):
     assert f"BROKEN at position {EVENTS + 7}: changed" in result.stdout
 
 
-def test_checkpoint_command_needs_the_key(recorded):
+def test_checkpoint_command_needs_the_key_and_the_log(recorded):
     result = run_cli(recorded, "checkpoint", key=None)
     assert result.exit_code == 1
     assert "TRACTION_CHECKPOINT_KEY is not set" in result.output
+    result = run_cli(recorded, "checkpoint", log=None)
+    assert result.exit_code == 1
+    assert "TRACTION_CHECKPOINT_LOG is not set" in result.output
 
 
-def test_an_empty_store_verifies(store_url):
-    report = cli_verify(store_url)
+def test_an_empty_store_verifies(store_url, tmp_path):
+    report = cli_verify(store_url, log=tmp_path / "checkpoints.jsonl")
     assert report["ok"] and report["events_checked"] == 0 and report["head"] is None
 
 
 @pytest.mark.postgres
-def test_the_session_time_zone_does_not_change_the_verdict(postgres_url, monkeypatch):
+def test_the_session_time_zone_does_not_change_the_verdict(postgres_url, monkeypatch,
+                                                          tmp_path):
 
     initialise(postgres_url)
     monkeypatch.setenv("PGTZ", "America/New_York")  # the writers' sessions
     record_programmes(postgres_url)
     for zone in ("America/New_York", "Asia/Kolkata", "UTC"):
         monkeypatch.setenv("PGTZ", zone)
-        report = cli_verify(postgres_url)
+        report = cli_verify(postgres_url, log=tmp_path / "checkpoints.jsonl")
         assert report["ok"] and report["events_checked"] == EVENTS, (zone, report["failure"])

@@ -87,7 +87,10 @@ def test_commands_find_the_default_store_from_any_directory(source_tree, tmp_pat
 @pytest.mark.parametrize("args", READING_COMMANDS, ids=" ".join)
 def test_a_reading_command_names_the_missing_store_and_creates_nothing(elsewhere, args):
     answer = run(args, env={"TRACTION_DATABASE_URL": "sqlite:///var/ledger.sqlite",
-                            "TRACTION_CHECKPOINT_KEY": "a-key"})  # checkpoint needs one first
+                            "TRACTION_CHECKPOINT_KEY": "c3bc8b1fe3b809f97b286f03cd7a5277"
+                                                       "fdb3febc5f6f14d4a039fec2e4247d2a",
+                            # checkpoint needs both first
+                            "TRACTION_CHECKPOINT_LOG": "/nonexistent/checkpoints.jsonl"})
     assert answer.exit_code == 1
     assert f"there is no store at sqlite:///{elsewhere}/var/ledger.sqlite" in answer.output
     assert "TRACTION_DATABASE_URL" in answer.output and "traction db init" in answer.output

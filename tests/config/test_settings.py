@@ -35,7 +35,16 @@ CASES = {
     "TRACTION_PROJECTION_DROP_GRACE": ("-1", "0", 0.0),
     "TRACTION_DEMO_CLINICS": ("201", "2", 2),
     "TRACTION_DEMO_PROGRAMMES": ("0", "10", 10),
-    "TRACTION_CHECKPOINT_KEY": (None, "a-secret", "a-secret"),
+    "TRACTION_CHECKPOINT_KEY": ("a-secret", "18811fa277fa4ab73ca51f22c85a22fa"
+                                "a73d4df7ed7408a808cac58fb5eb69cf",
+                                "18811fa277fa4ab73ca51f22c85a22fa"
+                                "a73d4df7ed7408a808cac58fb5eb69cf"),
+    "TRACTION_CHECKPOINT_PREVIOUS_KEYS": ("old-key,,", "old-key, older key",
+                                          ("old-key", "older key")),
+    "TRACTION_TRUSTED_PROXIES": ("10.0.0.5/24", "172.30.80.10, 10.1.0.0/16",
+                                 ("172.30.80.10", "10.1.0.0/16")),
+    "TRACTION_CHECKPOINT_LOG": ("relative/checkpoints.jsonl", "/var/log/traction/cp.jsonl",
+                                Path("/var/log/traction/cp.jsonl")),
     "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",
                                    "postgresql://u:p@replica/ledger"),
 }
@@ -64,7 +73,11 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(variable
     with pytest.raises(SettingsError) as refused:
         Settings.from_env({**CONTEXT.get(variable.name, {}), variable.name: bad})
     assert refused.value.variable == variable.name
-    assert str(refused.value).startswith(f"{variable.name}={bad!r} is not valid: ")
+    if variable.secret:  # a secret's value is never repeated
+        assert str(refused.value).startswith(f"{variable.name} is not valid: ")
+        assert bad not in str(refused.value)
+    else:
+        assert str(refused.value).startswith(f"{variable.name}={bad!r} is not valid: ")
     assert variable.accepts in str(refused.value)
 
 
@@ -117,3 +130,24 @@ def test_the_readme_documents_every_variable():
     documented = set(re.findall(r"`(TRACTION_[A-Z_]+)`", table))
     assert {v.name for v in VARIABLES} <= documented
     assert documented - {v.name for v in VARIABLES} == set()
+
+
+def test_a_secret_may_come_from_a_file(tmp_path):
+    key = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" "f1e2d3c4b5a697887766554433221100"
+    secret = tmp_path / "checkpoint.key"
+    secret.write_text(key + "\n")
+    settings = Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    assert settings.checkpoint_key == key
+    # The variable itself wins; an empty or missing file is refused, naming it.
+    assert Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret),
+                              "TRACTION_CHECKPOINT_KEY": key[::-1]}).checkpoint_key == key[::-1]
+    secret.write_text("\n")
+    with pytest.raises(SettingsError, match="TRACTION_CHECKPOINT_KEY_FILE.*it is empty"):
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    with pytest.raises(SettingsError, match="a readable file holding TRACTION_CHECKPOINT_KEY"):
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(tmp_path / "missing")})
+    # What the file holds is checked as the variable is: a weak key is refused, unseen.
+    secret.write_text("a-secret")
+    with pytest.raises(SettingsError) as weak:
+        Settings.from_env({"TRACTION_CHECKPOINT_KEY_FILE": str(secret)})
+    assert "a-secret" not in str(weak.value)

@@ -14,6 +14,7 @@ from tests.e2e.server import TRACTION
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("traction-api.service", "traction-projections.service")
+CHECKPOINT_UNITS = ("traction-checkpoint.service", "traction-checkpoint.timer")
 INSTALLED_TRACTION = "/opt/traction/.venv/bin/traction"
 
 
@@ -37,10 +38,11 @@ def directives(unit: str) -> dict[str, dict[str, list[str]]]:
                     reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_finds_nothing(tmp_path):
     # verify checks that ExecStart= programs exist: point them at this checkout's.
-    for unit in UNITS:
+    for unit in UNITS + CHECKPOINT_UNITS:
         text = (DEPLOY / unit).read_text().replace(INSTALLED_TRACTION, TRACTION)
         (tmp_path / unit).write_text(text)
-    done = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / u) for u in UNITS)],
+    done = subprocess.run(["systemd-analyze", "verify",
+                           *(str(tmp_path / u) for u in UNITS + CHECKPOINT_UNITS)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout + done.stderr == ""
@@ -77,3 +79,22 @@ def test_the_example_environment_puts_sqlite_where_the_units_may_write():
     store = parse_database_url(settings["TRACTION_DATABASE_URL"])
     writable = Path(directives("traction-api.service")["Service"]["ReadWritePaths"][0])
     assert store.sqlite_path is not None and store.sqlite_path.parent == writable
+
+
+def test_checkpoints_are_scheduled_with_the_key_from_a_credential():
+    timer = directives("traction-checkpoint.timer")
+    assert timer["Timer"]["OnCalendar"] == ["*:0/15"] and timer["Timer"]["Persistent"] == ["yes"]
+    assert timer["Install"]["WantedBy"] == ["timers.target"]
+    checkpoint = directives("traction-checkpoint.service")["Service"]
+    assert checkpoint["Type"] == ["oneshot"] and checkpoint["User"] == ["traction"]
+    assert checkpoint["ExecStart"] == [f"{INSTALLED_TRACTION} audit checkpoint"]
+    for unit in ("traction-api.service", "traction-checkpoint.service"):
+        service = directives(unit)["Service"]
+        assert service["LoadCredential"] == ["checkpoint_key:/etc/traction/checkpoint.key"]
+        assert "TRACTION_CHECKPOINT_KEY_FILE=%d/checkpoint_key" in service["Environment"]
+        assert "TRACTION_CHECKPOINT_LOG=/var/log/traction/checkpoints.jsonl" in \
+            service["Environment"]
+        assert service["LogsDirectory"] == ["traction"]
+        assert service["NoNewPrivileges"] == ["yes"] and service["ProtectSystem"] == ["strict"]
+    example = (DEPLOY / "traction.env.example").read_text()
+    assert "\nTRACTION_CHECKPOINT_KEY=" not in example  # the key is never in this file

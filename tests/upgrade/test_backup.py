@@ -22,7 +22,16 @@ from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.stores import components_at
 
-KEY = "backup-test-checkpoint-key-0123456789abcdef"
+#: Test data, not a secret: 256 bits, as a signing key must be.
+KEY = "c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2"
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_log(tmp_path, monkeypatch) -> Path:
+    """Every command of a test appends its checkpoints to the same file."""
+    path = tmp_path / "checkpoints.jsonl"
+    monkeypatch.setenv("TRACTION_CHECKPOINT_LOG", str(path))
+    return path
 
 
 def cli(url: str, *args: str, key: str | None = KEY):

@@ -152,7 +152,8 @@ def test_old_events_verify_export_and_check_offline(app, old_programme, tmp_path
     from click.testing import CliRunner
 
     env = {"TRACTION_DATABASE_URL": app.extensions["traction"].store.url}
-    verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env=env)
+    verified = CliRunner().invoke(main, ["audit", "verify", "--json", "--no-checkpoints"],
+                                  env=env)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["events_checked"] == 4
     export = tmp_path / "log.jsonl"
     CliRunner().invoke(main, ["audit", "export", "-o", str(export)], env=env)
@@ -161,7 +162,8 @@ def test_old_events_verify_export_and_check_offline(app, old_programme, tmp_path
     pain = [line for line in lines if line.get("type") == "PainReported"]
     assert pain[0]["data"] == {"pain_nrs": 6, "scale": "nrs_11"}  # upcast, as shown
     assert pain[0]["schema_version"] == 1  # as stored
-    checked = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json"],
+    checked = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json",
+                                        "--no-checkpoints"],
                                  env=env)
     assert checked.exit_code == 0, checked.output
 
@@ -182,14 +184,16 @@ def test_an_export_of_release_0_1_0_still_checks_against_its_stored_bytes(app, o
             line.pop("newer_release")
             as_release_0_1_0(line)
     export.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    checked = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json"],
+    checked = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json",
+                                        "--no-checkpoints"],
                                  env=env)
     assert checked.exit_code == 0, checked.output
     # And one changed readable field is still caught.
     event = next(line for line in lines if line.get("type") == "PainReported")
     event["data"]["pain_nrs"] = 0
     export.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    changed = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json"],
+    changed = CliRunner().invoke(main, ["audit", "verify", "--export", str(export), "--json",
+                                        "--no-checkpoints"],
                                  env=env)
     assert changed.exit_code == 1
     assert json.loads(changed.stdout)["failure"]["kind"] == "changed"
@@ -254,6 +258,6 @@ def test_a_newer_event_is_parked_by_the_projection_and_still_verifies(app, clien
     assert client.get("/readyz").status_code == 503
     from click.testing import CliRunner
 
-    verified = CliRunner().invoke(main, ["audit", "verify", "--json"],
+    verified = CliRunner().invoke(main, ["audit", "verify", "--json", "--no-checkpoints"],
                                   env={"TRACTION_DATABASE_URL": url})
     assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"]

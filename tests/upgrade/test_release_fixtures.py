@@ -37,7 +37,17 @@ from tests.stores import components_at, rebuild_at
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release-0.1.0"
 POSTGRES_URL = os.environ.get("TRACTION_TEST_POSTGRES_URL", "")
+#: The key 0.1.0 signed the fixture's checkpoints with: too weak to sign today, so
+#: it verifies them as a previous key while a new one signs.
 KEY = json.loads((FIXTURE / "sqlite" / "tokens.json").read_text())["checkpoint_key"]
+#: Test data, not a secret: the key that signs from this release on.
+NEW_KEY = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+
+def audit_env(upgraded_or_url: Any, log: Path) -> dict[str, str]:
+    url = getattr(upgraded_or_url, "url", upgraded_or_url)
+    return {"TRACTION_DATABASE_URL": url, "TRACTION_CHECKPOINT_KEY": NEW_KEY,
+            "TRACTION_CHECKPOINT_PREVIOUS_KEYS": KEY, "TRACTION_CHECKPOINT_LOG": str(log)}
 
 
 def _sqlite_copy(tmp: Path) -> str:
@@ -69,8 +79,11 @@ def _postgres_restore() -> Iterator[str]:
 class Upgraded:
     """A fixture store of one kind, migrated, with the service's parts and an app over it."""
 
-    def __init__(self, kind: str, url: str, migration_output: str, dry_run_output: str) -> None:
+    def __init__(self, kind: str, url: str, migration_output: str, dry_run_output: str,
+                 checkpoint_log: Path) -> None:
         self.kind = kind
+        self.checkpoint_log = checkpoint_log
+        self.env = audit_env(url, checkpoint_log)
         self.url = url
         self.expected: dict[str, Any] = json.loads(
             (FIXTURE / kind / "expected.json").read_text())
@@ -78,7 +91,9 @@ class Upgraded:
             (FIXTURE / kind / "tokens.json").read_text())["tokens"]
         self.migration_output = migration_output
         self.dry_run_output = dry_run_output
-        self.components: Components = components_at(url, checkpoint_key=KEY)
+        self.components: Components = components_at(
+            url, checkpoint_key=NEW_KEY, checkpoint_previous_keys=(KEY,),
+            checkpoint_log=checkpoint_log)
         self.app = create_app(self.components)
         self.client = self.app.test_client()
 
@@ -87,8 +102,8 @@ class Upgraded:
                                headers={"Authorization": f"Bearer {self.tokens[token]['token']}"})
 
 
-def _migrated(kind: str, url: str) -> Upgraded:
-    env = {"TRACTION_DATABASE_URL": url, "TRACTION_CHECKPOINT_KEY": KEY}
+def _migrated(kind: str, url: str, checkpoint_log: Path) -> Upgraded:
+    env = audit_env(url, checkpoint_log)
     refused = CliRunner().invoke(main, ["clinics", "list"], env=env)
     assert refused.exit_code == 1  # a 0.1.0 store is refused until it is migrated
     assert "written by release 0.1.0" in refused.output and "traction migrate" in refused.output
@@ -96,20 +111,22 @@ def _migrated(kind: str, url: str) -> Upgraded:
     assert dry_run.exit_code == 0, dry_run.output
     migrated = CliRunner().invoke(main, ["migrate"], env=env)
     assert migrated.exit_code == 0, migrated.output
-    return Upgraded(kind, url, migrated.output, dry_run.output)
+    return Upgraded(kind, url, migrated.output, dry_run.output, checkpoint_log)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
                                                                marks=pytest.mark.postgres)])
 def upgraded(request, tmp_path_factory) -> Iterator[Upgraded]:
     if request.param == "sqlite":
-        store = _migrated("sqlite", _sqlite_copy(tmp_path_factory.mktemp("fixture")))
+        folder = tmp_path_factory.mktemp("fixture")
+        store = _migrated("sqlite", _sqlite_copy(folder), folder / "checkpoints.jsonl")
         yield store
         store.components.close()
         return
     restore = _postgres_restore()
     url = next(restore)
-    store = _migrated("postgres", url)
+    store = _migrated("postgres", url,
+                      tmp_path_factory.mktemp("fixture") / "checkpoints.jsonl")
     try:
         yield store
     finally:
@@ -202,8 +219,7 @@ def test_the_global_log_holds_the_same_entries_and_chain(upgraded):
 
 
 def test_the_chain_verifies_to_the_same_head_and_its_signed_checkpoints(upgraded):
-    result = CliRunner().invoke(main, ["audit", "verify", "--json"], env={
-        "TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY})
+    result = CliRunner().invoke(main, ["audit", "verify", "--json"], env=upgraded.env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     expected = upgraded.expected["audit_verify_cli"]
@@ -214,7 +230,7 @@ def test_the_chain_verifies_to_the_same_head_and_its_signed_checkpoints(upgraded
 
 
 def test_an_export_of_the_upgraded_store_verifies_offline(upgraded, tmp_path):
-    env = {"TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY}
+    env = upgraded.env
     export = tmp_path / "log.jsonl"
     assert CliRunner().invoke(main, ["audit", "export", "-o", str(export)],
                               env=env).exit_code == 0
@@ -282,6 +298,20 @@ def test_new_events_on_old_programmes_take_the_next_version_and_position(upgrade
     assert posted.status_code == 201, posted.json
     assert posted.json["version"] == version + 1
     assert posted.json["recorded"][0]["position"] == head + 1
-    verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env={
-        "TRACTION_DATABASE_URL": upgraded.url, "TRACTION_CHECKPOINT_KEY": KEY})
+    verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env=upgraded.env)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["events_checked"] == head + 1
+    # The first checkpoint of this release signs the head, linked to 0.1.0's last one.
+    written = json.loads(verified.stdout)["checkpoints"]["written"]
+    assert written["position"] == head + 1 and written["signature"].startswith("v2:")
+    stored = upgraded.components.checkpoints.all()
+    assert written["previous"] == stored[-2].signature and stored[-2].position == 201
+    logged = [json.loads(line) for line in upgraded.checkpoint_log.read_text().splitlines()]
+    assert [line["signature"] for line in logged] == [written["signature"]]
+
+
+def test_the_key_that_signed_0_1_0s_checkpoints_is_too_weak_to_sign_now(upgraded):
+    refused = CliRunner().invoke(main, ["audit", "verify"], env={
+        **upgraded.env, "TRACTION_CHECKPOINT_KEY": KEY})
+    assert refused.exit_code != 0
+    assert "TRACTION_CHECKPOINT_PREVIOUS_KEYS" in refused.output
+    assert KEY not in refused.output

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
+
+from flask import g, url_for
 
 from service.audit import log
+from service.audit.jobs import Verifications, run_in_background
 from service.audit.verify import verify_store
 from service.http import examples
 from service.http.access import allow
 from service.http.api.context import components, directory, from_replica, programmes
 from service.http.openapi import LedgerBlueprint, problems
+from service.http.problems import not_found
 from service.http.schemas.admin import AccessLogQuerySchema, AccessLogSchema
-from service.http.schemas.audit import GlobalLogQuerySchema, GlobalLogSchema, VerifyReportSchema
+from service.http.schemas.audit import (
+    GlobalLogQuerySchema,
+    GlobalLogSchema,
+    VerificationSchema,
+    VerificationStartSchema,
+    VerifyReportSchema,
+)
 from service.storage.replica import Replica
 
 blp = LedgerBlueprint("audit", __name__, url_prefix="/v1/audit", description="Auditing")
@@ -56,21 +67,63 @@ def global_log(after: int, limit: int) -> Any:
     return {"events": events, "next": events[-1]["position"] if len(events) == limit else None}
 
 
+@blp.route("/verifications", methods=["POST"])
+@blp.arguments(VerificationStartSchema(), location="query", as_kwargs=True)
+@blp.response(202, VerificationSchema, example=examples.VERIFICATION_QUEUED, headers={
+    "Location": {"description": "The job, to poll.", "schema": {"type": "string"}}})
+@problems(blp, 401, 403)
+@allow("auditor")
+def start_verification(checkpoints: bool) -> Any:
+    """Start verifying the whole log (the integrity chain, the signed checkpoints and
+    the access log's chain) in the background; poll the job at `Location`.
+
+    It runs in the worker that took this request, never in the request itself, so
+    it finishes however long the log. One runs at a time: while one is queued or
+    running, this answers that one. A job whose worker stops (a restart) is
+    reported `abandoned`, and a new one can be started.
+    """
+    parts = components()
+    jobs = Verifications(parts.database)
+    token = g.get("token")
+    job, new = jobs.start(token.label if token else None, checkpoints)
+    if new:
+        run_in_background(jobs, job["verification_id"], lambda progress: verify_store(
+            log.audit_recorder(parts.programmes), parts.checkpoints, parts.checkpoint_keys,
+            parts.checkpoint_log, progress=progress, use_checkpoints=checkpoints,
+            access_log=parts.database))
+    location = url_for("audit.verification", verification_id=job["verification_id"])
+    return job, 202, {"Location": location}
+
+
+@blp.route("/verifications/<uuid:verification_id>", methods=["GET"])
+@blp.response(200, VerificationSchema, example=examples.VERIFICATION_DONE)
+@problems(blp, 401, 403, 404)
+@allow("auditor")
+def verification(verification_id: UUID) -> Any:
+    """A verification job: its state, progress and, once it has succeeded, its report."""
+    job = Verifications(components().database).get(str(verification_id))
+    if job is None:
+        raise not_found()
+    return job
+
+
 @blp.route("/verify", methods=["GET"])
-@blp.response(200, VerifyReportSchema, example=examples.VERIFY_REPORT)
+@blp.doc(deprecated=True)
+@blp.response(200, VerifyReportSchema, example=examples.VERIFY_REPORT, headers={
+    "Deprecation": {"description": "`true`: use POST /v1/audit/verifications.",
+                    "schema": {"type": "string"}}})
 @problems(blp, 401, 403)
 @allow("auditor")
 def verify_chain() -> Any:
-    """Check the integrity chain over the whole log.
+    """Deprecated: verify within the request (removed in the next release).
 
-    Recomputes every entry's chain hash from the stored events, streaming, and
-    answers `ok`, or the first position where the store breaks and how
-    (`changed`, `missing`, `inserted`, `reordered`, `truncated`, `rewritten`,
-    `bad_checkpoint`). When the service has TRACTION_CHECKPOINT_KEY, a verified
-    head is checkpointed (signed), and the log must still reach every
-    checkpoint; without it a truncated tail cannot be detected (see `warnings`).
+    Use `POST /v1/audit/verifications`: at millions of events this request
+    outlasts the worker's timeout. It answers as that job's report does.
     """
     parts = components()
     report = verify_store(log.audit_recorder(parts.programmes), parts.checkpoints,
-                          parts.checkpoint_key)
-    return report.as_dict()
+                          parts.checkpoint_keys, parts.checkpoint_log,
+                          access_log=parts.database)
+    return report.as_dict(), 200, {
+        "Deprecation": "true",
+        "Link": '</v1/audit/verifications>; rel="successor-version"'}

@@ -63,7 +63,15 @@ class AccessLogEntrySchema(Schema):
     clinic_id = fields.String(allow_none=True)
     programme_id = fields.String(allow_none=True)
     remote_addr = fields.String(allow_none=True)
-    detail = fields.String(allow_none=True)
+    detail = fields.String(allow_none=True, metadata={
+        "description": "What was asked: the status, and the query parameters the route "
+        "accepts with their values when they are plain numbers, times or statuses; any "
+        "other value, and any other parameter, is not recorded."
+    })
+    chain_hash = fields.String(allow_none=True, metadata={
+        "description": "The entry's link in the access log's own integrity chain (null "
+        "for entries written before it existed); `GET /v1/audit/verify` checks it."
+    })
 
 
 class AccessLogSchema(Schema):

@@ -69,7 +69,9 @@ class ChainBreakSchema(Schema):
     })
     kind = fields.String(required=True, metadata={
         "description": "changed, missing, inserted, reordered, truncated, rewritten "
-        "(differs from a signed checkpoint) or bad_checkpoint."
+        "(differs from a signed checkpoint), bad_checkpoint (a checkpoint forged, altered, "
+        "signed by an unknown key or out of its chain) or missing_checkpoint (checkpoint "
+        "rows deleted)."
     })
     detail = fields.String(required=True)
 
@@ -79,19 +81,50 @@ class CheckpointSchema(Schema):
     chain_hash = fields.String(required=True)
     signed_at = fields.String(required=True)
     signature = fields.String(required=True)
+    previous = fields.String(required=True, allow_none=True, metadata={
+        "description": "The signature of the checkpoint before it, which it signs too."
+    })
+    access_log_head = fields.Dict(allow_none=True, metadata={
+        "description": "The access log's newest entry when it was signed (`entry_id`, "
+        "`chain_hash`), as the checkpoint log records it."
+    })
 
 
 class CheckpointStatusSchema(Schema):
+    checked = fields.Boolean(required=True, metadata={
+        "description": "False when the chain alone was checked, on request."
+    })
     key_configured = fields.Boolean(required=True, metadata={
-        "description": "Whether TRACTION_CHECKPOINT_KEY is set; without it a truncated "
-        "tail cannot be detected."
+        "description": "Whether TRACTION_CHECKPOINT_KEY is set (the key that signs); "
+        "without any key the log cannot be shown whole."
+    })
+    log_configured = fields.Boolean(required=True, metadata={
+        "description": "Whether TRACTION_CHECKPOINT_LOG is set (the copy of the "
+        "checkpoints outside the database); without it the log cannot be shown whole."
     })
     stored = fields.Integer(required=True)
+    logged = fields.Integer(required=True, metadata={
+        "description": "Checkpoints in the checkpoint log outside the database."
+    })
     authenticated = fields.Integer(required=True)
     latest_authenticated = fields.Integer(required=True, allow_none=True)
     written = fields.Nested(CheckpointSchema, required=True, allow_none=True, metadata={
         "description": "The checkpoint this verification signed at the head, if any."
     })
+    write_error = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why no checkpoint could be written (the checkpoint log could not "
+        "be appended to); null otherwise."
+    })
+
+
+class AccessLogBreakSchema(Schema):
+    entry_id = fields.Integer(required=True)
+    detail = fields.String(required=True)
+
+
+class AccessLogCheckSchema(Schema):
+    entries_checked = fields.Integer(required=True)
+    failure = fields.Nested(AccessLogBreakSchema, required=True, allow_none=True)
 
 
 class VerifyReportSchema(Schema):
@@ -101,5 +134,42 @@ class VerifyReportSchema(Schema):
         "description": "The last verified entry; null for an empty log."
     })
     failure = fields.Nested(ChainBreakSchema, required=True, allow_none=True)
+    unverifiable = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why the log cannot be shown whole although no break was found "
+        "(no checkpoint key, no checkpoint log); `ok` is then false."
+    })
+    access_log = fields.Nested(AccessLogCheckSchema, required=True, allow_none=True, metadata={
+        "description": "The access log's own chain, checked with the events' chain."
+    })
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
+
+
+class VerificationStartSchema(Schema):
+    checkpoints = fields.Boolean(load_default=True, metadata={
+        "description": "false: check the chain alone, without the signed checkpoints "
+        "(the report then says so, and cannot show a truncated tail)."
+    })
+
+
+class VerificationSchema(Schema):
+    verification_id = fields.String(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "queued, running, succeeded (the verification ran to its end: read "
+        "`report.ok` for its verdict), failed (it could not run: `error`) or abandoned "
+        "(the worker running it stopped: start a new one)."
+    })
+    checkpoints = fields.Boolean(required=True)
+    requested_at = fields.String(required=True)
+    started_at = fields.String(required=True, allow_none=True)
+    finished_at = fields.String(required=True, allow_none=True)
+    events_checked = fields.Integer(required=True, metadata={
+        "description": "Progress: the events verified so far (updated every few seconds)."
+    })
+    events_total = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The events to verify, once the walk has begun."
+    })
+    report = fields.Nested(VerifyReportSchema, required=True, allow_none=True, metadata={
+        "description": "The verification's report, once it has succeeded."
+    })
+    error = fields.String(required=True, allow_none=True)

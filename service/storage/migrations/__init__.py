@@ -40,7 +40,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from service.storage.stores import Store
+from service.storage.stores import Store, create_sqlite_file
 
 #: The table whose presence marks a store that has tables (release 0.1.0 on).
 LEDGER_TABLE = "event_ledger"
@@ -122,7 +122,7 @@ def _connection(store: Store, *, migrating: bool = False
                                             options=f"-c search_path={store.pg_schema}"))
     else:
         assert store.sqlite_path is not None
-        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        create_sqlite_file(store.sqlite_path)
         engine = sqlalchemy.create_engine(f"sqlite:///{store.sqlite_path}",
                                           poolclass=sqlalchemy.NullPool)
 
