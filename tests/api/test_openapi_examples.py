@@ -32,9 +32,13 @@ def check(document: dict[str, Any], schema: dict[str, Any], example: Any, where:
     assert not errors, f"{where}: the example does not fit its schema: {errors[:3]}"
 
 
-def test_every_operation_has_a_unique_operation_id_and_a_summary(document):
+def test_every_operation_has_a_unique_operation_id_and_a_summary(app, document):
     ids = [operation["operationId"] for _, operation in operations(document)]
-    assert len(ids) == len(set(ids)) == 18
+    # One operation per route and method the app serves under /v1.
+    served = {(rule.rule, method) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/v1/")
+              for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    assert len(ids) == len(set(ids)) >= len(served) > 0
     assert {"post_events", "get_history", "get_programme", "clinic_dashboard"} <= set(ids)
     for label, operation in operations(document):
         assert operation.get("summary"), f"{label} has no summary"
