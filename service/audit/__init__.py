@@ -9,8 +9,13 @@ How the pieces fit:
   (service/storage/chain.py), and says at which position and how the store
   stopped matching (changed, missing, inserted, reordered, truncated, ...).
 - `checkpoints.py` signs the chain head (HMAC-SHA256 under
-  TRACTION_CHECKPOINT_KEY) so that a log whose newest entries were deleted,
-  or whose chain was recomputed after an edit, no longer verifies.
+  TRACTION_CHECKPOINT_KEY), each checkpoint linked to the one before and
+  copied to a file outside the database (TRACTION_CHECKPOINT_LOG), so that
+  a log whose newest entries were deleted, or whose chain was recomputed
+  after an edit, no longer verifies, whatever checkpoint rows go with them.
+- `access_log.py` verifies the access log's own chain
+  (service/storage/access_chain.py).
+- `jobs.py` runs a verification beside an API request, never in it.
 - `export.py` writes the log as JSON Lines with its chain values and
   checkpoints, and verifies such a file with no database.
 - `replay.py` shows one programme as it was at a version or a record time.
@@ -47,7 +52,7 @@ What the chain cannot do alone: an entry appended by someone who can write
 to the database and compute SHA-256 is indistinguishable from a genuine
 one, and so is a log whose tail was cut, or whose hashes were recomputed
 after an edit. Signed checkpoints of the head close the last two gaps up to
-the latest checkpoint (and only with the key set); copies of checkpoints
-kept outside the database close them against someone who can also delete
-checkpoint rows.
+the latest checkpoint; their copies in the checkpoint log close them
+against someone who can also delete checkpoint rows. Without the key or the
+log, verification says it cannot show the log whole (it fails closed).
 """

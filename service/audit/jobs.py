@@ -73,8 +73,13 @@ class Verifications:
                 "ORDER BY requested_at DESC LIMIT 1").fetchone()
             if alive is not None and not _stale(alive):
                 return _shown(alive), False
-            job_id = str(uuid.uuid4())
             now = _iso(_now())
+            if alive is not None:  # its worker stopped: say so before starting anew
+                cursor.execute(
+                    f"UPDATE {TABLE} SET state = 'abandoned', finished_at = %s, error = %s "
+                    "WHERE verification_id = %s",
+                    [now, _abandoned(alive), alive["verification_id"]])
+            job_id = str(uuid.uuid4())
             cursor.execute(
                 f"INSERT INTO {TABLE} (verification_id, state, requested_at, requested_by, "
                 "checkpoints, heartbeat_at) VALUES (%s, 'queued', %s, %s, %s, %s)",
@@ -92,15 +97,13 @@ class Verifications:
         if row is None:
             return None
         if row["state"] in ALIVE and _stale(row):
-            self._finish(job_id, "abandoned", error=(
-                "the worker running this verification stopped (a restart or a crash) before "
-                f"it finished, at {row['events_checked']} events; start a new one"))
+            self._finish(job_id, "abandoned", error=_abandoned(row))
             return self.get(job_id)
         return _shown(row)
 
     def running(self, job_id: str) -> None:
         self._update(job_id, "state = 'running', started_at = %s, heartbeat_at = %s",
-                     [_iso(_now()), _iso(_now())])
+                     [_iso(_now()), _iso(_now())], only_alive=True)
 
     def beat(self, job_id: str, progress: JobProgress) -> None:
         self._update(job_id, "heartbeat_at = %s, events_checked = %s, events_total = %s",
@@ -127,6 +130,11 @@ class Verifications:
         with self.db.transaction() as cursor:
             cursor.execute(f"UPDATE {TABLE} SET {assignments} WHERE verification_id = %s"
                            + alive, [*values, job_id])
+
+
+def _abandoned(row: dict[str, Any]) -> str:
+    return ("the worker running this verification stopped (a restart or a crash) before it "
+            f"finished, at {int(row['events_checked'] or 0)} events; start a new one")
 
 
 def _stale(row: dict[str, Any]) -> bool:

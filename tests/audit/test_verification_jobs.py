@@ -80,6 +80,16 @@ def _plant(store_sql, state: str, heartbeat_age: timedelta) -> str:
     return job_id
 
 
+def test_starting_a_job_retires_one_whose_worker_stopped(client, tokens, store_sql):
+    stopped = _plant(store_sql, "running", timedelta(minutes=5))
+    new = client.post("/v1/audit/verifications", headers=tokens.auditor)
+    assert new.json["verification_id"] != stopped
+    state, error = store_sql.sql("SELECT state, error FROM audit_verifications "
+                                 "WHERE verification_id = %s", (stopped,))[0]
+    assert state == "abandoned" and "stopped (a restart or a crash)" in error
+    _finished(client, tokens, new.headers["Location"])
+
+
 def test_one_job_at_a_time(client, tokens, store_sql):
     alive = _plant(store_sql, "running", timedelta(seconds=1))
     again = client.post("/v1/audit/verifications", headers=tokens.auditor)
