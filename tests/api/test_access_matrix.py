@@ -80,6 +80,10 @@ ROUTES: dict[str, Route] = {
     "pages.clinic": Route("GET", "/dashboard/clinics/{clinic}", {"public"}),
     "pages.programme": Route("GET", "/dashboard/clinics/{clinic}/programmes/{programme}",
                              {"public"}),
+    # FHIR (docs/fhir.md): the same roles as the programme reads; errors as OperationOutcomes.
+    "fhir.get_programme_fhir": Route("GET", PROGRAMME + "/fhir",
+                                     {"writer", "viewer", "viewer_all", "auditor"}),
+    "fhir.get_fhir_metadata": Route("GET", "/v1/fhir/metadata", {"public"}),
 }
 #: Registered by flask and flask-smorest themselves: the docs and static files.
 FRAMEWORK_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -172,7 +176,12 @@ def test_route_statuses_for_every_role_and_clinic(world, endpoint):
             if str(world.programmes[OTHER]) in text or "secret-patient-clinic-b" in text:
                 failures.append(f"{case}: leaks clinic-b data")
         if response.status_code >= 400:
-            assert response.headers["Content-Type"] == "application/problem+json"
+            # FHIR's routes answer errors as OperationOutcomes, the others as problems.
+            fhir = "/fhir" in route.path
+            assert response.headers["Content-Type"] == (
+                "application/fhir+json" if fhir else "application/problem+json")
+            if fhir:
+                assert response.json["resourceType"] == "OperationOutcome"
 
     expect("no token", OWN, {}, 401)
     expect("malformed token", OWN, {"Authorization": "Bearer not-a-token"}, 401)
