@@ -37,7 +37,12 @@ ACCEPTED = {
 def capability_statement(base: str, software_version: str, date: str) -> dict[str, Any]:
     resources = []
     for name, what in EXPORTED.items():
-        resource: dict[str, Any] = {"type": name, "documentation": what, "interaction": []}
+        resource: dict[str, Any] = {"type": name, "documentation": what}
+        if name in ACCEPTED:
+            resource["documentation"] += " Accepted in a transaction or batch: " + ACCEPTED[name]
+            resource["interaction"] = [{"code": "create", "documentation": "Only as an entry "
+                                        "of a transaction or batch Bundle posted to the "
+                                        "clinic's base."}]
         resources.append(resource)
     return {
         "resourceType": "CapabilityStatement",
@@ -62,6 +67,13 @@ def capability_statement(base: str, software_version: str, date: str) -> dict[st
                          "description": "Tokens have a role and a clinic: writers post, "
                          "viewers and auditors read."},
             "resource": resources,
+            "interaction": [
+                {"code": "transaction", "documentation": "POST {clinic base} a transaction "
+                 "Bundle: all or nothing per programme; nothing is recorded when an entry is "
+                 "refused."},
+                {"code": "batch", "documentation": "POST {clinic base} a batch Bundle: each "
+                 "entry recorded or refused alone."},
+            ],
         }],
     }
 

@@ -84,6 +84,8 @@ ROUTES: dict[str, Route] = {
     "fhir.get_programme_fhir": Route("GET", PROGRAMME + "/fhir",
                                      {"writer", "viewer", "viewer_all", "auditor"}),
     "fhir.get_fhir_metadata": Route("GET", "/v1/fhir/metadata", {"public"}),
+    "fhir.post_fhir_bundle": Route("POST", "/v1/clinics/{clinic}/fhir", {"writer"}, 200,
+                                   body=lambda: {"resourceType": "Bundle", "type": "batch"}),
 }
 #: Registered by flask and flask-smorest themselves: the docs and static files.
 FRAMEWORK_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
