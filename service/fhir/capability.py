@@ -67,6 +67,15 @@ def capability_statement(base: str, software_version: str, date: str) -> dict[st
                          "description": "Tokens have a role and a clinic: writers post, "
                          "viewers and auditors read."},
             "resource": resources,
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                "documentation": "GET {clinic base}/$export with Prefer: respond-async: the "
+                "clinic's programmes as NDJSON files, one per type (the Bulk Data Access "
+                "IG's asynchronous pattern); _type (the types above), _since (an instant), "
+                "_outputFormat application/fhir+ndjson. One export per clinic at a time; "
+                "the status URL answers 202 with X-Progress, then the manifest; DELETE "
+                "cancels. The files need the token."}],
             "interaction": [
                 {"code": "transaction", "documentation": "POST {clinic base} a transaction "
                  "Bundle: all or nothing per programme; nothing is recorded when an entry is "

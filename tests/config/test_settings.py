@@ -36,6 +36,7 @@ CASES = {
     "TRACTION_DEMO_CLINICS": ("201", "2", 2),
     "TRACTION_DEMO_PROGRAMMES": ("0", "10", 10),
     "TRACTION_CHECKPOINT_KEY": (None, "a-secret", "a-secret"),
+    "TRACTION_FHIR_EXPORT_DIR": (None, "/srv/fhir-exports", "/srv/fhir-exports"),
     "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",
                                    "postgresql://u:p@replica/ledger"),
 }

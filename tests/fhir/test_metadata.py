@@ -18,6 +18,7 @@ def test_the_statement_names_what_is_exported_and_taken(client, tokens):
     assert statement["format"] == ["application/fhir+json"]
     rest = statement["rest"][0]
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}
+    assert [o["name"] for o in rest["operation"]] == ["export"]
     described = {r["type"]: r for r in rest["resource"]}
     pid = uuid.uuid4()
     post(client, tokens, pid, whole_programme()[0])

@@ -9,13 +9,15 @@ from importlib import metadata
 from typing import Any
 from uuid import UUID
 
-from flask import Response, json, request
+from flask import Response, json, request, send_file
 
+from service.fhir.bulk import EXPORT_TYPES
 from service.fhir.capability import capability_statement
+from service.fhir.export_jobs import ClinicBusy
 from service.fhir.outcomes import FHIR_JSON
 from service.fhir.reads import programme_bundle
 from service.http.access import allow, public
-from service.http.api.context import directory, programmes
+from service.http.api.context import components, directory, programmes
 from service.http.fhir_intake import MAX_ENTRIES, take_bundle
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.problems import Problem
@@ -118,6 +120,165 @@ def post_fhir_bundle(clinic_id: str) -> Any:
         raise Problem(400, "invalid-json", "Bad Request", "The body is not JSON.",
                       expression=["Bundle"]) from None
     return fhir_response(take_bundle(programmes(), clinic_id, body))
+
+
+# ---- Bulk Data export (the HL7 FHIR Bulk Data Access IG's asynchronous pattern) ----
+
+#: The `_outputFormat`s that name NDJSON, the only one written.
+NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
+FHIR_NDJSON = "application/fhir+ndjson"
+EXPORT_PARAMETERS = ("_outputFormat", "_type", "_since")
+READERS = ("writer", "viewer", "auditor")
+
+
+def exports() -> Any:
+    return components().fhir_exports
+
+
+def bad_parameter(name: str, detail: str) -> Problem:
+    return Problem(400, "bad-export-parameter", "Bad Request", detail, expression=[name])
+
+
+def export_request() -> tuple[tuple[str, ...], datetime | None]:
+    """The kick-off's `_type` and `_since`, checked (400 naming the parameter)."""
+    for name in request.args:
+        if name not in EXPORT_PARAMETERS:
+            raise bad_parameter(name, f"{name} is not supported; the parameters are "
+                                f"{', '.join(EXPORT_PARAMETERS)}.")
+    output_format = request.args.get("_outputFormat")
+    if output_format is not None and output_format not in NDJSON_FORMATS:
+        raise bad_parameter("_outputFormat", f"Only {FHIR_NDJSON} is written.")
+    types: tuple[str, ...] = EXPORT_TYPES
+    if "_type" in request.args:
+        types = tuple(t.strip() for t in request.args["_type"].split(",") if t.strip())
+        unknown = [t for t in types if t not in EXPORT_TYPES]
+        if unknown or not types:
+            raise bad_parameter("_type", f"Not exported: {', '.join(unknown) or 'none given'}; "
+                                f"the types are {', '.join(EXPORT_TYPES)}.")
+    since = None
+    if "_since" in request.args:
+        try:
+            since = datetime.fromisoformat(request.args["_since"])
+        except ValueError:
+            since = None
+        if since is None or since.tzinfo is None:
+            raise bad_parameter("_since", "_since must be an instant with its UTC offset, "
+                                "e.g. 2026-03-01T00:00:00Z.")
+    return types, since
+
+
+def status_url(clinic_id: str, job_id: str) -> str:
+    return f"{request.host_url.rstrip('/')}/v1/clinics/{clinic_id}/fhir/export-jobs/{job_id}"
+
+
+def no_such_job() -> Problem:
+    return Problem(404, "not-found", "Not found", "No such export.")
+
+
+@blp.route("/clinics/<clinic:clinic_id>/fhir/$export", methods=["GET"])
+@blp.doc(parameters=[
+    {"in": "header", "name": "Prefer", "required": True, "schema": {"type": "string",
+     "enum": ["respond-async"]}, "description": "Must be respond-async."},
+    {"in": "query", "name": "_type", "schema": {"type": "string"},
+     "description": "Comma-separated resource types (default: all exported types)."},
+    {"in": "query", "name": "_since", "schema": {"type": "string", "format": "date-time"},
+     "description": "Only resources changed after this instant."},
+    {"in": "query", "name": "_outputFormat", "schema": {"type": "string"},
+     "description": "application/fhir+ndjson (the default and only format)."},
+], responses={"202": {"description": "Accepted: poll the URL in Content-Location.",
+                      "headers": {"Content-Location": {"schema": {"type": "string"},
+                                  "description": "The export's status URL."}}}})
+@problems(blp, 400, 401, 403, 404, 429)
+@allow(*READERS, patient_data=True)
+def export_clinic(clinic_id: str) -> Any:
+    """Start a Bulk Data export of the clinic's programmes (asynchronous)."""
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        raise Problem(400, "respond-async-required", "Bad Request",
+                      "Send Prefer: respond-async: an export runs in the background.",
+                      expression=["Prefer"])
+    types, since = export_request()
+    runner = exports()
+    try:
+        job = runner.jobs.create(clinic_id, request.url, types, since)
+    except ClinicBusy as busy:
+        raise Problem(429, "export-in-progress", "Too Many Requests",
+                      "This clinic's export in progress must end (or be cancelled) first: "
+                      f"{status_url(clinic_id, busy.job_id)}",
+                      headers={"Retry-After": "10"}) from None
+    runner.start(job)
+    return Response(status=202, headers={"Content-Location": status_url(clinic_id, job.job_id)})
+
+
+@blp.route("/clinics/<clinic:clinic_id>/fhir/export-jobs/<job_id>", methods=["GET"])
+@blp.doc(responses={
+    "202": {"description": "In progress: X-Progress says how far.",
+            "headers": {"X-Progress": {"schema": {"type": "string"}},
+                        "Retry-After": {"schema": {"type": "string"}}}},
+    "200": {"description": "Done: the manifest (transactionTime, request, "
+            "requiresAccessToken, output: one file per type).",
+            "content": {"application/json": {"schema": {"type": "object"}, "example": {
+                "transactionTime": "2026-03-09T10:00:00+00:00",
+                "request": "https://ledger.example/v1/clinics/north-physio/fhir/$export",
+                "requiresAccessToken": True, "error": [], "output": [
+                    {"type": "Observation", "count": 120,
+                     "url": "https://ledger.example/v1/clinics/north-physio/fhir/export-jobs/"
+                            "4c1d…/Observation.ndjson"}]}}}}})
+@problems(blp, 401, 403, 404, 500)
+@allow(*READERS, patient_data=True)
+def export_status(clinic_id: str, job_id: str) -> Any:
+    """An export's status: 202 while it runs, its manifest once done."""
+    runner = exports()
+    job = runner.jobs.get(clinic_id, job_id)
+    if job is not None and runner.revive_if_stale(job, datetime.now(UTC)):
+        job = runner.jobs.get(clinic_id, job_id)
+    if job is None or job.status == "cancelled":
+        raise no_such_job()
+    if job.status == "failed":
+        raise Problem(500, "export-failed", "Export failed",
+                      f"The export failed: {job.error}. Start a new one.")
+    if job.status != "completed":
+        progress = (f"{job.programmes_done} of {job.programmes_total} programmes"
+                    if job.programmes_total else job.status)
+        return Response(status=202, headers={"X-Progress": progress, "Retry-After": "2"})
+    base = status_url(clinic_id, job_id)
+    manifest = {
+        "transactionTime": job.transaction_time.isoformat(),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [{"type": item["type"], "url": f"{base}/{item['type']}.ndjson",
+                    "count": item["count"]} for item in job.output],
+        "error": [],
+    }
+    return Response(json.dumps(manifest), status=200, mimetype="application/json")
+
+
+@blp.route("/clinics/<clinic:clinic_id>/fhir/export-jobs/<job_id>", methods=["DELETE"])
+@blp.doc(responses={"202": {"description": "Cancelled; its files are deleted."}})
+@problems(blp, 401, 403, 404)
+@allow(*READERS)
+def cancel_export(clinic_id: str, job_id: str) -> Any:
+    """Cancel an export (running or done): it stops and its files are deleted."""
+    if not exports().cancel(clinic_id, job_id):
+        raise no_such_job()
+    return Response(status=202)
+
+
+@blp.route("/clinics/<clinic:clinic_id>/fhir/export-jobs/<job_id>/<resource_type>.ndjson",
+           methods=["GET"])
+@blp.doc(responses={"200": {"description": "One resource per line (NDJSON)."}})
+@problems(blp, 401, 403, 404)
+@allow(*READERS, patient_data=True)
+def export_file(clinic_id: str, job_id: str, resource_type: str) -> Any:
+    """One file of a completed export (needs the token, as every route)."""
+    runner = exports()
+    job = runner.jobs.get(clinic_id, job_id)
+    if job is None or job.status != "completed" or resource_type not in {
+            item["type"] for item in job.output}:
+        raise no_such_job()
+    path = runner.directory(job_id) / f"{resource_type}.ndjson"
+    if not path.is_file():
+        raise no_such_job()
+    return send_file(path, mimetype=FHIR_NDJSON, conditional=False)
 
 
 @blp.route("/fhir/metadata", methods=["GET"])
