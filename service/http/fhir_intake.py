@@ -91,9 +91,16 @@ def _transaction(programmes: Programmes, clinic_id: str, entries: Sequence[Any]
                  ) -> dict[str, Any]:
     intakes: list[Intake] = []
     envelopes: dict[UUID, list[tuple[Intake, EventEnvelope]]] = {}
+    seen: set[str] = set()
     try:
         for index, entry in enumerate(entries):
             intake = read_entry(clinic_id, index, entry)
+            if intake.event_id in seen:
+                raise EntryRefused(422, "identifier-repeated",
+                                   "Two entries of this Bundle have the same identifier: "
+                                   "each resource is sent once.",
+                                   [f"Bundle.entry[{index}].resource.identifier"])
+            seen.add(intake.event_id)
             intakes.append(intake)
             envelopes.setdefault(intake.programme_id, []).append((intake, envelope_of(intake)))
     except EntryRefused as error:

@@ -151,6 +151,8 @@ def test_bad_input_is_an_operation_outcome_and_records_nothing(client, tokens):
                                        "Bundle.entry[1].resource.extension"),
         "no identifier": ({k: v for k, v in observation(pid).items() if k != "identifier"},
                           422, "Bundle.entry[1].resource.identifier"),
+        "the same identifier twice": (observation(pid, key="good", pain=2), 422,
+                                      "Bundle.entry[1].resource.identifier"),
         "a rule refuses it": (observation(pid, key="early", days=-3), 422,
                               "Bundle.entry[1].resource"),
     }
