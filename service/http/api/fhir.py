@@ -19,7 +19,7 @@ from service.fhir.reads import programme_bundle
 from service.http.access import allow, public
 from service.http.api.context import components, directory, programmes
 from service.http.fhir_intake import MAX_ENTRIES, take_bundle
-from service.http.openapi import LedgerBlueprint, problems
+from service.http.openapi import LedgerBlueprint, outcomes
 from service.http.problems import Problem
 from service.http.schemas.responses import ProgrammeQuerySchema
 
@@ -81,7 +81,7 @@ def clinic_name(clinic_id: str) -> str | None:
 @blp.doc(responses={"200": {"description": "A FHIR Bundle of type collection: the "
                             "programme's resources (docs/fhir.md).",
                             **fhir_body(COLLECTION_EXAMPLE)}})
-@problems(blp, 401, 403, 404, 422)
+@outcomes(blp, 401, 403, 404, 422)
 @allow("writer", "viewer", "auditor", patient_data=True)
 def get_programme_fhir(clinic_id: str, programme_id: UUID, version: int | None = None,
                        as_of: Any = None) -> Any:
@@ -107,7 +107,7 @@ FHIR_BODY_TYPES = (FHIR_JSON, "application/json")
                       "per entry `201 Created` (or `200 OK`: recorded before) and its "
                       "location, or (batch) its refusal as an OperationOutcome.",
                       **fhir_body(RESPONSE_EXAMPLE)}})
-@problems(blp, 400, 401, 403, 404, 409, 413, 415, 422)
+@outcomes(blp, 400, 401, 403, 404, 409, 413, 415, 422)
 @allow("writer")
 def post_fhir_bundle(clinic_id: str) -> Any:
     """Record pain reports and sessions sent as FHIR resources."""
@@ -129,6 +129,8 @@ NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 FHIR_NDJSON = "application/fhir+ndjson"
 EXPORT_PARAMETERS = ("_outputFormat", "_type", "_since")
 READERS = ("writer", "viewer", "auditor")
+_ONE_TYPE = "(" + "|".join(EXPORT_TYPES) + ")"
+TYPES_PATTERN = f"^{_ONE_TYPE}(,{_ONE_TYPE})*$"
 
 
 def exports() -> Any:
@@ -179,16 +181,17 @@ def no_such_job() -> Problem:
 @blp.doc(parameters=[
     {"in": "header", "name": "Prefer", "required": True, "schema": {"type": "string",
      "enum": ["respond-async"]}, "description": "Must be respond-async."},
-    {"in": "query", "name": "_type", "schema": {"type": "string"},
+    {"in": "query", "name": "_type", "schema": {"type": "string", "pattern": TYPES_PATTERN},
      "description": "Comma-separated resource types (default: all exported types)."},
     {"in": "query", "name": "_since", "schema": {"type": "string", "format": "date-time"},
      "description": "Only resources changed after this instant."},
-    {"in": "query", "name": "_outputFormat", "schema": {"type": "string"},
+    {"in": "query", "name": "_outputFormat", "schema": {"type": "string",
+                                                         "enum": list(NDJSON_FORMATS)},
      "description": "application/fhir+ndjson (the default and only format)."},
 ], responses={"202": {"description": "Accepted: poll the URL in Content-Location.",
                       "headers": {"Content-Location": {"schema": {"type": "string"},
                                   "description": "The export's status URL."}}}})
-@problems(blp, 400, 401, 403, 404, 429)
+@outcomes(blp, 400, 401, 403, 404, 429)
 @allow(*READERS, patient_data=True)
 def export_clinic(clinic_id: str) -> Any:
     """Start a Bulk Data export of the clinic's programmes (asynchronous)."""
@@ -223,7 +226,7 @@ def export_clinic(clinic_id: str) -> Any:
                     {"type": "Observation", "count": 120,
                      "url": "https://ledger.example/v1/clinics/north-physio/fhir/export-jobs/"
                             "4c1d…/Observation.ndjson"}]}}}}})
-@problems(blp, 401, 403, 404, 500)
+@outcomes(blp, 401, 403, 404, 500)
 @allow(*READERS, patient_data=True)
 def export_status(clinic_id: str, job_id: str) -> Any:
     """An export's status: 202 while it runs, its manifest once done."""
@@ -254,7 +257,7 @@ def export_status(clinic_id: str, job_id: str) -> Any:
 
 @blp.route("/clinics/<clinic:clinic_id>/fhir/export-jobs/<job_id>", methods=["DELETE"])
 @blp.doc(responses={"202": {"description": "Cancelled; its files are deleted."}})
-@problems(blp, 401, 403, 404)
+@outcomes(blp, 401, 403, 404)
 @allow(*READERS)
 def cancel_export(clinic_id: str, job_id: str) -> Any:
     """Cancel an export (running or done): it stops and its files are deleted."""
@@ -266,7 +269,7 @@ def cancel_export(clinic_id: str, job_id: str) -> Any:
 @blp.route("/clinics/<clinic:clinic_id>/fhir/export-jobs/<job_id>/<resource_type>.ndjson",
            methods=["GET"])
 @blp.doc(responses={"200": {"description": "One resource per line (NDJSON)."}})
-@problems(blp, 401, 403, 404)
+@outcomes(blp, 401, 403, 404)
 @allow(*READERS, patient_data=True)
 def export_file(clinic_id: str, job_id: str, resource_type: str) -> Any:
     """One file of a completed export (needs the token, as every route)."""
