@@ -263,7 +263,7 @@ class ProgrammeMapping:
                 "period": {"start": instant(event["occurred_at"])},
                 "created": instant(event["recorded_at"]),
                 "addresses": [reference("Condition", self.condition_id)],
-                "activity": [{"detail": self.activity(plan)}],
+                "activity": [{"detail": self.activity(plan, in_force=last)}],
             }
             if plans:
                 resource["replaces"] = [reference("CarePlan", plans[-1]["id"])]
@@ -275,7 +275,7 @@ class ProgrammeMapping:
             plans.append(resource)
         return plans
 
-    def activity(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+    def activity(self, plan: Mapping[str, Any], *, in_force: bool) -> dict[str, Any]:
         extension = [{"url": terms.extension_url("modality"), "valueCoding": coding(
             terms.MODALITY, plan["modality"], words(plan["modality"]))}]
         if plan.get("force_percent_body_weight") is not None:
@@ -284,8 +284,10 @@ class ProgrammeMapping:
             "extension": extension,
             "kind": "ServiceRequest",
             "code": concept(terms.LUMBAR_TRACTION),
-            "status": "in-progress" if self.status == "active" else (
-                "on-hold" if self.status == "paused" else "completed"),
+            # A replaced revision's activity stopped when the next one began.
+            "status": "stopped" if not in_force else (
+                "in-progress" if self.status == "active" else (
+                    "on-hold" if self.status == "paused" else "completed")),
             "scheduledTiming": {"repeat": {
                 "frequency": plan["sessions_per_week"], "period": 1, "periodUnit": "wk",
                 "duration": plan["minutes_per_session"], "durationUnit": "min"}},

@@ -71,6 +71,8 @@ def test_every_event_type_as_valid_resources_that_resolve(client, tokens):
     assert (old_plan["status"], plan["status"]) == ("revoked", "completed")
     assert plan["replaces"] == [{"reference": f"CarePlan/{old_plan['id']}"}]
     assert plan["activity"][0]["detail"]["scheduledTiming"]["repeat"]["frequency"] == 21
+    assert [p["activity"][0]["detail"]["status"] for p in (old_plan, plan)] == [
+        "stopped", "completed"]
     assert plan["note"] == [{"text": "progressing well"}]
 
     done, missed = by_type(resources, "Procedure")
