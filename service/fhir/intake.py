@@ -243,14 +243,14 @@ def _pain_report(index: int, resource: Mapping[str, Any]) -> dict[str, Any]:
                            [at(index, "effective[x]")])
     data: dict[str, Any] = {"pain_nrs": pain, "scale": "nrs_11"}
     for position, component in enumerate(resource.get("component") or []):
-        measure = _code_in(component.get("code"), terms.code_system("measure"))
-        if measure == terms.ODI_PERCENT["code"]:
+        if _code_in(component.get("code"), terms.LOINC) == terms.ODI_PERCENT["code"]:
             data["odi_percent"] = _integer_value(component)
-        elif measure == terms.SLEEP_QUALITY_NRS["code"]:
+        elif (_code_in(component.get("code"), terms.code_system("measure"))
+              == terms.SLEEP_QUALITY_NRS["code"]):
             data["sleep_quality_nrs"] = _integer_value(component)
         else:
             raise EntryRefused(422, "component-not-accepted",
-                               "Components taken: our measure#odi-percent and "
+                               "Components taken: LOINC 97909-6 (the ODI, %) and our "
                                "measure#sleep-quality-nrs.",
                                [at(index, f"component[{position}].code")])
     context = _extensions(resource).get(terms.REPORT_CONTEXT)

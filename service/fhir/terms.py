@@ -52,8 +52,9 @@ def extension_url(name: str) -> str:
 LUMBAR_TRACTION = {"system": code_system("procedure"), "code": "lumbar-traction",
                    "display": "Lumbar traction session"}
 #: The measures a pain report carries beside its pain score.
-ODI_PERCENT = {"system": code_system("measure"), "code": "odi-percent",
-               "display": "Oswestry Disability Index, percent"}
+#: LOINC 97909-6: the Oswestry Disability Index score, reported as a percent.
+ODI_PERCENT = {"system": LOINC, "code": "97909-6",
+               "display": "Oswestry disability index score ODI"}
 SLEEP_QUALITY_NRS = {"system": code_system("measure"), "code": "sleep-quality-nrs",
                      "display": "Sleep quality, 0-10 numeric rating"}
 CONDITION = code_system("condition")

@@ -94,7 +94,7 @@ def test_every_event_type_as_valid_resources_that_resolve(client, tokens):
     assert observation["code"]["coding"][0]["code"] == "72514-3"
     assert (observation["status"], observation["valueInteger"]) == ("amended", 4)
     components = {c["code"]["coding"][0]["code"]: c for c in observation["component"]}
-    assert components["odi-percent"]["valueQuantity"]["value"] == 30
+    assert components["97909-6"]["valueQuantity"]["value"] == 30
     assert components["sleep-quality-nrs"]["valueInteger"] == 6
 
     provenances = by_type(resources, "Provenance")
