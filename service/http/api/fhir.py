@@ -70,11 +70,6 @@ def clinic_base(clinic_id: str) -> str:
     return f"{request.host_url.rstrip('/')}/v1/clinics/{clinic_id}/fhir"
 
 
-def clinic_name(clinic_id: str) -> str | None:
-    return next((c["name"] for c in directory().clinics() if c["clinic_id"] == clinic_id),
-                None)
-
-
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/fhir",
            methods=["GET"])
 @blp.arguments(ProgrammeQuerySchema(), location="query", as_kwargs=True)
@@ -86,8 +81,9 @@ def clinic_name(clinic_id: str) -> str | None:
 def get_programme_fhir(clinic_id: str, programme_id: UUID, version: int | None = None,
                        as_of: Any = None) -> Any:
     """The programme as FHIR resources, now, after `?version=N`, or as known `?as_of=`."""
-    bundle = programme_bundle(programmes(), clinic_id, clinic_name(clinic_id), programme_id,
-                              clinic_base(clinic_id), version=version, as_of=as_of)
+    bundle = programme_bundle(programmes(), clinic_id, directory().clinic_name(clinic_id),
+                              programme_id, clinic_base(clinic_id), version=version,
+                              as_of=as_of)
     return fhir_response(bundle)
 
 
