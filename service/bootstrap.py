@@ -25,6 +25,7 @@ from domain.application import Programmes, utc_now
 from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
 from service.audit.checkpoints import CheckpointKeys, CheckpointLog, Checkpoints
 from service.config import Settings
+from service.fhir.bulk import BulkExports
 from service.storage import migrations
 from service.storage.database import Database
 from service.storage.directory import Directory
@@ -57,8 +58,12 @@ class Components:
     replica_read_models: ReadModelStore | None = None
     #: The access log (and clinics, tokens) as the replica holds them, read only.
     replica_directory: Directory | None = None
+    #: FHIR Bulk Data export jobs run by this process (service/fhir/bulk.py).
+    fhir_exports: BulkExports | None = None
 
     def close(self) -> None:
+        if self.fhir_exports is not None:
+            self.fhir_exports.close()
         self.programmes.close()
         self.database.close()
         if self.replica is not None:
@@ -97,13 +102,14 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
                                     timeout=REPLICA_CONNECT_TIMEOUT)
         events_table = programmes.recorder.events_table_name  # type: ignore[attr-defined]
         replica = Replica(replica_database, database, events_table=events_table)
+    directory = Directory(database)
     return Components(
         settings=settings,
         store=store,
         programmes=programmes,
         read_models=open_read_models(programmes),
         database=database,
-        directory=Directory(database),
+        directory=directory,
         checkpoints=Checkpoints(database),
         checkpoint_keys=CheckpointKeys.from_secrets(settings.checkpoint_key,
                                                     settings.checkpoint_previous_keys),
@@ -112,6 +118,8 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
         replica=replica,
         replica_read_models=ReplicaReadModels(replica_database) if replica_database else None,
         replica_directory=Directory(replica_database) if replica_database else None,
+        fhir_exports=BulkExports(programmes, database, settings.fhir_export_path,
+                                 directory.clinic_name),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,6 +103,8 @@ class Settings:
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
+    #: Where FHIR Bulk Data exports write their NDJSON files (None: beside the store).
+    fhir_export_dir: str | None = None
     demo_clinics: int = 4
     demo_programmes: int = 60
 
@@ -116,6 +119,17 @@ class Settings:
             sqlite_lock_timeout=self.sqlite_lock_timeout,
             aggregate_cache_size=self.aggregate_cache_size,
         ))
+
+    @property
+    def fhir_export_path(self) -> Path:
+        """The directory of FHIR export files: TRACTION_FHIR_EXPORT_DIR, else
+        `fhir-exports` beside a SQLite store, or in the temporary directory."""
+        if self.fhir_export_dir:
+            return Path(self.fhir_export_dir)
+        sqlite_path = self.store.sqlite_path
+        if sqlite_path is not None:
+            return sqlite_path.absolute().parent / "fhir-exports"
+        return Path(tempfile.gettempdir()) / "traction-fhir-exports"
 
     @property
     def read_store(self) -> Store | None:
@@ -272,6 +286,10 @@ def _file(raw: str) -> Path:
     return path
 
 
+def _directory(raw: str) -> str:
+    return raw
+
+
 VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
@@ -319,6 +337,8 @@ VARIABLES = (
              "a number of seconds of at least 0"),
     Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),
              "a number of seconds of at least 0"),
+    Variable("TRACTION_FHIR_EXPORT_DIR", "fhir_export_dir", _directory,
+             "a directory (FHIR Bulk Data export files)"),
     Variable("TRACTION_DEMO_CLINICS", "demo_clinics", _integer(1, 200),
              "an integer from 1 to 200"),
     Variable("TRACTION_DEMO_PROGRAMMES", "demo_programmes", _integer(1, 100_000),

@@ -70,11 +70,11 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app, on_store_error=availability.report_store_failure)
 
-    from service.http.api import admin, audit, bulk, dashboards, events, ops, programmes
+    from service.http.api import admin, audit, bulk, dashboards, events, fhir, ops, programmes
     from service.http.api import metrics as metrics_api
 
     for blueprint in (events.blp, bulk.blp, programmes.blp, dashboards.blp, admin.blp,
-                      audit.blp, ops.blp):
+                      audit.blp, ops.blp, fhir.blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(metrics_api.blp)
     from service.http.web import bp as pages  # the dashboard's HTML shells (no data)

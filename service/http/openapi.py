@@ -143,6 +143,32 @@ def problems(blueprint: Any, *statuses: int) -> Any:
     return decorate
 
 
+#: An OperationOutcome as the document shows it: FHIR's own schemas define it whole.
+OPERATION_OUTCOME = {
+    "type": "object",
+    "description": "A FHIR OperationOutcome: `issue` lists each error with its `severity`, "
+    "`code`, `details` (our problem slug), `diagnostics` and `expression` (where).",
+    "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                   "issue": {"type": "array", "items": {"type": "object"}}},
+}
+
+
+def outcomes(blueprint: Any, *statuses: int) -> Any:
+    """Document a FHIR view's errors, OperationOutcomes: `@outcomes(blp, 404, 422)`."""
+    from service.fhir.outcomes import FHIR_JSON
+
+    def decorate(view: Any) -> Any:
+        documented = blueprint.doc(responses={
+            str(status): {"description": http.HTTPStatus(status).phrase,
+                          "content": {FHIR_JSON: {"schema": OPERATION_OUTCOME}}}
+            for status in statuses})(view)
+        view._apidoc = documented._apidoc
+        return view
+
+    return decorate
+
+
 #: The headers of a read that answers If-None-Match (service/http/conditional.py).
 CONDITIONAL_HEADERS = {
     "ETag": {"description": "A digest of this body: send it back in If-None-Match to be "

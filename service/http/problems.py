@@ -8,6 +8,7 @@ as an HTML error page or a bare 500.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from domain import errors
 from domain.versions import EventFromNewerRelease
+from service.fhir import outcomes
 from service.http.request_log import ENV_PROBLEM
 from service.storage.errors import UNREACHABLE
 
@@ -177,9 +179,20 @@ def not_found() -> Problem:
     return Problem(404, "not-found", "Not found", "No such resource.")
 
 
+#: The FHIR routes, whose errors are OperationOutcomes: /v1/fhir/..., a clinic's
+#: /fhir and everything under it, and a programme's /fhir.
+FHIR_ROUTE = re.compile(r"^/v1/(fhir(/|$)|clinics/[^/]+/(fhir(/|$)|programmes/[^/]+/fhir$))")
+
+
 def answer(problem: Problem) -> Response:
-    """The response for a problem; its kind is noted for the request's metrics."""
+    """The response for a problem (an OperationOutcome on a FHIR route); its kind
+    is noted for the request's metrics."""
     request.environ[ENV_PROBLEM] = problem.slug
+    if FHIR_ROUTE.match(request.path):
+        response = Response(json.dumps(outcomes.from_problem(problem.document())),
+                            status=problem.status, mimetype=outcomes.FHIR_JSON)
+        response.headers.update(problem.headers)
+        return response
     return problem.response()
 
 

@@ -104,6 +104,12 @@ class Directory:
                 "SELECT clinic_id, name, registered_at FROM clinics ORDER BY clinic_id"
             ).fetchall()
 
+    def clinic_name(self, clinic_id: str) -> str | None:
+        with self.db.transaction(write=False) as cursor:
+            row = cursor.execute("SELECT name FROM clinics WHERE clinic_id = %s",
+                                 [clinic_id]).fetchone()
+        return row["name"] if row else None
+
     # ---- tokens ---------------------------------------------------------
 
     def issue_token(self, role: str, clinic_id: str | None, label: str,

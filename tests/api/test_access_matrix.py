@@ -34,6 +34,8 @@ class Route:
     body: Callable[[], Any] | None = None
     #: A body that is not JSON (bulk NDJSON): its bytes and content type.
     raw_body: Callable[[], tuple[bytes, str]] | None = None
+    #: Headers the route needs beside the token (a Bulk export's Prefer).
+    headers: dict[str, str] = field(default_factory=dict)
     clinic_scoped: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,25 @@ ROUTES: dict[str, Route] = {
     "pages.clinic": Route("GET", "/dashboard/clinics/{clinic}", {"public"}),
     "pages.programme": Route("GET", "/dashboard/clinics/{clinic}/programmes/{programme}",
                              {"public"}),
+    # FHIR (docs/fhir.md): the same roles as the programme reads; errors as OperationOutcomes.
+    "fhir.get_programme_fhir": Route("GET", PROGRAMME + "/fhir",
+                                     {"writer", "viewer", "viewer_all", "auditor"}),
+    "fhir.get_fhir_metadata": Route("GET", "/v1/fhir/metadata", {"public"}),
+    # Bulk export: a repeated kick-off while the clinic's export runs is 429, so the
+    # matrix kicks off with each token in turn only after the last one's job ended
+    # (World.call waits); a job that does not exist answers 404 to those who may ask.
+    "fhir.export_clinic": Route("GET", "/v1/clinics/{clinic}/fhir/$export",
+                                {"writer", "viewer", "viewer_all", "auditor"}, 202,
+                                headers={"Prefer": "respond-async"}),
+    "fhir.export_status": Route("GET", "/v1/clinics/{clinic}/fhir/export-jobs/no-such-job",
+                                {"writer", "viewer", "viewer_all", "auditor"}, 404),
+    "fhir.cancel_export": Route("DELETE", "/v1/clinics/{clinic}/fhir/export-jobs/no-such-job",
+                                {"writer", "viewer", "viewer_all", "auditor"}, 404),
+    "fhir.export_file": Route(
+        "GET", "/v1/clinics/{clinic}/fhir/export-jobs/no-such-job/Observation.ndjson",
+        {"writer", "viewer", "viewer_all", "auditor"}, 404),
+    "fhir.post_fhir_bundle": Route("POST", "/v1/clinics/{clinic}/fhir", {"writer"}, 200,
+                                   body=lambda: {"resourceType": "Bundle", "type": "batch"}),
 }
 #: Registered by flask and flask-smorest themselves: the docs and static files.
 FRAMEWORK_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -136,12 +157,18 @@ class World:
                            verification=verification)
 
     def call(self, route: Route, clinic: str, headers: dict[str, str]):
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": {**route.headers, **headers}}
         if route.body is not None:
             kwargs["json"] = route.body()
         if route.raw_body is not None:
             kwargs["data"], kwargs["content_type"] = route.raw_body()
-        return self.client.open(self.url(route.path, clinic), method=route.method, **kwargs)
+        response = self.client.open(self.url(route.path, clinic), method=route.method,
+                                    **kwargs)
+        if response.status_code == 202 and "Content-Location" in response.headers:
+            # A Bulk export: let it end, so the clinic may start the next one.
+            exports = self.client.application.extensions["traction"].fhir_exports
+            exports.wait(response.headers["Content-Location"].rsplit("/", 1)[-1], timeout=60)
+        return response
 
 
 @pytest.fixture
@@ -177,7 +204,12 @@ def test_route_statuses_for_every_role_and_clinic(world, endpoint):
             if str(world.programmes[OTHER]) in text or "secret-patient-clinic-b" in text:
                 failures.append(f"{case}: leaks clinic-b data")
         if response.status_code >= 400:
-            assert response.headers["Content-Type"] == "application/problem+json"
+            # FHIR's routes answer errors as OperationOutcomes, the others as problems.
+            fhir = "/fhir" in route.path
+            assert response.headers["Content-Type"] == (
+                "application/fhir+json" if fhir else "application/problem+json")
+            if fhir:
+                assert response.json["resourceType"] == "OperationOutcome"
 
     expect("no token", OWN, {}, 401)
     expect("malformed token", OWN, {"Authorization": "Bearer not-a-token"}, 401)

@@ -45,6 +45,7 @@ CASES = {
                                  ("172.30.80.10", "10.1.0.0/16")),
     "TRACTION_CHECKPOINT_LOG": ("relative/checkpoints.jsonl", "/var/log/traction/cp.jsonl",
                                 Path("/var/log/traction/cp.jsonl")),
+    "TRACTION_FHIR_EXPORT_DIR": (None, "/srv/fhir-exports", "/srv/fhir-exports"),
     "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",
                                    "postgresql://u:p@replica/ledger"),
 }

@@ -73,7 +73,13 @@ def test_the_readme_s_shell_blocks_run_top_to_bottom_against_a_fresh_server(tmp_
         status, state, _ = server.request(
             "GET", f"/v1/clinics/north-physio/programmes/{left['programme']}",
             token=left["viewer"])
-        assert status == 200 and state["version"] == 4 and state["corrections"] == 1
+        assert status == 200 and state["version"] == 6 and state["corrections"] == 1
+        # The FHIR section's transaction recorded a pain report and a session.
+        assert (state["pain_reports"], state["sessions_completed"]) == (2, 2)
+        assert '"transaction-response"' in done.stdout
+        # The Bulk export's first file, fetched with the token: FHIR resources, one a line.
+        first = (tmp_path / "first.ndjson").read_text().splitlines()
+        assert first and all('"resourceType"' in line for line in first)
         assert (tmp_path / "log.jsonl").stat().st_size > 0
         assert (tmp_path / "north.jsonl").stat().st_size > 0
         assert '"latest_pain": 4' in done.stdout or '"latest_pain":4' in done.stdout

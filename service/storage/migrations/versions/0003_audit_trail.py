@@ -9,7 +9,7 @@
 - `audit_verifications`: verifications started over the API, run off the
   request thread, their progress and result (service/audit/jobs.py).
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
