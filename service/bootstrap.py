@@ -23,6 +23,7 @@ from datetime import datetime
 
 from domain.application import Programmes, utc_now
 from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
+from service.audit import jobs as verification_jobs
 from service.audit.checkpoints import CheckpointKeys, CheckpointLog, Checkpoints
 from service.config import Settings
 from service.fhir.bulk import BulkExports
@@ -34,6 +35,9 @@ from service.storage.replica import Replica, check_replica
 from service.storage.stores import Store, eventsourcing_env
 
 Clock = Callable[[], datetime]
+
+#: How long closing waits for this process's verification jobs to end.
+CLOSE_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Components:
     fhir_exports: BulkExports | None = None
 
     def close(self) -> None:
+        # A verification still reading the store ends first (a worker that is
+        # killed instead leaves its job to read as abandoned).
+        verification_jobs.wait_for_running(timeout=CLOSE_WAIT_SECONDS)
         if self.fhir_exports is not None:
             self.fhir_exports.close()
         self.programmes.close()

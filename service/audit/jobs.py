@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,22 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: The verification threads this process runs: closing the store waits for them
+#: (service/bootstrap.py), since a SQLite connection closed under a running
+#: query can take the whole process down.
+_running: set[threading.Thread] = set()
+_running_lock = threading.Lock()
+
+
+def wait_for_running(timeout: float) -> None:
+    """Wait (up to `timeout` seconds in all) for this process's verifications to end."""
+    deadline = time.monotonic() + timeout
+    with _running_lock:
+        threads = list(_running)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def run_in_background(jobs: Verifications, job_id: str,
                       verify: Callable[[JobProgress], Report]) -> threading.Thread:
     """Run `verify` in a thread of this process, with its heartbeat beside it."""
@@ -190,8 +207,12 @@ def run_in_background(jobs: Verifications, job_id: str,
                 logger.exception("verification %s failed and could not be recorded", job_id)
         finally:
             jobs.db.release_thread()
+            with _running_lock:
+                _running.discard(threading.current_thread())
 
     # A daemon: a worker that stops does not wait for it (the job is then abandoned).
     thread = threading.Thread(target=work, name=f"verification-{job_id[:8]}", daemon=True)
+    with _running_lock:
+        _running.add(thread)
     thread.start()
     return thread
