@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from service.storage.sealing import parse_kek
 from service.storage.stores import (
     DatabaseUrlError,
     Store,
@@ -90,6 +91,10 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
+    #: The key-encryption key (base64 of 32 bytes) that wraps every programme's data key:
+    #: TRACTION_DATA_KEY, or the content of TRACTION_DATA_KEY_FILE (read at start).
+    data_key: str | None = field(default=None, repr=False)
+    data_key_file: str | None = None
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
@@ -109,6 +114,11 @@ class Settings:
         ))
 
     @property
+    def kek(self) -> bytes | None:
+        """The key-encryption key, or None when neither variable is set."""
+        return parse_kek(self.data_key) if self.data_key is not None else None
+
+    @property
     def read_store(self) -> Store | None:
         """The replica that serves reads, in the store's schema; None without one."""
         if self.read_database_url is None:
@@ -126,6 +136,11 @@ class Settings:
             raw = environ.get(variable.name, "")
             if raw.strip():
                 values[variable.field] = variable.parse(raw.strip())
+        if values.get("data_key_file") is not None:
+            if values.get("data_key") is not None:
+                raise SettingsError("TRACTION_DATA_KEY_FILE", values["data_key_file"],
+                                    "set it or TRACTION_DATA_KEY, not both")
+            values["data_key"] = _key_file(values["data_key_file"])
         settings = cls(**values)
         if not settings.database_url:
             raise SettingMissing(
@@ -161,13 +176,16 @@ class Variable:
     field: str
     read: Callable[[str], Any]
     accepts: str
+    #: A key: a value that does not parse is not repeated in the message.
+    secret: bool = False
 
     def parse(self, raw: str) -> Any:
         try:
             return self.read(raw)
         except (ValueError, DatabaseUrlError) as error:
             detail = f" ({error})" if isinstance(error, DatabaseUrlError) else ""
-            raise SettingsError(self.name, raw, self.accepts + detail) from None
+            shown = "(not shown)" if self.secret else raw
+            raise SettingsError(self.name, shown, self.accepts + detail) from None
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -218,6 +236,27 @@ def _secret(raw: str) -> str:
     return raw
 
 
+def _data_key(raw: str) -> str:
+    parse_kek(raw)
+    return raw
+
+
+def _key_file(path: str) -> str:
+    """The KEK in a key file (read once, at start); SettingsError naming what is wrong."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as error:
+        raise SettingsError("TRACTION_DATA_KEY_FILE", path,
+                            f"a readable file holding the key ({error.strerror})") from None
+    try:
+        parse_kek(text)
+    except ValueError:
+        raise SettingsError("TRACTION_DATA_KEY_FILE", path,
+                            "a file holding one key as `traction keys generate` prints it "
+                            "(base64 of 32 bytes)") from None
+    return text
+
+
 VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
@@ -250,6 +289,10 @@ VARIABLES = (
              "one of " + ", ".join(LOG_FORMATS)),
     Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
              "a secret string (the HMAC key of signed checkpoints)"),
+    Variable("TRACTION_DATA_KEY", "data_key", _data_key,
+             "a key as `traction keys generate` prints it (base64 of 32 bytes)", secret=True),
+    Variable("TRACTION_DATA_KEY_FILE", "data_key_file", str,
+             "the path of a file holding the key (as `traction keys generate` prints it)"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),

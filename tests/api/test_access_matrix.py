@@ -52,6 +52,8 @@ ROUTES: dict[str, Route] = {
                                                           "auditor"}),
     "programmes.get_history": Route("GET", PROGRAMME + "/events", {"writer", "viewer",
                                                                     "viewer_all", "auditor"}),
+    "erasure.erase_programme": Route("POST", PROGRAMME + "/erasure", {"admin"}, 201,
+                                     body=lambda: {"reason": "request ER-1"}),
     "admin.register_clinic": Route(
         "POST", "/v1/clinics", {"admin"}, 201,
         body=lambda: {"clinic_id": f"c-{uuid.uuid4().hex[:10]}", "name": "New clinic"}),

@@ -71,3 +71,10 @@ class AccessLogSchema(Schema):
     next = fields.Integer(allow_none=True, metadata={
         "description": "Pass as ?after= for the next page; null at the end."
     })
+
+
+class ErasureRequestSchema(Schema):
+    reason = StrictString(required=True, validate=Length(1, 500), metadata={
+        "description": "Why the personal data is erased (recorded, and shown to auditors): "
+        "name the request, e.g. its reference, never the patient."
+    })
