@@ -67,6 +67,10 @@ class CheckpointKey:
 
     def _mac(self, position: int, chain_hash: str, signed_at: str) -> str:
         message = f"traction-ledger checkpoint v1\n{position}\n{chain_hash}\n{signed_at}"
+        return self.mac(message)
+
+    def mac(self, message: str) -> str:
+        """HMAC-SHA256 of a statement under this key (checkpoints, rewrites), in hex."""
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
 
     def sign(self, position: int, chain_hash: str) -> Checkpoint:

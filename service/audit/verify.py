@@ -44,6 +44,7 @@ from service.audit.log import (
     hashed_recorded_at,
     read_log,
 )
+from service.audit.rewrites import Rewrite, check, recorded_rewrites
 from service.storage.chain import GENESIS
 from service.storage.stored import event_type
 
@@ -82,6 +83,8 @@ class Report:
     failure: Break | None = None
     checkpoints: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: Recorded rewrites of the stored bytes (sealing an older release's clear fields).
+    rewrites: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +99,7 @@ class Report:
             "failure": self.failure.as_dict() if self.failure else None,
             "checkpoints": self.checkpoints,
             "warnings": self.warnings,
+            "rewrites": self.rewrites,
         }
 
 
@@ -306,6 +310,20 @@ class ChainWalk:
             self._truncated(self.extent, latest)
 
 
+def _explain_rewrites(report: Report, found: Sequence[Rewrite], key: CheckpointKey | None
+                      ) -> None:
+    """Each recorded rewrite, said plainly; one whose signature fails breaks the report."""
+    for rewrite in found:
+        verdict = check(key, rewrite)
+        report.rewrites.append({**rewrite.as_dict(), "signature_check": verdict})
+        report.warnings.append(f"the log was rewritten: {rewrite.describe()} ({verdict} "
+                               "statement)")
+        if verdict == "invalid" and report.failure is None:
+            report.failure = Break(rewrite.first_position, "bad_checkpoint",
+                                   f"the statement of the rewrite on {rewrite.rewritten_at} "
+                                   "fails its signature: it was forged or altered")
+
+
 def verify_store(
     recorder: AuditRecorder,
     checkpoints: Checkpoints,
@@ -340,6 +358,7 @@ def verify_store(
     elif other_key:
         report.warnings.append(f"{other_key} checkpoint(s) were signed with another key "
                                "and could not be used")
+    _explain_rewrites(report, recorded_rewrites(checkpoints.db), key)
     latest_stored = max((c.position for c in stored), default=0)
     if (report.ok and key is not None and write_checkpoint and report.head is not None
             and report.head[0] > latest_stored):

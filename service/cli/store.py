@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
+from projections.rebuild import rebuild
+from projections.store import PROJECTIONS
 from projections.summaries import STATE_FORMAT
 from projections.upgrade import outdated, rebuild_outdated
 from service.audit.log import audit_recorder
+from service.audit.reseal import RewriteRefused, seal_recorded
 from service.audit.verify import verify_store
 from service.cli.context import components, settings, store_errors
 from service.storage import backup as backups
@@ -47,8 +50,34 @@ def migrate(dry_run: bool) -> None:
                        f"{STATE_FORMAT}), beside the live ones")
         return
     with components() as parts:
+        assert parts.keyring is not None
+        try:
+            rewrite = seal_recorded(parts.programmes, parts.keyring, parts.database,
+                                    parts.checkpoints, parts.checkpoint_key)
+        except RewriteRefused as error:
+            raise click.ClickException(str(error)) from None
+        rebuilt = set()
+        if rewrite is not None:
+            signed = "signed" if rewrite.signature else "UNSIGNED (no TRACTION_CHECKPOINT_KEY)"
+            click.echo(f"  sealed the personal fields of {rewrite.events_sealed} events "
+                       f"recorded in the clear; the chain from position "
+                       f"{rewrite.first_position} was rehashed: head {rewrite.head_position} "
+                       f"{rewrite.old_head_hash} -> {rewrite.new_head_hash} ({signed} "
+                       "statement; `traction audit verify` shows it)")
+            # The read models held them in the clear too: built again from the sealed log.
+            for name in PROJECTIONS:
+                report = rebuild(parts.programmes, parts.read_models, parts.store, name,
+                                 progress=True)
+                rebuilt.add(name)
+                click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} "
+                           f"at position {report.position}")
+            parts.database.compact()
+            click.echo("  compacted the store: no copy of the clear fields is left in its "
+                       "files (backups taken before still hold them: OPERATIONS.md)")
         for report in rebuild_outdated(parts.programmes, parts.read_models, parts.store,
                                        progress=True):
+            if report.name in rebuilt:
+                continue
             click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} at "
                        f"position {report.position}")
     click.echo("the store is up to date")

@@ -179,6 +179,7 @@ VERIFY_REPORT = {
                                 "signed_at": "2026-03-05T12:00:00.120000+00:00",
                                 "signature": "b1946ac92492d2347c6235b4d2611184" * 2}},
     "warnings": [],
+    "rewrites": [],
 }
 HEALTH = {"status": "ok"}
 READINESS = {"status": "ready", "store": "reachable", "projections": [{

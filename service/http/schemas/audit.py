@@ -103,3 +103,10 @@ class VerifyReportSchema(Schema):
     failure = fields.Nested(ChainBreakSchema, required=True, allow_none=True)
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
+    rewrites = fields.List(fields.Dict(), required=True, metadata={
+        "description": "Each recorded rewrite of stored events: `traction migrate` sealing "
+        "personal fields an earlier release stored in the clear (when, positions, "
+        "events sealed, old and new chain head, superseded checkpoints, signature and "
+        "`signature_check`: valid, invalid, other-key or unsigned). An invalid one fails "
+        "the verification."
+    })

@@ -7,6 +7,9 @@ the row: what the key sealed can never be read again. `key_settings` holds
 what the store knows of its keys: a check value of the KEK (a wrong key is
 refused before anything is written), the wrapped key of the patient hashes,
 and, on a store created for development only, the development KEK itself.
+`chain_rewrites` records each time `traction migrate` sealed events an older
+release had stored in the clear (which changes their bytes, so their chain
+hashes): the old and new chain heads, signed; `traction audit verify` shows them.
 
 Revision ID: 0005
 Revises: 0002
@@ -33,4 +36,11 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE TABLE IF NOT EXISTS key_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    )
+    op.execute(
+        "CREATE TABLE IF NOT EXISTS chain_rewrites (rewritten_at TEXT PRIMARY KEY,"
+        " first_position BIGINT NOT NULL, head_position BIGINT NOT NULL,"
+        " old_head_hash TEXT NOT NULL, new_head_hash TEXT NOT NULL,"
+        " events_sealed BIGINT NOT NULL, superseded_checkpoints TEXT NOT NULL,"
+        " reason TEXT NOT NULL, signature TEXT)"
     )
