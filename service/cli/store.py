@@ -128,7 +128,9 @@ def restore(path: Path, force: bool) -> None:
         except backups.BackupError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"restored the {manifest.store} store backed up at {manifest.created_at}: "
-               f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}")
+               f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}"
+               + (" (the store's own data keys kept: a restore never brings back a key "
+                  "destroyed since)" if force else ""))
     with components(check_schema=False) as parts:
         report = verify_store(audit_recorder(parts.programmes), parts.checkpoints,
                               parts.checkpoint_key)
