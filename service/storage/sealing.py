@@ -61,6 +61,10 @@ class KeyRefused(Exception):
     """The service cannot use the configured KEK with this store: the message says why."""
 
 
+class KeyRotated(KeyRefused):
+    """The store's KEK was rotated while this process ran with the old one."""
+
+
 def generate_kek() -> str:
     """A new random KEK, as TRACTION_DATA_KEY takes it (base64 of 32 bytes)."""
     return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()
@@ -199,6 +203,13 @@ class Keyring:
             return
         key = os.urandom(KEY_BYTES)
         with self.database.transaction() as cursor:
+            # After `traction keys rotate` this process's KEK is the old one until it is
+            # restarted: a key wrapped by it now could never be opened with the new one.
+            check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
+                                   (KEK_CHECK,)).fetchone()
+            if check is not None and check["value"] != kek_check(self._kek):
+                raise KeyRotated("the key-encryption key was rotated: restart this process "
+                                 "with the new TRACTION_DATA_KEY")
             # Two writers starting one programme at once: the first key made is its key.
             cursor.execute(
                 "INSERT INTO data_keys (programme_id, clinic_id, patient_hash, wrapped_key,"

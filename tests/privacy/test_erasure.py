@@ -301,3 +301,11 @@ def test_a_sealed_value_altered_in_the_store_reads_as_unreadable_not_a_500(world
     # verify names the entry whose bytes changed.
     verify = world.get("/v1/audit/verify", world.tokens.auditor).json
     assert verify["ok"] is False and verify["failure"]["position"] == position
+
+
+def test_the_openapi_document_names_the_marker_for_the_erasure_route(client):
+    document = client.get("/openapi.json").json
+    operation = document["paths"]["/v1/clinics/{clinic_id}/programmes/{programme_id}/erasure"]
+    described = operation["post"]["description"]
+    assert f"`{ERASED}`" in described and "programme_erased" in described
+    assert set(operation["post"]["responses"]) >= {"201", "403", "404", "422"}

@@ -114,3 +114,29 @@ def _empty_store_like(url: str, tmp_path, request) -> str:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return f"{elsewhere}?schema={schema}"
 
+
+
+def test_a_worker_still_on_the_old_key_refuses_to_start_programmes_but_reads(
+        app, client, tokens, tmp_path):
+    from tests.stores import TEST_DATA_KEY
+
+    url = app.extensions["traction"].store.url
+    events = f"/v1/clinics/{CLINIC}/programmes/{{}}/events"
+    kept = uuid.uuid4()
+    assert client.post(events.format(kept), json=b.started(patient_ref="pt-before"),
+                       headers=tokens.writer_a).status_code == 201
+    key_file = tmp_path / "new.key"
+    key_file.write_text(generate_kek())
+    rotated = run("keys", "rotate", "--new-key-file", str(key_file),
+                  env={"TRACTION_DATABASE_URL": url, "TRACTION_DATA_KEY": TEST_DATA_KEY})
+    assert rotated.exit_code == 0, rotated.output
+    # This app's worker still holds the old KEK: a new programme's key would be
+    # wrapped by it, and lost at the restart. Refused, to be retried; reads go on.
+    refused = client.post(events.format(uuid.uuid4()), json=b.started(),
+                          headers=tokens.writer_a)
+    assert refused.status_code == 503 and refused.json["type"].endswith("key-rotated")
+    assert refused.headers["Retry-After"] == "5"
+    state = client.get(f"/v1/clinics/{CLINIC}/programmes/{kept}", headers=tokens.viewer_a)
+    assert state.status_code == 200 and state.json["patient_ref"] == "pt-before"
+    assert client.post(events.format(kept), json=b.pain(3, days=2),
+                       headers=tokens.writer_a).status_code == 201

@@ -41,7 +41,7 @@ def erase_programme(body: dict[str, Any], clinic_id: str, programme_id: UUID) ->
     Afterwards `patient_ref` and every free-text field (PlanAdjusted.reason,
     AdverseEventReported.description, ProgrammePaused.reason,
     ProgrammeDischarged.notes, EntryCorrected.reason) read as `[erased]` in the
-    programme's state, its history at every version, the summaries and exports;
+    programme's state, its history at every version, its summary and the global log;
     scores, durations, modalities, outcomes and dates stay, and so do the metrics.
     Later posts to the programme are refused (422, rule `programme_erased`).
     Admin only; written to the access log.
