@@ -152,6 +152,7 @@ class Keyring:
                  development: bool = False) -> None:
         self.database = database
         self._kek = kek
+        self._check = kek_check(kek)
         self._lookup_key = lookup_key
         #: The store keeps its own KEK: for development only.
         self.development = development
@@ -207,16 +208,22 @@ class Keyring:
             # restarted: a key wrapped by it now could never be opened with the new one.
             check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
                                    (KEK_CHECK,)).fetchone()
-            if check is not None and check["value"] != kek_check(self._kek):
+            if check is not None and check["value"] != self._check:
                 raise KeyRotated("the key-encryption key was rotated: restart this process "
                                  "with the new TRACTION_DATA_KEY")
             # Two writers starting one programme at once: the first key made is its key.
+            wrapped = _wrap(self._kek, key, str(programme_id))
             cursor.execute(
                 "INSERT INTO data_keys (programme_id, clinic_id, patient_hash, wrapped_key,"
                 " created_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (programme_id) DO NOTHING",
                 (str(programme_id), clinic_id, self.patient_hash(clinic_id, patient_ref),
-                 _wrap(self._kek, key, str(programme_id)),
-                 datetime.now(UTC).isoformat()))
+                 wrapped, datetime.now(UTC).isoformat()))
+            stored = cursor.execute("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
+                                    (str(programme_id),)).fetchone()
+        if stored is not None and stored["wrapped_key"] == wrapped:
+            # Ours: kept at once, so sealing its first fields reads nothing more.
+            with self._lock:
+                self._keys[programme_id] = AESGCM(key)
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         cipher = self._key(programme_id)
@@ -288,6 +295,7 @@ class Keyring:
                 cursor.execute("UPDATE key_settings SET value = %s WHERE name = %s",
                                (_b64(new_kek), DEVELOPMENT_KEK))
         self._kek = new_kek
+        self._check = kek_check(new_kek)
         with self._lock:
             self._keys.clear()
         return len(rows)
