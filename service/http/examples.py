@@ -79,6 +79,11 @@ ERASURE_RECEIPT = {"programme_id": PROGRAMME, "clinic_id": CLINIC, "version": 4,
                    "recorded": [{"event_id": "6d1b2a9e-2f0c-5b7a-9e43-0c1d2e3f4a5b",
                                  "type": "ProgrammeErased", "version": 4, "position": 1044}]}
 
+PATIENT_ERASURE = {"patient_ref": "pt-0042",
+                   "reason": "Erasure request ER-2026-0117 (GDPR Art. 17)"}
+
+PATIENT_ERASED = {"erased": [ERASURE_RECEIPT]}
+
 PROGRAMME_STATE = {
     "programme_id": PROGRAMME, "clinic_id": CLINIC, "patient_ref": "pt-0042",
     "condition": "sciatica", "setting": "in_office", "status": "active",

@@ -309,3 +309,38 @@ def test_the_openapi_document_names_the_marker_for_the_erasure_route(client):
     described = operation["post"]["description"]
     assert f"`{ERASED}`" in described and "programme_erased" in described
     assert set(operation["post"]["responses"]) >= {"201", "403", "404", "422"}
+
+
+def test_every_programme_of_one_patient_at_a_clinic_is_erased_over_http(world):
+    t = world.tokens
+    second = uuid.uuid4()
+    world.post(A, second, [b.started(patient_ref=MARKER)])
+    theirs = uuid.uuid4()  # the same patient_ref at another clinic: another patient
+    world.post(B, theirs, [b.started(patient_ref=MARKER)], writer=t.writer_b)
+    url = f"/v1/clinics/{A}/patients/erasure"
+    erased = world.client.post(url, json={"patient_ref": MARKER, "reason": "ER-5"},
+                               headers=t.admin)
+    assert erased.status_code == 200, erased.json
+    assert sorted(r["programme_id"] for r in erased.json["erased"]) == sorted(
+        [str(world.marked), str(second)])
+    assert MARKER not in erased.get_data(as_text=True)
+    for programme in (world.marked, second):
+        state = world.get(f"/v1/clinics/{A}/programmes/{programme}").json
+        assert state["patient_ref"] == ERASED
+    assert world.get(f"/v1/clinics/{B}/programmes/{theirs}",
+                     headers=t.viewer_b).json["patient_ref"] == MARKER
+    assert world.get(f"/v1/clinics/{A}/programmes/{world.other}").json["patient_ref"] == \
+        "pt-kept-0007"
+    # Nobody left to erase, an unknown patient, a writer: a plain 404, or 403.
+    again = world.client.post(url, json={"patient_ref": MARKER, "reason": "again"},
+                              headers=t.admin)
+    missing = world.get(f"/v1/clinics/{A}/programmes/{uuid.uuid4()}")
+    assert again.status_code == 404 and again.data == missing.data
+    assert world.client.post(url, json={"patient_ref": MARKER, "reason": "x"},
+                             headers=t.writer_a).status_code == 403
+    bad = world.client.post(url, json={"patient_ref": MARKER + " !", "reason": "x"},
+                            headers=t.admin)
+    assert bad.status_code == 422 and MARKER not in bad.get_data(as_text=True)
+    log = world.get("/v1/audit/access-log", t.auditor).json["entries"]
+    assert len([e for e in log if e["action"] == "erasure"]) == 2
+    assert MARKER not in str(log)
