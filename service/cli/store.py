@@ -48,6 +48,10 @@ def migrate(dry_run: bool) -> None:
         for name, state_format in old.items():
             click.echo(f"  would rebuild the {name} read models (format {state_format} -> "
                        f"{STATE_FORMAT}), beside the live ones")
+        if migrations.KEY_TABLES_REVISION in {step.revision for step in steps}:
+            click.echo("  would seal every personal field recorded in the clear (a signed "
+                       "statement of the rewritten chain heads; needs TRACTION_DATA_KEY), "
+                       "rebuild the read models and compact the store")
         return
     with components() as parts:
         assert parts.keyring is not None

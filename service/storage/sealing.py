@@ -203,27 +203,29 @@ class Keyring:
         if programme_id in self._keys:
             return
         key = os.urandom(KEY_BYTES)
+        wrapped = _wrap(self._kek, key, str(programme_id))
         with self.database.transaction() as cursor:
-            # After `traction keys rotate` this process's KEK is the old one until it is
-            # restarted: a key wrapped by it now could never be opened with the new one.
-            check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
-                                   (KEK_CHECK,)).fetchone()
-            if check is not None and check["value"] != self._check:
-                raise KeyRotated("the key-encryption key was rotated: restart this process "
-                                 "with the new TRACTION_DATA_KEY")
-            # Two writers starting one programme at once: the first key made is its key.
-            wrapped = _wrap(self._kek, key, str(programme_id))
-            cursor.execute(
+            # One statement in the common case: stored only while the store's KEK is
+            # still this process's (after `traction keys rotate` this process holds
+            # the old one until it restarts: a key wrapped by it now could never be
+            # opened), and only if no other writer made this programme's key first.
+            stored = cursor.execute(
                 "INSERT INTO data_keys (programme_id, clinic_id, patient_hash, wrapped_key,"
-                " created_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (programme_id) DO NOTHING",
+                " created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM"
+                " key_settings WHERE name = %s AND value = %s)"
+                " ON CONFLICT (programme_id) DO NOTHING RETURNING wrapped_key",
                 (str(programme_id), clinic_id, self.patient_hash(clinic_id, patient_ref),
-                 wrapped, datetime.now(UTC).isoformat()))
-            stored = cursor.execute("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
-                                    (str(programme_id),)).fetchone()
-        if stored is not None and stored["wrapped_key"] == wrapped:
-            # Ours: kept at once, so sealing its first fields reads nothing more.
-            with self._lock:
-                self._keys[programme_id] = AESGCM(key)
+                 wrapped, datetime.now(UTC).isoformat(), KEK_CHECK, self._check)).fetchone()
+            if stored is None:
+                check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
+                                       (KEK_CHECK,)).fetchone()
+                if check is None or check["value"] != self._check:
+                    raise KeyRotated("the key-encryption key was rotated: restart this "
+                                     "process with the new TRACTION_DATA_KEY")
+                return  # another writer made it first: read when first needed
+        # Ours: kept at once, so sealing its first fields reads nothing more.
+        with self._lock:
+            self._keys[programme_id] = AESGCM(key)
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         cipher = self._key(programme_id)
