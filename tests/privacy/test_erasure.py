@@ -113,6 +113,8 @@ def test_the_marker_is_never_in_clear_in_the_store_before_or_after_erasure(world
     raw = store_bytes(world.store.url)
     assert MARKER.encode() not in raw and b"her neighbour" not in raw
     assert MARKER not in caplog.text
+    metrics = world.client.get("/metrics").get_data(as_text=True)
+    assert "traction" in metrics and MARKER not in metrics  # no label carries it
 
 
 def test_reads_show_personal_fields_as_posted_until_erased(world):
