@@ -38,7 +38,7 @@ from service.audit.log import audit_recorder, entry_hash
 from service.audit.rewrites import Rewrite, sign
 from service.audit.verify import ChainWalk
 from service.storage.database import Database
-from service.storage.sealing import Keyring, is_sealed
+from service.storage.sealing import Keyring, KeySettings, is_sealed
 from service.storage.stored import event_type
 
 REASON = ("sealing personal fields recorded in the clear by an earlier release "
@@ -71,10 +71,28 @@ def _sealed_state(programmes: Programmes, keyring: Keyring, entry: Any) -> bytes
     return bytes(mapper.transcoder.encode(state))
 
 
+#: The key_settings row that says every event of the store is sealed (and since when).
+SEALED = "clear_events_sealed"
+
+
 def seal_recorded(programmes: Programmes, keyring: Keyring, database: Database,
                   checkpoints: Checkpoints, key: CheckpointKey | None) -> Rewrite | None:
     """Seal every personal field stored in the clear; the rewrite's statement, or
-    None when there was nothing to seal. Run with the service stopped."""
+    None when there was nothing to seal. Run with the service stopped.
+
+    Once a store has been walked and found (or made) all sealed, `key_settings`
+    says so, and later migrations do not walk its log again: this release never
+    stores a personal field in the clear."""
+    settings = KeySettings(database)
+    if SEALED in settings.read():
+        return None
+    rewrite = _seal_recorded(programmes, keyring, database, checkpoints, key)
+    settings.add(SEALED, rewrite.rewritten_at if rewrite else datetime.now(UTC).isoformat())
+    return rewrite
+
+
+def _seal_recorded(programmes: Programmes, keyring: Keyring, database: Database,
+                   checkpoints: Checkpoints, key: CheckpointKey | None) -> Rewrite | None:
     if programmes.mapper.cipher is not None or programmes.mapper.compressor is not None:
         raise RewriteRefused("the store is configured with the library's cipher or "
                              "compressor: sealing its events is not supported")

@@ -142,6 +142,7 @@ def test_migrate_lists_then_runs_the_steps_and_leaves_the_store_current(upgraded
     assert "is written by release 0.1.0" in upgraded.dry_run_output
     assert "would run 0001" in upgraded.dry_run_output
     assert "would run 0002" in upgraded.dry_run_output
+    assert "would seal every personal field recorded in the clear" in upgraded.dry_run_output
     assert "ran 0001" in upgraded.migration_output and "ran 0002" in upgraded.migration_output
     # 0.1.0 built its read models in state format 1; this release's differs, so
     # migrate rebuilds them beside the old ones (as the dry run said it would).
