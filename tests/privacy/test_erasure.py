@@ -346,3 +346,27 @@ def test_every_programme_of_one_patient_at_a_clinic_is_erased_over_http(world):
     log = world.get("/v1/audit/access-log", t.auditor).json["entries"]
     assert len([e for e in log if e["action"] == "erasure"]) == 2
     assert MARKER not in str(log)
+
+
+def test_bulk_uploads_are_sealed_and_refused_for_an_erased_programme(world):
+    import json
+
+    t = world.tokens
+    assert world.erase(world.marked).status_code == 201
+    fresh = uuid.uuid4()
+    lines = [{**b.started(patient_ref=MARKER + "-bulk"), "programme_id": str(fresh)},
+             {**b.envelope("ProgrammePaused", {"reason": PERSONAL_TEXT}, 2),
+              "programme_id": str(fresh)},
+             {**b.pain(2, days=40), "programme_id": str(world.marked)}]
+    answer = world.client.post(f"/v1/clinics/{A}/events:bulk",
+                               data=b"".join(json.dumps(x).encode() + b"\n" for x in lines),
+                               headers={**t.writer_a, "Content-Type": "application/x-ndjson"})
+    assert answer.status_code == 200
+    results = [json.loads(text) for text in answer.data.decode().splitlines()][:-1]
+    assert [r["status"] for r in results] == [201, 201, 422]
+    assert results[2]["problem"]["rule"] == "programme_erased"
+    assert MARKER not in answer.get_data(as_text=True)
+    raw = store_bytes(world.store.url)
+    assert MARKER.encode() not in raw and b"her neighbour" not in raw
+    state = world.get(f"/v1/clinics/{A}/programmes/{fresh}").json
+    assert (state["patient_ref"], state["paused_reason"]) == (MARKER + "-bulk", PERSONAL_TEXT)
