@@ -267,39 +267,47 @@ class Programmes(Application[UUID]):
         (who, when, why: nothing personal), then destroy its data key. A repeated
         erasure answers the first one's receipt (and destroys the key again, should
         a crash have come between the two)."""
-        erasure_id = erasure_event_id(programme_id)
         with self._command_locks.held(programme_id):
-            programme = programme_cache.find(self.repository, programme_id, copy=False)
-            if programme is None or programme.clinic_id != clinic_id:
-                raise errors.ProgrammeNotFound("no such programme in this clinic")
-            if programme.erased_at is not None:
-                receipt = receipt_from_entries(
-                    self.ledger.entries_by_event_id([erasure_id]), replayed=True)
-            else:
+            for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
                 try:
-                    programme.erase(erasure_id, self.clock(), erased_by, reason)
-                    events = programme.collect_events()
-                    positions = self.recorder.insert_events(
-                        [self.mapper.to_stored_event(event) for event in events],
-                        ledger=[LedgerEntry(event_id=erasure_id, clinic_id=clinic_id,
-                                            event_type=personal.ERASURE_TYPE,
-                                            content_digest=None)])
-                except BaseException:
-                    programme_cache.drop(self.repository, programme_id)
-                    raise
-                assert positions is not None
-                receipt = Receipt(programme_id=programme_id, clinic_id=clinic_id,
-                                  version=programme.version,
-                                  recorded=[{"event_id": str(erasure_id),
-                                             "type": personal.ERASURE_TYPE,
-                                             "version": programme.version,
-                                             "position": positions[0]}],
-                                  replayed=False)
+                    receipt = self._erase(clinic_id, programme_id, erased_by, reason)
+                    break
+                except IntegrityError:
+                    # Another host saved to this programme first: erase it as it is now.
+                    if attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
+                        raise errors.ConcurrentWrite(
+                            "other writers kept saving to this programme; retry") from None
             # Every checkpoint of it held personal fields in the clear.
             self._checkpoints.forget(programme_id)
         if self.seal is not None:
             self.seal.forget(programme_id)
         return receipt
+
+    def _erase(self, clinic_id: str, programme_id: UUID, erased_by: str, reason: str
+               ) -> Receipt:
+        erasure_id = erasure_event_id(programme_id)
+        programme = programme_cache.find(self.repository, programme_id, copy=False)
+        if programme is None or programme.clinic_id != clinic_id:
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
+        if programme.erased_at is not None:
+            return receipt_from_entries(self.ledger.entries_by_event_id([erasure_id]),
+                                        replayed=True)
+        try:
+            programme.erase(erasure_id, self.clock(), erased_by, reason)
+            events = programme.collect_events()
+            positions = self.recorder.insert_events(
+                [self.mapper.to_stored_event(event) for event in events],
+                ledger=[LedgerEntry(event_id=erasure_id, clinic_id=clinic_id,
+                                    event_type=personal.ERASURE_TYPE, content_digest=None)])
+        except BaseException:
+            programme_cache.drop(self.repository, programme_id)
+            raise
+        assert positions is not None
+        return Receipt(programme_id=programme_id, clinic_id=clinic_id,
+                       version=programme.version,
+                       recorded=[{"event_id": str(erasure_id), "type": personal.ERASURE_TYPE,
+                                  "version": programme.version, "position": positions[0]}],
+                       replayed=False)
 
     def is_erased(self, programme_id: UUID) -> bool:
         """Whether the programme's personal data has been erased (its erasure event is

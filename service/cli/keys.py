@@ -62,8 +62,8 @@ def erase(clinic_id: str, programme_id: UUID | None, patient_ref: str | None, re
     the programme's data key; coded clinical values and the metrics stay."""
     if (programme_id is None) == (patient_ref is None):
         raise click.UsageError("give exactly one of --programme and --patient-ref")
-    if not reason.strip():
-        raise click.UsageError("--reason must say why")
+    if not reason.strip() or len(reason) > 500:
+        raise click.UsageError("--reason must say why, in at most 500 characters")
     if patient_ref == "-":
         patient_ref = sys.stdin.readline().strip()
     settings()

@@ -133,3 +133,18 @@ def test_traction_erase_erases_one_programme_or_every_programme_of_a_patient(sto
     nobody = run("erase", CLINIC, "--patient-ref", "pt-twice", "--reason", "x", env=env)
     assert nobody.exit_code == 1 and "no programme of that patient" in nobody.output
 
+
+
+def test_an_erasure_after_another_hosts_post_erases_the_programme_as_it_is_now(store_url):
+    one, other = components_at(store_url), components_at(store_url)  # two hosts
+    try:
+        programme_id = start(one, "pt-race")
+        one.programmes.programme(CLINIC, programme_id)  # cached by this host
+        other.programmes.record_events(CLINIC, programme_id,
+                                       [b.event_envelope(b.pain(4, days=3))])
+        receipt = one.programmes.erase(CLINIC, programme_id, "admin", "request ER-8")
+        assert receipt.version == 4 and not receipt.replayed  # after the other's post
+        assert other.programmes.programme(CLINIC, programme_id).patient_ref == ERASED
+    finally:
+        one.close()
+        other.close()
