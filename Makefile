@@ -15,7 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Without a key-encryption key, `make run` makes (or opens) a development store,
+# whose key is kept in the store itself: the service says so on every start.
 run: $(BIN)/.installed
+	@[ -n "$$TRACTION_DATA_KEY$$TRACTION_DATA_KEY_FILE" ] || $(BIN)/traction db init --development-keys
 	$(BIN)/traction serve
 
 test: $(BIN)/.installed

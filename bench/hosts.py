@@ -68,7 +68,12 @@ from bench.load import require_wrk, run_wrk
 from bench.scenario import event_times, get_config, post_event_config, prestart, start_time
 from projections.locks import ProjectionLock
 from projections.rebuild import rebuild
-from service.bootstrap import initialise_store, open_components, open_programmes
+from service.bootstrap import (
+    initialise_store,
+    make_development_store,
+    open_components,
+    open_programmes,
+)
 from service.config import Settings
 from tests.ops.postgres_cluster import PG_BIN, PostgresCluster, unavailable_reason
 
@@ -452,6 +457,7 @@ def writer_ceiling(primary: PostgresCluster, seconds: int) -> dict[str, Any]:
     url = primary.url.rsplit("/", 1)[0] + "/bench_ceiling"
     settings = Settings(database_url=url)
     initialise_store(settings)
+    make_development_store(settings)  # made-up patients
     application = open_programmes(settings)
     events = application.recorder.events_table_name  # type: ignore[attr-defined]
     application.close()
@@ -497,6 +503,7 @@ def run(quick: bool) -> dict[str, Any]:
         primary.start()
         url = primary.url
         initialise_store(Settings(database_url=url))
+        make_development_store(Settings(database_url=url))  # made-up patients
         tokens = register(url, CLINICS)
         start = start_time()
         # A clinic of PROGRAMMES_PER_CLINIC programmes, as SCALING.md assumes.

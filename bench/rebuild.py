@@ -53,7 +53,12 @@ from typing import Any
 
 from bench import common
 from projections.rebuild import rebuild
-from service.bootstrap import initialise_store, open_components, open_programmes
+from service.bootstrap import (
+    initialise_store,
+    make_development_store,
+    open_components,
+    open_programmes,
+)
 from service.config import Settings
 
 CLINICS = 20
@@ -198,6 +203,7 @@ def generate(url: str, events: int, seed: int) -> int:
 
     settings = Settings(database_url=url)
     initialise_store(settings)
+    make_development_store(settings)  # made-up patients
     app = open_programmes(settings)
     rng = random.Random(seed)
     clinic_tz = [timezone(timedelta(hours=rng.choice((0, 0, 1, 2, -5)))) for _ in range(CLINICS)]

@@ -334,6 +334,7 @@ def markdown(run: dict[str, Any] | None = None) -> str:
     lines += hosts_section()
     lines += render_section()
     lines += cpu_profile_section()
+    lines += encryption_section()
     lines += EXPLANATIONS
     for kind in STORE_KINDS:
         lines += profile_section(kind)
@@ -573,6 +574,44 @@ def hosts_section() -> list[str]:
         lines.append("| the same inserts without the table lock, 1 / 4 / 16 clients | "
                      f"{tps(ceiling['same_inserts_without_lock'])} | | |")
     return [*lines, ""]
+
+
+def encryption_section() -> list[str]:
+    """bench/encryption.py: what sealing personal fields costs a post, and a rebuild."""
+    lines: list[str] = []
+    for kind in STORE_KINDS:
+        result = read_result(f"encryption-{kind}")
+        if not result:
+            continue
+        if not lines:
+            lines = ["## Sealing personal fields (bench/encryption.py)", "",
+                     "`python -m bench.encryption --store sqlite|postgres`: CPU per request "
+                     "with personal fields sealed (AES-256-GCM under each programme's data "
+                     "key) and with the same application storing them as posted, each on a "
+                     "fresh store, in alternating rounds of the same run (in process, as "
+                     "bench/profile_cpu.py). P1's request is a session, with nothing to "
+                     "seal; a free text seals one field; a programme start makes, wraps and "
+                     "stores a data key (once per programme). Bar (P1): sealed at most "
+                     "10 % above. "
+                     "P3: the rebuild of a store whose fields are sealed (the projection "
+                     "never opens them) against read + decode.", "",
+                     "| store | request | ms CPU/req sealed | not sealed | ratio | bar |",
+                     "|---|---|---|---|---|---|"]
+        for row in result["p1"]:
+            lines.append(f"| {STORE_NAMES[kind]} | {row['workload']} | "
+                         f"{row['cpu_ms_per_request_sealed']:.3f} | "
+                         f"{row['cpu_ms_per_request_unsealed']:.3f} | {row['ratio']:.2f} | "
+                         + (f"≤ 1.10: {'pass' if row['passes'] else '**FAIL**'} |"
+                            if row["bar"] else "(shown, no bar) |"))
+        p3 = result.get("p3")
+        if p3:
+            lines.append(f"| {STORE_NAMES[kind]} | P3 rebuild, {p3['events']:,} events | "
+                         f"{p3['rebuild_events_per_s']:,} events/s | read + decode "
+                         f"{p3['baseline_events_per_s']:,} events/s (as the rebuild reads: "
+                         f"{p3['lean_baseline_events_per_s']:,}) | {p3['ratio']:.2f} "
+                         f"({p3['ratio_to_lean_baseline']:.2f}) | ≥ 0.5: "
+                         f"{'pass' if p3['passes'] else '**FAIL**'} |")
+    return [*lines, ""] if lines else []
 
 
 def write() -> None:

@@ -23,13 +23,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.popo import POPOFactory
 
-from domain import errors, programme_cache
+from domain import errors, personal, programme_cache
 from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
 from domain.programme import Programme
 from domain.versions import VersionedMapper
@@ -40,6 +40,15 @@ Result = TypeVar("Result")
 def utc_now() -> datetime:
     """The server's clock (rule 4 measures occurred_at against it)."""
     return datetime.now(UTC)
+
+
+#: Namespace of the ids of erasure events: one per programme, the same every time.
+ERASURE_NAMESPACE = UUID("0d3f6c1e-8a57-4b7e-9d0c-6f2a9e4b1c75")
+
+
+def erasure_event_id(programme_id: UUID) -> UUID:
+    """The event_id of a programme's erasure (a repeated erasure finds it)."""
+    return uuid5(ERASURE_NAMESPACE, str(programme_id))
 
 
 #: How many times a command is re-run after losing a race with another writer
@@ -139,7 +148,11 @@ class Programmes(Application[UUID]):
         self,
         env: dict[str, str] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        seal: personal.Seal | None = None,
     ) -> None:
+        #: Seals patients' personal fields before they are stored (the store's keyring);
+        #: None in memory, where nothing is stored.
+        self.seal = seal
         super().__init__(env)
         self.clock = clock
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
@@ -149,8 +162,10 @@ class Programmes(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, refusing events newer than this release (domain/versions.py).
-        return self.factory.mapper(transcoder=self.construct_transcoder(),
-                                   mapper_class=VersionedMapper)
+        mapper = self.factory.mapper(transcoder=self.construct_transcoder(),
+                                     mapper_class=VersionedMapper)
+        mapper.seal = self.seal
+        return mapper
 
     def construct_recorder(self) -> ApplicationRecorder:
         # No store configured: the ledger in memory (the library's in-memory
@@ -245,6 +260,59 @@ class Programmes(Application[UUID]):
             except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
                 answers[index] = refusal
         return answers  # type: ignore[return-value]
+
+    def erase(self, clinic_id: str, programme_id: UUID, erased_by: str,
+              reason: str) -> Receipt:
+        """Erase the personal data of a programme: record its ProgrammeErased event
+        (who, when, why: nothing personal), then destroy its data key. A repeated
+        erasure answers the first one's receipt (and destroys the key again, should
+        a crash have come between the two)."""
+        with self._command_locks.held(programme_id):
+            for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
+                try:
+                    receipt = self._erase(clinic_id, programme_id, erased_by, reason)
+                    break
+                except IntegrityError:
+                    # Another host saved to this programme first: erase it as it is now.
+                    if attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
+                        raise errors.ConcurrentWrite(
+                            "other writers kept saving to this programme; retry") from None
+            # Every checkpoint of it held personal fields in the clear.
+            self._checkpoints.forget(programme_id)
+        if self.seal is not None:
+            self.seal.forget(programme_id)
+        return receipt
+
+    def _erase(self, clinic_id: str, programme_id: UUID, erased_by: str, reason: str
+               ) -> Receipt:
+        erasure_id = erasure_event_id(programme_id)
+        programme = programme_cache.find(self.repository, programme_id, copy=False)
+        if programme is None or programme.clinic_id != clinic_id:
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
+        if programme.erased_at is not None:
+            return receipt_from_entries(self.ledger.entries_by_event_id([erasure_id]),
+                                        replayed=True)
+        try:
+            programme.erase(erasure_id, self.clock(), erased_by, reason)
+            events = programme.collect_events()
+            positions = self.recorder.insert_events(
+                [self.mapper.to_stored_event(event) for event in events],
+                ledger=[LedgerEntry(event_id=erasure_id, clinic_id=clinic_id,
+                                    event_type=personal.ERASURE_TYPE, content_digest=None)])
+        except BaseException:
+            programme_cache.drop(self.repository, programme_id)
+            raise
+        assert positions is not None
+        return Receipt(programme_id=programme_id, clinic_id=clinic_id,
+                       version=programme.version,
+                       recorded=[{"event_id": str(erasure_id), "type": personal.ERASURE_TYPE,
+                                  "version": programme.version, "position": positions[0]}],
+                       replayed=False)
+
+    def is_erased(self, programme_id: UUID) -> bool:
+        """Whether the programme's personal data has been erased (its erasure event is
+        in the ledger: one lookup by event id)."""
+        return bool(self.ledger.entries_by_event_id([erasure_event_id(programme_id)]))
 
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], recorded: set[UUID],
                    answers: list[Answer | None], later: list[int]
@@ -525,6 +593,9 @@ class Programmes(Application[UUID]):
             programme = self._checkpoints.replay(self.repository, programme_id, version)
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
+        if version is not None and programme.erased_at is None and self.is_erased(
+                programme_id):
+            programme.conceal_personal()  # a copy: replays start from copies
         if version is not None and programme.version != version:
             # Only now, with the clinic checked: a caller may learn what exists
             # of its own programmes, never of another clinic's.
@@ -547,6 +618,18 @@ class Programmes(Application[UUID]):
             raise self._not_known_then(clinic_id, programme_id)
         return known
 
+    def _personal_fields(self, programme_id: UUID, entry: Any, erased: bool
+                         ) -> dict[str, Any]:
+        """A history entry's data with its personal fields opened, or erased."""
+        if entry.newer_release:
+            return entry.data  # shown as stored
+        if erased:
+            return personal.erased(entry.type, entry.data)
+        if self.seal is None:
+            return entry.data
+        return personal.opened(self.seal, programme_id, UUID(entry.event_id), entry.type,
+                               entry.data)
+
     def with_current(self, clinic_id: str, programme_id: UUID,
                      use: Callable[[Programme], Result]) -> Result:
         """`use(programme)` with the programme as it is now, under its command lock,
@@ -567,6 +650,8 @@ class Programmes(Application[UUID]):
         # The ledger says whose programme it is: no need to replay it all.
         if not entries or entries[0].clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
+        # An erasure reaches back over the whole history, at every version.
+        erased = any(entry.type == personal.ERASURE_TYPE for entry in entries)
         if version is not None:
             if entries[-1].version < version:
                 raise errors.VersionNotRecorded(version, entries[-1].version)
@@ -582,7 +667,7 @@ class Programmes(Application[UUID]):
                 "occurred_at": entry.occurred_at,
                 "recorded_at": entry.recorded_at,
                 "recorded_by": entry.recorded_by,
-                "data": entry.data,
+                "data": self._personal_fields(programme_id, entry, erased),
                 "corrected_by": None,
                 "schema_version": entry.schema_version,
                 "newer_release": entry.newer_release,

@@ -47,6 +47,12 @@ class ProgrammeIsPaused(DomainRuleViolation):
     rule = "programme_paused"
 
 
+class ProgrammeErased(DomainRuleViolation):
+    """An erased programme's personal data is gone: nothing more is recorded to it."""
+
+    rule = "programme_erased"
+
+
 class ProgrammeNotPaused(DomainRuleViolation):
     """Rule 3: a programme can only be resumed while it is paused."""
 

@@ -25,6 +25,7 @@ from domain.events import (
     check_plan_force,
     check_some_plan_field_given,
 )
+from domain.personal import ERASED
 from domain.vocabulary import DEFAULT_PAIN_SCALE, SEVERITIES
 
 #: How far ahead of the server's clock an event's occurred_at may be (rule 4).
@@ -113,6 +114,8 @@ class Programme(Aggregate):
         # Current data (after corrections) of each correctable event, by event_id.
         self.entries: dict[str, dict[str, Any]] = {}
         self.corrections = 0
+        #: When the programme's personal data was erased (server time); None before.
+        self.erased_at: datetime | None = None
 
     # ---- commands -------------------------------------------------------
 
@@ -191,6 +194,7 @@ class Programme(Aggregate):
     def correct_entry(self, event_id: uuid.UUID, occurred_at: datetime,
                       recorded_by: str, data: dict[str, Any], now: datetime) -> None:
         # Corrections are accepted after discharge and while paused (rule 2).
+        self._check_not_erased()
         self._check_time(occurred_at, now)
         target = self.entries.get(str(data["corrects"]))
         if target is None:
@@ -203,6 +207,14 @@ class Programme(Aggregate):
             data = {**data, "data": with_scale(data["data"])}
         self._entry_corrected(event_id=event_id, occurred_at=occurred_at,
                               recorded_by=recorded_by, data=data)
+
+    def erase(self, event_id: uuid.UUID, occurred_at: datetime, recorded_by: str,
+              reason: str) -> None:
+        """Erase the patient's personal data (an administrator's request, recorded by
+        the service; the store destroys the programme's data key afterwards)."""
+        self._check_not_erased()
+        self._erased(event_id=event_id, occurred_at=occurred_at, recorded_by=recorded_by,
+                     data={"reason": reason})
 
     #: The command method for each event type a clinic system may post: every type
     #: of the catalogue (domain.events) but ProgrammeStarted, which `start` records
@@ -221,7 +233,13 @@ class Programme(Aggregate):
 
     # ---- rules shared by the commands -----------------------------------
 
+    def _check_not_erased(self) -> None:
+        if self.erased_at is not None:
+            raise errors.ProgrammeErased(
+                "the programme's personal data was erased; nothing more is recorded to it")
+
     def _check_accepting(self, occurred_at: datetime, now: datetime) -> None:
+        self._check_not_erased()
         if self.status == "discharged":
             raise errors.AlreadyDischarged(
                 "the programme is discharged; only EntryCorrected is accepted"
@@ -344,6 +362,20 @@ class Programme(Aggregate):
         self._note(occurred_at)
         self.entries[str(data["corrects"])]["data"] = dict(data["data"])
         self.corrections += 1
+
+    @event("ProgrammeErased")
+    def _erased(self, event_id: uuid.UUID, occurred_at: datetime,
+                recorded_by: str, data: dict[str, Any]) -> None:
+        # Not a clinical event: last_occurred_at stays the clinic's.
+        self.erased_at = occurred_at
+        self.conceal_personal()
+
+    def conceal_personal(self) -> None:
+        """Show every personal field as erased (also on a replay to a version before
+        the erasure: the erasure reaches back over the whole history)."""
+        self.patient_ref = ERASED
+        if self.paused_reason is not None:
+            self.paused_reason = ERASED
 
     # ---- reading ---------------------------------------------------------
 

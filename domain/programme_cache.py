@@ -141,6 +141,13 @@ class Checkpoints:
             while len(self._states) > self.kept:
                 self._states.popitem(last=False)
 
+    def forget(self, programme_id: UUID) -> None:
+        """Drop every checkpoint of the programme (it was erased: they hold its
+        personal fields as they were)."""
+        with self._lock:
+            for key in [key for key in self._states if key[0] == programme_id]:
+                del self._states[key]
+
     def replay(self, repository: Repository[UUID], programme_id: UUID, version: int
                ) -> Programme | None:
         """The programme as it stood after `version` (or at its last version, if

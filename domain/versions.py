@@ -33,6 +33,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
+from domain import personal
+
 #: Where a stored state keeps its schema version (the library's name).
 VERSION_KEY = "class_version"
 
@@ -91,13 +93,39 @@ def recorded_version(state: dict[str, Any]) -> int:
 
 
 class VersionedMapper(Mapper[Any]):
-    """The library's mapper, refusing events of a newer version than their class's.
+    """The library's mapper, refusing events of a newer version than their class's,
+    and sealing patients' personal fields on the way to the store.
 
     The library upcasts older events itself but would read a newer one as
     if it were current, silently: a newer release may have changed what a
     field means. This is the library's `to_domain_event` (eventsourcing 9.5)
     with that check, and with `upcast_state` doing the upcasting.
+
+    With a `seal` (domain/personal.py; the store's keyring), the mapper is the
+    seam between the domain's events and their stored form: personal fields are
+    sealed in `to_stored_event` and opened in `to_domain_event`, so the
+    aggregate never sees a ciphertext and the store never a personal field.
     """
+
+    #: Seals personal fields (the store's keyring); None: kept as they are (in memory).
+    seal: personal.Seal | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        seal = self.seal
+        names = personal.PERSONAL_FIELDS.get(type(domain_event).__name__) if seal else None
+        if seal is None or not names or not any(n in domain_event.data for n in names):
+            return super().to_stored_event(domain_event)
+        type_name = type(domain_event).__name__
+        programme_id = domain_event.originator_id
+        if type_name == "ProgrammeStarted":
+            seal.register(programme_id, domain_event.clinic_id, domain_event.data["patient_ref"])
+        # A copy with its data sealed: the pending event itself stays as the domain made it.
+        stored = object.__new__(type(domain_event))
+        object.__setattr__(stored, "__dict__", {
+            **vars(domain_event),
+            "data": personal.sealed(seal, programme_id, domain_event.event_id, type_name,
+                                    domain_event.data)})
+        return super().to_stored_event(stored)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         cls = event_class(stored_event.topic)
@@ -115,6 +143,10 @@ class VersionedMapper(Mapper[Any]):
                 f"and originator_version {stored_event.originator_version}: {error}"
             ) from error
         upcast_state(stored_event.topic, event_state)
+        if self.seal is not None and cls.__name__ in personal.PERSONAL_FIELDS:
+            event_state["data"] = personal.opened(
+                self.seal, stored_event.originator_id, event_state["event_id"], cls.__name__,
+                event_state["data"])
         id_convertor = find_id_convertor(cls, type(stored_event.originator_id))
         event_state["originator_id"] = id_convertor(stored_event.originator_id)
         event_state["originator_version"] = stored_event.originator_version

@@ -186,6 +186,24 @@ class Copy:
         return read
 
 
+#: What opens a summary's sealed patient_ref: (programme id, sealed value) -> value.
+Opener = Callable[[str, str], str]
+
+#: How the projection keeps a sealed patient_ref in a summary row (its JSON).
+_SEALED_REF = '"patient_ref":"sealed:'
+
+
+def _opened(row: str, opener: Opener | None) -> str:
+    """A summary row (JSON) with its patient_ref opened. The projection never
+    opens it: it copies the sealed value from the event, and the erasure replaces
+    it with the marker; only a read that shows it to a clinic opens it."""
+    if opener is None or _SEALED_REF not in row:
+        return row
+    summary = json.loads(row)
+    summary["patient_ref"] = opener(summary["programme_id"], summary["patient_ref"])
+    return to_json(summary)
+
+
 class Reader:
     """Reads of one projection's live version, for the API."""
 
@@ -193,8 +211,11 @@ class Reader:
                  min_position_wait: float = DEFAULT_MIN_POSITION_WAIT,
                  staleness: float = DEFAULT_STALENESS,
                  replica: Replica | None = None,
-                 replica_read_models: ReadModelStore | None = None) -> None:
+                 replica_read_models: ReadModelStore | None = None,
+                 opener: Opener | None = None) -> None:
         self.read_models = read_models
+        #: Opens the sealed patient_ref of the summaries it shows (None: shown sealed).
+        self.opener = opener
         self.name = name
         #: How long a read waits for ?min_position (TRACTION_MIN_POSITION_WAIT).
         self.min_position_wait = min_position_wait
@@ -240,6 +261,7 @@ class Reader:
                 self.name, clinic_id, status, after, limit
             )
             following_cursor = to_json(encode_cursor(following)) if following else "null"
+            rows = [_opened(row, self.opener) for row in rows]
             return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
 
         read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit)),
@@ -256,6 +278,7 @@ class Reader:
             if summary is None or state is None:
                 return position, None
             trajectory = to_json(summaries.trajectory(json.loads(state)))
+            summary = _opened(summary, self.opener)
             return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
 
         return self._read(("summary", clinic_id, str(programme_id)), load, min_position)

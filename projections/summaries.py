@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from domain.events import EVENT_TYPES as CATALOGUE
+from domain.personal import ERASED, ERASURE_TYPE
 from domain.vocabulary import SEVERITIES
 from projections import metrics
 
@@ -65,6 +66,10 @@ def apply_event(state: State | None, type_name: str, event: Any, position: int,
     if handler is None:
         raise UnknownEventType(f"no rule for events of type {type_name}")
     handler(state, event, position, delta)
+    if type_name == ERASURE_TYPE:
+        # The service's time, not a clinical one: the programme's times stay as they were.
+        state["position"] = position
+        return state
     # The greatest occurred_at so far, kept as a datetime until `settle`
     # (converting every event's time would cost more than the event).
     occurred = event.occurred_at
@@ -216,9 +221,15 @@ def _entry_corrected(state: State, event: Any, position: int, delta: Delta) -> N
     state["corrections"] += 1
 
 
+def _erased(state: State, event: Any, position: int, delta: Delta) -> None:
+    # The read model held the patient_ref sealed; now not even that. No count changes.
+    state["patient_ref"] = ERASED
+
+
 #: How each event type changes a programme's state: every type of the catalogue
-#: (domain.events) but ProgrammeStarted, which `_started` makes the state from
-#: (tests/domain/test_event_catalogue.py holds the two to each other).
+#: (domain.events) but ProgrammeStarted, which `_started` makes the state from, and
+#: the erasure the service records (tests/domain/test_event_catalogue.py holds them
+#: to each other).
 _HANDLERS: dict[str, Callable[[State, Any, int, Delta], None]] = {
     "SessionCompleted": _session_completed,
     "SessionMissed": _session_missed,
@@ -229,10 +240,11 @@ _HANDLERS: dict[str, Callable[[State, Any, int, Delta], None]] = {
     "ProgrammeResumed": _resumed,
     "ProgrammeDischarged": _discharged,
     "EntryCorrected": _entry_corrected,
+    ERASURE_TYPE: _erased,
 }
 
 #: Every event type this projection knows; any other is parked as poison.
-EVENT_TYPES = tuple(CATALOGUE)
+EVENT_TYPES = (*CATALOGUE, ERASURE_TYPE)
 
 
 class Measures(NamedTuple):

@@ -17,11 +17,14 @@ here too: its connections and the read models as it holds them;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from domain.application import Programmes, utc_now
+from domain.personal import UNREADABLE, SealBroken
 from projections.store import ReadModelStore, ReplicaReadModels, open_read_models
 from service.audit import jobs as verification_jobs
 from service.audit.checkpoints import CheckpointKeys, CheckpointLog, Checkpoints
@@ -32,7 +35,15 @@ from service.storage.database import Database
 from service.storage.directory import Directory
 from service.storage.replica import CONNECT_TIMEOUT as REPLICA_CONNECT_TIMEOUT
 from service.storage.replica import Replica, check_replica
+from service.storage.sealing import Keyring, KeySettings, development_store
 from service.storage.stores import Store, eventsourcing_env
+
+log = logging.getLogger(__name__)
+
+#: Said on every start of a development store (`traction db init --development-keys`).
+DEVELOPMENT_WARNING = (
+    "DEVELOPMENT STORE: its key-encryption key is kept in the store itself; patients' "
+    "personal fields are NOT protected at rest. Never record real patients in it.")
 
 Clock = Callable[[], datetime]
 
@@ -48,7 +59,7 @@ class Components:
     store: Store
     programmes: Programmes
     read_models: ReadModelStore
-    #: The service's own tables: clinics, tokens, the access log, checkpoints.
+    #: The service's own tables: clinics, tokens, the access log, checkpoints, keys.
     database: Database
     directory: Directory
     checkpoints: Checkpoints
@@ -56,6 +67,9 @@ class Components:
     checkpoint_keys: CheckpointKeys
     #: The copy of every checkpoint outside the database; None when not configured.
     checkpoint_log: CheckpointLog | None
+    #: Seals patients' personal fields under each programme's data key (None only for
+    #: a store of an older release opened before it is migrated: it has no key table).
+    keyring: Keyring | None = None
     #: The streaming replica that serves reads (TRACTION_READ_DATABASE_URL), or None.
     replica: Replica | None = None
     #: The read models as the replica holds them (None without a replica).
@@ -64,6 +78,16 @@ class Components:
     replica_directory: Directory | None = None
     #: FHIR Bulk Data export jobs run by this process (service/fhir/bulk.py).
     fhir_exports: BulkExports | None = None
+
+    def open_patient_ref(self, programme_id: str, sealed: str) -> str:
+        """A summary's sealed patient_ref, opened for a read (the marker once erased)."""
+        if self.keyring is None:
+            return sealed
+        try:
+            return str(self.keyring.open(UUID(programme_id), None,
+                                         "patient_ref", sealed))
+        except SealBroken:
+            return UNREADABLE
 
     def close(self) -> None:
         # A verification still reading the store ends first (a worker that is
@@ -78,9 +102,43 @@ class Components:
             self.replica.database.close()
 
 
-def open_programmes(settings: Settings, *, clock: Clock = utc_now) -> Programmes:
-    """The application on the configured store (its tables must exist)."""
-    return Programmes(env=eventsourcing_env(settings.store), clock=clock)
+def open_keyring(settings: Settings, database: Database) -> Keyring:
+    """The store's keyring with the configured KEK: KeyRefused (before anything is
+    written) without a KEK on a store not made for development, or with a wrong one."""
+    keyring = Keyring.unlock(database, settings.kek)
+    if keyring.development:
+        log.warning(DEVELOPMENT_WARNING)
+    return keyring
+
+
+def check_keys(settings: Settings) -> Keyring:
+    """Before the service starts: the store's keyring (KeyRefused says what is wrong).
+    Its connections are closed afterwards."""
+    database = Database(settings.store)
+    try:
+        return open_keyring(settings, database)
+    finally:
+        database.close()
+
+
+def make_development_store(settings: Settings) -> bool:
+    """Mark a new store as a development store (its KEK kept in it); False if it
+    already has keys wrapped by an operator's KEK."""
+    database = Database(settings.store)
+    try:
+        return development_store(KeySettings(database))
+    finally:
+        database.close()
+
+
+
+def open_programmes(settings: Settings, *, clock: Clock = utc_now,
+                    keyring: Keyring | None = None) -> Programmes:
+    """The application on the configured store (its tables must exist), sealing
+    personal fields with `keyring`, or with a keyring of its own on the store."""
+    if keyring is None:
+        keyring = open_keyring(settings, Database(settings.store))
+    return Programmes(env=eventsourcing_env(settings.store), clock=clock, seal=keyring)
 
 
 def offline_programmes() -> Programmes:
@@ -98,8 +156,11 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
     store = settings.store
     if check_schema:
         migrations.require_current(store)
-    programmes = open_programmes(settings, clock=clock)
     database = Database(store)
+    keyring = None
+    if check_schema or migrations.has_key_tables(store):
+        keyring = open_keyring(settings, database)
+    programmes = Programmes(env=eventsourcing_env(store), clock=clock, seal=keyring)
     replica = replica_database = None
     read_store = settings.read_store
     if read_store is not None:
@@ -122,6 +183,7 @@ def open_components(settings: Settings, *, clock: Clock = utc_now,
                                                     settings.checkpoint_previous_keys),
         checkpoint_log=CheckpointLog(settings.checkpoint_log) if settings.checkpoint_log
         else None,
+        keyring=keyring,
         replica=replica,
         replica_read_models=ReplicaReadModels(replica_database) if replica_database else None,
         replica_directory=Directory(replica_database) if replica_database else None,

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from service.audit.checkpoints import WeakKey, key_bytes
+from service.storage.sealing import parse_kek
 from service.storage.stores import (
     DatabaseUrlError,
     Store,
@@ -100,6 +101,10 @@ class Settings:
     checkpoint_log: Path | None = None
     #: Proxies whose X-Forwarded-For is believed (service/http/forwarded.py).
     trusted_proxies: tuple[str, ...] = ()
+    #: The key-encryption key (base64 of 32 bytes) that wraps every programme's data key:
+    #: TRACTION_DATA_KEY, or the content of TRACTION_DATA_KEY_FILE (read at start).
+    data_key: str | None = field(default=None, repr=False)
+    data_key_file: str | None = None
     min_position_wait: float = 2.0
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
@@ -132,6 +137,11 @@ class Settings:
         return Path(tempfile.gettempdir()) / "traction-fhir-exports"
 
     @property
+    def kek(self) -> bytes | None:
+        """The key-encryption key, or None when neither variable is set."""
+        return parse_kek(self.data_key) if self.data_key is not None else None
+
+    @property
     def read_store(self) -> Store | None:
         """The replica that serves reads, in the store's schema; None without one."""
         if self.read_database_url is None:
@@ -147,7 +157,8 @@ class Settings:
         values: dict[str, Any] = {}
         for variable in VARIABLES:
             raw = environ.get(variable.name, "")
-            secret_file = environ.get(f"{variable.name}_FILE", "") if variable.secret else ""
+            secret_file = (environ.get(f"{variable.name}_FILE", "")
+                           if variable.secret and not variable.own_file else "")
             if secret_file.strip() and not raw.strip():
                 raw = _read_secret_file(variable.name, secret_file.strip())
             if raw.strip():
@@ -156,6 +167,11 @@ class Settings:
                 # A key of spaces is a mistake to point out, not a key to ignore.
                 raise SettingsError(variable.name, None, variable.accepts + " (it is set but "
                                     "blank: unset it, or give it a value)")
+        if values.get("data_key_file") is not None:
+            if values.get("data_key") is not None:
+                raise SettingsError("TRACTION_DATA_KEY_FILE", values["data_key_file"],
+                                    "set it or TRACTION_DATA_KEY, not both")
+            values["data_key"] = _key_file(values["data_key_file"])
         settings = cls(**values)
         if not settings.database_url:
             raise SettingMissing(
@@ -206,6 +222,9 @@ class Variable:
     accepts: str
     #: A secret's value is never repeated in an error message.
     secret: bool = False
+    #: A secret whose NAME_FILE is a variable of its own, with its own checks
+    #: (else any secret may be read from the file NAME_FILE names).
+    own_file: bool = False
 
     def parse(self, raw: str) -> Any:
         try:
@@ -290,6 +309,27 @@ def _directory(raw: str) -> str:
     return raw
 
 
+def _data_key(raw: str) -> str:
+    parse_kek(raw)
+    return raw
+
+
+def _key_file(path: str) -> str:
+    """The KEK in a key file (read once, at start); SettingsError naming what is wrong."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as error:
+        raise SettingsError("TRACTION_DATA_KEY_FILE", path,
+                            f"a readable file holding the key ({error.strerror})") from None
+    try:
+        parse_kek(text)
+    except ValueError:
+        raise SettingsError("TRACTION_DATA_KEY_FILE", path,
+                            "a file holding one key as `traction keys generate` prints it "
+                            "(base64 of 32 bytes)") from None
+    return text
+
+
 VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
@@ -331,6 +371,11 @@ VARIABLES = (
              "10.0.0.0/24): the proxies whose X-Forwarded-For is believed"),
     Variable("TRACTION_CHECKPOINT_LOG", "checkpoint_log", _file,
              "the absolute path of a file that every checkpoint is appended to"),
+    Variable("TRACTION_DATA_KEY", "data_key", _data_key,
+             "a key as `traction keys generate` prints it (base64 of 32 bytes)", secret=True,
+             own_file=True),
+    Variable("TRACTION_DATA_KEY_FILE", "data_key_file", str,
+             "the path of a file holding the key (as `traction keys generate` prints it)"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),

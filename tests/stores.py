@@ -4,6 +4,7 @@ composition root as the service builds them."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,12 @@ from service.bootstrap import (
     open_programmes,
 )
 from service.config import Settings
+from service.storage.sealing import generate_kek
 from service.storage.stores import parse_database_url
+
+#: The key-encryption key of every test store: made for this run, and put in the
+#: environment, so that the command line and the servers the tests start use it too.
+TEST_DATA_KEY = os.environ.setdefault("TRACTION_DATA_KEY", generate_kek())
 
 
 @contextmanager
@@ -44,7 +50,7 @@ def settings_for(url: str, **overrides: object) -> Settings:
     projection shows what the runner has just written, however soon after, as
     the tests expect; tests/projections/test_read_cache.py tests the staleness)."""
     return Settings(**{"database_url": url, "read_staleness": 0.0,  # type: ignore[arg-type]
-                       **overrides})
+                       "data_key": TEST_DATA_KEY, **overrides})
 
 
 def initialise(url: str) -> None:

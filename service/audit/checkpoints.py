@@ -180,6 +180,12 @@ class CheckpointKey:
         else:
             message = (f"traction-ledger checkpoint v1\n{checkpoint.position}\n"
                        f"{checkpoint.chain_hash}\n{checkpoint.signed_at}")
+        return self.statement_mac(message)
+
+    def statement_mac(self, message: str) -> str:
+        """HMAC-SHA256 of a statement under this key, in hex: checkpoints, and the
+        statements of recorded rewrites (service/audit/rewrites.py), each message
+        beginning with what it is."""
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
 
     def sign(self, position: int, chain_hash: str, previous: str) -> Checkpoint:
@@ -208,6 +214,10 @@ class CheckpointKeys:
     @property
     def configured(self) -> bool:
         return bool(self._by_id)
+
+    def by_id(self, key_id: str) -> CheckpointKey | None:
+        """The key (current or previous) of this id, if this host holds it."""
+        return self._by_id.get(key_id)
 
     def check(self, checkpoint: Checkpoint) -> str:
         """"valid", "invalid" (forged or altered) or "unknown-key" (signed by a key

@@ -17,7 +17,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
-from domain.application import Programmes
+from domain import personal
+from domain.application import Programmes, erasure_event_id
 from domain.versions import EventFromNewerRelease, recorded_version, upcast_state
 from service.storage import chain
 from service.storage.stored import event_type
@@ -213,7 +214,7 @@ def global_log(programmes: Programmes, after: int, limit: int,
         row["position"]: row
         for row in source.ledger_window(notifications[0].id, notifications[-1].id)
     }
-    return [
+    items = [
         log_item(
             LogEntry(
                 n.id,
@@ -226,3 +227,26 @@ def global_log(programmes: Programmes, after: int, limit: int,
         )
         for n in notifications
     ]
+    return with_personal_fields(programmes, items)
+
+
+def with_personal_fields(programmes: Programmes, items: list[dict[str, Any]]
+                         ) -> list[dict[str, Any]]:
+    """The items with their personal fields opened as a programme's history shows
+    them: `[erased]` for every event of an erased programme (its erasure found in
+    the ledger, one query a page), UNREADABLE where a sealed value was altered."""
+    seal = programmes.seal
+    if seal is None:
+        return items
+    programme_ids = {UUID(item["programme_id"]) for item in items if item["data"] is not None}
+    erasures = {erasure_event_id(programme_id): programme_id for programme_id in programme_ids}
+    erased = {erasures[entry.event_id]
+              for entry in programmes.ledger.entries_by_event_id(list(erasures))}
+    for item in items:
+        if item["data"] is None or item["newer_release"]:
+            continue
+        programme_id = UUID(item["programme_id"])
+        item["data"] = (personal.erased(item["type"], item["data"]) if programme_id in erased
+                        else personal.opened(seal, programme_id, UUID(item["event_id"]),
+                                             item["type"], item["data"]))
+    return items

@@ -56,6 +56,7 @@ from service.audit.log import (
     hashed_recorded_at,
     read_log,
 )
+from service.audit.rewrites import Rewrite, check, recorded_rewrites
 from service.storage.chain import GENESIS
 from service.storage.database import Database
 from service.storage.stored import event_type
@@ -100,6 +101,8 @@ class Report:
     unverifiable: str | None = None
     #: The access log's own chain, when it was checked too.
     access_log: AccessLogCheck | None = None
+    #: Recorded rewrites of the stored bytes (sealing an older release's clear fields).
+    rewrites: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +120,7 @@ class Report:
             "access_log": self.access_log.as_dict() if self.access_log else None,
             "checkpoints": self.checkpoints,
             "warnings": self.warnings,
+            "rewrites": self.rewrites,
         }
 
 
@@ -378,6 +382,20 @@ def check_checkpoints(stored: Sequence[Checkpoint], logged: Sequence[Checkpoint]
     return None
 
 
+def _explain_rewrites(report: Report, found: Sequence[Rewrite], keys: CheckpointKeys) -> None:
+    """Each recorded rewrite, said plainly; one whose signature fails breaks the report."""
+    for rewrite in found:
+        verdict = check(keys, rewrite)
+        report.rewrites.append({**rewrite.as_dict(), "signature_check": verdict})
+        report.warnings.append(f"the log was rewritten: {rewrite.describe()} ({verdict} "
+                               "statement)")
+        if verdict in ("invalid", "unknown-key") and report.failure is None:
+            report.failure = Break(rewrite.first_position, "bad_checkpoint",
+                                   f"the statement of the rewrite on {rewrite.rewritten_at} "
+                                   "fails its signature, or is signed by a key this host does not "
+                                   "hold: it was forged or altered")
+
+
 def verify_store(
     recorder: AuditRecorder,
     checkpoints: Checkpoints,
@@ -438,6 +456,7 @@ def verify_store(
         report.warnings.append(CHAIN_ONLY)
     elif unverifiable:
         report.warnings.append(unverifiable)
+    _explain_rewrites(report, recorded_rewrites(checkpoints.db), keys)
     # Only over checkpoints just checked: signing a head without them could vouch
     # for a log cut short together with the checkpoints that covered it.
     if (report.ok and use_checkpoints and keys.current is not None and sink is not None

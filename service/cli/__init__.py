@@ -12,6 +12,7 @@ import click
 from service.cli.admin import clinics, db, tokens
 from service.cli.audit import audit
 from service.cli.demo import demo
+from service.cli.keys import erase, keys
 from service.cli.projections import projections
 from service.cli.serve import serve
 from service.cli.store import backup, migrate, restore
@@ -23,5 +24,5 @@ def main() -> None:
 
 
 for command in (db, migrate, backup, restore, serve, clinics, tokens, audit, demo,
-                projections):
+                projections, keys, erase):
     main.add_command(command)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from service.cli.context import components, initialised
+from service.bootstrap import make_development_store
+from service.cli.context import components, initialised, store_errors
 from service.storage.directory import (
     ROLES,
     TOKEN_ID,
@@ -20,9 +21,22 @@ def db() -> None:
 
 
 @db.command("init")
-def db_init() -> None:
+@click.option("--development-keys", is_flag=True,
+              help="For development only: keep the key-encryption key in the store itself, "
+              "so the service starts without TRACTION_DATA_KEY (it says so on every start). "
+              "Only on a new store; never for patients' data.")
+def db_init(development_keys: bool) -> None:
     """Create the store's tables (safe to run again)."""
-    store = initialised().store
+    current = initialised()
+    store = current.store
+    if development_keys:
+        with store_errors(current):
+            if not make_development_store(current):
+                raise click.ClickException(
+                    "--development-keys is only for a new store: this one already has "
+                    "keys wrapped by an operator's key")
+        click.echo("WARNING: a development store: its key-encryption key is kept in the "
+                   "store itself, so personal fields are NOT protected at rest", err=True)
     click.echo(f"store ready: {store.kind} {store.sqlite_path or store.pg_dbname}")
 
 

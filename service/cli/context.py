@@ -12,6 +12,7 @@ from service.config import Settings, SettingsError
 from service.storage.errors import UNREACHABLE
 from service.storage.migrations import SchemaError
 from service.storage.presence import is_initialised
+from service.storage.sealing import KeyRefused
 
 #: Where a command keeps the settings it read (in its click context).
 SETTINGS = "traction.settings"
@@ -78,5 +79,5 @@ def store_errors(current: Settings) -> Iterator[None]:
     except UNREACHABLE as error:
         raise click.ClickException(
             f"cannot reach the {current.store.kind} store: {error}") from None
-    except SchemaError as error:
+    except (SchemaError, KeyRefused) as error:
         raise click.ClickException(str(error)) from None

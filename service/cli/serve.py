@@ -13,11 +13,12 @@ from pathlib import Path
 
 import click
 
-from service.bootstrap import check_read_replica
+from service.bootstrap import DEVELOPMENT_WARNING, check_keys, check_read_replica
 from service.cli.context import components, initialised
 from service.cli.demo import print_seed_report
 from service.demo.seeding import default_until, seed_demo, store_is_empty
 from service.storage.replica import ReplicaMisconfigured
+from service.storage.sealing import KeyRefused
 
 #: deploy/ beside the packages (a source checkout or the container image).
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
@@ -39,8 +40,15 @@ def serve(bind: str | None, workers: int | None, no_demo: bool, no_projections: 
     On an empty store (no events, clinics or tokens) it first seeds the demo
     and prints tokens to look at it, unless --no-demo is given.
     """
-    # Tables are created here, once, before any worker starts.
+    # Tables are created here, once, before any worker starts; the key is checked
+    # here too, so that a missing or wrong one stops the service before it forks.
     settings = initialised()
+    try:
+        keyring = check_keys(settings)
+    except KeyRefused as error:
+        raise click.ClickException(str(error)) from None
+    if keyring.development:
+        click.echo(f"WARNING: {DEVELOPMENT_WARNING}", err=True)
     try:
         warning = check_read_replica(settings)
     except ReplicaMisconfigured as error:

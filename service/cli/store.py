@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
+from projections.rebuild import rebuild
+from projections.store import PROJECTIONS
 from projections.summaries import STATE_FORMAT
 from projections.upgrade import outdated, rebuild_outdated
 from service.audit.log import audit_recorder
+from service.audit.reseal import RewriteRefused, seal_recorded
 from service.audit.verify import verify_store
 from service.cli.context import components, settings, store_errors
 from service.storage import backup as backups
@@ -45,10 +48,41 @@ def migrate(dry_run: bool) -> None:
         for name, state_format in old.items():
             click.echo(f"  would rebuild the {name} read models (format {state_format} -> "
                        f"{STATE_FORMAT}), beside the live ones")
+        if migrations.KEY_TABLES_REVISION in {step.revision for step in steps}:
+            click.echo("  would seal every personal field recorded in the clear (a signed "
+                       "statement of the rewritten chain heads; needs TRACTION_DATA_KEY), "
+                       "rebuild the read models and compact the store")
         return
     with components() as parts:
+        assert parts.keyring is not None
+        try:
+            rewrite = seal_recorded(parts.programmes, parts.keyring, parts.database,
+                                    parts.checkpoints, parts.checkpoint_keys,
+                                    parts.checkpoint_log)
+        except RewriteRefused as error:
+            raise click.ClickException(str(error)) from None
+        rebuilt = set()
+        if rewrite is not None:
+            signed = "signed" if rewrite.signature else "UNSIGNED (no TRACTION_CHECKPOINT_KEY)"
+            click.echo(f"  sealed the personal fields of {rewrite.events_sealed} events "
+                       f"recorded in the clear; the chain from position "
+                       f"{rewrite.first_position} was rehashed: head {rewrite.head_position} "
+                       f"{rewrite.old_head_hash} -> {rewrite.new_head_hash} ({signed} "
+                       "statement; `traction audit verify` shows it)")
+            # The read models held them in the clear too: built again from the sealed log.
+            for name in PROJECTIONS:
+                report = rebuild(parts.programmes, parts.read_models, parts.store, name,
+                                 progress=True)
+                rebuilt.add(name)
+                click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} "
+                           f"at position {report.position}")
+            parts.database.compact()
+            click.echo("  compacted the store: no copy of the clear fields is left in its "
+                       "files (backups taken before still hold them: OPERATIONS.md)")
         for report in rebuild_outdated(parts.programmes, parts.read_models, parts.store,
                                        progress=True):
+            if report.name in rebuilt:
+                continue
             click.echo(f"  rebuilt the {report.name} read models: v{report.new_version} at "
                        f"position {report.position}")
     click.echo("the store is up to date")
@@ -99,7 +133,9 @@ def restore(path: Path, force: bool) -> None:
         except backups.BackupError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"restored the {manifest.store} store backed up at {manifest.created_at}: "
-               f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}")
+               f"position {manifest.head_position}, chain hash {manifest.head_chain_hash}"
+               + (" (the store's own data keys kept: a restore never brings back a key "
+                  "destroyed since)" if force else ""))
     with components(check_schema=False) as parts:
         # The copy against the checkpoints it carries: the checkpoint log also
         # holds those signed after the backup, which a restored copy cannot reach.

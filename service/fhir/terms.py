@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain import personal as personal_fields
+
 #: The root of every canonical URL we define (code systems, extensions,
 #: identifier systems). An identifier namespace: FHIR requires absolute URIs,
 #: not that they resolve.
@@ -103,6 +105,9 @@ def staff_ids(clinic_id: str) -> str:
 
 def personal(value: Any) -> Any:
     """A personal value (the patient key, free text) as it may leave the service:
-    every one we emit passes here, so that an erased value can be left out by a
-    change to this function alone (None means: omit the element)."""
+    every one we emit passes here. An erased value, or one whose seal failed
+    authentication, is left out (None means: omit the element; the patient
+    reference then carries data-absent-reason `masked`)."""
+    if value in (personal_fields.ERASED, personal_fields.UNREADABLE):
+        return None
     return value

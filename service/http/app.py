@@ -53,7 +53,8 @@ def create_app(components: Components, **overrides: Any) -> Flask:
                                     min_position_wait=settings.min_position_wait,
                                     staleness=settings.read_staleness,
                                     replica=components.replica,
-                                    replica_read_models=components.replica_read_models)
+                                    replica_read_models=components.replica_read_models,
+                                    opener=components.open_patient_ref)
     app.extensions[PROGRAMME_READS] = ProgrammeReads(components.programmes,
                                                      replica=components.replica)
     # Before access control: while the store is down, answer 503 at once.
@@ -70,11 +71,21 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     # Our problem handlers replace flask-smorest's JSON error handler.
     register_problem_handlers(app, on_store_error=availability.report_store_failure)
 
-    from service.http.api import admin, audit, bulk, dashboards, events, fhir, ops, programmes
+    from service.http.api import (
+        admin,
+        audit,
+        bulk,
+        dashboards,
+        erasure,
+        events,
+        fhir,
+        ops,
+        programmes,
+    )
     from service.http.api import metrics as metrics_api
 
     for blueprint in (events.blp, bulk.blp, programmes.blp, dashboards.blp, admin.blp,
-                      audit.blp, ops.blp, fhir.blp):
+                      erasure.blp, audit.blp, ops.blp, fhir.blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(metrics_api.blp)
     from service.http.web import bp as pages  # the dashboard's HTML shells (no data)

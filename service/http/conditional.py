@@ -7,8 +7,10 @@ tells a client nothing it could not see by reading the body, and nothing about
 other clinics' activity (a tag built from the global log position would change
 whenever any clinic posts). Reads are private to the token that made them, so
 `Cache-Control` keeps them out of shared caches and `Vary: Authorization` keeps
-one token's answer from being reused for another's. A programme as it stood
-at an explicit version never changes: those reads say `immutable`.
+one token's answer from being reused for another's. No read is declared
+`immutable`: even a programme as it stood at an explicit version changes once,
+when it is erased (its personal fields then read as erased), and a client or
+browser cache must not keep showing what was erased; revalidating costs a 304.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flask import Response, request
 JSON = "application/json"
 #: A read that may change: keep it, but ask again each time (a 304 is cheap).
 REVALIDATE = "private, no-cache"
-#: A read that can never change (a programme at an explicit version).
+#: A read that can never change (none today: see above).
 IMMUTABLE = "private, max-age=31536000, immutable"
 
 

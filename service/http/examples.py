@@ -73,6 +73,17 @@ RECEIPT = {"programme_id": PROGRAMME, "clinic_id": CLINIC, "version": 3,
            "recorded": [_recorded(SESSION, "SessionCompleted", 2),
                         _recorded(REPORT, "PainReported", 3)]}
 
+ERASURE = {"reason": "Erasure request ER-2026-0117 (GDPR Art. 17)"}
+
+ERASURE_RECEIPT = {"programme_id": PROGRAMME, "clinic_id": CLINIC, "version": 4,
+                   "recorded": [{"event_id": "6d1b2a9e-2f0c-5b7a-9e43-0c1d2e3f4a5b",
+                                 "type": "ProgrammeErased", "version": 4, "position": 1044}]}
+
+PATIENT_ERASURE = {"patient_ref": "pt-0042",
+                   "reason": "Erasure request ER-2026-0117 (GDPR Art. 17)"}
+
+PATIENT_ERASED = {"erased": [ERASURE_RECEIPT]}
+
 PROGRAMME_STATE = {
     "programme_id": PROGRAMME, "clinic_id": CLINIC, "patient_ref": "pt-0042",
     "condition": "sciatica", "setting": "in_office", "status": "active",
@@ -178,6 +189,7 @@ VERIFY_REPORT = {
                                 "previous": "v2:3f2a9c1e:" + "5e884898da" * 6 + "5e88"},
                     "write_error": None},
     "warnings": [],
+    "rewrites": [],
 }
 VERIFICATION_QUEUED = {
     "verification_id": "3b1f6a52-8c1e-4d7a-9f0b-2e6c5d4a3b21", "state": "queued",

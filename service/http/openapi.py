@@ -174,9 +174,10 @@ CONDITIONAL_HEADERS = {
     "ETag": {"description": "A digest of this body: send it back in If-None-Match to be "
              "told, with a 304 and no body, that it has not changed.",
              "schema": {"type": "string"}},
-    "Cache-Control": {"description": "`private, no-cache`: keep it, but revalidate; "
-                      "`private, max-age=31536000, immutable` for a programme at an explicit "
-                      "version, which never changes.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-cache`: keep it, but revalidate (a 304 "
+                      "is cheap). Even a programme at an explicit version is revalidated: "
+                      "its ETag holds until the programme is erased, when its personal "
+                      "fields read `[erased]`.", "schema": {"type": "string"}},
 }
 
 

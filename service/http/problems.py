@@ -20,6 +20,7 @@ from domain.versions import EventFromNewerRelease
 from service.fhir import outcomes
 from service.http.request_log import ENV_PROBLEM
 from service.storage.errors import UNREACHABLE
+from service.storage.sealing import KeyRotated
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -161,6 +162,11 @@ def problem_for(error: Exception) -> Problem:
                        "This programme holds an event recorded by a newer release of the "
                        f"service ({error}); a host running that release can read it.",
                        headers={"Retry-After": "5"})
+    if isinstance(error, KeyRotated):
+        # Until this worker restarts with the new key, it cannot start a programme.
+        return Problem(503, "key-rotated", "The data key was rotated; retry shortly",
+                       "The service is switching to a new key-encryption key; retry in a "
+                       "moment.", headers={"Retry-After": "5"})
     if isinstance(error, errors.ConcurrentWrite):
         return Problem(409, "concurrent-write", "Concurrent write; safe to retry",
                        error.detail, headers={"Retry-After": "1"})
@@ -207,6 +213,7 @@ def register_problem_handlers(app: Flask, *, on_store_error: Callable[[], None])
     @app.errorhandler(errors.DomainRuleViolation)
     @app.errorhandler(errors.ApplicationError)
     @app.errorhandler(EventFromNewerRelease)
+    @app.errorhandler(KeyRotated)
     def handle_domain_error(error: Exception) -> Response:
         return answer(problem_for(error))
 

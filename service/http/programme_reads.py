@@ -1,12 +1,14 @@
 """The bodies of the reads of one programme (its state, its history), encoded once.
 
 A programme's state after version N, and its history as it stood after version
-N, never change once recorded; its current state and history change only with
-its version. So each body is encoded once per version and kept in the worker
+N, never change once recorded, but for one thing: an erasure later shows their
+personal fields as erased (domain/personal.py). Its current state and history
+change only with its version. So each body is encoded once per version (and,
+at an explicit version, once more after an erasure) and kept in the worker
 (`Bodies`, bounded in bytes), with a digest for its ETag
 (service/http/conditional.py): a read of an unchanged programme costs a
 fast-forward of the cached programme (one query that finds nothing new), and
-one at an explicit version nothing from the store at all.
+one at an explicit version a lookup of its erasure event.
 
 Tenancy holds as everywhere: a body is kept with its clinic, and a read from
 another clinic answers 404 exactly as for a programme that does not exist.
@@ -103,7 +105,8 @@ class ProgrammeReads:
             version = known if version is None else min(version, known)
         assert version is not None
         at = version
-        return self._theirs(clinic_id, self.bodies.make(("state", programme_id, at), lambda: (
+        kind = self._versioned("state", programme_id)
+        return self._theirs(clinic_id, self.bodies.make((kind, programme_id, at), lambda: (
             Body.of(clinic_id, self.programmes.programme(clinic_id, programme_id,
                                                          version=at).state()))))
 
@@ -126,9 +129,16 @@ class ProgrammeReads:
                                        self._history_body(clinic_id, programme_id, events))
             return self._theirs(clinic_id, body)
         return self._theirs(clinic_id, self.bodies.make(
-            ("history-at", programme_id, version), lambda: self._history_body(
+            (self._versioned("history-at", programme_id), programme_id, version),
+            lambda: self._history_body(
                 clinic_id, programme_id,
                 self.programmes.history(clinic_id, programme_id, version))))
+
+    def _versioned(self, kind: str, programme_id: UUID) -> str:
+        """The kind of body a read at an explicit version is kept as: a body kept
+        before the programme was erased (in any worker) holds its personal fields,
+        so an erased programme's are kept apart (one lookup of its erasure event)."""
+        return f"{kind}-erased" if self.programmes.is_erased(programme_id) else kind
 
     @staticmethod
     def _history_body(clinic_id: str, programme_id: UUID, events: list[dict[str, Any]]

@@ -15,6 +15,12 @@ is refused with what is wrong before the target is touched. A SQLite
 restore writes beside the target and renames it into place; a PostgreSQL
 restore runs in one transaction. A target that holds anything is refused
 unless forced.
+
+A forced restore keeps the target's own key tables (data keys, key
+settings): a backup taken before an erasure still holds the erased
+programme's data key, and restoring it must not bring that key back. The
+backup's keys are wrapped by the KEK of its day: once that KEK is rotated
+away and destroyed, a stolen copy of the backup cannot be read at all.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 import psycopg
 
 from service.storage import migrations
+from service.storage.database import Database
 from service.storage.presence import is_initialised
 from service.storage.stores import Store
 
@@ -259,9 +266,13 @@ def restore(store: Store, path: Path, *, force: bool = False) -> Manifest:
     if store.is_postgres and manifest.pg_schema != store.pg_schema:
         raise BackupError(f"{path} holds the PostgreSQL schema {manifest.pg_schema!r}; restore "
                           f"it into a store URL with ?schema={manifest.pg_schema}")
-    if not force and is_initialised(store):
+    initialised = is_initialised(store)
+    if not force and initialised:
         raise BackupError("the target store is not empty: restore into an empty one, or "
                           "give --force to replace what it holds")
+    # A restore never brings back a data key destroyed since the backup (an erasure):
+    # a store that has keys keeps its own, and the backup's are dropped.
+    kept = _keys(store) if initialised else None
     with tempfile.TemporaryDirectory(prefix="traction-restore-") as work:
         with tarfile.open(path, "r:gz") as archive:
             archive.extract(manifest.payload, work, filter="data")
@@ -270,7 +281,49 @@ def restore(store: Store, path: Path, *, force: bool = False) -> Manifest:
             _restore_postgres(store, payload, manifest)
         else:
             _restore_sqlite(store, payload, manifest)
+    if kept is not None:
+        _put_keys(store, kept)
     return manifest
+
+
+#: The tables of a store's keys (migration 0005), as a restore keeps them.
+KEY_TABLES = ("data_keys", "key_settings")
+
+
+def _keys(store: Store) -> dict[str, list[dict[str, Any]]] | None:
+    """The store's key tables, row by row (None: it has none yet)."""
+    if not migrations.has_key_tables(store):
+        return None
+    database = Database(store)
+    try:
+        with database.transaction(write=False) as cursor:
+            return {table: cursor.execute(f"SELECT * FROM {table}").fetchall()
+                    for table in KEY_TABLES}
+    finally:
+        database.close()
+
+
+def _put_keys(store: Store, kept: dict[str, list[dict[str, Any]]]) -> None:
+    """Put a store's own key tables back over a restored backup's (one transaction)."""
+    if not migrations.has_key_tables(store):
+        # A backup from before patient keys: its personal fields are in the clear,
+        # and `traction migrate` seals them; the keys it had cannot be put back here.
+        raise BackupError(
+            "this backup was taken before patient keys (its personal fields are in the "
+            "clear); it was restored, but the store's keys could not be kept: run "
+            "`traction migrate` to seal it, and see OPERATIONS.md, \"Keys\"")
+    database = Database(store)
+    try:
+        with database.transaction() as cursor:
+            for table, rows in kept.items():
+                cursor.execute(f"DELETE FROM {table}")
+                for row in rows:
+                    names = list(row)
+                    cursor.execute(
+                        f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                        f"({', '.join(['%s'] * len(names))})", [row[n] for n in names])
+    finally:
+        database.close()
 
 
 def _restore_sqlite(store: Store, payload: Path, manifest: Manifest) -> None:

@@ -75,6 +75,33 @@ class Database:
             else:
                 conn.commit()
 
+    def compact(self) -> None:
+        """Rewrite the store's files so that no deleted or overwritten row survives in
+        free pages (after personal fields were sealed in place): VACUUM on SQLite
+        (its WAL checkpointed and truncated), VACUUM FULL of each table of the
+        store's schema on PostgreSQL. Takes as long as copying the store."""
+        if self._pool is None:
+            assert self.store.sqlite_path is not None
+            with write_lock(self.store.sqlite_path).held():
+                conn = sqlite3.connect(self.store.sqlite_path, isolation_level=None)
+                try:
+                    conn.execute("VACUUM")
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    conn.close()
+            return
+        self._pool.open(wait=False)
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                tables = [row["table_name"] for row in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                    " AND table_type = 'BASE TABLE'", (self.store.pg_schema,)).fetchall()]
+                for table in tables:
+                    conn.execute(f'VACUUM FULL "{self.store.pg_schema}"."{table}"')
+            finally:
+                conn.autocommit = False
+
     def _sqlite_connection(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections are not shared.
         conn = getattr(self._local, "conn", None)

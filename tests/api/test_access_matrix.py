@@ -32,6 +32,8 @@ class Route:
     allowed: set[str]  # among writer, viewer, viewer_all, auditor, admin
     success: int = 200
     body: Callable[[], Any] | None = None
+    #: A JSON body that names something of the clinic called (its patient).
+    clinic_body: Callable[[str], Any] | None = None
     #: A body that is not JSON (bulk NDJSON): its bytes and content type.
     raw_body: Callable[[], tuple[bytes, str]] | None = None
     #: Headers the route needs beside the token (a Bulk export's Prefer).
@@ -54,6 +56,12 @@ ROUTES: dict[str, Route] = {
                                                           "auditor"}),
     "programmes.get_history": Route("GET", PROGRAMME + "/events", {"writer", "viewer",
                                                                     "viewer_all", "auditor"}),
+    "erasure.erase_programme": Route("POST", PROGRAMME + "/erasure", {"admin"}, 201,
+                                     body=lambda: {"reason": "request ER-1"}),
+    "erasure.erase_patient": Route(
+        "POST", "/v1/clinics/{clinic}/patients/erasure", {"admin"}, 200,
+        clinic_body=lambda clinic: {"patient_ref": f"secret-patient-{clinic}",
+                                    "reason": "request ER-2"}),
     "admin.register_clinic": Route(
         "POST", "/v1/clinics", {"admin"}, 201,
         body=lambda: {"clinic_id": f"c-{uuid.uuid4().hex[:10]}", "name": "New clinic"}),
@@ -160,6 +168,8 @@ class World:
         kwargs: dict[str, Any] = {"headers": {**route.headers, **headers}}
         if route.body is not None:
             kwargs["json"] = route.body()
+        if route.clinic_body is not None:
+            kwargs["json"] = route.clinic_body(clinic)
         if route.raw_body is not None:
             kwargs["data"], kwargs["content_type"] = route.raw_body()
         response = self.client.open(self.url(route.path, clinic), method=route.method,

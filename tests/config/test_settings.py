@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,14 @@ from click.testing import CliRunner
 
 from service.cli import main
 from service.config import VARIABLES, Settings, SettingsError
+from service.storage.sealing import generate_kek
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+
+#: A key, and a file holding another (TRACTION_DATA_KEY_FILE is read when the settings are).
+DATA_KEY = generate_kek()
+KEY_FILE = Path(tempfile.mkdtemp(prefix="traction-key-")) / "data.key"
+KEY_FILE.write_text(generate_kek() + "\n")
 
 #: A value each variable must refuse, and one it must take (with what it becomes).
 CASES = {
@@ -46,6 +53,8 @@ CASES = {
     "TRACTION_CHECKPOINT_LOG": ("relative/checkpoints.jsonl", "/var/log/traction/cp.jsonl",
                                 Path("/var/log/traction/cp.jsonl")),
     "TRACTION_FHIR_EXPORT_DIR": (None, "/srv/fhir-exports", "/srv/fhir-exports"),
+    "TRACTION_DATA_KEY": ("c2hvcnQ=", DATA_KEY, DATA_KEY),
+    "TRACTION_DATA_KEY_FILE": ("/nonexistent/data.key", str(KEY_FILE), str(KEY_FILE)),
     "TRACTION_READ_DATABASE_URL": ("sqlite:///replica.sqlite", "postgresql://u:p@replica/ledger",
                                    "postgresql://u:p@replica/ledger"),
 }
@@ -79,7 +88,8 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(variable
         assert bad not in str(refused.value)
     else:
         assert str(refused.value).startswith(f"{variable.name}={bad!r} is not valid: ")
-    assert variable.accepts in str(refused.value)
+    if variable.name != "TRACTION_DATA_KEY_FILE":  # it says what is wrong with the file
+        assert variable.accepts in str(refused.value)
 
 
 @pytest.mark.parametrize("variable", VARIABLES, ids=lambda v: v.name)
@@ -117,6 +127,23 @@ def test_a_read_replica_needs_a_postgresql_store_and_reads_its_schema():
 
 def test_the_checkpoint_key_is_never_shown_in_the_settings_repr():
     assert "a-secret" not in repr(Settings(checkpoint_key="a-secret"))
+
+
+def test_the_data_key_comes_from_the_variable_or_the_key_file_never_both():
+    assert Settings.from_env({"TRACTION_DATA_KEY": DATA_KEY}).data_key == DATA_KEY
+    from_file = Settings.from_env({"TRACTION_DATA_KEY_FILE": str(KEY_FILE)})
+    assert from_file.data_key == KEY_FILE.read_text().strip()
+    assert from_file.kek is not None and len(from_file.kek) == 32
+    assert Settings().kek is None
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({"TRACTION_DATA_KEY": DATA_KEY,
+                           "TRACTION_DATA_KEY_FILE": str(KEY_FILE)})
+    not_a_key = KEY_FILE.with_name("not-a.key")
+    not_a_key.write_text("hunter2\n")
+    with pytest.raises(SettingsError, match="holding one key") as refused:
+        Settings.from_env({"TRACTION_DATA_KEY_FILE": str(not_a_key)})
+    assert "hunter2" not in str(refused.value)
+    assert DATA_KEY not in repr(Settings(data_key=DATA_KEY))
 
 
 def test_a_command_with_a_bad_setting_stops_with_the_variable_named():

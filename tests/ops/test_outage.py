@@ -247,12 +247,13 @@ def test_a_worker_that_starts_while_the_store_is_down_serves_once_it_is_back(clu
 
     from service.config import Settings
     from service.wsgi import AppAwaitingStore, create_app
+    from tests.stores import TEST_DATA_KEY
 
     auth = {"Authorization": f"Bearer {clinic_with_token(cluster.url, 'viewer')}"}
     programmes = "/v1/clinics/north-physio/programmes"
 
     cluster.stop("immediate")
-    app = create_app(Settings(database_url=cluster.url))
+    app = create_app(Settings(database_url=cluster.url, data_key=TEST_DATA_KEY))
     assert isinstance(app, AppAwaitingStore)
     app.retry_every = 0.5
     client = WsgiClient(app)

@@ -28,6 +28,7 @@ from click.testing import CliRunner
 
 from projections.store import DEFAULT_PROJECTION
 from projections.summaries import STATE_FORMAT
+from service.audit.rewrites import recorded_rewrites
 from service.bootstrap import Components
 from service.cli import main
 from service.http.app import create_app
@@ -94,6 +95,8 @@ class Upgraded:
         self.components: Components = components_at(
             url, checkpoint_key=NEW_KEY, checkpoint_previous_keys=(KEY,),
             checkpoint_log=checkpoint_log)
+        # 0.1.0 stored personal fields in the clear: migrate sealed them, and said so.
+        [self.rewrite] = recorded_rewrites(self.components.database)
         self.app = create_app(self.components)
         self.client = self.app.test_client()
 
@@ -156,6 +159,7 @@ def test_migrate_lists_then_runs_the_steps_and_leaves_the_store_current(upgraded
     assert "is written by release 0.1.0" in upgraded.dry_run_output
     assert "would run 0001" in upgraded.dry_run_output
     assert "would run 0002" in upgraded.dry_run_output
+    assert "would seal every personal field recorded in the clear" in upgraded.dry_run_output
     assert "ran 0001" in upgraded.migration_output and "ran 0002" in upgraded.migration_output
     # 0.1.0 built its read models in state format 1; this release's differs, so
     # migrate rebuilds them beside the old ones (as the dry run said it would).
@@ -213,9 +217,18 @@ def test_the_global_log_holds_the_same_entries_and_chain(upgraded):
             break
         after = page["next"]
     assert [(e["position"], e["event_id"], e["type"], e["programme_id"], e["clinic_id"],
-             e["version"], e["chain_hash"]) for e in log] == [
+             e["version"]) for e in log] == [
         (p["position"], p["event_id"], p["type"], p["programme_id"], p["clinic_id"],
-         p["version"], p["chain_hash"]) for p in upgraded.expected["positions"]]
+         p["version"]) for p in upgraded.expected["positions"]]
+    # The chain is 0.1.0's up to the first event migrate sealed, and rehashed from
+    # there, to the new head its signed statement names (the old head too).
+    first = upgraded.rewrite.first_position
+    assert [e["chain_hash"] for e in log[:first - 1]] == [
+        p["chain_hash"] for p in upgraded.expected["positions"][:first - 1]]
+    assert all(e["chain_hash"] != p["chain_hash"] for e, p in zip(
+        log[first - 1:], upgraded.expected["positions"][first - 1:], strict=True))
+    assert upgraded.rewrite.old_head_hash == upgraded.expected["positions"][-1]["chain_hash"]
+    assert upgraded.rewrite.new_head_hash == log[-1]["chain_hash"]
 
 
 def test_the_chain_verifies_to_the_same_head_and_its_signed_checkpoints(upgraded):
@@ -224,9 +237,55 @@ def test_the_chain_verifies_to_the_same_head_and_its_signed_checkpoints(upgraded
     report = json.loads(result.stdout)
     expected = upgraded.expected["audit_verify_cli"]
     assert report["ok"] and report["events_checked"] == expected["events_checked"] == 201
-    assert report["head"] == expected["head"]
-    assert report["checkpoints"]["authenticated"] == 2
+    # The same head, rehashed when migrate sealed the personal fields: the statement
+    # of that rewrite names both hashes, signed, and verify shows it.
+    assert report["head"]["position"] == expected["head"]["position"]
+    rewrite = upgraded.rewrite
+    assert (rewrite.old_head_hash, rewrite.new_head_hash) == (
+        expected["head"]["chain_hash"], report["head"]["chain_hash"])
+    [shown] = report["rewrites"]
+    assert shown["signature_check"] == "valid" and shown["events_sealed"] > 0
+    assert shown["head_position"] == 201
+    assert any("the log was rewritten" in warning for warning in report["warnings"])
+    # 0.1.0's two checkpoints signed the old hashes: the statement keeps them, and a
+    # new one is signed at the new head.
+    assert len(shown["superseded_checkpoints"]) == 2
+    assert report["checkpoints"]["authenticated"] == 1
     assert report["checkpoints"]["latest_authenticated"] == 201
+
+
+def test_migrate_sealed_every_personal_field_and_left_none_in_clear(upgraded):
+    from tests.privacy.raw import store_bytes
+
+    words = set()
+    for programme in upgraded.expected["programmes"].values():
+        for event in programme["history"]["events"]:
+            for name in ("patient_ref", "reason", "description", "notes"):
+                value = event["data"].get(name)
+                if isinstance(value, str) and event["type"] != "SessionMissed" and \
+                        len(value) > 6:
+                    words.add(value)
+    assert words  # 0.1.0's programmes have patients and free text
+    raw = store_bytes(upgraded.url)
+    assert [word for word in words if word.encode() in raw] == []
+    assert "sealed the personal fields of" in upgraded.migration_output
+
+
+def test_a_rewrite_statement_altered_in_the_store_fails_verification(upgraded):
+    database = upgraded.components.database
+    rewrite = upgraded.rewrite
+    try:
+        with database.transaction() as cursor:
+            cursor.execute("UPDATE chain_rewrites SET old_head_hash = %s", ("0" * 64,))
+        result = CliRunner().invoke(main, ["audit", "verify", "--json"], env={
+            **upgraded.env})
+        report = json.loads(result.stdout)
+        assert not report["ok"] and report["failure"]["kind"] == "bad_checkpoint"
+        assert report["rewrites"][0]["signature_check"] == "invalid"
+    finally:
+        with database.transaction() as cursor:
+            cursor.execute("UPDATE chain_rewrites SET old_head_hash = %s",
+                           (rewrite.old_head_hash,))
 
 
 def test_an_export_of_the_upgraded_store_verifies_offline(upgraded, tmp_path):
@@ -300,13 +359,18 @@ def test_new_events_on_old_programmes_take_the_next_version_and_position(upgrade
     assert posted.json["recorded"][0]["position"] == head + 1
     verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env=upgraded.env)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["events_checked"] == head + 1
-    # The first checkpoint of this release signs the head, linked to 0.1.0's last one.
+    # Sealing 0.1.0's clear fields rehashed the chain: migrate moved 0.1.0's
+    # checkpoints into its statement and signed the new head (201) in their place;
+    # the next checkpoint links to that one, and both are in the checkpoint log.
     written = json.loads(verified.stdout)["checkpoints"]["written"]
     assert written["position"] == head + 1 and written["signature"].startswith("v2:")
     stored = upgraded.components.checkpoints.all()
     assert written["previous"] == stored[-2].signature and stored[-2].position == 201
+    assert stored[-2].chain_hash == upgraded.rewrite.new_head_hash
+    assert upgraded.rewrite.superseded_checkpoints  # 0.1.0's, kept in the statement
     logged = [json.loads(line) for line in upgraded.checkpoint_log.read_text().splitlines()]
-    assert [line["signature"] for line in logged] == [written["signature"]]
+    assert [line["signature"] for line in logged] == [stored[-2].signature,
+                                                      written["signature"]]
 
 
 def test_the_key_that_signed_0_1_0s_checkpoints_is_too_weak_to_sign_now(upgraded):

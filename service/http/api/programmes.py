@@ -1,8 +1,9 @@
 """Reading one programme from the event store (always current).
 
 Every read answers with an ETag (a digest of its body) and `If-None-Match`
-with 304; a read at an explicit `?version=` never changes and says so
-(service/http/conditional.py, service/http/programme_reads.py).
+with 304. A read at an explicit `?version=` keeps its ETag until the
+programme is erased, which changes its personal fields: so no programme read
+is declared immutable (service/http/conditional.py, programme_reads.py).
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
     answers 404 `not-yet-recorded` with `first_recorded_at`.
     """
     body = programme_reads().state(clinic_id, programme_id, version=version, as_of=as_of)
-    # Only an explicit version is sure never to change (an as_of may be in the future).
-    return conditional.answer(body.data, body.digest,
-                              immutable=version is not None and as_of is None)
+    # Not immutable even at an explicit version: an erasure changes its personal fields.
+    return conditional.answer(body.data, body.digest)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
@@ -56,4 +56,4 @@ def get_history(clinic_id: str, programme_id: UUID, version: int | None = None) 
     """Every event of the programme in version order, or as they stood after `?version=N`
     (as current as the programme itself, whichever copy of the store answers)."""
     body = programme_reads().history(clinic_id, programme_id, version=version)
-    return conditional.answer(body.data, body.digest, immutable=version is not None)
+    return conditional.answer(body.data, body.digest)

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from service.http.schemas.fields import MAX_STORED_INTEGER, StrictString
+from service.http.schemas.responses import ReceiptSchema
 from service.storage.directory import ROLES
 
 CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")
@@ -78,4 +79,25 @@ class AccessLogSchema(Schema):
     entries = fields.List(fields.Nested(AccessLogEntrySchema), required=True)
     next = fields.Integer(allow_none=True, metadata={
         "description": "Pass as ?after= for the next page; null at the end."
+    })
+
+
+class ErasureRequestSchema(Schema):
+    reason = StrictString(required=True, validate=Length(1, 500), metadata={
+        "description": "Why the personal data is erased (recorded, and shown to auditors): "
+        "name the request, e.g. its reference, never the patient."
+    })
+
+
+class PatientErasureRequestSchema(ErasureRequestSchema):
+    patient_ref = StrictString(required=True, validate=Regexp(
+        r"^[A-Za-z0-9._-]{1,64}$", error="Must be a patient_ref as the clinic posted it."),
+        metadata={"description": "The clinic's pseudonymous key of the patient whose every "
+                  "programme at this clinic is erased."})
+
+
+class PatientErasureSchema(Schema):
+    erased = fields.List(fields.Nested(ReceiptSchema), required=True, metadata={
+        "description": "The receipt of each programme's erasure (a programme erased before "
+                       "answers its first erasure's receipt)."
     })

@@ -143,6 +143,13 @@ class VerifyReportSchema(Schema):
     })
     checkpoints = fields.Nested(CheckpointStatusSchema, required=True)
     warnings = fields.List(fields.String(), required=True)
+    rewrites = fields.List(fields.Dict(), required=True, metadata={
+        "description": "Each recorded rewrite of stored events: `traction migrate` sealing "
+        "personal fields an earlier release stored in the clear (when, positions, "
+        "events sealed, old and new chain head, superseded checkpoints, signature and "
+        "`signature_check`: valid, invalid, unknown-key or unsigned). An invalid one fails "
+        "the verification."
+    })
 
 
 class VerificationStartSchema(Schema):

@@ -103,7 +103,10 @@ class ReceiptSchema(Schema):
 class ProgrammeStateSchema(Schema):
     programme_id = fields.UUID(required=True)
     clinic_id = fields.String(required=True)
-    patient_ref = fields.String(required=True)
+    patient_ref = fields.String(required=True, metadata={
+        "description": "As posted; `[erased]` once the programme's personal data was erased "
+        "(also at every earlier version)."
+    })
     condition = fields.String(required=True)
     setting = fields.String(required=True)
     status = fields.String(required=True)
@@ -142,7 +145,12 @@ class HistoryQuerySchema(Schema):
 
 class HistoryEventSchema(Schema):
     event_id = fields.UUID(required=True)
-    type = fields.String(required=True)
+    type = fields.String(required=True, metadata={
+        "description": "The event type (docs/events.md), or `ProgrammeErased`: recorded by "
+        "the service when an administrator erased the programme's personal data (its "
+        "`data` is `{\"reason\": ...}`). After it, every personal field of every event of "
+        "the programme reads `[erased]`."
+    })
     version = fields.Integer(required=True)
     position = fields.Integer(required=True)
     occurred_at = fields.String(required=True)

@@ -173,6 +173,18 @@ def _read_status(connection: sqlalchemy.Connection, store: Store) -> SchemaStatu
     return SchemaStatus(revision, head, _steps(scripts, revision), empty=False)
 
 
+#: The migration that makes the key tables (data_keys, key_settings).
+KEY_TABLES_REVISION = "0005"
+
+
+def has_key_tables(store: Store) -> bool:
+    """Whether the store's schema has reached the key tables (an older store opened
+    before `traction migrate`, to verify it or back it up, has not)."""
+    found = status(store)
+    return not found.empty and not found.newer and KEY_TABLES_REVISION not in {
+        step.revision for step in found.pending}
+
+
 def status(store: Store) -> SchemaStatus:
     """Where the store's schema stands."""
     with _connection(store) as connection:
