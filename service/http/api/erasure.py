@@ -36,8 +36,9 @@ blp = LedgerBlueprint("erasure", __name__, url_prefix="/v1",
            methods=["POST"])
 @blp.arguments(ErasureRequestSchema(), example=examples.ERASURE)
 @blp.response(201, ReceiptSchema, example=examples.ERASURE_RECEIPT,
-              description="Erased: the receipt of its ProgrammeErased event. A repeated "
-              "erasure answers 200 with the first one's receipt.")
+              description="Erased: the receipt of its ProgrammeErased event.")
+@blp.alt_response(200, schema=ReceiptSchema, success=True, example=examples.ERASURE_RECEIPT,
+                  description="Erased before: the first erasure's receipt, unchanged.")
 @problems(blp, 400, 401, 403, 404, 408, 413, 415, 422)
 @allow("admin")
 def erase_programme(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any:
