@@ -8,8 +8,10 @@ its version. So each body is encoded once per version and kept in the worker
 fast-forward of the cached programme (one query that finds nothing new), and
 one at an explicit version nothing from the store at all.
 
-Tenancy holds as everywhere: a body is kept with its clinic, and a read from
-another clinic answers 404 exactly as for a programme that does not exist.
+Tenancy holds as everywhere: the clinic is checked first (one index lookup,
+`Programmes.require_own`), and a body is kept with its clinic, so a read from
+another clinic answers 404 exactly as for a programme that does not exist, in
+the same time.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class ProgrammeReads:
     def state(self, clinic_id: str, programme_id: UUID, *, version: int | None = None,
               as_of: datetime | None = None) -> Body:
         """The programme now, after `version`, or as the service knew it `as_of`."""
+        # Whose it is before anything kept here is looked at: a body of another
+        # clinic's programme found in memory must not answer sooner than none.
+        self.programmes.require_own(clinic_id, programme_id)
         if version is None and as_of is None:
             # Encoded under the command lock, from the cached programme itself.
             return self.programmes.with_current(clinic_id, programme_id, lambda programme: (
@@ -109,6 +114,7 @@ class ProgrammeReads:
     def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None
                 ) -> Body:
         """Every event of the programme, now or as it stood after `version`."""
+        self.programmes.require_own(clinic_id, programme_id)
         if version is None:
             current = self.programmes.with_current(clinic_id, programme_id,
                                                    lambda programme: programme.version)

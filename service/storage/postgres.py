@@ -10,7 +10,7 @@ also the notification ids that the library's readers and projections follow.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -183,6 +183,10 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(**ids)
+        self.select_owners = SQL(
+            "SELECT programme_id, clinic_id FROM {schema}.{ledger} "
+            "WHERE version = 1 AND programme_id = ANY(%s)"
+        ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -321,6 +325,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
+
+    @retry_read
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        if not programme_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_owners, [list(programme_ids)], prepare=True)
+            return {row["programme_id"]: row["clinic_id"] for row in curs.fetchall()}
 
     @retry_read
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:

@@ -8,7 +8,7 @@ commit order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -156,6 +156,21 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
+
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        if not programme_ids:
+            return {}
+        ids = [programme_id.hex for programme_id in programme_ids]
+        found: dict[UUID, str] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), EVENTS_AFTER_BATCH):
+                batch = ids[start:start + EVENTS_AFTER_BATCH]
+                c.execute(f"SELECT programme_id, clinic_id FROM {LEDGER_TABLE} "
+                          f"WHERE version = 1 AND programme_id IN ({','.join('?' * len(batch))})",
+                          batch)
+                found.update((_to_uuid(row["programme_id"]), row["clinic_id"])
+                             for row in c.fetchall())
+        return found
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         """Each programme's stored events after the version given for it, in order."""
