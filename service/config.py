@@ -91,6 +91,10 @@ class Settings:
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
     min_position_wait: float = 2.0
+    #: Reads a worker lets wait for min_position at once, and how many of them one token
+    #: may have: the rest are answered 503 at once (README, "Waiting for a position").
+    min_position_waiters: int = 2
+    min_position_waiters_per_token: int = 1
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
     demo_clinics: int = 4
@@ -179,10 +183,10 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     return read
 
 
-def _seconds(low: float = 0.0) -> Callable[[str], float]:
+def _seconds(low: float = 0.0, high: float = float("inf")) -> Callable[[str], float]:
     def read(raw: str) -> float:
         value = float(raw)
-        if not value >= low or value == float("inf"):  # also refuses NaN
+        if not low <= value <= high or value == float("inf"):  # also refuses NaN
             raise ValueError(raw)
         return value
     return read
@@ -250,8 +254,13 @@ VARIABLES = (
              "one of " + ", ".join(LOG_FORMATS)),
     Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
              "a secret string (the HMAC key of signed checkpoints)"),
-    Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
-             "a number of seconds of at least 0"),
+    Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(0, 30),
+             "a number of seconds from 0 to 30"),
+    Variable("TRACTION_MIN_POSITION_WAITERS", "min_position_waiters", _integer(0, 256),
+             "an integer from 0 to 256 (reads waiting at once, per worker)"),
+    Variable("TRACTION_MIN_POSITION_WAITERS_PER_TOKEN", "min_position_waiters_per_token",
+             _integer(0, 256), "an integer from 0 to 256 (reads waiting at once, per token "
+             "and worker)"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from projections.reading import Reader
+from projections.reading import Reader, WaitSlots
 from service.bootstrap import Components
 from service.http import access, availability, metrics, request_log
 from service.http.api.context import COMPONENTS, PROGRAMME_READS, READER, ClinicIdConverter
@@ -52,7 +52,9 @@ def create_app(components: Components, **overrides: Any) -> Flask:
                                     min_position_wait=settings.min_position_wait,
                                     staleness=settings.read_staleness,
                                     replica=components.replica,
-                                    replica_read_models=components.replica_read_models)
+                                    replica_read_models=components.replica_read_models,
+                                    slots=WaitSlots(settings.min_position_waiters,
+                                                    settings.min_position_waiters_per_token))
     app.extensions[PROGRAMME_READS] = ProgrammeReads(components.programmes,
                                                      replica=components.replica)
     # Before access control: while the store is down, answer 503 at once.

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from flask import Response
+from flask import Response, g
 
-from projections.reading import InvalidCursor, ProjectionBehind, Read
+from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples
 from service.http.access import allow
 from service.http.api.context import reader
@@ -44,6 +44,13 @@ def _not_older_than_asked() -> Iterator[None]:
     the wait is answered 503, never with an older read."""
     try:
         yield
+    except TooManyWaits:
+        raise Problem(
+            503, "too-many-waits", "Too many reads are waiting",
+            "This token, or this server, already has as many reads waiting for a "
+            "min_position as it may; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
     except ProjectionBehind as behind:
         raise Problem(
             503, "projection-behind", "The projection has not caught up yet",
@@ -51,6 +58,12 @@ def _not_older_than_asked() -> Iterator[None]:
             f"{behind.wanted}; retry shortly.",
             headers={"Retry-After": "1", "X-Projection-Position": str(behind.position)},
         ) from None
+
+
+def caller() -> str | None:
+    """Whose wait it is, for the bound per token (projections/reading.py, WaitSlots)."""
+    token = g.get("token")
+    return token.token_id if token is not None else None
 
 
 def _answer(read: Read) -> Response:
@@ -71,7 +84,7 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
     try:
         with _not_older_than_asked():
             read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
-                                       min_position=min_position)
+                                       min_position=min_position, caller=caller())
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
     return _answer(read)
@@ -89,7 +102,8 @@ def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
     with _not_older_than_asked():
-        read = reader().summary(clinic_id, programme_id, min_position=min_position)
+        read = reader().summary(clinic_id, programme_id, min_position=min_position,
+                                caller=caller())
     if read is None:
         missing = not_found()  # the same body for another clinic's programme
         missing.headers["X-Projection-Position"] = str(reader().position())
@@ -107,7 +121,7 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
     with _not_older_than_asked():
-        return _answer(reader().clinic(clinic_id, min_position=min_position))
+        return _answer(reader().clinic(clinic_id, min_position=min_position, caller=caller()))
 
 
 @blp.route("/dashboard", methods=["GET"])
@@ -120,4 +134,4 @@ def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
 def network_dashboard(min_position: int | None = None) -> Any:
     """Each clinic's metrics and the totals across the network."""
     with _not_older_than_asked():
-        return _answer(reader().network(min_position=min_position))
+        return _answer(reader().network(min_position=min_position, caller=caller()))

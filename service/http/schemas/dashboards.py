@@ -25,7 +25,9 @@ POSITION_HEADER = {
 class ProjectionQuerySchema(Schema):
     min_position = fields.Integer(validate=Range(min=0), metadata={
         "description": "Wait (up to 2 s by default) until the projection has processed this "
-        "position, e.g. one from a POST receipt; 503 with Retry-After if it has not."
+        "position, e.g. one from a POST receipt; 503 `projection-behind` with Retry-After if "
+        "it has not. Waits are bounded per token and per server worker: a read that would "
+        "wait beyond them is answered at once, 503 `too-many-waits` with Retry-After."
     })
 
 
