@@ -601,11 +601,14 @@ class Programmes(Application[UUID]):
             return use(programme)
 
     def history(self, clinic_id: str, programme_id: UUID, version: int | None = None, *,
-                ledger: HistorySource | None = None) -> list[dict[str, Any]]:
+                ledger: HistorySource | None = None,
+                clinic_positions: bool = False) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry, and
         for a corrected event the correction now in force; or, with `version`, as
         the history stood after that version (the corrections in force then). Read
-        from `ledger`, a copy of the application's own such as a replica's, when given."""
+        from `ledger`, a copy of the application's own such as a replica's, when given.
+        With `clinic_positions`, each event's position is its number among its
+        clinic's events, as a clinic is shown positions (SECURITY.md)."""
         self.require_own(clinic_id, programme_id)
         entries = (ledger or self.ledger).history(programme_id, self.mapper)
         # The ledger says whose programme it is: no need to replay it all.
@@ -622,7 +625,7 @@ class Programmes(Application[UUID]):
                 "event_id": entry.event_id,
                 "type": entry.type,
                 "version": entry.version,
-                "position": entry.position,
+                "position": entry.clinic_position if clinic_positions else entry.position,
                 "occurred_at": entry.occurred_at,
                 "recorded_at": entry.recorded_at,
                 "recorded_by": entry.recorded_by,

@@ -42,6 +42,7 @@ from uuid import UUID
 
 from projections import dashboards, network, summaries
 from projections.store import DEFAULT_PROJECTION, Marker, ReadModelStore, to_json
+from service.storage.clinic_positions import ClinicPositions
 from service.storage.replica import Replica
 
 #: How long a read waits for ?min_position by default (seconds).
@@ -246,8 +247,11 @@ class Reader:
                  staleness: float = DEFAULT_STALENESS,
                  replica: Replica | None = None,
                  replica_read_models: ReadModelStore | None = None,
-                 slots: WaitSlots | None = None) -> None:
+                 slots: WaitSlots | None = None,
+                 clinic_positions: ClinicPositions | None = None) -> None:
         self.read_models = read_models
+        #: A clinic's summaries show its own positions (service/storage/clinic_positions.py).
+        self.clinic_positions = clinic_positions
         #: The reads of this worker allowed to wait at once, in all and per caller.
         self.slots = slots or WaitSlots()
         self.name = name
@@ -299,6 +303,7 @@ class Reader:
                 self.name, clinic_id, status, after, limit
             )
             following_cursor = to_json(encode_cursor(following)) if following else "null"
+            rows = self._clinic_numbered(clinic_id, rows)
             return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
 
         read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit)),
@@ -315,10 +320,27 @@ class Reader:
             if summary is None or state is None:
                 return position, None
             trajectory = to_json(summaries.trajectory(json.loads(state)))
+            summary = self._clinic_numbered(clinic_id, [summary])[0]
             return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
 
         return self._read(("summary", clinic_id, str(programme_id)), load, min_position,
                           caller)
+
+    def _clinic_numbered(self, clinic_id: str, rows: list[str]) -> list[str]:
+        """Summaries (stored JSON) with the clinic's own positions in place of the
+        global ones: made once per change, when the read is loaded, not per request."""
+        if self.clinic_positions is None or not rows:
+            return rows
+        parsed = [json.loads(row) for row in rows]
+        fields = ("position", "held_since_position")
+        numbers = self.clinic_positions.of_events(
+            clinic_id, {row[key] for row in parsed for key in fields if row.get(key)})
+        for row in parsed:
+            for key in fields:
+                if row.get(key):
+                    row[key] = numbers.get(row[key]) or self.clinic_positions.at(clinic_id,
+                                                                                 row[key])
+        return [to_json(row) for row in parsed]
 
     def clinic(self, clinic_id: str, *, min_position: int | None = None,
                caller: str | None = None) -> Read:

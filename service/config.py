@@ -90,6 +90,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     checkpoint_key: str | None = field(default=None, repr=False)
+    #: What a Prometheus scrape sends as its bearer token for /metrics (README, "Metrics").
+    metrics_token: str | None = field(default=None, repr=False)
     min_position_wait: float = 2.0
     #: Reads a worker lets wait for min_position at once, and how many of them one token
     #: may have: the rest are answered 503 at once (README, "Waiting for a position").
@@ -222,6 +224,13 @@ def _secret(raw: str) -> str:
     return raw
 
 
+def _scrape_token(raw: str) -> str:
+    if len(raw) < 32 or any(character.isspace() or not character.isprintable()
+                            for character in raw):
+        raise ValueError("a scrape token needs at least 32 characters, no spaces")
+    return raw
+
+
 VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
@@ -254,6 +263,9 @@ VARIABLES = (
              "one of " + ", ".join(LOG_FORMATS)),
     Variable("TRACTION_CHECKPOINT_KEY", "checkpoint_key", _secret,
              "a secret string (the HMAC key of signed checkpoints)"),
+    Variable("TRACTION_METRICS_TOKEN", "metrics_token", _scrape_token,
+             "a secret of at least 32 characters, no spaces (e.g. from "
+             "`openssl rand -hex 32`): the bearer token of /metrics"),
     Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(0, 30),
              "a number of seconds from 0 to 30"),
     Variable("TRACTION_MIN_POSITION_WAITERS", "min_position_waiters", _integer(0, 256),

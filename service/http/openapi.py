@@ -212,7 +212,9 @@ def document_access(api: LedgerApi, app: Any) -> None:
             operation["security"] = [{"bearerAuth": []}]
             scope = " (tokens for all clinics only)" if access.all_clinics else ""
             roles = ", ".join(access.roles)
+            scrape = (" Or the scrape token (TRACTION_METRICS_TOKEN) as the bearer token."
+                      if access.scrape else "")
             operation["description"] = (
-                f"{operation.get('description', '')}\n\nRoles: {roles}{scope}."
+                f"{operation.get('description', '')}\n\nRoles: {roles}{scope}.{scrape}"
             ).strip()
             operation["x-roles"] = list(access.roles)

@@ -128,7 +128,8 @@ class ProgrammeReads:
         return self._theirs(clinic_id, self.bodies.make(
             ("history-at", programme_id, version), lambda: self._history_body(
                 clinic_id, programme_id,
-                self.programmes.history(clinic_id, programme_id, version))))
+                self.programmes.history(clinic_id, programme_id, version,
+                                        clinic_positions=True))))
 
     @staticmethod
     def _history_body(clinic_id: str, programme_id: UUID, events: list[dict[str, Any]]

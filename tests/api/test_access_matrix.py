@@ -62,7 +62,7 @@ ROUTES: dict[str, Route] = {
     "audit.access_log": Route("GET", "/v1/audit/access-log", {"auditor"}),
     "ops.healthz": Route("GET", "/healthz", {"public"}),
     "ops.readyz": Route("GET", "/readyz", {"public"}),
-    "metrics.metrics": Route("GET", "/metrics", {"public"}),
+    "metrics.metrics": Route("GET", "/metrics", {"admin"}),
     "audit.global_log": Route("GET", "/v1/audit/events", {"auditor"}),
     "audit.verify_chain": Route("GET", "/v1/audit/verify", {"auditor"}),
     "dashboards.list_programmes": Route("GET", "/v1/clinics/{clinic}/programmes",

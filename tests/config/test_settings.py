@@ -32,6 +32,7 @@ CASES = {
     "TRACTION_LOG_FORMAT": ("xml", "text", "text"),
     "TRACTION_MIN_POSITION_WAIT": ("31", "0.5", 0.5),
     "TRACTION_MIN_POSITION_WAITERS": ("-1", "4", 4),
+    "TRACTION_METRICS_TOKEN": ("short", "s" * 32, "s" * 32),
     "TRACTION_MIN_POSITION_WAITERS_PER_TOKEN": ("many", "2", 2),
     "TRACTION_READ_STALENESS": ("-0.1", "0", 0.0),
     "TRACTION_PROJECTION_DROP_GRACE": ("-1", "0", 0.0),

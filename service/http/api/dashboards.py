@@ -4,6 +4,11 @@ Every read may wait for `?min_position=P` and answers with the header
 X-Projection-Position (projections/reading.py). The bodies are stored as
 JSON by the projection, and sent as they are, with an ETag: `If-None-Match`
 answers 304 (service/http/conditional.py).
+
+On a clinic's routes both positions are the clinic's own count of its events
+(service/storage/clinic_positions.py): `min_position` is turned into the
+global position of that event before the wait, and the position a read
+reflects into the clinic's count at it. The network's route keeps global ones.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from flask import Response, g
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import reader
+from service.http.api.context import positions, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -38,10 +43,26 @@ blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
                       description="Programme summaries and dashboards (projections)")
 
 
+def shown(clinic_id: str | None, position: int) -> int:
+    """A global position as the caller is shown it on this route."""
+    return position if clinic_id is None else positions().at(clinic_id, position)
+
+
+def to_wait_for(clinic_id: str, min_position: int | None) -> int | None:
+    """The global position a clinic's `min_position` asks for. A number beyond the
+    clinic's count of its events has nothing to wait for (none such is recorded;
+    clients of earlier releases held global positions): answered at once."""
+    if min_position is None:
+        return None
+    return positions().global_of(clinic_id, min_position)
+
+
 @contextmanager
-def _not_older_than_asked() -> Iterator[None]:
+def _not_older_than_asked(clinic_id: str | None = None,
+                          asked: int | None = None) -> Iterator[None]:
     """A read whose copy of the projection has not reached ?min_position within
-    the wait is answered 503, never with an older read."""
+    the wait is answered 503, never with an older read (positions as the caller
+    is shown them)."""
     try:
         yield
     except TooManyWaits:
@@ -52,11 +73,12 @@ def _not_older_than_asked() -> Iterator[None]:
             headers={"Retry-After": "1"},
         ) from None
     except ProjectionBehind as behind:
+        reached = shown(clinic_id, behind.position)
         raise Problem(
             503, "projection-behind", "The projection has not caught up yet",
-            f"The projection has processed position {behind.position}, not yet "
-            f"{behind.wanted}; retry shortly.",
-            headers={"Retry-After": "1", "X-Projection-Position": str(behind.position)},
+            f"The projection has processed position {reached}, not yet "
+            f"{behind.wanted if asked is None else asked}; retry shortly.",
+            headers={"Retry-After": "1", "X-Projection-Position": str(reached)},
         ) from None
 
 
@@ -66,9 +88,9 @@ def caller() -> str | None:
     return token.token_id if token is not None else None
 
 
-def _answer(read: Read) -> Response:
-    return conditional.answer(read.body, read.digest,
-                              headers={"X-Projection-Position": str(read.position)})
+def _answer(read: Read, clinic_id: str | None = None) -> Response:
+    return conditional.answer(read.body, read.digest, headers={
+        "X-Projection-Position": str(shown(clinic_id, read.position))})
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
@@ -82,12 +104,13 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                     cursor: str | None = None, min_position: int | None = None) -> Any:
     """The clinic's programme summaries, newest first, a page at a time."""
     try:
-        with _not_older_than_asked():
+        with _not_older_than_asked(clinic_id, min_position):
             read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
-                                       min_position=min_position, caller=caller())
+                                       min_position=to_wait_for(clinic_id, min_position),
+                                       caller=caller())
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(read)
+    return _answer(read, clinic_id)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
@@ -101,14 +124,15 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
-    with _not_older_than_asked():
-        read = reader().summary(clinic_id, programme_id, min_position=min_position,
+    with _not_older_than_asked(clinic_id, min_position):
+        read = reader().summary(clinic_id, programme_id,
+                                min_position=to_wait_for(clinic_id, min_position),
                                 caller=caller())
     if read is None:
         missing = not_found()  # the same body for another clinic's programme
-        missing.headers["X-Projection-Position"] = str(reader().position())
+        missing.headers["X-Projection-Position"] = str(shown(clinic_id, reader().position()))
         raise missing
-    return _answer(read)
+    return _answer(read, clinic_id)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
@@ -120,8 +144,10 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
-    with _not_older_than_asked():
-        return _answer(reader().clinic(clinic_id, min_position=min_position, caller=caller()))
+    with _not_older_than_asked(clinic_id, min_position):
+        return _answer(reader().clinic(clinic_id, min_position=to_wait_for(clinic_id,
+                                                                           min_position),
+                                       caller=caller()), clinic_id)
 
 
 @blp.route("/dashboard", methods=["GET"])
