@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
@@ -97,6 +98,7 @@ class TokenCache:
         self._version = -1
         self._tokens: dict[str, TokenRecord] = {}
         self._clinics: set[str] = set()
+        self._deactivated: set[str] = set()
         self._checked = 0.0
 
     def _refresh(self) -> None:
@@ -106,7 +108,8 @@ class TokenCache:
                 return
             self._checked = now
             if self.directory.version() != self._version:
-                self._version, self._tokens, self._clinics = self.directory.load()
+                (self._version, self._tokens, self._clinics,
+                 self._deactivated) = self.directory.load()
 
     def expire(self) -> None:
         """Re-read on the next request (this worker just changed the directory)."""
@@ -123,6 +126,12 @@ class TokenCache:
                 with self._lock:
                     self._tokens.setdefault(token_id, record)
         return record
+
+    def clinic_deactivated(self, clinic_id: str | None) -> bool:
+        """Whether the clinic is deactivated (as of this worker's last reload: at most
+        REFRESH_SECONDS ago)."""
+        self._refresh()
+        return clinic_id is not None and clinic_id in self._deactivated
 
     def clinic_registered(self, clinic_id: str) -> bool:
         self._refresh()
@@ -154,8 +163,10 @@ def authenticate(cache: TokenCache) -> TokenRecord:
     record = cache.token(token_id)
     # Compare a secret even when the id is unknown, so timing says nothing.
     matches = (record or UNKNOWN_TOKEN).matches(secret)
-    if record is None or not matches or record.revoked:
-        raise unauthorized("The token is not valid (unknown or revoked).")
+    if (record is None or not matches or record.revoked
+            or record.expired(datetime.now(UTC)) or cache.clinic_deactivated(record.clinic_id)):
+        raise unauthorized("The token is not valid (unknown, revoked or expired, or its "
+                           "clinic deactivated).")
     return record
 
 

@@ -59,6 +59,8 @@ ROUTES: dict[str, Route] = {
     "admin.issue_token": Route("POST", "/v1/tokens", {"admin"}, 201,
                                body=lambda: {"role": "viewer", "clinic_id": OWN, "label": "x"}),
     "admin.revoke_token": Route("DELETE", "/v1/tokens/{token}", {"admin"}),
+    "admin.list_tokens": Route("GET", "/v1/tokens", {"admin"}),
+    "admin.deactivate_clinic": Route("POST", "/v1/clinics/{clinic}:deactivate", {"admin"}),
     "audit.access_log": Route("GET", "/v1/audit/access-log", {"auditor"}),
     "ops.healthz": Route("GET", "/healthz", {"public"}),
     "ops.readyz": Route("GET", "/readyz", {"public"}),
