@@ -15,7 +15,7 @@ from flask import Flask
 
 from projections.reading import Reader, WaitSlots
 from service.bootstrap import Components
-from service.http import access, availability, metrics, request_log
+from service.http import access, availability, metrics, request_log, security_headers
 from service.http.api.context import (
     COMPONENTS,
     POSITIONS,
@@ -71,6 +71,7 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     availability.init_app(app)
     access.init_app(app, components.directory, settings.metrics_token)
     request_log.init_app(app)
+    security_headers.init_app(app)
     metrics.init_app(app, components)
 
     app.url_map.converters["clinic"] = ClinicIdConverter

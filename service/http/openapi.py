@@ -148,9 +148,10 @@ CONDITIONAL_HEADERS = {
     "ETag": {"description": "A digest of this body: send it back in If-None-Match to be "
              "told, with a 304 and no body, that it has not changed.",
              "schema": {"type": "string"}},
-    "Cache-Control": {"description": "`private, no-cache`: keep it, but revalidate; "
-                      "`private, max-age=31536000, immutable` for a programme at an explicit "
-                      "version, which never changes.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-store` for patient-level data (a "
+                      "programme, its history and summary, a clinic's programmes): no cache "
+                      "keeps it; `private, no-cache` for a dashboard: keep it, but "
+                      "revalidate.", "schema": {"type": "string"}},
 }
 
 

@@ -88,8 +88,9 @@ def caller() -> str | None:
     return token.token_id if token is not None else None
 
 
-def _answer(read: Read, clinic_id: str | None = None) -> Response:
-    return conditional.answer(read.body, read.digest, headers={
+def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = False
+            ) -> Response:
+    return conditional.answer(read.body, read.digest, patient_data=patient_data, headers={
         "X-Projection-Position": str(shown(clinic_id, read.position))})
 
 
@@ -110,7 +111,7 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                                        caller=caller())
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(read, clinic_id)
+    return _answer(read, clinic_id, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
@@ -132,7 +133,7 @@ def programme_summary(clinic_id: str, programme_id: UUID,
         missing = not_found()  # the same body for another clinic's programme
         missing.headers["X-Projection-Position"] = str(shown(clinic_id, reader().position()))
         raise missing
-    return _answer(read, clinic_id)
+    return _answer(read, clinic_id, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])

@@ -41,9 +41,7 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
     answers 404 `not-yet-recorded` with `first_recorded_at`.
     """
     body = programme_reads().state(clinic_id, programme_id, version=version, as_of=as_of)
-    # Only an explicit version is sure never to change (an as_of may be in the future).
-    return conditional.answer(body.data, body.digest,
-                              immutable=version is not None and as_of is None)
+    return conditional.answer(body.data, body.digest, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
@@ -56,4 +54,4 @@ def get_history(clinic_id: str, programme_id: UUID, version: int | None = None) 
     """Every event of the programme in version order, or as they stood after `?version=N`
     (as current as the programme itself, whichever copy of the store answers)."""
     body = programme_reads().history(clinic_id, programme_id, version=version)
-    return conditional.answer(body.data, body.digest, immutable=version is not None)
+    return conditional.answer(body.data, body.digest, patient_data=True)
