@@ -158,7 +158,7 @@ class Checkpoints:
 
 
 #: How many programmes' clinics a process remembers (least recently used first out).
-OWNERS_KEPT = 100_000
+OWNERS_KEPT = 20_000
 
 
 class Owners:

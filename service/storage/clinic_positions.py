@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from domain.application import Receipt
 
 #: How many looked-up numbers a process keeps (least recently used first out).
-KEPT = 50_000
+KEPT = 20_000
 
 
 class ClinicPositionQueries(Protocol):

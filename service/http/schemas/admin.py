@@ -7,7 +7,7 @@ from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from service.http.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime, StrictString
 from service.storage.directory import ROLES
-from service.storage.names import why_not_shown_text
+from service.storage.names import SHOWN_TEXT_PATTERN, why_not_shown_text
 
 CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")
 
@@ -17,12 +17,6 @@ def shown_text(value: str) -> None:
     if value and (unsafe := why_not_shown_text(value)) is not None:
         raise ValidationError(unsafe[0].upper() + unsafe[1:] + ".")
 
-
-#: The rule in the OpenAPI document: no controls (Cc), bidi or zero-width format
-#: characters, separators, private-use or surrogates; no space at either end.
-SHOWN_TEXT_PATTERN = ("^(?!\\s)(?!.*\\s$)[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad"
-                      "\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f"
-                      "\\ufeff\\ufff9-\\ufffb\\ue000-\\uf8ff]*$")
 
 
 class ClinicCreateSchema(Schema):
