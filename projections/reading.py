@@ -294,7 +294,7 @@ class Reader:
 
     def programmes(self, clinic_id: str, *, status: str | None = None, cursor: str | None = None,
                    limit: int = 50, min_position: int | None = None,
-                   caller: str | None = None) -> Read:
+                   caller: str | None = None, clinic_positions: bool = False) -> Read:
         """A page of a clinic's programme summaries, newest first, and the next cursor."""
         after = decode_cursor(cursor) if cursor else None
 
@@ -303,16 +303,19 @@ class Reader:
                 self.name, clinic_id, status, after, limit
             )
             following_cursor = to_json(encode_cursor(following)) if following else "null"
-            rows = self._clinic_numbered(clinic_id, rows)
+            if clinic_positions:
+                rows = self._clinic_numbered(clinic_id, rows)
             return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
 
-        read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit)),
+        read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit),
+                           "clinic" if clinic_positions else "global"),
                           load, min_position, caller)
         assert read is not None
         return read
 
     def summary(self, clinic_id: str, programme_id: UUID, *,
-                min_position: int | None = None, caller: str | None = None) -> Read | None:
+                min_position: int | None = None, caller: str | None = None,
+                clinic_positions: bool = False) -> Read | None:
         """One programme's summary with its pain trajectory (None: not in this clinic)."""
 
         def load(models: ReadModelStore) -> tuple[int, str | None]:
@@ -320,10 +323,12 @@ class Reader:
             if summary is None or state is None:
                 return position, None
             trajectory = to_json(summaries.trajectory(json.loads(state)))
-            summary = self._clinic_numbered(clinic_id, [summary])[0]
+            if clinic_positions:
+                summary = self._clinic_numbered(clinic_id, [summary])[0]
             return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
 
-        return self._read(("summary", clinic_id, str(programme_id)), load, min_position,
+        return self._read(("summary", clinic_id, str(programme_id),
+                           "clinic" if clinic_positions else "global"), load, min_position,
                           caller)
 
     def _clinic_numbered(self, clinic_id: str, rows: list[str]) -> list[str]:

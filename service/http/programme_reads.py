@@ -111,25 +111,29 @@ class ProgrammeReads:
             Body.of(clinic_id, self.programmes.programme(clinic_id, programme_id,
                                                          version=at).state()))))
 
-    def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None
-                ) -> Body:
-        """Every event of the programme, now or as it stood after `version`."""
+    def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None,
+                clinic_positions: bool = True) -> Body:
+        """Every event of the programme, now or as it stood after `version`; its
+        positions the clinic's own count (for a token of that clinic), or the global
+        log's (`clinic_positions=False`: for tokens of all clinics)."""
         self.programmes.require_own(clinic_id, programme_id)
+        kind = "history" if clinic_positions else "history-global"
         if version is None:
             current = self.programmes.with_current(clinic_id, programme_id,
                                                    lambda programme: programme.version)
-            body = self.bodies.get(("history", programme_id, current))
+            body = self.bodies.get((kind, programme_id, current))
             if body is None:
-                events = read_history(self.programmes, self.replica, clinic_id, programme_id)
+                events = read_history(self.programmes, self.replica, clinic_id, programme_id,
+                                      clinic_positions=clinic_positions)
                 # Kept as the version it shows (a post may have come meanwhile).
-                body = self.bodies.put(("history", programme_id, events[-1]["version"]),
+                body = self.bodies.put((kind, programme_id, events[-1]["version"]),
                                        self._history_body(clinic_id, programme_id, events))
             return self._theirs(clinic_id, body)
         return self._theirs(clinic_id, self.bodies.make(
-            ("history-at", programme_id, version), lambda: self._history_body(
+            (f"{kind}-at", programme_id, version), lambda: self._history_body(
                 clinic_id, programme_id,
                 self.programmes.history(clinic_id, programme_id, version,
-                                        clinic_positions=True))))
+                                        clinic_positions=clinic_positions))))
 
     @staticmethod
     def _history_body(clinic_id: str, programme_id: UUID, events: list[dict[str, Any]]

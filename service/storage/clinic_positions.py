@@ -3,12 +3,12 @@
 A position in the global log counts every clinic's events. Shown to a clinic,
 the gap between two of its receipts would say how much the other clinics
 recorded meanwhile, and a read waiting for the next position would say the
-moment another clinic posted. So on the routes of one clinic
-(`/v1/clinics/{clinic}/...`) every position shown (receipts, histories,
-summaries, `X-Projection-Position`) or accepted (`min_position`) is the
-clinic's own count of its events: `event_ledger.clinic_position`, numbered by
-the store as each event is recorded (migration 0003). The network's routes and
-the auditors' keep global positions.
+moment another clinic posted. So to a token of one clinic every position
+shown (receipts, histories, summaries, `X-Projection-Position`) or accepted
+(`min_position`) is the clinic's own count of its events:
+`event_ledger.clinic_position`, numbered by the store as each event is
+recorded (migration 0003). Tokens of all clinics (auditors, network viewers)
+keep global positions, on every route.
 
 The answers never change once given (a recorded event keeps its numbers, and
 the clinic's count at a global position is fixed once that position is

@@ -1,7 +1,7 @@
-"""A clinic's token learns nothing of the network's volume or timing: on a clinic's
-routes every position is the clinic's own count of its events (receipts,
-histories, summaries, X-Projection-Position, min_position), while the
-network's route keeps the global log's (real app, both stores)."""
+"""A clinic's token learns nothing of the network's volume or timing: every position
+it is shown or sends is the clinic's own count of its events (receipts,
+histories, summaries, X-Projection-Position, min_position), while tokens of all
+clinics (auditors, network viewers) keep the global log's (real app, both stores)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,15 @@ def test_receipts_and_histories_count_only_the_clinics_own_events(client, tokens
                         headers=tokens.writer_a)
     assert again.status_code == 200
     assert [item["position"] for item in again.json["recorded"]] == [2, 3]
-    # Auditors keep the global log's positions.
+    # Auditors keep the global log's positions, in the log and in the same history.
     log = client.get("/v1/audit/events", headers=tokens.auditor).json["events"]
     assert [entry["position"] for entry in log] == list(range(1, 8))
+    for reader in (tokens.auditor, tokens.viewer_all):
+        audited = client.get(f"{A}/programmes/{mine}/events", headers=reader).json
+        assert [event["position"] for event in audited["events"]] == [1, 6, 7]
+    # The clinic's view is still its own afterwards (kept apart in each worker's memory).
+    again_mine = client.get(f"{A}/programmes/{mine}/events", headers=tokens.viewer_a).json
+    assert [event["position"] for event in again_mine["events"]] == [1, 2, 3]
 
 
 def test_a_bulk_receipt_counts_only_the_clinics_own_events(client, tokens):
@@ -69,6 +75,13 @@ def test_reads_show_the_clinics_count_and_do_not_move_when_another_clinic_posts(
     assert summary.json["position"] == 2
     listing = client.get(f"{A}/programmes", headers=tokens.viewer_a)
     assert [p["position"] for p in listing.json["programmes"]] == [2]
+    # A token of all clinics is shown the global log's positions on the same routes.
+    audited = client.get(f"{A}/programmes", headers=tokens.auditor)
+    assert [p["position"] for p in audited.json["programmes"]] == [2]  # A recorded first
+    audited_summary = client.get(f"{A}/programmes/{mine}/summary", headers=tokens.viewer_all)
+    assert audited_summary.headers["X-Projection-Position"] == "5"
+    assert client.get(f"{A}/programmes", headers=tokens.viewer_a).json[
+        "programmes"][0]["position"] == 2
     etag = dashboard.headers["ETag"]
 
     # Clinic B records and the projection follows: nothing of A's changes.

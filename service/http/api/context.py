@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app
+from flask import current_app, g
 from werkzeug.routing import BaseConverter
 
 from domain.application import Programmes
@@ -58,6 +58,14 @@ def from_replica(read: Callable[[Replica | None], T]) -> T:
 def positions() -> ClinicPositions:
     """Positions as a clinic is shown them (service/storage/clinic_positions.py)."""
     return current_app.extensions[POSITIONS]
+
+
+def positions_of() -> str | None:
+    """Whose count of events the caller is shown as positions: its clinic's, for a
+    token of one clinic; None (the global log's) for a token of all clinics
+    (service/storage/clinic_positions.py)."""
+    token = g.get("token")
+    return token.clinic_id if token is not None else None
 
 
 def programme_reads() -> ProgrammeReads:

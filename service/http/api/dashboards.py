@@ -5,10 +5,11 @@ X-Projection-Position (projections/reading.py). The bodies are stored as
 JSON by the projection, and sent as they are, with an ETag: `If-None-Match`
 answers 304 (service/http/conditional.py).
 
-On a clinic's routes both positions are the clinic's own count of its events
-(service/storage/clinic_positions.py): `min_position` is turned into the
-global position of that event before the wait, and the position a read
-reflects into the clinic's count at it. The network's route keeps global ones.
+For a token of one clinic both positions are the clinic's own count of its
+events (service/storage/clinic_positions.py): `min_position` is turned into
+the global position of that event before the wait, and the position a read
+reflects into the clinic's count at it. Tokens of all clinics (auditors,
+network viewers) keep the global log's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from flask import Response, g
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import positions, reader
+from service.http.api.context import positions, positions_of, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -48,12 +49,13 @@ def shown(clinic_id: str | None, position: int) -> int:
     return position if clinic_id is None else positions().at(clinic_id, position)
 
 
-def to_wait_for(clinic_id: str, min_position: int | None) -> int | None:
-    """The global position a clinic's `min_position` asks for. A number beyond the
-    clinic's count of its events has nothing to wait for (none such is recorded;
-    clients of earlier releases held global positions): answered at once."""
-    if min_position is None:
-        return None
+def to_wait_for(clinic_id: str | None, min_position: int | None) -> int | None:
+    """The global position a `min_position` asks for (`clinic_id`: the caller's
+    clinic, whose count it is). A number beyond the clinic's count of its events
+    has nothing to wait for (none such is recorded; clients of earlier releases
+    held global positions): answered at once."""
+    if min_position is None or clinic_id is None:
+        return min_position
     return positions().global_of(clinic_id, min_position)
 
 
@@ -104,14 +106,15 @@ def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = Fa
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                     cursor: str | None = None, min_position: int | None = None) -> Any:
     """The clinic's programme summaries, newest first, a page at a time."""
+    scope = positions_of()
     try:
-        with _not_older_than_asked(clinic_id, min_position):
+        with _not_older_than_asked(scope, min_position):
             read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
-                                       min_position=to_wait_for(clinic_id, min_position),
-                                       caller=caller())
+                                       min_position=to_wait_for(scope, min_position),
+                                       caller=caller(), clinic_positions=scope is not None)
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(read, clinic_id, patient_data=True)
+    return _answer(read, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
@@ -125,15 +128,16 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
-    with _not_older_than_asked(clinic_id, min_position):
+    scope = positions_of()
+    with _not_older_than_asked(scope, min_position):
         read = reader().summary(clinic_id, programme_id,
-                                min_position=to_wait_for(clinic_id, min_position),
-                                caller=caller())
+                                min_position=to_wait_for(scope, min_position),
+                                caller=caller(), clinic_positions=scope is not None)
     if read is None:
         missing = not_found()  # the same body for another clinic's programme
-        missing.headers["X-Projection-Position"] = str(shown(clinic_id, reader().position()))
+        missing.headers["X-Projection-Position"] = str(shown(scope, reader().position()))
         raise missing
-    return _answer(read, clinic_id, patient_data=True)
+    return _answer(read, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
@@ -145,10 +149,11 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
-    with _not_older_than_asked(clinic_id, min_position):
-        return _answer(reader().clinic(clinic_id, min_position=to_wait_for(clinic_id,
+    scope = positions_of()
+    with _not_older_than_asked(scope, min_position):
+        return _answer(reader().clinic(clinic_id, min_position=to_wait_for(scope,
                                                                            min_position),
-                                       caller=caller()), clinic_id)
+                                       caller=caller()), scope)
 
 
 @blp.route("/dashboard", methods=["GET"])

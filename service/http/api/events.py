@@ -45,7 +45,8 @@ def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any
     )
     # The receipt is plain JSON already (ReceiptSchema documents it): sent as
     # it is, a 500-event receipt skips a marshmallow dump of every item.
-    # With the clinic's positions (service/storage/clinic_positions.py).
+    # With the clinic's positions (service/storage/clinic_positions.py): a writer's
+    # token is always one clinic's.
     response = current_app.json.response(positions().receipt(receipt))
     response.status_code = 200 if receipt.replayed else 201
     return response

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import programme_reads
+from service.http.api.context import positions_of, programme_reads
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.schemas.responses import (
     HistoryQuerySchema,
@@ -53,5 +53,6 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
 def get_history(clinic_id: str, programme_id: UUID, version: int | None = None) -> Any:
     """Every event of the programme in version order, or as they stood after `?version=N`
     (as current as the programme itself, whichever copy of the store answers)."""
-    body = programme_reads().history(clinic_id, programme_id, version=version)
+    body = programme_reads().history(clinic_id, programme_id, version=version,
+                                     clinic_positions=positions_of() is not None)
     return conditional.answer(body.data, body.digest, patient_data=True)
