@@ -101,13 +101,18 @@ def test_a_wait_beyond_the_clinics_count_is_no_signal_of_another_clinics_posts(
         app, client, tokens):
     post(client, A, tokens.writer_a, uuid.uuid4(), [b.started()])
     RunnerAt(app.extensions["traction"].store.url).run(once=True)
-    # Position 2 of clinic A does not exist: answered at once, not woken by B's post.
+    # Position 2 of clinic A does not exist: answered at once (never an older read,
+    # never a wait that another clinic's post would end).
     began = time.monotonic()
     ahead = client.get(f"{A}/dashboard", headers=tokens.viewer_a,
                        query_string={"min_position": 2})
     assert time.monotonic() - began < 0.5
-    assert ahead.status_code == 200
+    assert ahead.status_code == 503 and ahead.headers["Retry-After"] == "1"
     assert ahead.headers["X-Projection-Position"] == "1"
+    assert "not yet 2" in ahead.json["detail"]
+    post(client, B, tokens.writer_b, uuid.uuid4(), [b.started()])
+    assert client.get(f"{A}/dashboard", headers=tokens.viewer_a,
+                      query_string={"min_position": 2}).status_code == 503
     # A's own position not yet processed: the wait is for A's event alone.
     position = post(client, A, tokens.writer_a, uuid.uuid4(), [b.started()])[0]
     assert position == 2

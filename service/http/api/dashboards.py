@@ -52,11 +52,14 @@ def shown(clinic_id: str | None, position: int) -> int:
 def to_wait_for(clinic_id: str | None, min_position: int | None) -> int | None:
     """The global position a `min_position` asks for (`clinic_id`: the caller's
     clinic, whose count it is). A number beyond the clinic's count of its events
-    has nothing to wait for (none such is recorded; clients of earlier releases
-    held global positions): answered at once."""
+    is answered 503 at once: never with an older read, and never by waiting for
+    whatever other clinics record next (that wait would tell when they do)."""
     if min_position is None or clinic_id is None:
         return min_position
-    return positions().global_of(clinic_id, min_position)
+    found = positions().global_of(clinic_id, min_position)
+    if found is None:
+        raise ProjectionBehind(reader().position(), min_position)
+    return found
 
 
 @contextmanager

@@ -27,7 +27,7 @@ class ProjectionQuerySchema(Schema):
     min_position = fields.Integer(validate=Range(min=0), metadata={
         "description": "Wait (up to 2 s by default) until the projection has processed this "
         "position, e.g. one from a POST receipt (for a token of one clinic, a position of "
-        "the clinic's count: one beyond its events is answered at once); 503 "
+        "the clinic's count: one beyond its events is answered 503 at once); 503 "
         "`projection-behind` with Retry-After if it has not. Waits are bounded per token "
         "and per server worker: a read that would wait beyond them is answered at once, "
         "503 `too-many-waits` with Retry-After."
