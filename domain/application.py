@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,6 +159,7 @@ class Programmes(Application[UUID]):
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks = programme_cache.CommandLocks()
         self._checkpoints = programme_cache.Checkpoints()
+        self._owners = programme_cache.Owners()
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, refusing events newer than this release (domain/versions.py).
@@ -177,6 +178,27 @@ class Programmes(Application[UUID]):
     @property
     def ledger(self) -> Ledger:
         return self.recorder  # type: ignore[return-value]
+
+    # ---- tenancy --------------------------------------------------------
+
+    def owners(self, clinic_id: str, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        """The clinic of each of these programmes that has events, checked before any
+        of them is loaded: a programme of another clinic must cost what a missing one
+        costs, on every path (loading it first would tell its length by the time taken)."""
+        found = {programme_id: clinic_id for programme_id in programme_ids
+                 if self._owners.is_owner(clinic_id, programme_id)}
+        unknown = [programme_id for programme_id in programme_ids if programme_id not in found]
+        if unknown:
+            stored = self.ledger.owners(unknown)
+            self._owners.remember(stored)
+            found.update(stored)
+        return found
+
+    def require_own(self, clinic_id: str, programme_id: UUID) -> None:
+        """ProgrammeNotFound unless the programme is the clinic's: the same answer,
+        after the same one lookup, for another clinic's programme and for none."""
+        if self.owners(clinic_id, [programme_id]).get(programme_id) != clinic_id:
+            raise errors.ProgrammeNotFound("no such programme in this clinic")
 
     # ---- commands -------------------------------------------------------
 
@@ -267,6 +289,7 @@ class Programmes(Application[UUID]):
         (who, when, why: nothing personal), then destroy its data key. A repeated
         erasure answers the first one's receipt (and destroys the key again, should
         a crash have come between the two)."""
+        self.require_own(clinic_id, programme_id)  # before loading it, as every path does
         with self._command_locks.held(programme_id):
             for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
                 try:
@@ -319,7 +342,10 @@ class Programmes(Application[UUID]):
                    ) -> list[tuple[int, Programme, _RunPost]]:
         """Run each post's commands (record_posts holds every programme's lock);
         the saves to write, refusals in `answers`, the posts left for later."""
-        programmes = self._programmes_now({post.programme_id for post in posts})
+        owners = self.owners(clinic_id, {post.programme_id for post in posts})
+        foreign = {programme_id for programme_id, owner in owners.items() if owner != clinic_id}
+        programmes = self._programmes_now(
+            {post.programme_id for post in posts if post.programme_id in owners} - foreign)
         waiting: set[UUID] = set()  # programmes with a post left for later
         seen: set[UUID] = set()
         saves: list[tuple[int, Programme, _RunPost]] = []
@@ -334,8 +360,9 @@ class Programmes(Application[UUID]):
                 continue
             seen.update(event_ids)
             try:
-                programme = self._run(programmes[programme_id], clinic_id, programme_id,
-                                      post.envelopes, post.expected_version, now)
+                programme = self._run(programmes.get(programme_id), clinic_id, programme_id,
+                                      post.envelopes, post.expected_version, now,
+                                      taken=programme_id in foreign)
             except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
                 try:
                     answers[index] = self._earlier_post(clinic_id, programme_id,
@@ -458,10 +485,14 @@ class Programmes(Application[UUID]):
         # The cached programme itself, not a copy: the command lock keeps every
         # other thread of this process away from it, and if anything below
         # fails it is dropped from the cache (domain/programme_cache.py).
-        programme = programme_cache.find(self.repository, programme_id, copy=False)
+        # Whose it is first: another clinic's programme is never loaded, and is
+        # answered exactly as one with no events (but a start cannot take its id).
+        owner = self.owners(clinic_id, [programme_id]).get(programme_id)
+        programme = (programme_cache.find(self.repository, programme_id, copy=False)
+                     if owner == clinic_id else None)
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
-                                      expected_version)
+                                      expected_version, taken=owner not in (None, clinic_id))
         except BaseException:
             programme_cache.drop(self.repository, programme_id)
             raise
@@ -473,9 +504,11 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        *,
+        taken: bool,
     ) -> Receipt:
         programme = self._run(programme, clinic_id, programme_id, envelopes, expected_version,
-                              self.clock())
+                              self.clock(), taken=taken)
         events = programme.collect_events()
         # Straight to the recorder, as Application.save would (no snapshots, no
         # followers to notify here), without its per-object runtime Protocol checks.
@@ -501,14 +534,20 @@ class Programmes(Application[UUID]):
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
         now: datetime,
+        *,
+        taken: bool = False,
     ) -> Programme:
         """Run the envelopes as commands (rules 1-5, 7): the programme with their
         events pending. A refused command has changed nothing; the commands
-        before it in the same post have."""
+        before it in the same post have.
+
+        A programme another clinic holds (`taken`, or found so here) is answered
+        as one with no events: the same version conflict, the same not-found.
+        Only a start with its id cannot be answered as for a new id, since ids
+        are one namespace for all clinics: it is refused as the id being in use
+        (SECURITY.md, "Between clinics")."""
         if programme is not None and programme.clinic_id != clinic_id:
-            if envelopes[0].type == "ProgrammeStarted":
-                raise errors.ProgrammeIdTaken("this programme_id is already in use")
-            raise errors.ProgrammeNotFound("no such programme in this clinic")
+            programme, taken = None, True
         actual = programme.version if programme is not None else 0
         if expected_version is not None and expected_version != actual:
             raise errors.VersionConflict(expected_version, actual)
@@ -517,6 +556,8 @@ class Programmes(Application[UUID]):
                 "no such programme in this clinic; a new programme's first event "
                 "must be ProgrammeStarted"
             )
+        if taken:
+            raise errors.ProgrammeIdTaken("this programme_id is already in use")
         for index, envelope in enumerate(envelopes):
             try:
                 programme = self._apply(programme, clinic_id, programme_id, envelope, now)
@@ -579,6 +620,7 @@ class Programmes(Application[UUID]):
         as_of: datetime | None = None,
     ) -> Programme:
         """The programme now, after `version`, or as the service knew it `as_of`."""
+        self.require_own(clinic_id, programme_id)
         if as_of is not None:
             known = self.version_as_of(clinic_id, programme_id, as_of)
             version = known if version is None else min(version, known)
@@ -613,6 +655,7 @@ class Programmes(Application[UUID]):
 
     def version_as_of(self, clinic_id: str, programme_id: UUID, as_of: datetime) -> int:
         """The programme's version as the service knew it at record time `as_of`."""
+        self.require_own(clinic_id, programme_id)
         known = self.ledger.version_as_of(programme_id, as_of)
         if known is None:
             raise self._not_known_then(clinic_id, programme_id)
@@ -634,6 +677,7 @@ class Programmes(Application[UUID]):
                      use: Callable[[Programme], Result]) -> Result:
         """`use(programme)` with the programme as it is now, under its command lock,
         without copying it (`use` must not change it)."""
+        self.require_own(clinic_id, programme_id)
         with self._command_locks.held(programme_id):
             programme = programme_cache.find(self.repository, programme_id, copy=False)
             if programme is None or programme.clinic_id != clinic_id:
@@ -641,11 +685,15 @@ class Programmes(Application[UUID]):
             return use(programme)
 
     def history(self, clinic_id: str, programme_id: UUID, version: int | None = None, *,
-                ledger: HistorySource | None = None) -> list[dict[str, Any]]:
+                ledger: HistorySource | None = None,
+                clinic_positions: bool = False) -> list[dict[str, Any]]:
         """Every event of the programme in version order, with its ledger entry, and
         for a corrected event the correction now in force; or, with `version`, as
         the history stood after that version (the corrections in force then). Read
-        from `ledger`, a copy of the application's own such as a replica's, when given."""
+        from `ledger`, a copy of the application's own such as a replica's, when given.
+        With `clinic_positions`, each event's position is its number among its
+        clinic's events, as a clinic is shown positions (SECURITY.md)."""
+        self.require_own(clinic_id, programme_id)
         entries = (ledger or self.ledger).history(programme_id, self.mapper)
         # The ledger says whose programme it is: no need to replay it all.
         if not entries or entries[0].clinic_id != clinic_id:
@@ -663,7 +711,7 @@ class Programmes(Application[UUID]):
                 "event_id": entry.event_id,
                 "type": entry.type,
                 "version": entry.version,
-                "position": entry.position,
+                "position": entry.clinic_position if clinic_positions else entry.position,
                 "occurred_at": entry.occurred_at,
                 "recorded_at": entry.recorded_at,
                 "recorded_by": entry.recorded_by,

@@ -13,7 +13,7 @@ its own example applications.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -49,6 +49,7 @@ class RecordedEntry:
     recorded_at: datetime
     content_digest: str | None
     saved_version: int  # the programme's version after the save that recorded it
+    clinic_position: int | None = None  # its number among its clinic's events
 
 
 class HistoryEntry(NamedTuple):
@@ -66,6 +67,7 @@ class HistoryEntry(NamedTuple):
     data: dict[str, Any]  # in this release's shape (upcast), unless from a newer release
     schema_version: int = 1  # the version of its type it was recorded under
     newer_release: bool = False  # recorded by a newer release: shown as stored
+    clinic_position: int | None = None  # its number among its clinic's events
 
 
 class HistorySource(Protocol):
@@ -152,6 +154,12 @@ class Ledger(Protocol):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
 
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        """The clinic of each of these programmes that has events (one index lookup
+        each, from its first ledger entry, whatever its length: a tenancy check
+        costs the same for a long programme, a short one and none)."""
+        ...
+
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
@@ -187,6 +195,8 @@ class InMemoryLedger(POPOApplicationRecorder):
         super().__init__()
         self._entries: dict[int, RecordedEntry] = {}
         self._position_by_event_id: dict[UUID, int] = {}
+        self._owners: dict[UUID, str] = {}
+        self._clinic_counts: dict[str, int] = {}
         self._recorded_at = datetime.min.replace(tzinfo=UTC)
 
     def _insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -205,6 +215,8 @@ class InMemoryLedger(POPOApplicationRecorder):
                 saved[stored.originator_id] = max(saved.get(stored.originator_id, 0),
                                                   stored.originator_version)
             for position, stored, entry in zip(positions, stored_events, entries, strict=True):
+                clinic_position = self._clinic_counts.get(entry.clinic_id, 0) + 1
+                self._clinic_counts[entry.clinic_id] = clinic_position
                 self._entries[position] = RecordedEntry(
                     position=position,
                     programme_id=UUID(str(stored.originator_id)),
@@ -215,8 +227,10 @@ class InMemoryLedger(POPOApplicationRecorder):
                     recorded_at=self._recorded_at,
                     content_digest=entry.content_digest,
                     saved_version=saved[stored.originator_id],
+                    clinic_position=clinic_position,
                 )
                 self._position_by_event_id[entry.event_id] = position
+                self._owners.setdefault(UUID(str(stored.originator_id)), entry.clinic_id)
             return positions
 
     # ---- the Ledger port ----------------------------------------------------
@@ -245,6 +259,11 @@ class InMemoryLedger(POPOApplicationRecorder):
         with self._database_lock:
             return [e for _, e in sorted(self._entries.items())
                     if e.programme_id == programme_id]
+
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        with self._database_lock:
+            return {programme_id: self._owners[programme_id] for programme_id in programme_ids
+                    if programme_id in self._owners}
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         found = {programme_id: list(self.select_events(programme_id, gt=version))
@@ -284,6 +303,7 @@ class InMemoryLedger(POPOApplicationRecorder):
                 data=data,
                 schema_version=recorded,
                 newer_release=newer,
+                clinic_position=entry.clinic_position if entry else None,
             ))
         return history
 

@@ -162,3 +162,36 @@ class Checkpoints:
             if programme is not None:
                 self.keep(programme)
         return programme
+
+
+#: How many programmes' clinics a process remembers (least recently used first out).
+OWNERS_KEPT = 20_000
+
+
+class Owners:
+    """Which clinic each programme belongs to, as far as this process has seen:
+    a programme never changes clinic, so what is remembered stays true.
+
+    Only a caller's own programme is answered from memory; every other check
+    asks the store (`Ledger.owners`), so that another clinic's programme and a
+    programme that does not exist cost the same one index lookup."""
+
+    def __init__(self, kept: int = OWNERS_KEPT) -> None:
+        self.kept = kept
+        self._owners: OrderedDict[UUID, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def is_owner(self, clinic_id: str, programme_id: UUID) -> bool:
+        with self._lock:
+            if self._owners.get(programme_id) != clinic_id:
+                return False
+            self._owners.move_to_end(programme_id)
+            return True
+
+    def remember(self, owners: dict[UUID, str]) -> None:
+        with self._lock:
+            self._owners.update(owners)
+            for programme_id in owners:
+                self._owners.move_to_end(programme_id)
+            while len(self._owners) > self.kept:
+                self._owners.popitem(last=False)

@@ -35,12 +35,14 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from uuid import UUID
 
 from projections import dashboards, network, summaries
 from projections.store import DEFAULT_PROJECTION, Marker, ReadModelStore, to_json
+from service.storage.clinic_positions import ClinicPositions
 from service.storage.replica import Replica
 
 #: How long a read waits for ?min_position by default (seconds).
@@ -113,6 +115,55 @@ class InvalidCursor(ValueError):
     pass
 
 
+class TooManyWaits(Exception):
+    """A read would wait for min_position while its caller, or this worker, already
+    has as many reads waiting as it may."""
+
+
+#: Reads a worker lets wait for min_position at once, by default (TRACTION_MIN_POSITION_WAITERS).
+DEFAULT_WAITERS = 2
+#: Of those, how many one caller may have (TRACTION_MIN_POSITION_WAITERS_PER_TOKEN).
+DEFAULT_WAITERS_PER_CALLER = 1
+
+
+class WaitSlots:
+    """How many reads of this worker wait for min_position at once, in all and per
+    caller: a wait holds one of the worker's threads, so without a bound one caller
+    asking for a position far ahead could hold them all. A read that finds no slot
+    free is refused at once (TooManyWaits); a read that needs no wait takes none."""
+
+    def __init__(self, per_worker: int = DEFAULT_WAITERS,
+                 per_caller: int = DEFAULT_WAITERS_PER_CALLER) -> None:
+        self.per_worker = per_worker
+        self.per_caller = per_caller
+        self._waiting = 0
+        self._by_caller: dict[str | None, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def held(self, caller: str | None) -> Iterator[None]:
+        with self._lock:
+            mine = self._by_caller.get(caller, 0)
+            if self._waiting >= self.per_worker or mine >= self.per_caller:
+                raise TooManyWaits
+            self._waiting += 1
+            self._by_caller[caller] = mine + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                left = self._by_caller[caller] - 1
+                if left:
+                    self._by_caller[caller] = left
+                else:
+                    del self._by_caller[caller]
+
+    def waiting(self) -> int:
+        with self._lock:
+            return self._waiting
+
+
 def encode_cursor(key: tuple[int, str]) -> str:
     return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
 
@@ -151,20 +202,23 @@ class Copy:
         self._known = (marker, read_at)  # one assignment: threads see a whole pair
         return marker
 
-    def wait_for(self, min_position: int | None, deadline: float) -> Marker:
+    def wait_for(self, min_position: int | None, deadline: float,
+                 slot: AbstractContextManager[None] | None = None) -> Marker:
         """Wait until the projection has processed min_position (ProjectionBehind
-        past `deadline`); its marker now."""
+        past `deadline`); its marker now. A wait is made holding `slot`
+        (TooManyWaits from it: refused at once)."""
         marker = self.marker(at_least=min_position)
         if min_position is None or marker.position >= min_position:
             return marker
-        pause = 0.002
-        while marker.position < min_position:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProjectionBehind(marker.position, min_position)
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.025)
-            marker = self.marker(at_least=min_position)
+        with slot or nullcontext():
+            pause = 0.002
+            while marker.position < min_position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ProjectionBehind(marker.position, min_position)
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 0.025)
+                marker = self.marker(at_least=min_position)
         return marker
 
     def read(self, key: tuple[str, ...],
@@ -212,10 +266,16 @@ class Reader:
                  staleness: float = DEFAULT_STALENESS,
                  replica: Replica | None = None,
                  replica_read_models: ReadModelStore | None = None,
-                 opener: Opener | None = None) -> None:
+                 opener: Opener | None = None,
+                 slots: WaitSlots | None = None,
+                 clinic_positions: ClinicPositions | None = None) -> None:
         self.read_models = read_models
         #: Opens the sealed patient_ref of the summaries it shows (None: shown sealed).
         self.opener = opener
+        #: A clinic's summaries show its own positions (service/storage/clinic_positions.py).
+        self.clinic_positions = clinic_positions
+        #: The reads of this worker allowed to wait at once, in all and per caller.
+        self.slots = slots or WaitSlots()
         self.name = name
         #: How long a read waits for ?min_position (TRACTION_MIN_POSITION_WAIT).
         self.min_position_wait = min_position_wait
@@ -230,21 +290,25 @@ class Reader:
         """The projection's position on the primary (see `Copy.marker`)."""
         return self.primary.marker(at_least).position
 
-    def wait_for(self, min_position: int | None, timeout: float | None = None) -> int:
+    def wait_for(self, min_position: int | None, timeout: float | None = None, *,
+                 caller: str | None = None) -> int:
         """Wait until the primary's projection has processed min_position; its position."""
         timeout = self.min_position_wait if timeout is None else timeout
-        return self.primary.wait_for(min_position, time.monotonic() + timeout).position
+        return self.primary.wait_for(min_position, time.monotonic() + timeout,
+                                     self.slots.held(caller)).position
 
     def _read(self, key: tuple[str, ...],
               load: Callable[[ReadModelStore], tuple[int, str | None]],
-              min_position: int | None) -> Read | None:
+              min_position: int | None, caller: str | None) -> Read | None:
         """The read on the copy that answers, once it has processed min_position
-        (one wait of TRACTION_MIN_POSITION_WAIT, whichever copy answers)."""
+        (one wait of TRACTION_MIN_POSITION_WAIT, whichever copy answers, in one of
+        the worker's wait slots: TooManyWaits if none is free)."""
         deadline = time.monotonic() + self.min_position_wait
 
         def on(copy: Copy) -> Read | None:
             # One look at the marker serves the wait and the cache's check.
-            return copy.read(key, load, copy.wait_for(min_position, deadline))
+            marker = copy.wait_for(min_position, deadline, self.slots.held(caller))
+            return copy.read(key, load, marker)
 
         if self.replica is None or self.on_replica is None:
             return on(self.primary)
@@ -252,7 +316,8 @@ class Reader:
         return self.replica.read(lambda: on(replica), lambda: on(self.primary))
 
     def programmes(self, clinic_id: str, *, status: str | None = None, cursor: str | None = None,
-                   limit: int = 50, min_position: int | None = None) -> Read:
+                   limit: int = 50, min_position: int | None = None,
+                   caller: str | None = None, clinic_positions: bool = False) -> Read:
         """A page of a clinic's programme summaries, newest first, and the next cursor."""
         after = decode_cursor(cursor) if cursor else None
 
@@ -262,15 +327,19 @@ class Reader:
             )
             following_cursor = to_json(encode_cursor(following)) if following else "null"
             rows = [_opened(row, self.opener) for row in rows]
+            if clinic_positions:
+                rows = self._clinic_numbered(clinic_id, rows)
             return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
 
-        read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit)),
-                          load, min_position)
+        read = self._read(("programmes", clinic_id, status or "", cursor or "", str(limit),
+                           "clinic" if clinic_positions else "global"),
+                          load, min_position, caller)
         assert read is not None
         return read
 
     def summary(self, clinic_id: str, programme_id: UUID, *,
-                min_position: int | None = None) -> Read | None:
+                min_position: int | None = None, caller: str | None = None,
+                clinic_positions: bool = False) -> Read | None:
         """One programme's summary with its pain trajectory (None: not in this clinic)."""
 
         def load(models: ReadModelStore) -> tuple[int, str | None]:
@@ -279,11 +348,32 @@ class Reader:
                 return position, None
             trajectory = to_json(summaries.trajectory(json.loads(state)))
             summary = _opened(summary, self.opener)
+            if clinic_positions:
+                summary = self._clinic_numbered(clinic_id, [summary])[0]
             return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
 
-        return self._read(("summary", clinic_id, str(programme_id)), load, min_position)
+        return self._read(("summary", clinic_id, str(programme_id),
+                           "clinic" if clinic_positions else "global"), load, min_position,
+                          caller)
 
-    def clinic(self, clinic_id: str, *, min_position: int | None = None) -> Read:
+    def _clinic_numbered(self, clinic_id: str, rows: list[str]) -> list[str]:
+        """Summaries (stored JSON) with the clinic's own positions in place of the
+        global ones: made once per change, when the read is loaded, not per request."""
+        if self.clinic_positions is None or not rows:
+            return rows
+        parsed = [json.loads(row) for row in rows]
+        fields = ("position", "held_since_position")
+        numbers = self.clinic_positions.of_events(
+            clinic_id, {row[key] for row in parsed for key in fields if row.get(key)})
+        for row in parsed:
+            for key in fields:
+                if row.get(key):
+                    row[key] = numbers.get(row[key]) or self.clinic_positions.at(clinic_id,
+                                                                                 row[key])
+        return [to_json(row) for row in parsed]
+
+    def clinic(self, clinic_id: str, *, min_position: int | None = None,
+               caller: str | None = None) -> Read:
         """A clinic's dashboard (all zero before its first programme)."""
 
         def load(models: ReadModelStore) -> tuple[int, str]:
@@ -293,11 +383,11 @@ class Reader:
                                                                 dashboards.new_totals()))
             return position, dashboard
 
-        read = self._read(("clinic", clinic_id), load, min_position)
+        read = self._read(("clinic", clinic_id), load, min_position, caller)
         assert read is not None
         return read
 
-    def network(self, *, min_position: int | None = None) -> Read:
+    def network(self, *, min_position: int | None = None, caller: str | None = None) -> Read:
         """Every clinic's dashboard and the network's totals."""
 
         def load(models: ReadModelStore) -> tuple[int, str]:
@@ -306,6 +396,6 @@ class Reader:
                 totals = to_json(dashboards.network_dashboard(dashboards.new_totals(), {}))
             return position, network.network_body(clinics, totals)
 
-        read = self._read(("network",), load, min_position)
+        read = self._read(("network",), load, min_position, caller)
         assert read is not None
         return read

@@ -105,7 +105,13 @@ class Settings:
     #: TRACTION_DATA_KEY, or the content of TRACTION_DATA_KEY_FILE (read at start).
     data_key: str | None = field(default=None, repr=False)
     data_key_file: str | None = None
+    #: What a Prometheus scrape sends as its bearer token for /metrics (README, "Metrics").
+    metrics_token: str | None = field(default=None, repr=False)
     min_position_wait: float = 2.0
+    #: Reads a worker lets wait for min_position at once, and how many of them one token
+    #: may have: the rest are answered 503 at once (README, "Waiting for a position").
+    min_position_waiters: int = 2
+    min_position_waiters_per_token: int = 1
     read_staleness: float = 0.2
     projection_drop_grace: float = 5.0
     #: Where FHIR Bulk Data exports write their NDJSON files (None: beside the store).
@@ -244,10 +250,10 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     return read
 
 
-def _seconds(low: float = 0.0) -> Callable[[str], float]:
+def _seconds(low: float = 0.0, high: float = float("inf")) -> Callable[[str], float]:
     def read(raw: str) -> float:
         value = float(raw)
-        if not value >= low or value == float("inf"):  # also refuses NaN
+        if not low <= value <= high or value == float("inf"):  # also refuses NaN
             raise ValueError(raw)
         return value
     return read
@@ -330,6 +336,13 @@ def _key_file(path: str) -> str:
     return text
 
 
+def _scrape_token(raw: str) -> str:
+    if len(raw) < 32 or any(character.isspace() or not character.isprintable()
+                            for character in raw):
+        raise ValueError("a scrape token needs at least 32 characters, no spaces")
+    return raw
+
+
 VARIABLES = (
     Variable("TRACTION_DATABASE_URL", "database_url", _database_url,
              "sqlite:///relative/path, sqlite:////absolute/path or "
@@ -376,8 +389,16 @@ VARIABLES = (
              own_file=True),
     Variable("TRACTION_DATA_KEY_FILE", "data_key_file", str,
              "the path of a file holding the key (as `traction keys generate` prints it)"),
-    Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(),
-             "a number of seconds of at least 0"),
+    Variable("TRACTION_METRICS_TOKEN", "metrics_token", _scrape_token,
+             "a secret of at least 32 characters, no spaces (e.g. from "
+             "`openssl rand -hex 32`): the bearer token of /metrics"),
+    Variable("TRACTION_MIN_POSITION_WAIT", "min_position_wait", _seconds(0, 30),
+             "a number of seconds from 0 to 30"),
+    Variable("TRACTION_MIN_POSITION_WAITERS", "min_position_waiters", _integer(0, 256),
+             "an integer from 0 to 256 (reads waiting at once, per worker)"),
+    Variable("TRACTION_MIN_POSITION_WAITERS_PER_TOKEN", "min_position_waiters_per_token",
+             _integer(0, 256), "an integer from 0 to 256 (reads waiting at once, per token "
+             "and worker)"),
     Variable("TRACTION_READ_STALENESS", "read_staleness", _seconds(),
              "a number of seconds of at least 0"),
     Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),

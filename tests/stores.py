@@ -45,12 +45,19 @@ def throwaway_postgres_schema(base_url: str, prefix: str = "test") -> Iterator[s
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+#: The scrape token of every test app and server (TRACTION_METRICS_TOKEN), and the
+#: header that shows it: what /metrics, and the detail of /readyz, need.
+SCRAPE_TOKEN = "test-scrape-token-0123456789abcdef0123456789"
+SCRAPE = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+
+
 def settings_for(url: str, **overrides: object) -> Settings:
-    """The settings of a test store (defaults otherwise, but for one: a read of a
+    """The settings of a test store (defaults otherwise, but for two: a read of a
     projection shows what the runner has just written, however soon after, as
-    the tests expect; tests/projections/test_read_cache.py tests the staleness)."""
+    the tests expect (tests/projections/test_read_cache.py tests the staleness);
+    and the scrape token is SCRAPE_TOKEN)."""
     return Settings(**{"database_url": url, "read_staleness": 0.0,  # type: ignore[arg-type]
-                       "data_key": TEST_DATA_KEY, **overrides})
+                       "data_key": TEST_DATA_KEY, "metrics_token": SCRAPE_TOKEN, **overrides})
 
 
 def initialise(url: str) -> None:

@@ -1,6 +1,12 @@
-"""`traction db init`, `traction clinics ...`, `traction tokens ...`."""
+"""`traction db init`, `traction clinics ...`, `traction tokens ...`.
+
+Names and labels are printed escaped (service/storage/names.py): one stored
+before names had to be printable text cannot fake a row or reorder a line.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -10,9 +16,11 @@ from service.storage.directory import (
     ROLES,
     TOKEN_ID,
     DirectoryError,
+    UnknownClinic,
     UnknownToken,
     parse_token,
 )
+from service.storage.names import escaped
 
 
 @click.group()
@@ -55,15 +63,32 @@ def clinics_add(clinic_id: str, name: str) -> None:
             clinic = parts.directory.add_clinic(clinic_id, name)
         except DirectoryError as error:
             raise click.ClickException(str(error)) from None
-    click.echo(f"registered clinic {clinic['clinic_id']} ({clinic['name']})")
+    click.echo(f"registered clinic {clinic['clinic_id']} ({escaped(clinic['name'])})")
 
 
 @clinics.command("list")
 def clinics_list() -> None:
-    """List registered clinics."""
+    """List registered clinics: id, name, and `deactivated <when>` for a deactivated one."""
     with components() as parts:
         for clinic in parts.directory.clinics():
-            click.echo(f"{clinic['clinic_id']}\t{clinic['name']}")
+            state = (f"\tdeactivated {clinic['deactivated_at']}"
+                     if clinic["deactivated_at"] else "")
+            click.echo(f"{clinic['clinic_id']}\t{escaped(clinic['name'])}{state}")
+
+
+@clinics.command("deactivate")
+@click.argument("clinic_id")
+def clinics_deactivate(clinic_id: str) -> None:
+    """Deactivate a clinic: its tokens stop working (every worker within a second) and
+    none are issued for it; its records stay, readable by auditors."""
+    with components() as parts:
+        try:
+            clinic = parts.directory.deactivate_clinic(clinic_id)
+        except UnknownClinic:
+            raise click.ClickException(f"no clinic is registered as {escaped(clinic_id)}"
+                                       ) from None
+    click.echo(f"deactivated clinic {clinic['clinic_id']} at {clinic['deactivated_at']}; "
+               "its tokens no longer work")
 
 
 @click.group()
@@ -75,17 +100,44 @@ def tokens() -> None:
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--clinic", "clinic_id", default=None, help="The clinic it is for (writer, viewer).")
 @click.option("--label", default="", help="Who or what uses it, shown in the access log.")
-def tokens_issue(role: str, clinic_id: str | None, label: str) -> None:
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True, max=3650),
+              default=None, help="It stops working after this many days (default: never).")
+def tokens_issue(role: str, clinic_id: str | None, label: str,
+                 expires_in_days: float | None) -> None:
     """Issue a token; it is printed once, alone on the last line."""
+    expires_at = (datetime.now(UTC) + timedelta(days=expires_in_days)
+                  if expires_in_days is not None else None)
     with components(create=True) as parts:
         try:
-            record, token = parts.directory.issue_token(role, clinic_id, label)
+            record, token = parts.directory.issue_token(role, clinic_id, label,
+                                                        expires_at=expires_at)
         except DirectoryError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(escaped(str(error))) from None
     scope = record.clinic_id or "all clinics"
-    click.echo(f"issued {record.role} token {record.token_id} for {scope}; "
+    until = f", until {record.expires_at}" if record.expires_at else ""
+    click.echo(f"issued {record.role} token {record.token_id} for {scope}{until}; "
                "store it now, it is not shown again:")
     click.echo(token)
+
+
+@tokens.command("list")
+@click.option("--clinic", "clinic_id", default=None, help="Only this clinic's tokens.")
+def tokens_list(clinic_id: str | None) -> None:
+    """List tokens, never their secrets: id, role, scope, state, expiry, label.
+
+    The state is active, expired, revoked, or clinic-deactivated.
+    """
+    now = datetime.now(UTC)
+    with components() as parts:
+        records = parts.directory.tokens(clinic_id)
+        deactivated = {clinic["clinic_id"] for clinic in parts.directory.clinics()
+                       if clinic["deactivated_at"]}
+    for record in records:
+        state = ("revoked" if record.revoked else "expired" if record.expired(now)
+                 else "clinic-deactivated" if record.clinic_id in deactivated else "active")
+        click.echo("\t".join([record.token_id, record.role, record.clinic_id or "all-clinics",
+                              state, f"expires {record.expires_at}" if record.expires_at
+                              else "no-expiry", escaped(record.label)]))
 
 
 @tokens.command("revoke")

@@ -86,7 +86,7 @@ def store_is_empty(components: Components) -> bool:
     """
     if components.programmes.recorder.max_notification_id():
         return False
-    _, tokens, clinics = components.directory.load()
+    _, tokens, clinics, _ = components.directory.load()
     return not tokens and not clinics
 
 

@@ -11,6 +11,10 @@ Every view declares its access with `@allow(...)` (or `@public`); a
 - reads of patient-level data by an auditor or an all-clinic viewer are
   written to the access log.
 
+Operations endpoints that show the whole network's activity (`/metrics`, and
+the detail of `/readyz`) are for operators: the scrape token
+(TRACTION_METRICS_TOKEN, not a ledger token) or a ledger token for all clinics.
+
 A route with no declaration is refused (fail closed), and the R6 test matrix
 walks the URL map so such a route fails the suite.
 
@@ -22,12 +26,14 @@ database round trip on each request.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
@@ -39,6 +45,8 @@ from service.storage.directory import Directory, TokenRecord, parse_token
 REFRESH_SECONDS = 0.5
 #: Where init_app keeps the worker's TokenCache.
 TOKENS = "traction.tokens"
+#: Where init_app keeps the scrape token (TRACTION_METRICS_TOKEN; None: not set).
+SCRAPE_TOKEN = "traction.scrape_token"
 #: Endpoints that flask and flask-smorest register themselves: public.
 PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
 
@@ -55,14 +63,17 @@ class Access:
     #: Reads of patient-level data, logged for auditors and all-clinic viewers.
     patient_data: bool = False
     public: bool = False
+    #: The scrape token (TRACTION_METRICS_TOKEN) may call it too.
+    scrape: bool = False
 
 
-def allow(*roles: str, all_clinics: bool = False, patient_data: bool = False
-          ) -> Callable[[View], View]:
-    """Declare which roles may call a view."""
+def allow(*roles: str, all_clinics: bool = False, patient_data: bool = False,
+          scrape: bool = False) -> Callable[[View], View]:
+    """Declare which roles (and whether the scrape token) may call a view."""
 
     def declare(view: View) -> View:
-        view.__access__ = Access(tuple(roles), all_clinics, patient_data)  # type: ignore[attr-defined]
+        view.__access__ = Access(tuple(roles), all_clinics, patient_data,  # type: ignore[attr-defined]
+                                 scrape=scrape)
         return view
 
     return declare
@@ -89,6 +100,7 @@ class TokenCache:
         self._version = -1
         self._tokens: dict[str, TokenRecord] = {}
         self._clinics: set[str] = set()
+        self._deactivated: set[str] = set()
         self._checked = 0.0
 
     def _refresh(self) -> None:
@@ -98,7 +110,8 @@ class TokenCache:
                 return
             self._checked = now
             if self.directory.version() != self._version:
-                self._version, self._tokens, self._clinics = self.directory.load()
+                (self._version, self._tokens, self._clinics,
+                 self._deactivated) = self.directory.load()
 
     def expire(self) -> None:
         """Re-read on the next request (this worker just changed the directory)."""
@@ -115,6 +128,12 @@ class TokenCache:
                 with self._lock:
                     self._tokens.setdefault(token_id, record)
         return record
+
+    def clinic_deactivated(self, clinic_id: str | None) -> bool:
+        """Whether the clinic is deactivated (as of this worker's last reload: at most
+        REFRESH_SECONDS ago)."""
+        self._refresh()
+        return clinic_id is not None and clinic_id in self._deactivated
 
     def clinic_registered(self, clinic_id: str) -> bool:
         self._refresh()
@@ -146,8 +165,10 @@ def authenticate(cache: TokenCache) -> TokenRecord:
     record = cache.token(token_id)
     # Compare a secret even when the id is unknown, so timing says nothing.
     matches = (record or UNKNOWN_TOKEN).matches(secret)
-    if record is None or not matches or record.revoked:
-        raise unauthorized("The token is not valid (unknown or revoked).")
+    if (record is None or not matches or record.revoked
+            or record.expired(datetime.now(UTC)) or cache.clinic_deactivated(record.clinic_id)):
+        raise unauthorized("The token is not valid (unknown, revoked or expired, or its "
+                           "clinic deactivated).")
     return record
 
 
@@ -179,6 +200,8 @@ def enforce_access() -> None:
         raise Problem(403, "forbidden", "Forbidden", "This route is not open to any role.")
     if access.public:
         return
+    if access.scrape and is_scrape_token():
+        return
     cache: TokenCache = current_app.extensions[TOKENS]
     token = authenticate(cache)
     g.token = token
@@ -192,6 +215,29 @@ def enforce_access() -> None:
             raise not_found()
     if access.patient_data and token.all_clinics and token.role in ("auditor", "viewer"):
         g.log_access = True
+
+
+def is_scrape_token() -> bool:
+    """The request carries the scrape token (TRACTION_METRICS_TOKEN), if one is set."""
+    expected: str | None = current_app.extensions.get(SCRAPE_TOKEN)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return (expected is not None and scheme.lower() == "bearer"
+            and hmac.compare_digest(given.strip().encode(), expected.encode()))
+
+
+def is_operator() -> bool:
+    """On a public route: the caller shows the scrape token, or a valid ledger token
+    for all clinics (what the network's activity may be shown to). Never raises:
+    any other caller is anonymous."""
+    if is_scrape_token():
+        return True
+    if not request.headers.get("Authorization"):
+        return False
+    try:
+        token = authenticate(current_app.extensions[TOKENS])
+    except Problem:
+        return False
+    return token.all_clinics
 
 
 def record_access(response: Response) -> Response:
@@ -245,7 +291,8 @@ def actor() -> dict[str, Any]:
     }
 
 
-def init_app(app: Flask, directory: Directory) -> None:
+def init_app(app: Flask, directory: Directory, scrape_token: str | None = None) -> None:
     app.extensions[TOKENS] = TokenCache(directory)
+    app.extensions[SCRAPE_TOKEN] = scrape_token
     app.before_request(enforce_access)
     app.after_request(record_access)

@@ -13,14 +13,21 @@ from typing import Any
 
 from flask import Flask
 
-from projections.reading import Reader
+from projections.reading import Reader, WaitSlots
 from service.bootstrap import Components
-from service.http import access, availability, metrics, request_log
-from service.http.api.context import COMPONENTS, PROGRAMME_READS, READER, ClinicIdConverter
+from service.http import access, availability, metrics, request_log, security_headers
+from service.http.api.context import (
+    COMPONENTS,
+    POSITIONS,
+    PROGRAMME_READS,
+    READER,
+    ClinicIdConverter,
+)
 from service.http.forwarded import TrustedProxies
 from service.http.openapi import LedgerApi, document_access, openapi_config
 from service.http.problems import register_problem_handlers
 from service.http.programme_reads import ProgrammeReads
+from service.storage.clinic_positions import ClinicPositions
 
 
 class LedgerFlask(Flask):
@@ -49,18 +56,24 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     app.extensions[COMPONENTS] = components
     # The reads share the application's connections to the store (and, with a
     # read replica, are asked of it first: service/storage/replica.py).
+    positions = ClinicPositions(components.programmes.recorder)  # type: ignore[arg-type]
     app.extensions[READER] = Reader(components.read_models,
                                     min_position_wait=settings.min_position_wait,
                                     staleness=settings.read_staleness,
                                     replica=components.replica,
                                     replica_read_models=components.replica_read_models,
-                                    opener=components.open_patient_ref)
+                                    opener=components.open_patient_ref,
+                                    slots=WaitSlots(settings.min_position_waiters,
+                                                    settings.min_position_waiters_per_token),
+                                    clinic_positions=positions)
+    app.extensions[POSITIONS] = positions
     app.extensions[PROGRAMME_READS] = ProgrammeReads(components.programmes,
                                                      replica=components.replica)
     # Before access control: while the store is down, answer 503 at once.
     availability.init_app(app)
-    access.init_app(app, components.directory)
+    access.init_app(app, components.directory, settings.metrics_token)
     request_log.init_app(app)
+    security_headers.init_app(app)
     metrics.init_app(app, components)
 
     app.url_map.converters["clinic"] = ClinicIdConverter

@@ -41,6 +41,7 @@ from domain.application import EventEnvelope, Post, Programmes, Receipt
 from service.http.problems import Problem, problem_for, validation_problem
 from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
 from service.http.schemas.bulk import BulkLineSchema
+from service.storage.clinic_positions import ClinicPositions
 
 NDJSON = "application/x-ndjson"
 #: Lines recorded in one transaction, at most.
@@ -146,8 +147,10 @@ class Summary:
     replayed: int = 0
     failed: int = 0
 
-    def result(self, number: int, outcome: Receipt | Problem) -> bytes:
-        """The answer's line for one upload line (and count it)."""
+    def result(self, number: int, outcome: Receipt | Problem,
+               receipt_body: dict[str, Any] | None = None) -> bytes:
+        """The answer's line for one upload line (and count it); a receipt is sent
+        as `receipt_body` (its clinic's positions) when given."""
         self.lines += 1
         if isinstance(outcome, Receipt):
             status = 200 if outcome.replayed else 201
@@ -155,7 +158,8 @@ class Summary:
                 self.replayed += 1
             else:
                 self.recorded += 1
-            return encode({"line": number, "status": status, "receipt": outcome.body()})
+            return encode({"line": number, "status": status,
+                           "receipt": receipt_body or outcome.body()})
         self.failed += 1
         return encode({"line": number, "status": outcome.status,
                        "problem": outcome.document()})
@@ -211,8 +215,8 @@ class Answer:
         self.spool, self.spooled = None, False
 
 
-def ingest(programmes: Programmes, clinic_id: str, body: IO[bytes], limits: Limits,
-           sock: socket.socket | None) -> Iterator[bytes]:
+def ingest(programmes: Programmes, positions: ClinicPositions, clinic_id: str, body: IO[bytes],
+           limits: Limits, sock: socket.socket | None) -> Iterator[bytes]:
     """The answer to an upload, line by line, as its chunks are recorded."""
     summary = Summary()
     answer = Answer(sock)
@@ -230,13 +234,14 @@ def ingest(programmes: Programmes, clinic_id: str, body: IO[bytes], limits: Limi
                 chunk.append((number, line if isinstance(line, Problem) else parse_line(line)))
                 size += len(line) if isinstance(line, bytes) else 0
                 if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
-                    yield from answer.send(b"".join(record(programmes, clinic_id, chunk,
-                                                           summary)))
+                    yield from answer.send(b"".join(record(programmes, positions, clinic_id,
+                                                           chunk, summary)))
                     chunk, size = [], 0
             cut = None
         except Cut as stop:
             cut = stop
-        yield from answer.send(b"".join(record(programmes, clinic_id, chunk, summary)))
+        yield from answer.send(b"".join(record(programmes, positions, clinic_id, chunk,
+                                               summary)))
         if cut is not None:
             complete = False
             yield from answer.send(summary.result(cut.line, cut.problem))
@@ -248,15 +253,19 @@ def ingest(programmes: Programmes, clinic_id: str, body: IO[bytes], limits: Limi
     yield summary.last_line(complete=complete)
 
 
-def record(programmes: Programmes, clinic_id: str, chunk: list[tuple[int, Post | Problem]],
-           summary: Summary) -> Iterable[bytes]:
-    """Record a chunk's posts in one go; its result lines, in order."""
+def record(programmes: Programmes, positions: ClinicPositions, clinic_id: str,
+           chunk: list[tuple[int, Post | Problem]], summary: Summary) -> Iterable[bytes]:
+    """Record a chunk's posts in one go; its result lines, in order (receipts with
+    the clinic's positions, looked up in one query)."""
     posts = [item for _, item in chunk if isinstance(item, Post)]
-    answers = iter(programmes.record_posts(clinic_id, posts) if posts else [])
+    outcomes = programmes.record_posts(clinic_id, posts) if posts else []
+    bodies = positions.receipts(clinic_id, [outcome for outcome in outcomes
+                                            if isinstance(outcome, Receipt)])
+    answers = iter(outcomes)
     for number, item in chunk:
         if isinstance(item, Problem):
             yield summary.result(number, item)
             continue
         outcome = next(answers)
-        yield summary.result(number, outcome if isinstance(outcome, Receipt)
-                             else problem_for(outcome))
+        yield summary.result(number, outcome, bodies[id(outcome)]) if isinstance(
+            outcome, Receipt) else summary.result(number, problem_for(outcome))

@@ -7,10 +7,15 @@ tells a client nothing it could not see by reading the body, and nothing about
 other clinics' activity (a tag built from the global log position would change
 whenever any clinic posts). Reads are private to the token that made them, so
 `Cache-Control` keeps them out of shared caches and `Vary: Authorization` keeps
-one token's answer from being reused for another's. No read is declared
-`immutable`: even a programme as it stood at an explicit version changes once,
-when it is erased (its personal fields then read as erased), and a client or
-browser cache must not keep showing what was erased; revalidating costs a 304.
+one token's answer from being reused for another's.
+
+Patient-level data (a programme, its history, its summary, a clinic's list of
+programmes) is never stored by a cache at all, not even the browser's on a
+shared clinic workstation: `private, no-store`. Its ETag still lets a client
+that keeps its own copy revalidate it. No read is declared `immutable`: even
+a programme as it stood at an explicit version changes once, when it is
+erased (its personal fields then read as erased). A dashboard's aggregates
+may be kept and revalidated: `private, no-cache`.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from flask import Response, request
 JSON = "application/json"
 #: A read that may change: keep it, but ask again each time (a 304 is cheap).
 REVALIDATE = "private, no-cache"
-#: A read that can never change (none today: see above).
-IMMUTABLE = "private, max-age=31536000, immutable"
+#: Patient-level data: no cache keeps it (a client may keep its copy and its ETag).
+PATIENT_DATA = "private, no-store"
 
 
 def etag_of(digest: str) -> str:
@@ -37,7 +42,7 @@ def not_modified(etag: str) -> bool:
     return wanted.star_tag or wanted.contains_weak(etag.strip('"'))
 
 
-def answer(body: str | bytes, digest: str, *, immutable: bool = False,
+def answer(body: str | bytes, digest: str, *, patient_data: bool = False,
            headers: dict[str, str] | None = None) -> Response:
     """200 with the body, or 304 when the client holds it already; either way with
     the ETag, the caching rules and `headers`."""
@@ -47,7 +52,7 @@ def answer(body: str | bytes, digest: str, *, immutable: bool = False,
     else:
         response = Response(body, status=200, mimetype=JSON)
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = IMMUTABLE if immutable else REVALIDATE
+    response.headers["Cache-Control"] = PATIENT_DATA if patient_data else REVALIDATE
     response.headers["Vary"] = "Authorization"
     if headers:
         response.headers.update(headers)

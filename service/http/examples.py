@@ -154,13 +154,21 @@ NETWORK_DASHBOARD = json.loads(
     (Path(__file__).parent / "example_data" / "network.json").read_text())
 
 CLINIC_CREATE = {"clinic_id": CLINIC, "name": "North Physio"}
-CLINIC_RECORD = {**CLINIC_CREATE, "registered_at": "2026-02-27T16:02:11.512000+00:00"}
+CLINIC_RECORD = {**CLINIC_CREATE, "registered_at": "2026-02-27T16:02:11.512000+00:00",
+                 "deactivated_at": None}
+CLINIC_DEACTIVATED = {**CLINIC_RECORD, "deactivated_at": "2026-12-01T09:00:00.000000+00:00"}
 CLINIC_LIST = {"clinics": [CLINIC_RECORD]}
-TOKEN_CREATE = {"role": "writer", "clinic_id": CLINIC, "label": "EHR bridge"}
+TOKEN_CREATE = {"role": "writer", "clinic_id": CLINIC, "label": "EHR bridge",
+                "expires_at": "2027-03-01T00:00:00Z"}
 TOKEN = {"token_id": "3f2a9c0d1e2b4a5f", "role": "writer", "clinic_id": CLINIC,
-         "label": "EHR bridge", "revoked": False}
+         "label": "EHR bridge", "revoked": False,
+         "issued_at": "2026-12-01T09:00:00.000000+00:00",
+         "expires_at": "2027-03-01T00:00:00.000000+00:00", "revoked_at": None}
 ISSUED_TOKEN = {**TOKEN, "token": "tl_3f2a9c0d1e2b4a5f_" + "x" * 43}
-REVOKED_TOKEN = {**TOKEN, "revoked": True}
+REVOKED_TOKEN = {**TOKEN, "revoked": True, "revoked_at": "2026-12-02T10:00:00.000000+00:00"}
+TOKEN_LIST = {"tokens": [TOKEN, {**TOKEN, "token_id": "9a8b7c6d5e4f3a2b", "role": "auditor",
+                                 "clinic_id": None, "label": "external audit 2026",
+                                 "expires_at": None}]}
 
 ACCESS_LOG = {"entries": [{
     "entry_id": 812, "at": "2026-03-05T11:20:31.004000+00:00", "action": "read",

@@ -174,10 +174,12 @@ CONDITIONAL_HEADERS = {
     "ETag": {"description": "A digest of this body: send it back in If-None-Match to be "
              "told, with a 304 and no body, that it has not changed.",
              "schema": {"type": "string"}},
-    "Cache-Control": {"description": "`private, no-cache`: keep it, but revalidate (a 304 "
-                      "is cheap). Even a programme at an explicit version is revalidated: "
-                      "its ETag holds until the programme is erased, when its personal "
-                      "fields read `[erased]`.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-store` for patient-level data (a "
+                      "programme, its history and summary, a clinic's programmes): no cache "
+                      "keeps it; `private, no-cache` for a dashboard: keep it, but "
+                      "revalidate. No read is `immutable`, not even a programme at an "
+                      "explicit version: its ETag holds until the programme is erased, when "
+                      "its personal fields read `[erased]`.", "schema": {"type": "string"}},
 }
 
 
@@ -248,7 +250,9 @@ def document_access(api: LedgerApi, app: Any) -> None:
             operation["security"] = [{"bearerAuth": []}]
             scope = " (tokens for all clinics only)" if access.all_clinics else ""
             roles = ", ".join(access.roles)
+            scrape = (" Or the scrape token (TRACTION_METRICS_TOKEN) as the bearer token."
+                      if access.scrape else "")
             operation["description"] = (
-                f"{operation.get('description', '')}\n\nRoles: {roles}{scope}."
+                f"{operation.get('description', '')}\n\nRoles: {roles}{scope}.{scrape}"
             ).strip()
             operation["x-roles"] = list(access.roles)

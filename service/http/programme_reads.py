@@ -10,8 +10,10 @@ at an explicit version, once more after an erasure) and kept in the worker
 fast-forward of the cached programme (one query that finds nothing new), and
 one at an explicit version a lookup of its erasure event.
 
-Tenancy holds as everywhere: a body is kept with its clinic, and a read from
-another clinic answers 404 exactly as for a programme that does not exist.
+Tenancy holds as everywhere: the clinic is checked first (one index lookup,
+`Programmes.require_own`), and a body is kept with its clinic, so a read from
+another clinic answers 404 exactly as for a programme that does not exist, in
+the same time.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ class ProgrammeReads:
     def state(self, clinic_id: str, programme_id: UUID, *, version: int | None = None,
               as_of: datetime | None = None) -> Body:
         """The programme now, after `version`, or as the service knew it `as_of`."""
+        # Whose it is before anything kept here is looked at: a body of another
+        # clinic's programme found in memory must not answer sooner than none.
+        self.programmes.require_own(clinic_id, programme_id)
         if version is None and as_of is None:
             # Encoded under the command lock, from the cached programme itself.
             return self.programmes.with_current(clinic_id, programme_id, lambda programme: (
@@ -110,9 +115,13 @@ class ProgrammeReads:
             Body.of(clinic_id, self.programmes.programme(clinic_id, programme_id,
                                                          version=at).state()))))
 
-    def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None
-                ) -> Body:
-        """Every event of the programme, now or as it stood after `version`."""
+    def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None,
+                clinic_positions: bool = True) -> Body:
+        """Every event of the programme, now or as it stood after `version`; its
+        positions the clinic's own count (for a token of that clinic), or the global
+        log's (`clinic_positions=False`: for tokens of all clinics)."""
+        self.programmes.require_own(clinic_id, programme_id)
+        kind = "history" if clinic_positions else "history-global"
         if version is None:
             try:
                 current: int | None = self.programmes.with_current(
@@ -121,18 +130,20 @@ class ProgrammeReads:
                 # The history shows such events as stored (a rolling upgrade);
                 # only the replay that gives the cache its key cannot read them.
                 current = None
-            body = self.bodies.get(("history", programme_id, current)) if current else None
+            body = self.bodies.get((kind, programme_id, current)) if current else None
             if body is None:
-                events = read_history(self.programmes, self.replica, clinic_id, programme_id)
+                events = read_history(self.programmes, self.replica, clinic_id, programme_id,
+                                      clinic_positions=clinic_positions)
                 # Kept as the version it shows (a post may have come meanwhile).
-                body = self.bodies.put(("history", programme_id, events[-1]["version"]),
+                body = self.bodies.put((kind, programme_id, events[-1]["version"]),
                                        self._history_body(clinic_id, programme_id, events))
             return self._theirs(clinic_id, body)
         return self._theirs(clinic_id, self.bodies.make(
-            (self._versioned("history-at", programme_id), programme_id, version),
+            (self._versioned(f"{kind}-at", programme_id), programme_id, version),
             lambda: self._history_body(
                 clinic_id, programme_id,
-                self.programmes.history(clinic_id, programme_id, version))))
+                self.programmes.history(clinic_id, programme_id, version,
+                                        clinic_positions=clinic_positions))))
 
     def _versioned(self, kind: str, programme_id: UUID) -> str:
         """The kind of body a read at an explicit version is kept as: a body kept

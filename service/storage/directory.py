@@ -17,6 +17,7 @@ from typing import Any
 
 from service.storage import access_chain
 from service.storage.database import Cursor, Database
+from service.storage.names import why_not_shown_text
 
 ROLES = ("writer", "viewer", "auditor", "admin")
 #: Roles whose scope is always every clinic.
@@ -50,6 +51,13 @@ class TokenRecord:
     clinic_id: str | None
     label: str
     revoked: bool
+    issued_at: str | None = None
+    #: When it stops working (RFC 3339, UTC); None: it never does.
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
 
     @property
     def all_clinics(self) -> bool:
@@ -60,8 +68,10 @@ class TokenRecord:
         return hmac.compare_digest(digest, self.secret_sha256)
 
     def public(self) -> dict[str, Any]:
+        """What may be shown of a token: everything but its secret's digest."""
         return {"token_id": self.token_id, "role": self.role, "clinic_id": self.clinic_id,
-                "label": self.label, "revoked": self.revoked}
+                "label": self.label, "revoked": self.revoked, "issued_at": self.issued_at,
+                "expires_at": self.expires_at, "revoked_at": self.revoked_at}
 
 
 def now_iso() -> str:
@@ -87,6 +97,8 @@ class Directory:
             raise DirectoryError("clinic_id must match ^[a-z0-9][a-z0-9-]{1,62}$")
         if not 1 <= len(name) <= 200:
             raise DirectoryError("name must be 1-200 characters")
+        if (unsafe := why_not_shown_text(name)) is not None:
+            raise DirectoryError(f"name {unsafe}")
         with self.db.transaction() as cursor:
             if cursor.execute("SELECT 1 FROM clinics WHERE clinic_id = %s",
                               [clinic_id]).fetchone():
@@ -96,12 +108,14 @@ class Directory:
                            "VALUES (%s, %s, %s)", [clinic_id, name, registered_at])
             self._bump(cursor)
             self._log(cursor, "clinic_registered", actor, clinic_id=clinic_id)
-        return {"clinic_id": clinic_id, "name": name, "registered_at": registered_at}
+        return {"clinic_id": clinic_id, "name": name, "registered_at": registered_at,
+                "deactivated_at": None}
 
     def clinics(self) -> list[dict[str, Any]]:
         with self.db.transaction(write=False) as cursor:
             return cursor.execute(
-                "SELECT clinic_id, name, registered_at FROM clinics ORDER BY clinic_id"
+                "SELECT clinic_id, name, registered_at, deactivated_at FROM clinics "
+                "ORDER BY clinic_id"
             ).fetchall()
 
     def clinic_name(self, clinic_id: str) -> str | None:
@@ -110,11 +124,31 @@ class Directory:
                                  [clinic_id]).fetchone()
         return row["name"] if row else None
 
+    def deactivate_clinic(self, clinic_id: str, actor: dict[str, Any] | None = None
+                          ) -> dict[str, Any]:
+        """Deactivate a clinic: its tokens stop working (every worker within a second)
+        and no new ones are issued for it; its records stay, readable by auditors and
+        all-clinic tokens. Deactivating it again changes nothing."""
+        with self.db.transaction() as cursor:
+            row = cursor.execute("SELECT clinic_id, name, registered_at, deactivated_at "
+                                 "FROM clinics WHERE clinic_id = %s", [clinic_id]).fetchone()
+            if row is None:
+                raise UnknownClinic(f"clinic {clinic_id} is not registered")
+            if row["deactivated_at"] is None:
+                row["deactivated_at"] = now_iso()
+                cursor.execute("UPDATE clinics SET deactivated_at = %s WHERE clinic_id = %s",
+                               [row["deactivated_at"], clinic_id])
+                self._bump(cursor)
+                self._log(cursor, "clinic_deactivated", actor, clinic_id=clinic_id)
+        return dict(row)
+
     # ---- tokens ---------------------------------------------------------
 
     def issue_token(self, role: str, clinic_id: str | None, label: str,
-                    actor: dict[str, Any] | None = None) -> tuple[TokenRecord, str]:
-        """A new token and its secret form, which is never stored or shown again."""
+                    actor: dict[str, Any] | None = None, *,
+                    expires_at: datetime | None = None) -> tuple[TokenRecord, str]:
+        """A new token and its secret form, which is never stored or shown again;
+        with `expires_at`, it stops working then."""
         if role not in ROLES:
             raise DirectoryError(f"role must be one of {', '.join(ROLES)}")
         if role in ALL_CLINIC_ROLES and clinic_id is not None:
@@ -123,19 +157,33 @@ class Directory:
             raise DirectoryError("a writer token belongs to one clinic; give its clinic")
         if not 0 <= len(label) <= 200:
             raise DirectoryError("label must be at most 200 characters")
+        if label and (unsafe := why_not_shown_text(label)) is not None:
+            raise DirectoryError(f"label {unsafe}")
+        issued_at = now_iso()
+        expires = None
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise DirectoryError("expires_at needs a time zone (e.g. Z or +00:00)")
+            if expires_at <= datetime.now(UTC):
+                raise DirectoryError("expires_at must be in the future")
+            expires = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)  # 256 bits
         record = TokenRecord(token_id, hashlib.sha256(secret.encode()).hexdigest(), role,
-                             clinic_id, label, revoked=False)
+                             clinic_id, label, revoked=False, issued_at=issued_at,
+                             expires_at=expires)
         with self.db.transaction() as cursor:
-            if clinic_id is not None and not cursor.execute(
-                "SELECT 1 FROM clinics WHERE clinic_id = %s", [clinic_id]
-            ).fetchone():
-                raise UnknownClinic(f"clinic {clinic_id} is not registered")
+            if clinic_id is not None:
+                clinic = cursor.execute("SELECT deactivated_at FROM clinics WHERE clinic_id = %s",
+                                        [clinic_id]).fetchone()
+                if clinic is None:
+                    raise UnknownClinic(f"clinic {clinic_id} is not registered")
+                if clinic["deactivated_at"] is not None:
+                    raise DirectoryError(f"clinic {clinic_id} is deactivated")
             cursor.execute(
                 "INSERT INTO api_tokens (token_id, secret_sha256, role, clinic_id, label,"
-                " issued_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                [token_id, record.secret_sha256, role, clinic_id, label, now_iso()],
+                " issued_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [token_id, record.secret_sha256, role, clinic_id, label, issued_at, expires],
             )
             self._bump(cursor)
             self._log(cursor, "token_issued", actor, clinic_id=clinic_id,
@@ -157,21 +205,36 @@ class Directory:
             row["revoked_at"] = row["revoked_at"] or now_iso()
         return _token(row)
 
-    def load(self) -> tuple[int, dict[str, TokenRecord], set[str]]:
-        """Everything a worker caches: (version, tokens by id, registered clinic ids)."""
+    def tokens(self, clinic_id: str | None = None) -> list[TokenRecord]:
+        """Every token (or a clinic's), in the order issued: shown without secrets."""
+        with self.db.transaction(write=False) as cursor:
+            rows = cursor.execute(
+                "SELECT * FROM api_tokens" + (" WHERE clinic_id = %s" if clinic_id else "")
+                + " ORDER BY issued_at, token_id", [clinic_id] if clinic_id else []).fetchall()
+        return [_token(row) for row in rows]
+
+    def load(self) -> tuple[int, dict[str, TokenRecord], set[str], set[str]]:
+        """Everything a worker caches: (version, tokens by id, registered clinic ids,
+        the deactivated ones among them)."""
         with self.db.transaction(write=False) as cursor:
             version = self._version(cursor)
             tokens = {row["token_id"]: _token(row)
                       for row in cursor.execute("SELECT * FROM api_tokens").fetchall()}
-            clinics = {row["clinic_id"]
-                       for row in cursor.execute("SELECT clinic_id FROM clinics").fetchall()}
-        return version, tokens, clinics
+            clinics = cursor.execute("SELECT clinic_id, deactivated_at FROM clinics").fetchall()
+        return (version, tokens, {row["clinic_id"] for row in clinics},
+                {row["clinic_id"] for row in clinics if row["deactivated_at"] is not None})
 
     def token(self, token_id: str) -> TokenRecord | None:
         with self.db.transaction(write=False) as cursor:
             row = cursor.execute("SELECT * FROM api_tokens WHERE token_id = %s",
                                  [token_id]).fetchone()
         return _token(row) if row else None
+
+    def clinic_active(self, clinic_id: str) -> bool:
+        with self.db.transaction(write=False) as cursor:
+            row = cursor.execute("SELECT deactivated_at FROM clinics WHERE clinic_id = %s",
+                                 [clinic_id]).fetchone()
+            return row is not None and row["deactivated_at"] is None
 
     def clinic_exists(self, clinic_id: str) -> bool:
         with self.db.transaction(write=False) as cursor:
@@ -216,4 +279,6 @@ class Directory:
 
 def _token(row: dict[str, Any]) -> TokenRecord:
     return TokenRecord(row["token_id"], row["secret_sha256"], row["role"], row["clinic_id"],
-                       row["label"], revoked=row["revoked_at"] is not None)
+                       row["label"], revoked=row["revoked_at"] is not None,
+                       issued_at=row["issued_at"], expires_at=row.get("expires_at"),
+                       revoked_at=row["revoked_at"])

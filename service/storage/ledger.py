@@ -95,4 +95,5 @@ def recorded_entry(row: Any, *, to_uuid: Any, to_datetime: Any) -> RecordedEntry
         recorded_at=to_datetime(row["recorded_at"]),
         content_digest=row["content_digest"],
         saved_version=row["saved_version"],
+        clinic_position=row["clinic_position"],
     )

@@ -10,7 +10,7 @@ also the notification ids that the library's readers and projections follow.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -58,7 +58,7 @@ class ReadQueries:
     def __init__(self, schema: str, events_table: str) -> None:
         self.history = _sql(
             "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
-            "l.clinic_id "
+            "l.clinic_id, l.clinic_position "
             "FROM {schema}.{events} e LEFT JOIN {schema}.{ledger} l "
             "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
             "WHERE e.originator_id = %s ORDER BY e.originator_version", schema, events_table)
@@ -83,7 +83,7 @@ class ReadQueries:
             HistoryRow(row["originator_version"], row["topic"], row["state"], row["position"],
                        None if row["recorded_at"] is None
                        else row["recorded_at"].astimezone(UTC).isoformat(),
-                       row["clinic_id"])
+                       row["clinic_id"], row["clinic_position"])
             for row in curs.fetchall()
         ]
 
@@ -182,6 +182,22 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         self.select_current_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(**ids)
+        self.select_owners = SQL(
+            "SELECT programme_id, clinic_id FROM {schema}.{ledger} "
+            "WHERE version = 1 AND programme_id = ANY(%s)"
+        ).format(**ids)
+        self.select_clinic_positions = SQL(
+            "SELECT position, clinic_position FROM {schema}.{ledger} "
+            "WHERE clinic_id = %s AND position = ANY(%s)"
+        ).format(**ids)
+        self.select_clinic_position_at = SQL(
+            "SELECT clinic_position FROM {schema}.{ledger} WHERE clinic_id = %s "
+            "AND position <= %s ORDER BY position DESC LIMIT 1"
+        ).format(**ids)
+        self.select_position_of = SQL(
+            "SELECT position FROM {schema}.{ledger} WHERE clinic_id = %s "
+            "AND clinic_position = %s"
         ).format(**ids)
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
@@ -321,6 +337,39 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
+
+    # ---- positions counted per clinic (service/storage/clinic_positions.py) ----
+
+    @retry_read
+    def clinic_positions(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
+        if not positions:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_clinic_positions, [clinic_id, sorted(set(positions))],
+                         prepare=True)
+            return {row["position"]: row["clinic_position"] for row in curs.fetchall()}
+
+    @retry_read
+    def clinic_position_at(self, clinic_id: str, position: int) -> int:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_clinic_position_at, [clinic_id, position], prepare=True)
+            row = curs.fetchone()
+            return row["clinic_position"] if row else 0
+
+    @retry_read
+    def position_of(self, clinic_id: str, clinic_position: int) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_position_of, [clinic_id, clinic_position], prepare=True)
+            row = curs.fetchone()
+            return row["position"] if row else None
+
+    @retry_read
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        if not programme_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_owners, [list(programme_ids)], prepare=True)
+            return {row["programme_id"]: row["clinic_id"] for row in curs.fetchall()}
 
     @retry_read
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:

@@ -229,26 +229,29 @@ class Replica:
 
 
 def read_history(programmes: Programmes, replica: Replica | None, clinic_id: str,
-                 programme_id: UUID) -> list[dict[str, Any]]:
+                 programme_id: UUID, *, clinic_positions: bool = True
+                 ) -> list[dict[str, Any]]:
     """A programme's history, from the replica when it already holds the
     programme's latest version on the primary (one index lookup there), else
     from the primary: as current either way, so a client reads its own writes."""
     if replica is None:
-        return programmes.history(clinic_id, programme_id)
+        return programmes.history(clinic_id, programme_id, clinic_positions=clinic_positions)
 
     def on_replica() -> list[dict[str, Any]]:
         head = programmes.recorder.programme_head(programme_id)  # type: ignore[attr-defined]
         if head is None or head[1] != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         try:
-            items = programmes.history(clinic_id, programme_id, ledger=replica)
+            items = programmes.history(clinic_id, programme_id, ledger=replica,
+                                       clinic_positions=clinic_positions)
         except errors.ProgrammeNotFound:
             raise ReplicaBehind from None  # not replayed there yet
         if items[-1]["version"] < head[0]:
             raise ReplicaBehind
         return items
 
-    return replica.read(on_replica, lambda: programmes.history(clinic_id, programme_id))
+    return replica.read(on_replica, lambda: programmes.history(
+        clinic_id, programme_id, clinic_positions=clinic_positions))
 
 
 def check_replica(replica: Store, primary: Store) -> str | None:

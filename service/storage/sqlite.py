@@ -8,7 +8,7 @@ commit order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -157,6 +157,51 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
 
+    # ---- positions counted per clinic (service/storage/clinic_positions.py) ----
+
+    def clinic_positions(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
+        if not positions:
+            return {}
+        found: dict[int, int] = {}
+        wanted = sorted(set(positions))
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), EVENTS_AFTER_BATCH):
+                batch = wanted[start:start + EVENTS_AFTER_BATCH]
+                c.execute(f"SELECT position, clinic_position FROM {LEDGER_TABLE} WHERE "
+                          f"clinic_id = ? AND position IN ({','.join('?' * len(batch))})",
+                          [clinic_id, *batch])
+                found.update((row[0], row[1]) for row in c.fetchall())
+        return found
+
+    def clinic_position_at(self, clinic_id: str, position: int) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT clinic_position FROM {LEDGER_TABLE} WHERE clinic_id = ? "
+                      "AND position <= ? ORDER BY position DESC LIMIT 1", [clinic_id, position])
+            row = c.fetchone()
+            return row[0] if row else 0
+
+    def position_of(self, clinic_id: str, clinic_position: int) -> int | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT position FROM {LEDGER_TABLE} WHERE clinic_id = ? "
+                      "AND clinic_position = ?", [clinic_id, clinic_position])
+            row = c.fetchone()
+            return row[0] if row else None
+
+    def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
+        if not programme_ids:
+            return {}
+        ids = [programme_id.hex for programme_id in programme_ids]
+        found: dict[UUID, str] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), EVENTS_AFTER_BATCH):
+                batch = ids[start:start + EVENTS_AFTER_BATCH]
+                c.execute(f"SELECT programme_id, clinic_id FROM {LEDGER_TABLE} "
+                          f"WHERE version = 1 AND programme_id IN ({','.join('?' * len(batch))})",
+                          batch)
+                found.update((_to_uuid(row["programme_id"]), row["clinic_id"])
+                             for row in c.fetchall())
+        return found
+
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         """Each programme's stored events after the version given for it, in order."""
         found: dict[UUID, list[StoredEvent]] = {}
@@ -196,12 +241,13 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
-                f"l.clinic_id FROM {self.events_table_name} e LEFT JOIN {LEDGER_TABLE} l "
+                f"l.clinic_id, l.clinic_position FROM {self.events_table_name} e "
+                f"LEFT JOIN {LEDGER_TABLE} l "
                 "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
                 "WHERE e.originator_id = ? ORDER BY e.originator_version",
                 [programme_id.hex],
             )
-            rows = [HistoryRow(row[0], row[1], row[2], row[3], _iso_text(row[4]), row[5])
+            rows = [HistoryRow(row[0], row[1], row[2], row[3], _iso_text(row[4]), row[5], row[6])
                     for row in c.fetchall()]
         return history_entries(mapper, rows)
 

@@ -35,6 +35,7 @@ class HistoryRow(NamedTuple):
     position: int | None  # None only if the ledger row is missing (the audit reports it)
     recorded_at: str | None  # RFC 3339, UTC
     clinic_id: str | None
+    clinic_position: int | None = None  # the event's number among its clinic's events
 
 
 def parse_states(mapper: Any, states: Sequence[Any]) -> list[Any]:
@@ -126,6 +127,7 @@ def history_entries(mapper: Any, rows: Sequence[HistoryRow]) -> list[HistoryEntr
             position=row.position,
             recorded_at=row.recorded_at,
             clinic_id=row.clinic_id,
+            clinic_position=row.clinic_position,
             event_id=uuid_text(state["event_id"]),
             type=event_type(row.topic),
             occurred_at=datetime_text(state["occurred_at"]),

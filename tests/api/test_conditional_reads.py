@@ -1,7 +1,8 @@
 """Conditional reads: every read has an ETag, If-None-Match answers 304 without a
 body while nothing changed and 200 once it has; a programme at an explicit
-version keeps its ETag (revalidated: erasure changes it); ETags say nothing of
-other clinics' activity; cached reads keep tenancy."""
+version keeps its ETag (until an erasure changes it); patient data is never
+stored by a cache; ETags say nothing of other clinics' activity; cached reads
+keep tenancy."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from tests import builders as b
 from tests.projections.test_endpoints import A, B, World, events_url
 
 REVALIDATE = "private, no-cache"
+#: Patient-level reads: no cache may keep them (a client may keep its copy and ETag).
+PATIENT_DATA = "private, no-store"
+CACHING = {"dashboard": REVALIDATE, "network": REVALIDATE, "list": PATIENT_DATA,
+           "summary": PATIENT_DATA, "state": PATIENT_DATA, "history": PATIENT_DATA}
 
 
 @pytest.fixture
@@ -46,14 +51,14 @@ def test_a_read_is_not_modified_until_its_body_changes(world, read):
     assert first.status_code == 200
     etag = first.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"')
-    assert first.headers["Cache-Control"] == REVALIDATE
+    assert first.headers["Cache-Control"] == CACHING[read]
     assert first.headers["Vary"] == "Authorization"
 
     again = revalidate(world, path, headers, etag)
     assert again.status_code == 304
     assert again.data == b""
     assert again.headers["ETag"] == etag
-    assert again.headers["Cache-Control"] == REVALIDATE
+    assert again.headers["Cache-Control"] == CACHING[read]
     if "X-Projection-Position" in first.headers:
         assert again.headers["X-Projection-Position"] == first.headers["X-Projection-Position"]
     # Weakly compared, and among several tags, as RFC 9110 says; `*` matches anything.
@@ -81,8 +86,8 @@ def test_a_clinic_s_etags_do_not_move_when_another_clinic_posts(world):
             assert revalidate(world, path, headers, mine[name]).status_code == 304, name
 
 
-def test_a_programme_at_an_explicit_version_keeps_its_etag_but_is_revalidated(world):
-    # Not `immutable`: an erasure would change its personal fields (tests/privacy).
+def test_a_programme_at_an_explicit_version_keeps_its_etag_but_is_never_cached(world):
+    # Not `immutable` either: an erasure would change its personal fields (tests/privacy).
     t, programme = world.tokens, world.a[0]
     base = f"/v1/clinics/{A}/programmes/{programme}"
     session = world.client.get(f"{base}/events", headers=t.viewer_a).json["events"][1]
@@ -91,7 +96,7 @@ def test_a_programme_at_an_explicit_version_keeps_its_etag_but_is_revalidated(wo
     for path in (f"{base}?version=2", f"{base}/events?version=2"):
         first = world.client.get(path, headers=t.viewer_a)
         assert first.status_code == 200, path
-        assert first.headers["Cache-Control"] == REVALIDATE
+        assert first.headers["Cache-Control"] == PATIENT_DATA
         assert revalidate(world, path, t.viewer_a, first.headers["ETag"]).status_code == 304
     at_two = world.client.get(f"{base}/events?version=2", headers=t.viewer_a).json
     now = world.client.get(f"{base}/events", headers=t.viewer_a).json
@@ -100,10 +105,9 @@ def test_a_programme_at_an_explicit_version_keeps_its_etag_but_is_revalidated(wo
     assert now["events"][1]["corrected_by"] == now["events"][-1]["event_id"]
     assert at_two["events"][1] == {**now["events"][1], "corrected_by": None}
     assert world.client.get(f"{base}?version=2", headers=t.viewer_a).json["version"] == 2
-    # as_of may name a moment still to come: revalidated, never immutable.
     as_of = world.client.get(base, headers=t.viewer_a,
                              query_string={"as_of": "2099-01-01T00:00:00Z"})
-    assert as_of.headers["Cache-Control"] == REVALIDATE
+    assert as_of.headers["Cache-Control"] == PATIENT_DATA
     beyond = world.client.get(f"{base}/events?version=99", headers=t.viewer_a)
     assert beyond.status_code == 404
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.server import Server
+from tests.stores import SCRAPE_TOKEN
 
 CHROMIUM = "/usr/bin/chromium"
 REQUIRE_BROWSER = os.environ.get("TRACTION_REQUIRE_BROWSER") == "1"
@@ -98,7 +99,7 @@ def wait_caught_up(server: Server, timeout: float = 30) -> None:
     """Until every projection has processed the whole log."""
     deadline = time.monotonic() + timeout
     while True:
-        status, body, _ = server.request("GET", "/readyz")
+        status, body, _ = server.request("GET", "/readyz", token=SCRAPE_TOKEN)
         projections = (body or {}).get("projections") or []
         if status == 200 and projections and all(
                 p["position"] == p["head"] > 0 for p in projections):

@@ -462,3 +462,20 @@ def test_new_events_appear_without_a_reload(demo: Demo, new_tab):
     assert revalidated.request.headers.get("if-none-match", "").startswith('"')
     assert tab.chart("chart-status")["datasets"][0]["data"] == [1, 0, 0]
     assert tab.errors == [], tab.errors
+
+
+def test_the_docs_render_under_their_content_security_policy(demo: Demo, new_tab):
+    """/docs forbids inline scripts and framing; Swagger UI still renders the
+    document, with no CSP violation (or any other error) in the console."""
+    tab = new_tab()
+    tab.page.goto(demo.base + "/docs")
+    tab.page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+    assert "Traction Ledger" in tab.page.inner_text(".swagger-ui .info .title")
+    assert tab.page.locator(".opblock").count() >= 10
+    failed = [(r.url, r.status) for r in tab.responses if r.status >= 400]
+    assert failed == []
+    assert tab.errors == []
+    [docs] = [r for r in tab.responses if r.url.endswith("/docs")]
+    policy = docs.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy and docs.headers["x-frame-options"] == "DENY"

@@ -414,8 +414,10 @@ def test_another_clinics_programme_is_not_found_on_read_and_on_write():
         app.history(OTHER_CLINIC, programme_id)
     with pytest.raises(errors.ProgrammeNotFound):
         post(app, programme_id, b.session(1), clinic=OTHER_CLINIC)
-    with pytest.raises(errors.ProgrammeNotFound):
+    # Answered as for a programme with no events (version 0), never with its version.
+    with pytest.raises(errors.VersionConflict) as caught:
         post(app, programme_id, b.session(1), clinic=OTHER_CLINIC, expected_version=1)
+    assert caught.value.actual == 0
 
     assert app.history(CLINIC, programme_id) == history
     assert recorded_count(app) == 1

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.stores import SCRAPE_TOKEN
+
 TRACTION = str(Path(sys.executable).with_name("traction"))
 
 
@@ -47,7 +49,8 @@ class Server:
         self.port = free_port()
         self.stderr_tail: collections.deque[bytes] = collections.deque(maxlen=200)
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "TRACTION_DATABASE_URL": database_url}
+        env = {**os.environ, "TRACTION_DATABASE_URL": database_url,
+               "TRACTION_METRICS_TOKEN": SCRAPE_TOKEN}
         self.process = subprocess.Popen(
             [TRACTION, "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "--no-demo", *extra],

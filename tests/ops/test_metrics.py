@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.http import metrics
 from tests import builders as b
-from tests.stores import initialise
+from tests.stores import SCRAPE, initialise
 
 EVENTS_ROUTE = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events"
 
@@ -29,7 +29,7 @@ def store_url(sqlite_url) -> str:
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     return {
@@ -43,12 +43,23 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_metrics_is_public_plain_text_and_documented_as_such(client):
-    response = client.get("/metrics")
+def test_metrics_is_for_the_scrape_token_or_an_admin_plain_text_and_documented(client,
+                                                                              tokens):
+    response = client.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
+    assert client.get("/metrics", headers=tokens.admin).status_code == 200
+    # The network's counts (adverse events by type among them) are no clinic's to see.
+    for refused, status in (({}, 401), (tokens.viewer_a, 403), (tokens.writer_b, 403),
+                            ({"Authorization": "Bearer " + "x" * 40}, 401),
+                            ({"Authorization": SCRAPE["Authorization"][:-1]}, 401)):
+        answer = client.get("/metrics", headers=refused)
+        assert answer.status_code == status
+        assert answer.mimetype == "application/problem+json"
+        assert b"traction_events_recorded_total" not in answer.data
     operation = client.get("/openapi.json").json["paths"]["/metrics"]["get"]
-    assert operation["security"] == []
+    assert operation["security"] == [{"bearerAuth": []}]
+    assert "TRACTION_METRICS_TOKEN" in operation["description"]
     assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
 
 
@@ -157,8 +168,9 @@ def test_a_slow_projection_status_delays_a_scrape_by_its_wait_at_most(client, mo
     monkeypatch.setattr(metrics, "PROJECTION_STATUS_WAIT", 0.2)
     try:
         started = time.monotonic()
-        assert client.get("/metrics").status_code == 200
-        assert client.get("/metrics").status_code == 200  # no second refresh meanwhile
+        assert client.get("/metrics", headers=SCRAPE).status_code == 200
+        # No second refresh meanwhile:
+        assert client.get("/metrics", headers=SCRAPE).status_code == 200
         assert 0.2 <= time.monotonic() - started < 1
     finally:
         release.set()
@@ -174,5 +186,5 @@ def test_a_failing_projection_status_never_fails_the_scrape(client, monkeypatch,
         raise RuntimeError("the store is down")
 
     monkeypatch.setattr(metrics, "all_statuses", failing)
-    assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", headers=SCRAPE).status_code == 200
     assert "projection status unavailable for /metrics: the store is down" in caplog.text

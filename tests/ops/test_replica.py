@@ -39,7 +39,7 @@ from tests.e2e.server import TRACTION, free_port
 from tests.ops.postgres_cluster import PostgresCluster, unavailable_reason
 from tests.ops.test_metrics import scrape, value
 from tests.reliability.live import LiveServer, bootstrap, request
-from tests.stores import RunnerAt, components_at, initialise
+from tests.stores import SCRAPE, RunnerAt, components_at, initialise
 
 NAME = "dashboards"
 #: How soon reads go back to a replica that is up again (the probe runs every second).
@@ -181,7 +181,7 @@ def test_reads_come_from_the_replica_and_are_never_older_than_asked(replicated):
         assert history.status_code == 200
         assert [e["version"] for e in history.json["events"]] == [1, 2, 3]
         assert routed == [("primary", "behind")]
-        ready = state.client.get("/readyz").json["replica"]
+        ready = state.client.get("/readyz", headers=SCRAPE).json["replica"]
         assert ready["state"] == "streaming" and ready["serving_reads"]
         assert ready["lag_events"] >= 1 and ready["lag_bytes"] > 0, ready
     finally:
@@ -189,7 +189,7 @@ def test_reads_come_from_the_replica_and_are_never_older_than_asked(replicated):
     caught = state.client.get(f"{programme}/summary?min_position={later}", headers=viewer)
     assert caught.status_code == 200 and caught.json["sessions_completed"] == 2
     state.caught_up()
-    assert state.client.get("/readyz").json["replica"]["lag_events"] == 0
+    assert state.client.get("/readyz", headers=SCRAPE).json["replica"]["lag_events"] == 0
 
 
 def test_a_replica_that_stops_and_comes_back(replicated):
@@ -218,7 +218,7 @@ def test_a_replica_that_stops_and_comes_back(replicated):
             assert routed and routed[-1][0] == "primary", (path, routed)
             assert time.monotonic() - began < 5, path
         assert json.loads(state.client.get(reads[0][0], headers=viewer).data)["pain_reports"] == 1
-        ready = state.client.get("/readyz")
+        ready = state.client.get("/readyz", headers=SCRAPE)
         assert ready.status_code == 200  # the primary serves the reads: still ready
         assert ready.json["replica"]["state"] == "unreachable"
         assert ready.json["replica"]["serving_reads"] is False
@@ -237,7 +237,7 @@ def test_a_replica_that_stops_and_comes_back(replicated):
             break
         assert time.monotonic() < deadline, f"reads never went back to the replica: {routed}"
         time.sleep(0.2)
-    assert state.client.get("/readyz").json["replica"]["state"] == "streaming"
+    assert state.client.get("/readyz", headers=SCRAPE).json["replica"]["state"] == "streaming"
     assert value(scrape(state.client), "traction_replica_up") == 1
 
 
@@ -295,7 +295,7 @@ def test_traction_serve_reads_from_the_replica_and_reports_its_lag(replicated):
         summary = request(server.port, "GET", f"{programme}/summary?min_position={position}",
                           token=tokens.viewer["clinic-r"])
         assert summary.status == 200, summary.raw
-        ready = request(server.port, "GET", "/readyz").body["replica"]
+        ready = request(server.port, "GET", "/readyz", headers=SCRAPE).body["replica"]
         assert ready["state"] == "streaming" and ready["lag_events"] is not None, ready
 
         state.replica.stop("immediate")
@@ -304,12 +304,13 @@ def test_traction_serve_reads_from_the_replica_and_reports_its_lag(replicated):
                 answer = request(server.port, "GET", f"{programme}/events",
                                  token=tokens.viewer["clinic-r"])
                 assert answer.status == 200, answer.raw
-            ready = request(server.port, "GET", "/readyz")
+            ready = request(server.port, "GET", "/readyz", headers=SCRAPE)
             assert ready.status == 200 and ready.body["replica"]["state"] == "unreachable"
         finally:
             state.replica.start()
         deadline = time.monotonic() + BACK_WITHIN
-        while request(server.port, "GET", "/readyz").body["replica"]["state"] != "streaming":
+        while request(server.port, "GET", "/readyz",
+                      headers=SCRAPE).body["replica"]["state"] != "streaming":
             assert time.monotonic() < deadline, "the replica never came back"
             time.sleep(0.2)
         assert not server.errors_logged(), server.errors_logged()

@@ -18,7 +18,7 @@ from service.storage.directory import Directory
 from service.storage.stores import parse_database_url
 from tests import builders as b
 from tests.ops.serving import LoggedServer
-from tests.stores import initialise
+from tests.stores import SCRAPE, initialise
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,8 @@ def server(sqlite_store):
 def counted_requests(server: LoggedServer) -> tuple[float, float, int]:
     """One scrape: the 401 count and latency count of COUNTED, and the answering worker."""
     request_id = uuid.uuid4().hex
-    status, text, _ = server.call("GET", "/metrics", headers={"X-Request-ID": request_id})
+    status, text, _ = server.call("GET", "/metrics",
+                                  headers={"X-Request-ID": request_id, **SCRAPE})
     assert status == 200
     samples = {
         (s.name, s.labels.get("route"), s.labels.get("status"), s.labels.get("le")): s.value

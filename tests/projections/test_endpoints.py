@@ -24,7 +24,7 @@ from service.http.schemas.dashboards import (
     ProgrammeSummaryPageSchema,
 )
 from tests import builders as b
-from tests.stores import RunnerAt
+from tests.stores import SCRAPE, RunnerAt
 
 A, B = "clinic-a", "clinic-b"
 
@@ -50,8 +50,12 @@ class World:
                                      b.session(days=n + 1), b.pain(3, days=n + 2)],
                       tokens.writer_a)
         self.post(A, self.a[0], [b.discharged(days=20, outcome="goals_met")], tokens.writer_a)
-        self.head = self.post(B, self.b, [b.started(patient_ref="secret-b"), b.pain(2, 1)],
-                              tokens.writer_b)
+        self.post(B, self.b, [b.started(patient_ref="secret-b"), b.pain(2, 1)],
+                  tokens.writer_b)
+        #: Each clinic's count of its events (the positions its receipts show), and
+        #: the global log's (which only the network's route shows).
+        self.heads = {A: 10, B: 2}
+        self.head = 12
 
     def post(self, clinic: str, programme: uuid.UUID, events: list, writer: dict) -> int:
         response = self.client.post(events_url(clinic, programme), json={"events": events},
@@ -77,7 +81,7 @@ def test_a_clinic_reads_its_own_summaries_and_dashboard(world):
     t = world.tokens
     listing = world.get(f"/v1/clinics/{A}/programmes", t.viewer_a)
     assert listing.status_code == 200
-    assert listing.headers["X-Projection-Position"] == str(world.head)
+    assert listing.headers["X-Projection-Position"] == str(world.heads[A])
     page = conforms(ProgrammeSummaryPageSchema, listing.json)
     # Newest first (by start), and nothing of clinic-b.
     assert [p["programme_id"] for p in page["programmes"]] == [str(p) for p in world.a[::-1]]
@@ -93,7 +97,7 @@ def test_a_clinic_reads_its_own_summaries_and_dashboard(world):
 
     dashboard = world.get(f"/v1/clinics/{A}/dashboard", t.viewer_a)
     assert dashboard.status_code == 200
-    assert dashboard.headers["X-Projection-Position"] == str(world.head)
+    assert dashboard.headers["X-Projection-Position"] == str(world.heads[A])
     d = conforms(ClinicDashboardSchema, dashboard.json)
     assert (d["clinic_id"], d["programmes"], d["sessions_completed"]) == (A, 3, 3)
     assert d["by_status"] == {"active": 2, "paused": 0, "discharged": 1}
@@ -101,6 +105,7 @@ def test_a_clinic_reads_its_own_summaries_and_dashboard(world):
 
     network = world.get("/v1/dashboard", t.admin)
     assert network.status_code == 200
+    assert network.headers["X-Projection-Position"] == str(world.head)
     n = conforms(NetworkDashboardSchema, network.json)
     assert [c["clinic_id"] for c in n["clinics"]] == [A, B]
     assert n["totals"]["programmes"] == 4
@@ -175,12 +180,12 @@ def test_min_position_waits_then_answers_503_with_retry_after(world, monkeypatch
     waited = time.monotonic() - began
     assert behind.status_code == 503
     assert behind.headers["Retry-After"] == "1"
-    assert behind.headers["X-Projection-Position"] == str(world.head)
+    assert behind.headers["X-Projection-Position"] == str(world.heads[A])
     assert behind.json["type"].endswith("projection-behind")
     assert 0.3 <= waited < 1.5
     # Already processed: no wait at all.
     assert world.get(f"/v1/clinics/{A}/dashboard", t.viewer_a,
-                     min_position=world.head).status_code == 200
+                     min_position=world.heads[A]).status_code == 200
 
     # With the runner following, the read waits for it instead.
     monkeypatch.setattr(reader, "min_position_wait", 10)
@@ -199,7 +204,7 @@ def test_min_position_waits_then_answers_503_with_retry_after(world, monkeypatch
 
 
 def test_readyz(world, client):
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers=SCRAPE)
     assert ready.status_code == 200
     body = ready.json
     assert (body["status"], body["store"]) == ("ready", "reachable")
@@ -207,10 +212,22 @@ def test_readyz(world, client):
     assert (projection["position"], projection["lag_events"], projection["poison_events"]) == (
         world.head, 0, 0)
     world.post(A, world.a[1], [b.pain(1, days=5)], world.tokens.writer_a)
-    lagging = client.get("/readyz").json["projections"][0]
+    lagging = client.get("/readyz", headers=SCRAPE).json["projections"][0]
     assert lagging["lag_events"] == 1
     assert lagging["lag_seconds"] >= 0
-    assert b"pt-a" not in client.get("/readyz").data
+    assert b"pt-a" not in client.get("/readyz", headers=SCRAPE).data
+
+
+def test_readyz_shows_the_networks_activity_only_to_operators(world, client):
+    t = world.tokens
+    for caller in ({}, t.viewer_a, t.writer_b, {"Authorization": "Bearer tl_junk"}):
+        anonymous = client.get("/readyz", headers=caller)
+        assert anonymous.status_code == 200
+        assert anonymous.json == {"status": "ready", "store": "reachable"}
+    for operator in (SCRAPE, t.admin, t.auditor, t.viewer_all):
+        detail = client.get("/readyz", headers=operator).json
+        assert detail["projections"][0]["head"] == world.head
+        assert "replica" in detail
 
 
 def test_reads_without_a_query_get_the_schemas_defaults_and_queries_are_still_checked(world):

@@ -20,8 +20,9 @@ from projections.engine import MetricsEngine
 from projections.status import projection_status
 from projections.store import DEFAULT_PROJECTION, open_read_models
 from service.cli.projections import projections as projections_cli
+from service.http.api.context import POSITIONS
 from tests.projections.history import Log, busy_log, save
-from tests.stores import RunnerAt, rebuild_at
+from tests.stores import SCRAPE, RunnerAt, rebuild_at
 
 NAME = DEFAULT_PROJECTION
 
@@ -35,6 +36,9 @@ def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens
     read_models = open_read_models(programmes)
     before = read_models.digest(NAME, 1)
     in_a = sum(1 for clinic in log.clinics.values() if clinic == "clinic-a")
+    # A clinic's routes show its own count of its events; the network's, the log's.
+    head_a = app.extensions[POSITIONS].at("clinic-a", head)
+    assert 0 < head_a < head
 
     # A slow rebuild (each batch waits a little), so reads overlap every step.
     absorb = MetricsEngine.absorb
@@ -55,10 +59,10 @@ def test_reads_keep_working_while_a_rebuild_builds_and_swaps(app, client, tokens
             network = client.get("/v1/dashboard", headers=tokens.viewer_all)
             listing = client.get("/v1/clinics/clinic-a/programmes?limit=500",
                                  headers=tokens.viewer_a)
-            for response in (dashboard, network, listing):
+            for response, shown in ((dashboard, head_a), (network, head), (listing, head_a)):
                 if response.status_code != 200:
                     problems.append(f"{response.status_code} {response.data[:200]!r}")
-                elif response.headers["X-Projection-Position"] != str(head):
+                elif response.headers["X-Projection-Position"] != str(shown):
                     problems.append(f"position {response.headers['X-Projection-Position']}")
             if dashboard.status_code == network.status_code == listing.status_code == 200:
                 counts = (dashboard.json["programmes"], network.json["totals"]["programmes"],
@@ -166,10 +170,15 @@ def test_a_poison_event_is_parked_and_retried_after_a_fix(app, client, tokens, p
     assert "cannot handle pain 9" in status.poison[0]["error"]
     assert status.held == 2
     held = client.get(f"/v1/clinics/clinic-a/programmes/{p.id}/summary", headers=tokens.viewer_a)
-    assert (held.json["held_since_position"], held.json["sessions_completed"]) == (poison, 1)
+    # The clinic's token is shown its own count of events; the auditor the log's.
+    in_clinic = app.extensions[POSITIONS].of_events("clinic-a", [poison])[poison]
+    assert (held.json["held_since_position"], held.json["sessions_completed"]) == (in_clinic, 1)
+    audited = client.get(f"/v1/clinics/clinic-a/programmes/{p.id}/summary",
+                         headers=tokens.auditor)
+    assert audited.json["held_since_position"] == poison
     fine = client.get(f"/v1/clinics/clinic-a/programmes/{q.id}/summary", headers=tokens.viewer_a)
     assert (fine.json["latest_pain"], fine.json["held_since_position"]) == (3, None)
-    readyz = client.get("/readyz")
+    readyz = client.get("/readyz", headers=SCRAPE)
     assert readyz.status_code == 503
     assert readyz.json["projections"][0]["poison_events"] == 1
     shown = cli(app, "status")

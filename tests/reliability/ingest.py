@@ -25,6 +25,7 @@ from typing import Any
 from tests import builders as b
 from tests.reliability import invariants
 from tests.reliability.live import CONNECTION_ERRORS, Client, LiveServer, Tokens, request
+from tests.stores import SCRAPE
 
 #: How long after the end of the run a client keeps retrying its last post.
 GRACE_SECONDS = 60.0
@@ -268,7 +269,7 @@ def projections_equal_a_rebuild(database_url: str, server: LiveServer, tokens: T
 
     deadline = time.monotonic() + 60
     while True:  # the restarted runner catches up with the whole log
-        answer = request(server.port, "GET", "/readyz")
+        answer = request(server.port, "GET", "/readyz", headers=SCRAPE)
         lags = [p["lag_events"] for p in (answer.body or {}).get("projections", [])]
         if lags and max(lags) == 0:
             break

@@ -5,8 +5,11 @@ read from the store directly (not through the service under test):
   and both name the same (programme, version) at each position;
 - every programme's versions run 1..k with no gap;
 - every event_id is stored once;
+- every clinic's own count of its events (the positions its tokens are
+  shown) runs 1..n with no gap, in log order;
 - every receipt a client was given (201, or 200 for a replay) is in the
-  store exactly as the receipt says: same programme, version and position;
+  store exactly as the receipt says: same programme, version and position
+  (the clinic's count: receipts go to writers, whose tokens are one clinic's);
 - nothing is stored that no client sent.
 """
 
@@ -31,6 +34,8 @@ class StoredEvent:
     version: int
     event_id: str
     event_type: str
+    clinic_id: str = ""
+    clinic_position: int = 0
 
 
 @dataclass
@@ -56,8 +61,8 @@ def read_stored_log(database_url: str) -> StoredLog:
         events_table = app.recorder.events_table_name  # type: ignore[attr-defined]
     finally:
         app.close()
-    ledger_sql = ("SELECT position, programme_id, version, event_id, event_type "
-                  "FROM event_ledger ORDER BY position")
+    ledger_sql = ("SELECT position, programme_id, version, event_id, event_type, clinic_id, "
+                  "clinic_position FROM event_ledger ORDER BY position")
     if store.is_postgres:
         with psycopg.connect(store.conninfo(), autocommit=True,
                              options=f"-c search_path={store.pg_schema}") as conn, \
@@ -80,8 +85,9 @@ def read_stored_log(database_url: str) -> StoredLog:
         finally:
             conn.close()
     return StoredLog(
-        ledger=[StoredEvent(int(p), _canonical(pid), int(v), _canonical(eid), str(t))
-                for p, pid, v, eid, t in ledger_rows],
+        ledger=[StoredEvent(int(p), _canonical(pid), int(v), _canonical(eid), str(t), str(c),
+                            int(n))
+                for p, pid, v, eid, t, c, n in ledger_rows],
         events=[(int(p), _canonical(pid), int(v)) for p, pid, v in event_rows],
     )
 
@@ -107,6 +113,11 @@ def check_log_shape(log: StoredLog) -> None:
         versions[e.programme_id].append(e.version)
     broken = {pid: vs for pid, vs in versions.items() if vs != list(range(1, len(vs) + 1))}
     assert not broken, f"programmes whose versions are not 1..k in log order: {broken}"
+    counts: dict[str, list[int]] = defaultdict(list)
+    for e in log.ledger:
+        counts[e.clinic_id].append(e.clinic_position)
+    uneven = {c: ns[:10] for c, ns in counts.items() if ns != list(range(1, len(ns) + 1))}
+    assert not uneven, f"clinics whose own counts are not 1..n in log order: {uneven}"
 
 
 def check_receipts(log: StoredLog, receipts: Iterable[dict[str, Any]]) -> int:
@@ -117,7 +128,7 @@ def check_receipts(log: StoredLog, receipts: Iterable[dict[str, Any]]) -> int:
         for item in receipt["recorded"]:
             found = stored.get(_canonical(item["event_id"]))
             assert found is not None, f"acknowledged but not stored: {item}"
-            assert (found.programme_id, found.version, found.position) == (
+            assert (found.programme_id, found.version, found.clinic_position) == (
                 _canonical(receipt["programme_id"]), item["version"], item["position"]
             ), f"receipt {item} does not match the store's {found}"
             acknowledged += 1

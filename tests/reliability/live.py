@@ -28,7 +28,7 @@ from service.storage.database import Database
 from service.storage.directory import Directory
 from service.storage.stores import parse_database_url
 from tests.e2e.server import TRACTION, free_port
-from tests.stores import initialise
+from tests.stores import SCRAPE_TOKEN, initialise
 
 HOST = "127.0.0.1"  # loopback only: these tests never send traffic anywhere else
 CLINICS = ("clinic-a", "clinic-b")
@@ -104,7 +104,8 @@ class LiveServer:
             [TRACTION, "serve", "--bind", f"{HOST}:{self.port}", "--workers", str(workers),
              "--no-demo", *args],
             env={**os.environ, "TRACTION_DATABASE_URL": database_url,
-                 "TRACTION_LOG_LEVEL": "warning", **(env or {})},
+                 "TRACTION_LOG_LEVEL": "warning", "TRACTION_METRICS_TOKEN": SCRAPE_TOKEN,
+                 **(env or {})},
             stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True,
         )
         self.wait_until_serving()

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from service.storage.names import SHOWN_TEXT_PATTERN
 from tests import builders as b
 
 pytestmark = pytest.mark.usefixtures("tokens")
@@ -102,7 +103,10 @@ def test_the_document_describes_both_forms_of_an_events_post(client):
 def test_the_document_says_free_text_has_no_control_characters(client, tokens):
     document = client.get("/openapi.json").json
     name = document["components"]["schemas"]["ClinicCreate"]["properties"]["name"]
-    assert name["pattern"] == "^[^\\u0000-\\u0008\\u000b-\\u001f]*$"
+    # Names are stricter than free text: no controls at all, no bidi or invisible
+    # characters, no space at either end (service/storage/names.py).
+    assert name["pattern"] == SHOWN_TEXT_PATTERN
+    assert "\\u0000-\\u001f" in name["pattern"] and "\\u202e" in name["pattern"]
     response = client.post("/v1/clinics", json={"clinic_id": "clinic-z", "name": "a\x07b"},
                            headers=tokens.admin)
     assert_validation_problem(response, "/name")

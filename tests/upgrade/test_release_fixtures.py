@@ -152,6 +152,28 @@ def same(expected: Any, actual: Any, where: str = "") -> None:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
 
 
+def clinic_numbers(expected: dict[str, Any]) -> dict[int, int]:
+    """Each event's number among its clinic's events, counted from 0.1.0's global log:
+    what a clinic's routes show as its position since migration 0006."""
+    counts: dict[str, int] = {}
+    numbers = {}
+    for entry in sorted(expected["positions"], key=lambda entry: entry["position"]):
+        counts[entry["clinic_id"]] = counts.get(entry["clinic_id"], 0) + 1
+        numbers[entry["position"]] = counts[entry["clinic_id"]]
+    return numbers
+
+
+def as_a_clinic_sees(value: Any, numbers: dict[int, int]) -> Any:
+    """A 0.1.0 answer of a clinic's route with its positions as the clinic's numbers."""
+    if isinstance(value, dict):
+        return {key: numbers[item] if key in ("position", "held_since_position")
+                and isinstance(item, int) else as_a_clinic_sees(item, numbers)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_a_clinic_sees(item, numbers) for item in value]
+    return value
+
+
 # ---- migrating ----------------------------------------------------------------
 
 
@@ -161,6 +183,7 @@ def test_migrate_lists_then_runs_the_steps_and_leaves_the_store_current(upgraded
     assert "would run 0002" in upgraded.dry_run_output
     assert "would seal every personal field recorded in the clear" in upgraded.dry_run_output
     assert "ran 0001" in upgraded.migration_output and "ran 0002" in upgraded.migration_output
+    assert "ran 0006" in upgraded.migration_output
     # 0.1.0 built its read models in state format 1; this release's differs, so
     # migrate rebuilds them beside the old ones (as the dry run said it would).
     if STATE_FORMAT != 1:
@@ -202,7 +225,7 @@ def test_every_history_is_the_same_with_only_the_later_versions_added(upgraded):
         history = upgraded.get(f"/v1/clinics/{expected['clinic_id']}/programmes/"
                                f"{programme_id}/events", f"writer-{expected['clinic_id']}")
         assert history.status_code == 200
-        want = expected["history"]
+        want = as_a_clinic_sees(expected["history"], clinic_numbers(upgraded.expected))
         assert history.json == {**want, "events": [with_later_versions(e)
                                                    for e in want["events"]]}
 
@@ -304,19 +327,22 @@ def test_an_export_of_the_upgraded_store_verifies_offline(upgraded, tmp_path):
 
 def check_read_models(upgraded: Upgraded) -> None:
     expected = upgraded.expected
+    numbers = clinic_numbers(expected)
     for clinic_id, dashboard in expected["clinic_dashboards"].items():
         answer = upgraded.get(f"/v1/clinics/{clinic_id}/dashboard", f"viewer-{clinic_id}")
         same(dashboard["body"], answer.json, f"dashboard {clinic_id}")
     same(expected["network_dashboard"]["body"], upgraded.get("/v1/dashboard",
                                                              "viewer-all").json, "network")
     for clinic_id, lists in expected["programme_lists"].items():
-        same(lists["all"]["body"], upgraded.get(f"/v1/clinics/{clinic_id}/programmes",
-                                                f"viewer-{clinic_id}").json, clinic_id)
+        same(as_a_clinic_sees(lists["all"]["body"], numbers),
+             upgraded.get(f"/v1/clinics/{clinic_id}/programmes", f"viewer-{clinic_id}").json,
+             clinic_id)
     for programme_id, programme in expected["programmes"].items():
         clinic_id = programme["clinic_id"]
         summary = upgraded.get(f"/v1/clinics/{clinic_id}/programmes/{programme_id}/summary",
                                f"viewer-{clinic_id}")
-        same(programme["summary"]["body"], summary.json, programme["key"])
+        same(as_a_clinic_sees(programme["summary"]["body"], numbers), summary.json,
+             programme["key"])
 
 
 def test_the_read_models_give_the_same_numbers_as_they_are_and_rebuilt(upgraded):
@@ -356,7 +382,11 @@ def test_new_events_on_old_programmes_take_the_next_version_and_position(upgrade
               "expected_version": version, "data": {"pain_nrs": 3}})
     assert posted.status_code == 201, posted.json
     assert posted.json["version"] == version + 1
-    assert posted.json["recorded"][0]["position"] == head + 1
+    # The clinic's next number (migration 0006 numbered its 0.1.0 events), not the log's.
+    in_valley = sum(1 for entry in upgraded.expected["positions"]
+                    if entry["clinic_id"] == "valley-rehab")
+    assert in_valley < head
+    assert posted.json["recorded"][0]["position"] == in_valley + 1
     verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env=upgraded.env)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["events_checked"] == head + 1
     # Sealing 0.1.0's clear fields rehashed the chain: migrate moved 0.1.0's

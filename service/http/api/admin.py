@@ -10,16 +10,18 @@ from service.http import examples
 from service.http.access import TOKENS, actor, allow
 from service.http.api.context import directory
 from service.http.openapi import LedgerBlueprint, problems
-from service.http.problems import Problem, not_found
+from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.admin import (
     ClinicCreateSchema,
     ClinicListSchema,
     ClinicSchema,
     IssuedTokenSchema,
     TokenCreateSchema,
+    TokenListQuerySchema,
+    TokenListSchema,
     TokenSchema,
 )
-from service.storage.directory import ClinicExists, DirectoryError, UnknownToken
+from service.storage.directory import ClinicExists, DirectoryError, UnknownClinic, UnknownToken
 
 blp = LedgerBlueprint("admin", __name__, url_prefix="/v1", description="Clinics and tokens")
 
@@ -35,6 +37,26 @@ def register_clinic(body: dict[str, Any]) -> Any:
         return directory().add_clinic(body["clinic_id"], body["name"], actor())
     except ClinicExists as error:
         raise Problem(409, "clinic-exists", "Clinic already registered", str(error)) from None
+    except DirectoryError as error:
+        raise validation_problem({"name": [str(error)]}) from None
+
+
+@blp.route("/clinics/<clinic:clinic_id>:deactivate", methods=["POST"])
+@blp.response(200, ClinicSchema, example=examples.CLINIC_DEACTIVATED)
+@problems(blp, 401, 403, 404)
+@allow("admin")
+def deactivate_clinic(clinic_id: str) -> Any:
+    """Deactivate a clinic: its tokens stop working (every worker within a second) and
+    none are issued for it; its records stay, readable by auditors and all-clinic tokens.
+
+    Deactivating it again changes nothing.
+    """
+    try:
+        clinic = directory().deactivate_clinic(clinic_id, actor())
+    except UnknownClinic:
+        raise not_found() from None
+    current_app.extensions[TOKENS].expire()
+    return clinic
 
 
 @blp.route("/clinics", methods=["GET"])
@@ -59,11 +81,22 @@ def issue_token(body: dict[str, Any]) -> Any:
     """
     try:
         record, token = directory().issue_token(
-            body["role"], body["clinic_id"], body["label"], actor()
-        )
+            body["role"], body["clinic_id"], body["label"], actor(),
+            expires_at=body["expires_at"])
     except DirectoryError as error:
         raise Problem(422, "token-refused", "Token cannot be issued", str(error)) from None
     return {**record.public(), "token": token}
+
+
+@blp.route("/tokens", methods=["GET"])
+@blp.arguments(TokenListQuerySchema(), location="query", as_kwargs=True)
+@blp.response(200, TokenListSchema, example=examples.TOKEN_LIST)
+@problems(blp, 401, 403, 422)
+@allow("admin")
+def list_tokens(clinic_id: str | None = None) -> Any:
+    """Every token (or one clinic's): role, scope, label, when issued, when it expires,
+    whether revoked. Never a secret: only a digest of each is stored."""
+    return {"tokens": [record.public() for record in directory().tokens(clinic_id)]}
 
 
 @blp.route("/tokens/<token_id>", methods=["DELETE"])

@@ -15,7 +15,7 @@ from flask import Response, request, stream_with_context
 
 from service.http import examples, request_log
 from service.http.access import allow
-from service.http.api.context import components, programmes
+from service.http.api.context import components, positions, programmes
 from service.http.bulk_ingest import NDJSON, Limits, ingest, too_large
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.problems import Problem
@@ -56,6 +56,6 @@ def post_bulk(clinic_id: str) -> Any:
         raise too_large(limits.upload_bytes, "The upload")
     environ = request.environ
     request_log.measure_until_sent(environ)
-    lines = ingest(programmes(), clinic_id, environ["wsgi.input"], limits,
+    lines = ingest(programmes(), positions(), clinic_id, environ["wsgi.input"], limits,
                    environ.get("gunicorn.socket"))
     return Response(stream_with_context(lines), mimetype=NDJSON)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app
+from flask import current_app, g
 from werkzeug.routing import BaseConverter
 
 from domain.application import Programmes
 from projections.reading import Reader
 from service.bootstrap import Components
 from service.http.programme_reads import ProgrammeReads
+from service.storage.clinic_positions import ClinicPositions
 from service.storage.directory import Directory
 from service.storage.replica import Replica
 
@@ -22,6 +23,7 @@ T = TypeVar("T")
 COMPONENTS = "traction"
 READER = "traction.reader"
 PROGRAMME_READS = "traction.programme_reads"
+POSITIONS = "traction.positions"
 
 
 def components() -> Components:
@@ -51,6 +53,19 @@ def from_replica(read: Callable[[Replica | None], T]) -> T:
     if copy is None:
         return read(None)
     return copy.read(lambda: read(copy), lambda: read(None))
+
+
+def positions() -> ClinicPositions:
+    """Positions as a clinic is shown them (service/storage/clinic_positions.py)."""
+    return current_app.extensions[POSITIONS]
+
+
+def positions_of() -> str | None:
+    """Whose count of events the caller is shown as positions: its clinic's, for a
+    token of one clinic; None (the global log's) for a token of all clinics
+    (service/storage/clinic_positions.py)."""
+    token = g.get("token")
+    return token.clinic_id if token is not None else None
 
 
 def programme_reads() -> ProgrammeReads:

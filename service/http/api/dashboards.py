@@ -4,6 +4,12 @@ Every read may wait for `?min_position=P` and answers with the header
 X-Projection-Position (projections/reading.py). The bodies are stored as
 JSON by the projection, and sent as they are, with an ETag: `If-None-Match`
 answers 304 (service/http/conditional.py).
+
+For a token of one clinic both positions are the clinic's own count of its
+events (service/storage/clinic_positions.py): `min_position` is turned into
+the global position of that event before the wait, and the position a read
+reflects into the clinic's count at it. Tokens of all clinics (auditors,
+network viewers) keep the global log's.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from flask import Response
+from flask import Response, g
 
-from projections.reading import InvalidCursor, ProjectionBehind, Read
+from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import reader
+from service.http.api.context import positions, positions_of, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -38,24 +44,59 @@ blp = LedgerBlueprint("dashboards", __name__, url_prefix="/v1",
                       description="Programme summaries and dashboards (projections)")
 
 
+def shown(clinic_id: str | None, position: int) -> int:
+    """A global position as the caller is shown it on this route."""
+    return position if clinic_id is None else positions().at(clinic_id, position)
+
+
+def to_wait_for(clinic_id: str | None, min_position: int | None) -> int | None:
+    """The global position a `min_position` asks for (`clinic_id`: the caller's
+    clinic, whose count it is). A number beyond the clinic's count of its events
+    is answered 503 at once: never with an older read, and never by waiting for
+    whatever other clinics record next (that wait would tell when they do)."""
+    if min_position is None or clinic_id is None:
+        return min_position
+    found = positions().global_of(clinic_id, min_position)
+    if found is None:
+        raise ProjectionBehind(reader().position(), min_position)
+    return found
+
+
 @contextmanager
-def _not_older_than_asked() -> Iterator[None]:
+def _not_older_than_asked(clinic_id: str | None = None,
+                          asked: int | None = None) -> Iterator[None]:
     """A read whose copy of the projection has not reached ?min_position within
-    the wait is answered 503, never with an older read."""
+    the wait is answered 503, never with an older read (positions as the caller
+    is shown them)."""
     try:
         yield
+    except TooManyWaits:
+        raise Problem(
+            503, "too-many-waits", "Too many reads are waiting",
+            "This token, or this server, already has as many reads waiting for a "
+            "min_position as it may; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
     except ProjectionBehind as behind:
+        reached = shown(clinic_id, behind.position)
         raise Problem(
             503, "projection-behind", "The projection has not caught up yet",
-            f"The projection has processed position {behind.position}, not yet "
-            f"{behind.wanted}; retry shortly.",
-            headers={"Retry-After": "1", "X-Projection-Position": str(behind.position)},
+            f"The projection has processed position {reached}, not yet "
+            f"{behind.wanted if asked is None else asked}; retry shortly.",
+            headers={"Retry-After": "1", "X-Projection-Position": str(reached)},
         ) from None
 
 
-def _answer(read: Read) -> Response:
-    return conditional.answer(read.body, read.digest,
-                              headers={"X-Projection-Position": str(read.position)})
+def caller() -> str | None:
+    """Whose wait it is, for the bound per token (projections/reading.py, WaitSlots)."""
+    token = g.get("token")
+    return token.token_id if token is not None else None
+
+
+def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = False
+            ) -> Response:
+    return conditional.answer(read.body, read.digest, patient_data=patient_data, headers={
+        "X-Projection-Position": str(shown(clinic_id, read.position))})
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
@@ -68,13 +109,15 @@ def _answer(read: Read) -> Response:
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                     cursor: str | None = None, min_position: int | None = None) -> Any:
     """The clinic's programme summaries, newest first, a page at a time."""
+    scope = positions_of()
     try:
-        with _not_older_than_asked():
+        with _not_older_than_asked(scope, min_position):
             read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
-                                       min_position=min_position)
+                                       min_position=to_wait_for(scope, min_position),
+                                       caller=caller(), clinic_positions=scope is not None)
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(read)
+    return _answer(read, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
@@ -88,13 +131,16 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
-    with _not_older_than_asked():
-        read = reader().summary(clinic_id, programme_id, min_position=min_position)
+    scope = positions_of()
+    with _not_older_than_asked(scope, min_position):
+        read = reader().summary(clinic_id, programme_id,
+                                min_position=to_wait_for(scope, min_position),
+                                caller=caller(), clinic_positions=scope is not None)
     if read is None:
         missing = not_found()  # the same body for another clinic's programme
-        missing.headers["X-Projection-Position"] = str(reader().position())
+        missing.headers["X-Projection-Position"] = str(shown(scope, reader().position()))
         raise missing
-    return _answer(read)
+    return _answer(read, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
@@ -106,8 +152,11 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
-    with _not_older_than_asked():
-        return _answer(reader().clinic(clinic_id, min_position=min_position))
+    scope = positions_of()
+    with _not_older_than_asked(scope, min_position):
+        return _answer(reader().clinic(clinic_id, min_position=to_wait_for(scope,
+                                                                           min_position),
+                                       caller=caller()), scope)
 
 
 @blp.route("/dashboard", methods=["GET"])
@@ -120,4 +169,4 @@ def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
 def network_dashboard(min_position: int | None = None) -> Any:
     """Each clinic's metrics and the totals across the network."""
     with _not_older_than_asked():
-        return _answer(reader().network(min_position=min_position))
+        return _answer(reader().network(min_position=min_position, caller=caller()))

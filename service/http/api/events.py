@@ -10,7 +10,7 @@ from flask import current_app
 from domain.application import EventEnvelope
 from service.http import examples
 from service.http.access import allow
-from service.http.api.context import programmes
+from service.http.api.context import positions, programmes
 from service.http.openapi import LedgerBlueprint, problems
 from service.http.schemas.events import EventPostSchema
 from service.http.schemas.responses import ReceiptSchema
@@ -45,7 +45,9 @@ def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any
     )
     # The receipt is plain JSON already (ReceiptSchema documents it): sent as
     # it is, a 500-event receipt skips a marshmallow dump of every item.
-    response = current_app.json.response(receipt.body())
+    # With the clinic's positions (service/storage/clinic_positions.py): a writer's
+    # token is always one clinic's.
+    response = current_app.json.response(positions().receipt(receipt))
     response.status_code = 200 if receipt.replayed else 201
     return response
 

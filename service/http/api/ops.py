@@ -9,7 +9,7 @@ from marshmallow import Schema, fields
 
 from projections.status import all_statuses
 from service.http import examples
-from service.http.access import public
+from service.http.access import is_operator, public
 from service.http.api.context import components
 from service.http.openapi import LedgerBlueprint
 
@@ -65,11 +65,15 @@ class ReplicaReadinessSchema(Schema):
 class ReadinessSchema(Schema):
     status = fields.String(required=True, metadata={"description": "ready or not_ready"})
     store = fields.String(required=True, metadata={"description": "reachable or unreachable"})
-    projections = fields.List(fields.Nested(ProjectionReadinessSchema), required=True)
+    projections = fields.List(fields.Nested(ProjectionReadinessSchema), metadata={
+        "description": "Each projection's position, the log's head and the lag: shown only "
+                       "to operators (the scrape token, or a token for all clinics), since "
+                       "they tell the whole network's activity."})
     replica = fields.Nested(ReplicaReadinessSchema, allow_none=True, metadata={
-        "description": "The read replica (TRACTION_READ_DATABASE_URL; null without one). "
-                       "One that cannot be reached does not make the service unready: its "
-                       "reads go to the primary."})
+        "description": "The read replica (TRACTION_READ_DATABASE_URL; null without one), "
+                       "shown only to operators, as `projections`. One that cannot be "
+                       "reached does not make the service unready: its reads go to the "
+                       "primary."})
 
 
 @blp.route("/readyz", methods=["GET"])
@@ -79,16 +83,19 @@ class ReadinessSchema(Schema):
 ))
 @public
 def readyz() -> Any:
-    """The store is reachable; each projection's lag, and the read replica's (no auth,
-    no patient data)."""
+    """The store is reachable and nothing is parked (no token needed); to operators
+    (the scrape token, or a token for all clinics) also each projection's position and
+    lag, and the read replica's: the network's activity, which no clinic may see."""
     parts = components()
+    operator = is_operator()
     try:
         statuses = all_statuses(parts.programmes, parts.read_models)
         replica = parts.replica.status().as_dict() if parts.replica else None
     except Exception as error:  # whatever the driver raises, the answer is "not ready"
         log.warning("readiness: the store cannot be read: %s", type(error).__name__)
-        return {"status": "not_ready", "store": "unreachable", "projections": [],
-                "replica": None}, 503
+        return ({"status": "not_ready", "store": "unreachable", "projections": [],
+                 "replica": None} if operator else
+                {"status": "not_ready", "store": "unreachable"}), 503
     projections = [
         {
             "name": s.name, "live_version": s.live_version, "position": s.position,
@@ -98,6 +105,7 @@ def readyz() -> Any:
         for s in statuses
     ]
     ready = all(p["poison_events"] == 0 for p in projections)
-    body = {"status": "ready" if ready else "not_ready", "store": "reachable",
-            "projections": projections, "replica": replica}
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "store": "reachable"}
+    if operator:
+        body.update(projections=projections, replica=replica)
     return body, 200 if ready else 503

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import programme_reads
+from service.http.api.context import positions_of, programme_reads
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.schemas.responses import (
     HistoryQuerySchema,
@@ -43,7 +43,7 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
     """
     body = programme_reads().state(clinic_id, programme_id, version=version, as_of=as_of)
     # Not immutable even at an explicit version: an erasure changes its personal fields.
-    return conditional.answer(body.data, body.digest)
+    return conditional.answer(body.data, body.digest, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/events", methods=["GET"])
@@ -55,5 +55,6 @@ def get_programme(clinic_id: str, programme_id: UUID, version: int | None = None
 def get_history(clinic_id: str, programme_id: UUID, version: int | None = None) -> Any:
     """Every event of the programme in version order, or as they stood after `?version=N`
     (as current as the programme itself, whichever copy of the store answers)."""
-    body = programme_reads().history(clinic_id, programme_id, version=version)
-    return conditional.answer(body.data, body.digest)
+    body = programme_reads().history(clinic_id, programme_id, version=version,
+                                     clinic_positions=positions_of() is not None)
+    return conditional.answer(body.data, body.digest, patient_data=True)

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
-from service.http.schemas.fields import MAX_STORED_INTEGER, StrictString
+from service.http.schemas.fields import MAX_STORED_INTEGER, Rfc3339DateTime, StrictString
 from service.http.schemas.responses import ReceiptSchema
 from service.storage.directory import ROLES
+from service.storage.names import SHOWN_TEXT_PATTERN, why_not_shown_text
 
 CLINIC_ID = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Must match {regex}.")
 
 
+def shown_text(value: str) -> None:
+    """Names and labels are printable text (service/storage/names.py)."""
+    if value and (unsafe := why_not_shown_text(value)) is not None:
+        raise ValidationError(unsafe[0].upper() + unsafe[1:] + ".")
+
+
+
 class ClinicCreateSchema(Schema):
     clinic_id = StrictString(required=True, validate=CLINIC_ID)
-    name = StrictString(required=True, validate=Length(1, 200))
+    name = StrictString(required=True, validate=[Length(1, 200), shown_text], metadata={
+        "pattern": SHOWN_TEXT_PATTERN,
+        "description": "Shown on dashboards: printable text, without control, bidirectional "
+                       "or zero-width characters, and no space at either end."})
 
 
 class ClinicSchema(Schema):
     clinic_id = fields.String(required=True)
     name = fields.String(required=True)
     registered_at = fields.String(required=True)
+    deactivated_at = fields.String(allow_none=True, metadata={
+        "description": "When the clinic was deactivated (its tokens stopped working; its "
+                       "records stay, for auditors); null while it is active."})
 
 
 class ClinicListSchema(Schema):
@@ -30,7 +44,13 @@ class ClinicListSchema(Schema):
 class TokenCreateSchema(Schema):
     role = StrictString(required=True, validate=OneOf(ROLES))
     clinic_id = StrictString(load_default=None, allow_none=True, validate=CLINIC_ID)
-    label = StrictString(load_default="", validate=Length(0, 200))
+    label = StrictString(load_default="", validate=[Length(0, 200), shown_text], metadata={
+        "pattern": SHOWN_TEXT_PATTERN,
+        "description": "Who or what uses it, shown in the access log: printable text, as a "
+                       "clinic's name."})
+    expires_at = Rfc3339DateTime(load_default=None, allow_none=True, metadata={
+        "description": "When the token stops working (in the future); none: it does not "
+                       "expire. Prefer tokens that expire, and issue the next before."})
 
 
 class TokenSchema(Schema):
@@ -39,6 +59,21 @@ class TokenSchema(Schema):
     clinic_id = fields.String(allow_none=True)
     label = fields.String(required=True)
     revoked = fields.Boolean(required=True)
+    issued_at = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True, metadata={
+        "description": "When it stops working; null: never."})
+    revoked_at = fields.String(allow_none=True)
+
+
+class TokenListQuerySchema(Schema):
+    clinic_id = StrictString(validate=CLINIC_ID, metadata={
+        "description": "Only the tokens of this clinic."})
+
+
+class TokenListSchema(Schema):
+    tokens = fields.List(fields.Nested(TokenSchema), required=True, metadata={
+        "description": "Every token, in the order issued, without its secret (which is "
+                       "never stored)."})
 
 
 class IssuedTokenSchema(TokenSchema):

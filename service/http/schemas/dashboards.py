@@ -15,8 +15,9 @@ from projections.dashboards import STATUSES
 #: The header every projection read answers with.
 POSITION_HEADER = {
     "X-Projection-Position": {
-        "description": "The position in the global log that this read reflects: every "
-        "event up to it, none after it.",
+        "description": "The position this read reflects: every event up to it, none after "
+        "it. To a token of one clinic, the clinic's own count of its events (its "
+        "receipts' positions); to a token of all clinics, the position in the global log.",
         "schema": {"type": "integer", "minimum": 0},
     }
 }
@@ -25,7 +26,11 @@ POSITION_HEADER = {
 class ProjectionQuerySchema(Schema):
     min_position = fields.Integer(validate=Range(min=0), metadata={
         "description": "Wait (up to 2 s by default) until the projection has processed this "
-        "position, e.g. one from a POST receipt; 503 with Retry-After if it has not."
+        "position, e.g. one from a POST receipt (for a token of one clinic, a position of "
+        "the clinic's count: one beyond its events is answered 503 at once); 503 "
+        "`projection-behind` with Retry-After if it has not. Waits are bounded per token "
+        "and per server worker: a read that would wait beyond them is answered at once, "
+        "503 `too-many-waits` with Retry-After."
     })
 
 

@@ -1,0 +1,107 @@
+"""Positions as one clinic is shown them: its own events numbered 1, 2, 3, ...
+
+A position in the global log counts every clinic's events. Shown to a clinic,
+the gap between two of its receipts would say how much the other clinics
+recorded meanwhile, and a read waiting for the next position would say the
+moment another clinic posted. So to a token of one clinic every position
+shown (receipts, histories, summaries, `X-Projection-Position`) or accepted
+(`min_position`) is the clinic's own count of its events:
+`event_ledger.clinic_position`, numbered by the store as each event is
+recorded (migration 0006). Tokens of all clinics (auditors, network viewers)
+keep global positions, on every route.
+
+The answers never change once given (a recorded event keeps its numbers, and
+the clinic's count at a global position is fixed once that position is
+recorded), so each process keeps the ones it has looked up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Collection
+from typing import Any, Protocol
+
+from domain.application import Receipt
+
+#: How many looked-up numbers a process keeps (least recently used first out).
+KEPT = 20_000
+
+
+class ClinicPositionQueries(Protocol):
+    """What the stores' recorders answer (service/storage/sqlite.py, postgres.py)."""
+
+    def clinic_positions(self, clinic_id: str, positions: Collection[int]
+                         ) -> dict[int, int]: ...
+
+    def clinic_position_at(self, clinic_id: str, position: int) -> int: ...
+
+    def position_of(self, clinic_id: str, clinic_position: int) -> int | None: ...
+
+
+class ClinicPositions:
+    """Global positions to a clinic's, and back, for the HTTP layer."""
+
+    def __init__(self, queries: ClinicPositionQueries, kept: int = KEPT) -> None:
+        self.queries = queries
+        self.kept = kept
+        self._known: OrderedDict[tuple[str, str, int], int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recall(self, key: tuple[str, str, int]) -> int | None:
+        with self._lock:
+            value = self._known.get(key)
+            if value is not None:
+                self._known.move_to_end(key)
+            return value
+
+    def _keep(self, key: tuple[str, str, int], value: int) -> int:
+        with self._lock:
+            self._known[key] = value
+            while len(self._known) > self.kept:
+                self._known.popitem(last=False)
+        return value
+
+    def of_events(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
+        """The clinic's numbers of its own events at these global positions (another
+        clinic's event has none)."""
+        return self.queries.clinic_positions(clinic_id, positions)
+
+    def at(self, clinic_id: str, position: int) -> int:
+        """How many of the clinic's events the global log holds up to `position`:
+        what a read that reflects `position` reflects of this clinic."""
+        key = ("at", clinic_id, position)
+        known = self._recall(key)
+        if known is not None:
+            return known
+        return self._keep(key, self.queries.clinic_position_at(clinic_id, position))
+
+    def global_of(self, clinic_id: str, clinic_position: int) -> int | None:
+        """The global position of the clinic's event number `clinic_position`; None
+        if the clinic has not recorded that many."""
+        if clinic_position < 1:
+            return None
+        key = ("global", clinic_id, clinic_position)
+        known = self._recall(key)
+        if known is not None:
+            return known
+        found = self.queries.position_of(clinic_id, clinic_position)
+        return found if found is None else self._keep(key, found)
+
+    def receipt(self, receipt: Receipt) -> dict[str, Any]:
+        """A receipt's body with its clinic's positions."""
+        body = receipt.body()
+        numbers = self.of_events(receipt.clinic_id,
+                                 [item["position"] for item in body["recorded"]])
+        body["recorded"] = [{**item, "position": numbers[item["position"]]}
+                            for item in body["recorded"]]
+        return body
+
+    def receipts(self, clinic_id: str, receipts: Collection[Receipt]
+                 ) -> dict[int, dict[str, Any]]:
+        """Several receipts' bodies (by id()) with the clinic's positions, in one query."""
+        numbers = self.of_events(clinic_id, [item["position"] for receipt in receipts
+                                             for item in receipt.recorded])
+        return {id(receipt): {**receipt.body(), "recorded": [
+            {**item, "position": numbers[item["position"]]} for item in receipt.recorded]}
+            for receipt in receipts}
