@@ -338,8 +338,36 @@ def markdown(run: dict[str, Any] | None = None) -> str:
     lines += EXPLANATIONS
     for kind in STORE_KINDS:
         lines += profile_section(kind)
+    lines += tenancy_section()
     lines += written_sections()
     return "\n".join(lines)
+
+
+def tenancy_section() -> list[str]:
+    """bench/tenancy.py: a foreign programme answered in the time of a missing one."""
+    lines: list[str] = []
+    for kind in STORE_KINDS:
+        r = read_result(f"tenancy-{kind}")
+        if not r:
+            continue
+        if not lines:
+            lines = ["## A foreign programme answers as a missing one, in time too "
+                     "(bench/tenancy.py)", "",
+                     f"`python -m bench.tenancy --store sqlite|postgres`: a "
+                     f"{r['events']:,}-event programme of clinic B, read or written by "
+                     f"clinic A, against a random id; medians over {r['rounds']} "
+                     f"alternating rounds. Bar: medians within {r['bar_ms']} ms and the "
+                     "same statuses.", "",
+                     "| store | path | foreign (median) | missing (median) | difference "
+                     "| statuses | result |", "|---|---|---|---|---|---|---|"]
+        for path, p in r["paths"].items():
+            lines.append(f"| {STORE_NAMES[kind]} | {path} | {p['foreign_median_ms']:.3f} ms "
+                         f"| {p['missing_median_ms']:.3f} ms | {p['difference_ms']:+.3f} ms "
+                         f"| {p['statuses']['foreign']} / {p['statuses']['missing']} "
+                         f"| {'**pass**' if p['pass'] else '**FAIL**'} |")
+    if lines:
+        lines += ["", f"Measured {r['date']} (commit {r['machine']['git_commit']}).", ""]
+    return lines
 
 
 def written_sections() -> list[str]:
