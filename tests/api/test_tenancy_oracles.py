@@ -96,12 +96,12 @@ def unreadable_b(store_url, client, tokens):
     components.close()
 
 
-NOW = datetime.now(UTC).isoformat().replace("+", "%2B")
-
-
 @pytest.mark.parametrize("path", ["", "/events", "?version=2", "?version=1", "/events?version=2",
-                                  f"?as_of={NOW}"])
+                                  "?as_of={now}"])
 def test_a_read_of_another_clinics_programme_never_loads_it(unreadable_b, tokens, path):
+    # The moment is taken when the test runs (a parameter must be the same in every
+    # xdist worker that collects it).
+    path = path.format(now=datetime.now(UTC).isoformat().replace("+", "%2B"))
     foreign, client = unreadable_b
     on_foreign = client.get(f"{A}/programmes/{foreign}{path}", headers=tokens.viewer_a)
     on_missing = client.get(f"{A}/programmes/{uuid.uuid4()}{path}", headers=tokens.viewer_a)
