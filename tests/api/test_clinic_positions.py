@@ -121,3 +121,16 @@ def test_a_wait_beyond_the_clinics_count_is_no_signal_of_another_clinics_posts(
     assert behind.status_code == 503
     assert behind.headers["X-Projection-Position"] == "1"
     assert "not yet 2" in behind.json["detail"]
+
+
+def test_min_position_zero_of_a_clinic_with_no_events_is_answered_at_once(client, tokens):
+    # What a dashboard asks on its first poll of a new clinic: nothing recorded yet.
+    registered = client.post("/v1/clinics", json={"clinic_id": "empty-clinic", "name": "Empty"},
+                             headers=tokens.admin)
+    assert registered.status_code == 201, registered.json
+    viewer = client.post("/v1/tokens", json={"role": "viewer", "clinic_id": "empty-clinic",
+                                             "label": "t"}, headers=tokens.admin).json["token"]
+    for path in ("programmes?min_position=0", "dashboard?min_position=0"):
+        answer = client.get(f"/v1/clinics/empty-clinic/{path}",
+                            headers={"Authorization": f"Bearer {viewer}"})
+        assert answer.status_code == 200, (path, answer.json)

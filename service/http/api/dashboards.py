@@ -56,6 +56,8 @@ def to_wait_for(clinic_id: str | None, min_position: int | None) -> int | None:
     whatever other clinics record next (that wait would tell when they do)."""
     if min_position is None or clinic_id is None:
         return min_position
+    if min_position < 1:
+        return None  # nothing recorded yet is asked for: every read is as new
     found = positions().global_of(clinic_id, min_position)
     if found is None:
         raise ProjectionBehind(reader().position(), min_position)
