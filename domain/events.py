@@ -1,6 +1,6 @@
 """The event catalogue: every event type a programme records, declared once.
 
-Each `EventType` says what its `data` holds (the `Field`s of domain.md, with
+Each `EventType` says what its `data` holds (the `Field`s of docs/events.md, with
 their ranges, vocabularies and patterns), what it means to an integrator,
 whether a later EntryCorrected may replace its data, and the rules over
 several of its fields together (`checks`). The HTTP data schemas are
@@ -124,7 +124,7 @@ class EventType:
         return frozenset(f.name for f in self.fields if not f.required)
 
 
-# ---- field constructors (the declarations below read as domain.md) ------
+# ---- field constructors (the declarations below read as docs/events.md) ---
 
 
 def integer(name: str, description: str, minimum: int, maximum: int, *,
@@ -218,7 +218,7 @@ def check_some_plan_field_given(data: Mapping[str, Any]) -> None:
         raise errors.PlanUnchanged("the adjustment gives no plan field to change")
 
 
-# ---- the catalogue, in the order of domain.md ------------------------------
+# ---- the catalogue, in the order of docs/events.md ------------------------
 
 PAIN_NRS = nrs("pain_nrs", "Pain on the 0-10 numeric rating scale (0 no pain, 10 the worst "
                "imaginable).")
@@ -339,7 +339,7 @@ _CATALOGUE = (
     ),
 )
 
-#: Every event type, by name, in the order of domain.md.
+#: Every event type, by name, in the order of docs/events.md.
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _CATALOGUE}
 
 #: The types whose data a later EntryCorrected may replace.

@@ -1,6 +1,6 @@
 """The Programme aggregate: one patient's course of lumbar traction at one clinic.
 
-Each public command method checks the rules of domain.md and raises a named
+Each public command method checks the rules of docs/events.md and raises a named
 `DomainRuleViolation` before anything is recorded; the private methods
 decorated with `@event` are both the event (its name is the event type of the
 API) and the code that applies it to the state, as in the eventsourcing

@@ -1,4 +1,4 @@
-"""The fixed words of domain.md: every category a programme or event can take.
+"""The fixed words of docs/events.md: every category a programme or event can take.
 
 The request schemas validate against these, the aggregate and the
 projections count by them; one list, so they cannot drift apart.

@@ -22,7 +22,7 @@ than the cells. The network keeps the cells' counts but not their lists of
 times (they would make its row as big as every clinic's together): its time
 to response is computed from the clinics' lists when it is rendered.
 
-`dashboard` turns totals into the metrics of domain.md; rendering happens
+`dashboard` turns totals into the metrics of docs/metrics.md; rendering happens
 once per written batch (engine.flush), never per request.
 """
 
@@ -51,7 +51,7 @@ TIME_LISTS = ("moderate", "moderate_censored", "substantial", "substantial_censo
 
 #: A comparison's groups differ at baseline when two of at least this many
 #: programmes differ by at least 1.0 point of mean baseline pain or by at
-#: least 20 percentage points in the share of any condition (domain.md).
+#: least 20 percentage points in the share of any condition (docs/metrics.md).
 BASELINE_MIN_GROUP = 5
 
 
@@ -359,7 +359,7 @@ def _comparison(groups: Sequence[tuple[str, list[Cell], list[Cell]]]) -> dict[st
 
 
 def _grouped(cells: Mapping[str, Cell], side: int, names: tuple[str, ...]) -> dict[str, list[str]]:
-    """Cell keys by setting (side 0) or by starting modality (side 1), in domain.md's order."""
+    """Cell keys by setting (side 0) or by starting modality (side 1), in the docs' order."""
     keys: dict[str, list[str]] = {name: [] for name in names}
     for key in sorted(cells):
         keys.setdefault(key.split("/")[side], []).append(key)
@@ -367,7 +367,7 @@ def _grouped(cells: Mapping[str, Cell], side: int, names: tuple[str, ...]) -> di
 
 
 def dashboard(totals: Totals, time_sources: Sequence[Totals] | None = None) -> dict[str, Any]:
-    """The metrics of domain.md for one clinic (or the network), from its totals.
+    """The metrics of docs/metrics.md for one clinic (or the network), from its totals.
 
     `time_sources`: the totals whose cells hold the lists of times (the clinics,
     for the network); a clinic's own by default.

@@ -1,4 +1,4 @@
-"""The metric formulas of domain.md ("Metrics"), as pure functions.
+"""The metric formulas of docs/metrics.md, as pure functions.
 
 Each is a function of recorded values alone (never of the wall clock), so a
 rebuild from history gives the same numbers. Times are whole microseconds
@@ -144,7 +144,7 @@ def rate(part: int, whole: int) -> float | None:
 
 
 def in_order(counts: Mapping[str, int], known: tuple[str, ...]) -> dict[str, int]:
-    """Counts in domain.md's order (any other category after, sorted): the same
+    """Counts in docs/metrics.md's order (any other category after, sorted): the same
     totals always render to the same bytes, however they were built or stored."""
     ordered = {key: counts.get(key, 0) for key in known}
     ordered.update(sorted((k, v) for k, v in counts.items() if k not in ordered))

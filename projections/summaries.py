@@ -5,7 +5,7 @@ what the metrics need — the plan and pause timelines, the current data of
 every session and pain report (corrections applied), counts — and the
 *summary* computed from that state by the pure functions below. How each
 event changes the state is `apply_event`; what the summary says is
-`measure` + `summary` (domain.md, "Metrics", per programme).
+`measure` + `summary` (docs/metrics.md, per programme).
 
 Events are applied in record order (position); everything clinical is then
 ordered by `occurred_at`, ties broken by the later recorded (the higher
@@ -262,7 +262,7 @@ class Measures(NamedTuple):
 
 
 def measure(state: State) -> Measures:
-    """The per-programme metrics of domain.md, from a programme's state."""
+    """The per-programme metrics of docs/metrics.md, from a programme's state."""
     baseline = state["baseline"]
     reports = state["reports"]
     start = state["start"]

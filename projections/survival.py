@@ -1,4 +1,4 @@
-"""Time to response by Kaplan–Meier (domain.md, "Metrics"), as pure functions.
+"""Time to response by Kaplan–Meier (docs/metrics.md), as pure functions.
 
 Every programme is followed from its start. A responder's time is its days
 to response (an event); a non-responder is censored at its last pain
@@ -147,7 +147,7 @@ def estimate(events: Sequence[int], censored: Sequence[int]) -> Estimate:
     return Estimate(events, censored, times, responses, at_risk, survival, variance)
 
 
-#: The days at which the cumulative response is reported (domain.md).
+#: The days at which the cumulative response is reported (docs/metrics.md).
 REPORT_DAYS = (7, 14, 28, 42, 56, 84)
 
 

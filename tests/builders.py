@@ -2,7 +2,7 @@
 
 - The *data* builders (`plan_data`, `start_data`, `session_data`, `pain_data`,
   `adjustment_data`, `correction_data`, ...) make the `data` of each event type
-  (domain.md), as plain dicts: the aggregate's tests pass them to its commands.
+  (docs/events.md), as plain dicts: the aggregate's tests pass them to its commands.
 - The *envelope* builders (`started`, `session`, `pain`, ...) wrap that data as
   a clinic system posts it: JSON-ready dicts with str ids and RFC 3339 times,
   for the API tests.

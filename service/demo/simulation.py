@@ -27,7 +27,7 @@ What the history looks like (the figures are the simulation's, not evidence):
   events whose `occurred_at` is earlier than events already posted.
 
 Every `occurred_at` is at or before `until` (the simulation's "now").
-Posting order respects the rules of domain.md: a late sync is flushed before
+Posting order respects the rules of docs/events.md: a late sync is flushed before
 any pause, resume or discharge is posted, so no session is ever posted while
 the programme is paused or after it is discharged.
 """
@@ -225,7 +225,7 @@ class _Course:
         self.office_hour = rng.choice([8.5, 9, 10, 11, 13, 14, 15.5, 16.5])
         self.baseline_pain = rng.choices([4, 5, 6, 7, 8, 9], weights=[8, 16, 22, 24, 18, 12])[0]
         self.baseline_odi = _clamp(self.baseline_pain * 6 + rng.gauss(0, 7), 12, 80)
-        # The responder rule of domain.md: pain <= baseline - 2 and <= 0.7 x baseline.
+        # The responder rule of docs/metrics.md: pain <= baseline - 2 and <= 0.7 x baseline.
         self.response_threshold = math.floor(
             min(self.baseline_pain - 2, 0.7 * self.baseline_pain))
         responder_chance = {"table": 0.55, "mat": 0.48, "hybrid": 0.55, "inversion": 0.35,

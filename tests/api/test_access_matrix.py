@@ -1,10 +1,10 @@
 """R6: every route x every role x own clinic / other clinic / no token /
 malformed / revoked token / token of an unregistered clinic -> the status of
-api.md, and no byte of another clinic's data in any answer.
+the README's roles, and no byte of another clinic's data in any answer.
 
 The routes are read from the app's URL map: a route added without an entry
 in ROUTES (and so without a decision about who may call it) fails this test.
-The allowed roles below are written from api.md, independently of the
+The allowed roles below are written from the README, independently of the
 @allow declarations they check.
 """
 

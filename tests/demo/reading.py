@@ -1,4 +1,4 @@
-"""Reading a programme's history the way domain.md defines its metrics.
+"""Reading a programme's history the way docs/metrics.md defines its metrics.
 
 Shared by the demo tests: they check the simulated histories (as posted, and
 as stored) against the domain's own definitions, not the simulation's intent.
@@ -12,7 +12,7 @@ from typing import Any
 
 
 def is_response(pain_nrs: int, baseline: int) -> bool:
-    """domain.md: pain <= baseline - 2 and pain <= 0.7 x baseline."""
+    """docs/metrics.md: pain <= baseline - 2 and pain <= 0.7 x baseline."""
     return pain_nrs <= baseline - 2 and pain_nrs <= 0.7 * baseline
 
 

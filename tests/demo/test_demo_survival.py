@@ -2,7 +2,7 @@
 
 The demo (the default 4 clinics x 60 programmes) is seeded and projected;
 each cohort's times are then worked out again from the stored histories by
-domain.md's definitions (tests/demo/reading.py, corrections applied), not by
+docs/metrics.md's definitions (tests/demo/reading.py, corrections applied), not by
 the projection, and fitted with lifelines' KaplanMeierFitter. The
 dashboards' figures (6 decimals) must equal lifelines' rounded the same
 way: cumulative response and its log-log interval at every reported day,
@@ -39,7 +39,7 @@ def days(later: datetime, earlier: datetime) -> float:
 
 
 def programme_times(history: list[dict[str, Any]]) -> dict[str, tuple[float, bool]]:
-    """(days, responded) per kind, by domain.md: the first qualifying report, else
+    """(days, responded) per kind, by docs/metrics.md: the first qualifying report, else
     censored at the last report (0 without one)."""
     start = datetime.fromisoformat(history[0]["occurred_at"])
     baseline = history[0]["data"]["baseline"]["pain_nrs"]

@@ -59,7 +59,7 @@ def test_seeding_records_everything_with_no_refusal_and_the_variety_promised(sto
     assert {"in_office", "at_home"} <= set(settings)
     assert {"mechanical_table", "decompression_mat"} <= set(modalities)
 
-    # Responders and non-responders by the rule of domain.md, corrections applied.
+    # Responders and non-responders by the rule of docs/metrics.md, corrections applied.
     response = Counter(responded(h) for h in histories)
     assert response[True] > 0 and response[False] > 0
 

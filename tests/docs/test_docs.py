@@ -70,3 +70,16 @@ def test_the_readme_links_the_docs_and_no_page_points_at_what_users_do_not_have(
             assert missing not in text, f"{page.name} points at {missing}"
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             assert (page.parent / target).exists(), f"{page.name} links {target}"
+
+
+def test_no_code_comment_points_at_the_product_spec():
+    """Comments name the docs a reader of the repository has (docs/events.md,
+    docs/metrics.md, BENCHMARKS.md), never the spec it was written from."""
+    spec = re.compile(r"\b(domain|quality|api|style)\.md\b|\.\./shared")
+    sources = [path for folder in ("domain", "projections", "service", "bench", "tests")
+               for suffix in ("*.py", "*.js") for path in (ROOT / folder).rglob(suffix)
+               if "vendor" not in path.parts and path != Path(__file__).resolve()]
+    assert sources
+    pointing = [str(path.relative_to(ROOT)) for path in sources
+                if spec.search(path.read_text(encoding="utf-8", errors="replace"))]
+    assert pointing == []

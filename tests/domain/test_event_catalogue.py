@@ -1,7 +1,7 @@
-"""The event catalogue (domain/events.py) is domain.md's table of events, and the
+"""The event catalogue (domain/events.py) is docs/events.md's table of events, and the
 aggregate, the projections and the HTTP schemas agree with it.
 
-The catalogue is pinned against explicit lists written from domain.md; the
+The catalogue is pinned against explicit lists written from docs/events.md; the
 other parts are then checked against the catalogue: every posted type has a
 command and every command a type, every type a projection rule, and each
 type's HTTP data schema takes exactly the declared fields and enforces every
@@ -36,7 +36,7 @@ from domain.programme import Programme
 from projections import summaries
 from service.http.schemas.events import DATA_LOADERS, DATA_SCHEMAS, EventEnvelopeSchema
 
-# ---- the catalogue is domain.md ----------------------------------------------
+# ---- the catalogue is docs/events.md -----------------------------------------
 
 MODALITIES = ("mechanical_table", "decompression_mat", "inversion", "stretching_exercises")
 PLAN = {
@@ -46,7 +46,7 @@ PLAN = {
     "force_percent_body_weight": ("number", False, (0, 60)),
 }
 
-#: domain.md's "Events" table: each field as (kind, required, its range, choices,
+#: docs/events.md's "Events" table: each field as (kind, required, its range, choices,
 #: maximum length or pattern, or an object's own fields).
 DOMAIN_MD: dict[str, dict[str, tuple[Any, ...]]] = {
     "ProgrammeStarted": {
@@ -132,7 +132,7 @@ def test_the_catalogue_declares_the_types_of_domain_md_in_its_order():
 def test_each_type_declares_the_fields_of_domain_md(name):
     declared = {f.name: summary(f) for f in EVENT_TYPES[name].fields}
     assert declared == DOMAIN_MD[name]
-    # In domain.md's order too (it is the order errors and documents list them in).
+    # In docs/events.md's order too (it is the order errors and documents list them in).
     assert list(declared) == list(DOMAIN_MD[name])
 
 

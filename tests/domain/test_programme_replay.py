@@ -283,7 +283,7 @@ def steps(draw: st.DrawFn) -> Step:
 
 @dataclass
 class Model:
-    """What the rules of domain.md say the programme should be, kept independently."""
+    """What the rules of docs/events.md say the programme should be, kept independently."""
 
     plan: dict[str, Any]
     status: str = "active"

@@ -1,4 +1,4 @@
-"""The rules of domain.md, as the Programme aggregate enforces them (no database).
+"""The rules of docs/events.md, as the Programme aggregate enforces them (no database).
 
 Every command is called directly on the aggregate with explicit `occurred_at`
 and `now`, so nothing here depends on the wall clock. Every refusal is checked

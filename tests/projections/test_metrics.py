@@ -1,4 +1,4 @@
-"""The metrics of domain.md against hand-computed cases (no database).
+"""The metrics of docs/metrics.md against hand-computed cases (no database).
 
 Histories are recorded through the real Programme aggregate (tests/projections/
 history.py), so every case is one the service would accept; the numbers in

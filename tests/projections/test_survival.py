@@ -26,7 +26,7 @@ from projections.survival import REPORT_DAYS, Z95, estimate, time_to_response
 
 
 def log_log(s: float, v: float) -> tuple[float, float]:
-    """The bounds of domain.md written out: S^exp(±1.96 √V / ln S), lower first."""
+    """The bounds of docs/metrics.md written out: S^exp(±1.96 √V / ln S), lower first."""
     return s ** math.exp(-Z95 * math.sqrt(v) / math.log(s)), s ** math.exp(
         Z95 * math.sqrt(v) / math.log(s))
 

@@ -7,7 +7,7 @@ retries an earlier post, or reuses an event id for other content; with no
 expected_version, the right one, or a wrong one. After every step:
 
 - an accepted post keeps every rule: the model predicted it, the state is the
-  model's, and the history obeys domain.md's rules from start to end;
+  model's, and the history obeys docs/events.md's rules from start to end;
 - a refused post changes nothing: same version, same state, same ledger,
   and the refusal names the rule the model expected;
 - replaying the stored events (a second application, no cache) rebuilds the
@@ -73,7 +73,7 @@ class Refused(Exception):
 
 @dataclass
 class Model:
-    """The programme as domain.md describes it, kept by the test itself."""
+    """The programme as docs/events.md describes it, kept by the test itself."""
 
     started_at: datetime | None = None
     status: str = "none"
@@ -427,7 +427,7 @@ def machine_on(database_url: str) -> type[ProgrammeMachine]:
 
 
 def check_history(history: list[dict[str, Any]]) -> None:
-    """domain.md's rules, checked on a recorded history from start to end."""
+    """docs/events.md's rules, checked on a recorded history from start to end."""
     assert [e["version"] for e in history] == list(range(1, len(history) + 1))
     positions = [e["position"] for e in history]
     assert positions == sorted(set(positions)), "positions not increasing"

@@ -1,4 +1,4 @@
-"""The long versions of the reliability tests (quality.md R1-R4, R8): `make soak`.
+"""The long versions of the reliability tests (RELIABILITY.md: R1-R4, R8): `make soak`.
 
     python -m tests.reliability.soak [--stores sqlite,postgres] [--seconds 300]
 

@@ -1,4 +1,4 @@
-"""A retry storm through gunicorn (quality.md P9's quick version), on both stores.
+"""A retry storm through gunicorn (the quick version of BENCHMARKS.md's P9), on both stores.
 
 Pairs of clients post the same events at the same moment, as a client that
 retries while its first attempt is still in flight does, and each client also

@@ -73,6 +73,6 @@ def programme_reads() -> ProgrammeReads:
 
 
 class ClinicIdConverter(BaseConverter):
-    """A clinic slug (domain.md); anything else in its place is a 404."""
+    """A clinic slug (docs/events.md); anything else in its place is a 404."""
 
     regex = r"[a-z0-9][a-z0-9-]{1,62}"

@@ -1,4 +1,4 @@
-"""Schemas of the events that clinic systems post (domain.md, "Events").
+"""Schemas of the events that clinic systems post (docs/events.md).
 
 Each event type's `data` schema is generated from its declaration in the
 event catalogue (domain/events.py): one marshmallow field per catalogue

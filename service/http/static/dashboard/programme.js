@@ -28,7 +28,7 @@
     return { changed: true, position: summary.position };
   }
 
-  /** min(baseline - 2, 0.7 x baseline): a report at or below it is a response (domain.md). */
+  /** min(baseline - 2, 0.7 x baseline): a report at or below it is a response (docs/metrics.md). */
   function threshold(baseline) {
     return Math.min(baseline - 2, 0.7 * baseline);
   }
