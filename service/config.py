@@ -311,10 +311,6 @@ def _file(raw: str) -> Path:
     return path
 
 
-def _directory(raw: str) -> str:
-    return raw
-
-
 def _data_key(raw: str) -> str:
     parse_kek(raw)
     return raw
@@ -403,7 +399,7 @@ VARIABLES = (
              "a number of seconds of at least 0"),
     Variable("TRACTION_PROJECTION_DROP_GRACE", "projection_drop_grace", _seconds(),
              "a number of seconds of at least 0"),
-    Variable("TRACTION_FHIR_EXPORT_DIR", "fhir_export_dir", _directory,
+    Variable("TRACTION_FHIR_EXPORT_DIR", "fhir_export_dir", str,
              "a directory (FHIR Bulk Data export files)"),
     Variable("TRACTION_DEMO_CLINICS", "demo_clinics", _integer(1, 200),
              "an integer from 1 to 200"),

@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.server import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -34,6 +36,17 @@ def unavailable_reason() -> str | None:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "no runuser to run the cluster as the postgres user"
     return None
+
+
+def require_clusters() -> None:
+    """Skip the test when no cluster can be made here; fail instead where the
+    PostgreSQL tests are required (CI sets TRACTION_REQUIRE_POSTGRES=1)."""
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("TRACTION_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"a PostgreSQL cluster of its own is required here: {reason}")
+    pytest.skip(reason)
 
 
 class PostgresCluster:

@@ -25,7 +25,7 @@ from service.storage.database import Database
 from service.storage.directory import Directory
 from service.storage.stores import parse_database_url
 from tests import builders as b
-from tests.ops.postgres_cluster import PostgresCluster, unavailable_reason
+from tests.ops.postgres_cluster import PostgresCluster, require_clusters
 from tests.ops.serving import LoggedServer
 from tests.stores import initialise
 
@@ -121,9 +121,7 @@ class Client:
 
 @pytest.fixture
 def cluster():
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_clusters()
     cluster = PostgresCluster()
     try:
         cluster.start()

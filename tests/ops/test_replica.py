@@ -36,7 +36,7 @@ from service.storage.replica import ReplicaMisconfigured
 from tests import builders as b
 from tests.conftest import Tokens
 from tests.e2e.server import TRACTION, free_port
-from tests.ops.postgres_cluster import PostgresCluster, unavailable_reason
+from tests.ops.postgres_cluster import PostgresCluster, require_clusters
 from tests.ops.test_metrics import scrape, value
 from tests.reliability.live import LiveServer, bootstrap, request
 from tests.stores import SCRAPE, RunnerAt, components_at, initialise
@@ -79,15 +79,9 @@ class Replicated:
         return answer, self.routed[before:]
 
 
-def clusters_or_skip() -> None:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def replicated() -> Iterator[Replicated]:
-    clusters_or_skip()
+    require_clusters()
     primary = PostgresCluster()
     replica = None
     runner = None
