@@ -40,9 +40,10 @@ GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 TRACTION = str(Path(sys.executable).with_name("traction"))
 
 STORE_KINDS = ("sqlite", "postgres")
-#: The PostgreSQL server the benchmarks use; databases are named traction_bench_*.
+#: The PostgreSQL server the benchmarks use; databases are named traction_bench_*
+#: (BENCH_PG_PREFIX sets another prefix, so two checkouts can bench on one server).
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_PREFIX = "traction_bench_"
+PG_PREFIX = os.environ.get("BENCH_PG_PREFIX", "traction_bench_")
 
 
 # ---- the machine --------------------------------------------------------
