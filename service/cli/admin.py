@@ -91,6 +91,21 @@ def clinics_deactivate(clinic_id: str) -> None:
                "its tokens no longer work")
 
 
+@clinics.command("reactivate")
+@click.argument("clinic_id")
+def clinics_reactivate(clinic_id: str) -> None:
+    """Reactivate a deactivated clinic: its tokens that are neither revoked nor expired
+    work again (every worker within a second). Revoke any you do not trust first."""
+    with components() as parts:
+        try:
+            clinic, working = parts.directory.reactivate_clinic(clinic_id)
+        except UnknownClinic:
+            raise click.ClickException(f"no clinic is registered as {escaped(clinic_id)}"
+                                       ) from None
+    click.echo(f"clinic {clinic['clinic_id']} is active; {working} of its tokens work "
+               f"(`traction tokens list --clinic {clinic['clinic_id']}` lists them)")
+
+
 @click.group()
 def tokens() -> None:
     """API tokens."""

@@ -142,6 +142,32 @@ class Directory:
                 self._log(cursor, "clinic_deactivated", actor, clinic_id=clinic_id)
         return dict(row)
 
+    def reactivate_clinic(self, clinic_id: str, actor: dict[str, Any] | None = None
+                          ) -> tuple[dict[str, Any], int]:
+        """Undo a deactivation: the clinic's tokens that are neither revoked nor
+        expired work again (every worker within a second) and new ones can be
+        issued. Returns the clinic and how many of its tokens work again, so the
+        caller can say so (a clinic deactivated because a token leaked should
+        have that token revoked first). Reactivating an active clinic changes
+        nothing."""
+        with self.db.transaction() as cursor:
+            row = cursor.execute("SELECT clinic_id, name, registered_at, deactivated_at "
+                                 "FROM clinics WHERE clinic_id = %s", [clinic_id]).fetchone()
+            if row is None:
+                raise UnknownClinic(f"clinic {clinic_id} is not registered")
+            if row["deactivated_at"] is not None:
+                row["deactivated_at"] = None
+                cursor.execute("UPDATE clinics SET deactivated_at = NULL WHERE clinic_id = %s",
+                               [clinic_id])
+                self._bump(cursor)
+                self._log(cursor, "clinic_reactivated", actor, clinic_id=clinic_id)
+            tokens = cursor.execute("SELECT expires_at FROM api_tokens WHERE clinic_id = %s"
+                                    " AND revoked_at IS NULL", [clinic_id]).fetchall()
+        now = datetime.now(UTC)
+        working = sum(1 for token in tokens if token["expires_at"] is None
+                      or datetime.fromisoformat(token["expires_at"]) > now)
+        return dict(row), working
+
     # ---- tokens ---------------------------------------------------------
 
     def issue_token(self, role: str, clinic_id: str | None, label: str,

@@ -71,6 +71,7 @@ ROUTES: dict[str, Route] = {
     "admin.revoke_token": Route("DELETE", "/v1/tokens/{token}", {"admin"}),
     "admin.list_tokens": Route("GET", "/v1/tokens", {"admin"}),
     "admin.deactivate_clinic": Route("POST", "/v1/clinics/{clinic}:deactivate", {"admin"}),
+    "admin.reactivate_clinic": Route("POST", "/v1/clinics/{clinic}:reactivate", {"admin"}),
     "audit.access_log": Route("GET", "/v1/audit/access-log", {"auditor"}),
     "ops.healthz": Route("GET", "/healthz", {"public"}),
     "ops.readyz": Route("GET", "/readyz", {"public"}),

@@ -143,6 +143,43 @@ def test_a_clinic_deactivated_by_the_cli_is_refused_by_a_running_worker(store_ur
     assert cli(store_url, "clinics", "deactivate", "nowhere").exit_code == 1
 
 
+def test_a_reactivated_clinics_unrevoked_tokens_work_again_and_a_revoked_one_does_not(
+        client, tokens):
+    dashboard = "/v1/clinics/clinic-a/dashboard"
+    leaked = client.post("/v1/tokens", headers=tokens.admin,
+                         json={"role": "viewer", "clinic_id": "clinic-a"}).json
+    assert client.post("/v1/clinics/clinic-a:deactivate", headers=tokens.admin
+                       ).status_code == 200
+    assert client.delete(f"/v1/tokens/{leaked['token_id']}", headers=tokens.admin
+                         ).status_code == 200
+    done = client.post("/v1/clinics/clinic-a:reactivate", headers=tokens.admin)
+    assert done.status_code == 200 and done.json["deactivated_at"] is None
+    assert client.get(dashboard, headers=tokens.viewer_a).status_code == 200
+    assert client.get(dashboard, headers=bearer(leaked["token"])).status_code == 401
+    # New tokens can be issued again; reactivating again changes nothing; only admins may.
+    assert client.post("/v1/tokens", headers=tokens.admin,
+                       json={"role": "writer", "clinic_id": "clinic-a"}).status_code == 201
+    assert client.post("/v1/clinics/clinic-a:reactivate", headers=tokens.admin).json == done.json
+    assert client.post("/v1/clinics/no-such-clinic:reactivate",
+                       headers=tokens.admin).status_code == 404
+    assert client.post("/v1/clinics/clinic-a:reactivate",
+                       headers=tokens.auditor).status_code == 403
+
+
+def test_a_clinic_reactivated_by_the_cli_is_served_by_a_running_worker(store_url, client,
+                                                                       tokens):
+    dashboard = "/v1/clinics/clinic-b/dashboard"
+    assert cli(store_url, "clinics", "deactivate", "clinic-b").exit_code == 0
+    time.sleep(REFRESH_SECONDS + 0.1)
+    assert client.get(dashboard, headers=tokens.viewer_b).status_code == 401
+    done = cli(store_url, "clinics", "reactivate", "clinic-b")
+    assert done.exit_code == 0 and "clinic clinic-b is active" in done.output
+    time.sleep(REFRESH_SECONDS + 0.1)
+    assert client.get(dashboard, headers=tokens.viewer_b).status_code == 200
+    assert "deactivated" not in cli(store_url, "clinics", "list").output
+    assert cli(store_url, "clinics", "reactivate", "nowhere").exit_code == 1
+
+
 # ---- names and labels -----------------------------------------------------------------
 
 

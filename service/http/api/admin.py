@@ -59,6 +59,25 @@ def deactivate_clinic(clinic_id: str) -> Any:
     return clinic
 
 
+@blp.route("/clinics/<clinic:clinic_id>:reactivate", methods=["POST"])
+@blp.response(200, ClinicSchema, example=examples.CLINIC_RECORD)
+@problems(blp, 401, 403, 404)
+@allow("admin")
+def reactivate_clinic(clinic_id: str) -> Any:
+    """Reactivate a deactivated clinic: its tokens that are neither revoked nor
+    expired work again (every worker within a second), and new ones can be issued.
+
+    Revoke any token you do not trust before reactivating (`GET /v1/tokens?clinic_id=`
+    lists them). Reactivating an active clinic changes nothing.
+    """
+    try:
+        clinic, _ = directory().reactivate_clinic(clinic_id, actor())
+    except UnknownClinic:
+        raise not_found() from None
+    current_app.extensions[TOKENS].expire()
+    return clinic
+
+
 @blp.route("/clinics", methods=["GET"])
 @blp.response(200, ClinicListSchema, example=examples.CLINIC_LIST)
 @problems(blp, 401, 403)
