@@ -22,7 +22,7 @@ from uuid import UUID
 from flask import Response, g
 
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
-from service.http import conditional, examples
+from service.http import conditional, examples, revalidations
 from service.http.access import allow
 from service.http.api.context import positions, positions_of, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
@@ -97,6 +97,8 @@ def caller() -> str | None:
 
 def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = False
             ) -> Response:
+    # A 304 of this read may be repeated without the app while the marker holds.
+    revalidations.valid_while(read.valid_while, replica_in_use=reader().replica is not None)
     return conditional.answer(read.body, read.digest, patient_data=patient_data, headers={
         "X-Projection-Position": str(shown(clinic_id, read.position))})
 
