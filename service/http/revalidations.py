@@ -53,6 +53,9 @@ from service.storage.directory import TokenRecord
 
 #: How many 304s a worker remembers (the least recently used go first).
 KEPT = 4096
+#: The longest path + query + If-None-Match remembered (an ETag is 26 characters;
+#: a made-up list of them must not fill the memo with large keys).
+KEY_CHARS = 600
 #: Where create_app keeps the worker's Revalidations.
 REVALIDATIONS = "traction.revalidations"
 #: Where a view leaves the projection marker its answer holds for.
@@ -132,7 +135,8 @@ class Revalidations:
 
         body = self.wsgi_app(environ, capture)
         held = environ.get(ENV_VALID_WHILE)
-        if held is not None and answered and answered[0].startswith("304"):
+        if (held is not None and answered and answered[0].startswith("304")
+                and sum(map(len, key)) <= KEY_CHARS):
             marker, token = held
             if token.token_id != key[0]:
                 return body  # cannot be: the application authorized this header's token

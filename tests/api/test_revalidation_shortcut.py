@@ -209,3 +209,12 @@ def test_the_memo_is_bounded(world):
     unknown = f"/v1/clinics/{A}/programmes/{uuid.uuid4()}/summary"
     assert conditional(world, unknown, t.viewer_a, '"x"').status_code == 404
     assert len(layer) == 2
+
+
+def test_a_long_if_none_match_is_answered_but_not_remembered(world):
+    path, headers = projection_reads(world)["dashboard"]
+    etag = world.client.get(path, headers=headers).headers["ETag"]
+    listed = ", ".join([f'"other-{n}"' for n in range(60)] + [etag])
+    before = len(shortcut(world.app))
+    assert conditional(world, path, headers, listed).status_code == 304
+    assert len(shortcut(world.app)) == before
