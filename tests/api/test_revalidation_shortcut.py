@@ -6,6 +6,7 @@ while the store is down; reads the access log records are always recorded."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -218,3 +219,21 @@ def test_a_long_if_none_match_is_answered_but_not_remembered(world):
     before = len(shortcut(world.app))
     assert conditional(world, path, headers, listed).status_code == 304
     assert len(shortcut(world.app)) == before
+
+
+def test_a_remembered_304_has_its_access_line_and_is_counted(world, caplog):
+    from service.http import metrics, request_log
+
+    path, headers = projection_reads(world)["summary"]
+    etag = remembered(world, path, headers)
+    route = "/v1/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary"
+    counted = metrics.http_requests.labels(method="GET", route=route, status="304")
+    before = counted._value.get()
+    with caplog.at_level(logging.INFO, logger=request_log.ACCESS_LOGGER):
+        answer = conditional(world, path, headers, etag)
+    assert answer.status_code == 304
+    [line] = [r.fields for r in caplog.records if r.name == request_log.ACCESS_LOGGER]
+    assert line["request_id"] == answer.headers["X-Request-ID"]
+    assert (line["status"], line["route"], line["token_id"]) == (304, route,
+                                                                 headers["X-Token-Id"])
+    assert counted._value.get() == before + 1
