@@ -467,8 +467,8 @@ EXPLANATIONS = [
     "and Werkzeug's request handling, the access check and the request log, against "
     "a trivial app that has only the first. A polling client that revalidates "
     "(If-None-Match, P11) gets a 304 with no body; a 304 the worker gave before, to "
-    "the same token for the same URL and If-None-Match while the projection has not "
-    "moved, is answered before Flask (service/http/revalidations.py: the token still "
+    "the same token for the same URL and If-None-Match while the body is unchanged, "
+    "is answered before Flask (service/http/revalidations.py: the token still "
     "checked in full, the request log and metrics kept), so what remains of a "
     "repeated 304 is gunicorn's request handling, the token check, the access line "
     "and the metrics.",

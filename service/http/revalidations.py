@@ -20,7 +20,12 @@ of that answer is checked to be the same:
 - the path, query string and `If-None-Match` value are the same strings;
 - the projection's marker is the same (as a worker reads it, at most
   TRACTION_READ_STALENESS old, exactly as a full read would): while it is,
-  no read's body, hence no ETag, can have changed;
+  no read's body, hence no ETag, can have changed. Once it moves (any
+  clinic's events move it), the view's own read is made again, with the same
+  arguments (`Known304.again`, from the worker's read cache or the store, as
+  the full read would): if its body is the same, so is the 304 but for the
+  position it reflects (`X-Projection-Position`, shown as the view shows it);
+  if not, the application answers (200);
 - the store is not known to be down (service/http/availability.py).
 
 Reads that are written to the access log (patient-level data read by an
@@ -39,11 +44,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Flask, g, request
 
+from projections.reading import Read
 from projections.store import Marker
 from service.http.access import TOKENS, TokenCache, bearer_credentials, verify_bearer
 from service.http.availability import AVAILABILITY, StoreAvailability
@@ -61,6 +67,7 @@ REVALIDATIONS = "traction.revalidations"
 #: Where a view leaves the projection marker its answer holds for.
 ENV_VALID_WHILE = "traction.valid_while"
 NOT_MODIFIED = "304 NOT MODIFIED"
+POSITION = "X-Projection-Position"
 
 Key = tuple[str, str, str, str]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -78,17 +85,43 @@ class Known304:
     route: str | None
     #: The headers it was sent with (the request log adds the request id).
     headers: tuple[tuple[str, str], ...]
+    #: The digest of the body the client holds.
+    digest: str
+    #: The same read made again, as the view made it (same arguments, same copy).
+    again: Callable[[], Read | None]
+    #: X-Projection-Position as the view shows a read's position to this token.
+    position_shown: Callable[[int], str]
+
+    def at(self, read: Read, marker: Marker) -> Known304:
+        """The same 304 for the same body read again under a newer marker: only
+        the position it reflects differs."""
+        shown = self.position_shown(read.position)
+        headers = tuple((name, shown if name == POSITION else value)
+                        for name, value in self.headers)
+        return replace(self, marker=marker, headers=headers)
 
 
-def valid_while(marker: Marker | None, *, replica_in_use: bool) -> None:
-    """Called by a projection read's view: its answer holds while the primary's
-    projection marker is `marker`. Not for reads the access log records, nor
-    while a read replica may serve reads."""
-    if marker is None or replica_in_use or g.get("log_access"):
+@dataclass(frozen=True)
+class Remember:
+    """What a projection read's view leaves for the middleware (ENV_VALID_WHILE)."""
+
+    token: TokenRecord
+    read: Read
+    again: Callable[[], Read | None]
+    position_shown: Callable[[int], str]
+
+
+def valid_while(read: Read, *, again: Callable[[], Read | None],
+                position_shown: Callable[[int], str], replica_in_use: bool) -> None:
+    """Called by a projection read's view: a 304 of `read` may be answered again
+    while the primary's projection marker is the one it was read under, or, once
+    that moves, while `again()` (the same read, made again) has the same body.
+    Not for reads the access log records, nor while a read replica may serve reads."""
+    if read.valid_while is None or replica_in_use or g.get("log_access"):
         return
     token = g.get("token")
     if token is not None:
-        request.environ[ENV_VALID_WHILE] = (marker, token)
+        request.environ[ENV_VALID_WHILE] = Remember(token, read, again, position_shown)
 
 
 class Revalidations:
@@ -120,11 +153,13 @@ class Revalidations:
                if_none_match)
         known = self._recall(key)
         if known is not None:
-            token = self._still_valid(known, authorization)
-            if token is not None:
-                environ[ENV_ROUTE] = known.route
-                environ[ENV_TOKEN_ID] = token.token_id
-                start_response(NOT_MODIFIED, list(known.headers))
+            current = self._still_valid(known, authorization)
+            if current is not None:
+                if current is not known:
+                    self._keep(key, current)
+                environ[ENV_ROUTE] = current.route
+                environ[ENV_TOKEN_ID] = current.token.token_id
+                start_response(NOT_MODIFIED, list(current.headers))
                 return []
             self._forget(key)
         answered: list[Any] = []
@@ -137,15 +172,19 @@ class Revalidations:
         held = environ.get(ENV_VALID_WHILE)
         if (held is not None and answered and answered[0].startswith("304")
                 and sum(map(len, key)) <= KEY_CHARS):
-            marker, token = held
-            if token.token_id != key[0]:
+            remember: Remember = held
+            if remember.token.token_id != key[0]:
                 return body  # cannot be: the application authorized this header's token
-            self._keep(key, Known304(token, marker, environ.get(ENV_ROUTE),
-                                     tuple(answered[1])))
+            assert remember.read.valid_while is not None
+            self._keep(key, Known304(remember.token, remember.read.valid_while,
+                                     environ.get(ENV_ROUTE), tuple(answered[1]),
+                                     remember.read.digest, remember.again,
+                                     remember.position_shown))
         return body
 
-    def _still_valid(self, known: Known304, authorization: str) -> TokenRecord | None:
-        """The token, if everything the remembered 304 depended on still holds."""
+    def _still_valid(self, known: Known304, authorization: str) -> Known304 | None:
+        """The 304 to answer now (`known`, or the same with the position it reflects
+        now), if everything it depended on still holds; None: ask the application."""
         availability: StoreAvailability = self.app.extensions[AVAILABILITY]
         if availability.down:
             return None  # the application answers 503 (or probes the store)
@@ -154,13 +193,19 @@ class Revalidations:
             token = verify_bearer(cache, authorization)
             if token is not known.token:
                 return None  # tokens or clinics reloaded since: ask the application
-            if self.primary_marker() != known.marker:
-                return None
+            marker = self.primary_marker()
+            if marker == known.marker:
+                return known
+            # The projection moved (another clinic's event, perhaps): the same
+            # read made again, as the view would make it.
+            read = known.again()
         except Problem:
             return None
-        except Exception:  # noqa: BLE001 - e.g. the store: the application answers it
+        except Exception:  # noqa: BLE001 - e.g. the store, a wait: the application answers it
             return None
-        return token
+        if read is None or read.digest != known.digest or read.valid_while is None:
+            return None  # changed (the application answers 200), or gone (404)
+        return known.at(read, read.valid_while)
 
     def _recall(self, key: Key) -> Known304 | None:
         with self._lock:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import request, request_started
 
 from service.http.availability import AVAILABILITY
 from service.http.revalidations import REVALIDATIONS, Revalidations
@@ -32,6 +35,21 @@ def world(app, client, tokens) -> World:
 def shortcut(app) -> Revalidations:
     """The app's Revalidations middleware (inside the request log)."""
     return app.extensions[REVALIDATIONS]
+
+
+@contextmanager
+def dispatched(app) -> Iterator[list]:
+    """The requests Flask itself handled meanwhile (a remembered 304 is not one)."""
+    seen: list = []
+
+    def started(sender, **extra) -> None:
+        seen.append(request.path)
+
+    request_started.connect(started, app)
+    try:
+        yield seen
+    finally:
+        request_started.disconnect(started, app)
 
 
 def projection_reads(world: World) -> dict[str, tuple[str, dict]]:
@@ -69,7 +87,9 @@ def test_a_repeated_304_is_the_one_the_app_gave(world, read):
     by_app = conditional(world, path, headers, etag)
     assert by_app.status_code == 304
     assert len(shortcut(world.app)) == before + 1
-    repeated = conditional(world, path, headers, etag)
+    with dispatched(world.app) as by_flask:
+        repeated = conditional(world, path, headers, etag)
+    assert by_flask == []
     assert repeated.status_code == 304 and repeated.data == b""
     assert same_headers(repeated, by_app)
     assert repeated.headers["X-Request-ID"] != by_app.headers["X-Request-ID"]
@@ -237,3 +257,27 @@ def test_a_remembered_304_has_its_access_line_and_is_counted(world, caplog):
     assert (line["status"], line["route"], line["token_id"]) == (304, route,
                                                                  headers["X-Token-Id"])
     assert counted._value.get() == before + 1
+
+
+def test_a_304_outlives_another_clinic_s_events_with_the_position_it_reflects(world):
+    """The projection moves with every clinic's events: a read whose body did not
+    change is read again (without the app) and its 304 shows the new position,
+    as the app would."""
+    t = world.tokens
+    cases = [(f"/v1/clinics/{A}/dashboard", t.viewer_a),  # the clinic's own count
+             (f"/v1/clinics/{A}/dashboard", t.auditor),  # global positions
+             (f"/v1/clinics/{A}/programmes/{world.a[1]}/summary", t.viewer_a)]
+    etags = [remembered(world, path, headers) for path, headers in cases]
+    world.post(B, world.b, [b.pain(1, days=3)], t.writer_b)
+    world.project()
+    for (path, headers), etag in zip(cases, etags, strict=True):
+        with dispatched(world.app) as by_flask:
+            repeated = conditional(world, path, headers, etag)
+        assert by_flask == [], path
+        assert repeated.status_code == 304
+        fresh = world.client.get(path, headers=headers)
+        assert fresh.headers["ETag"] == etag
+        assert repeated.headers["X-Projection-Position"] == fresh.headers["X-Projection-Position"]
+    auditor_positions = {conditional(world, path, h, e).headers["X-Projection-Position"]
+                         for (path, h), e in zip(cases, etags, strict=True) if h is t.auditor}
+    assert auditor_positions == {str(world.head + 1)}
