@@ -466,7 +466,12 @@ EXPLANATIONS = [
     "position re-read at most every TRACTION_READ_STALENESS); what remains is Flask "
     "and Werkzeug's request handling, the access check and the request log, against "
     "a trivial app that has only the first. A polling client that revalidates "
-    "(If-None-Match, P11) gets a 304 with no body.",
+    "(If-None-Match, P11) gets a 304 with no body; a 304 the worker gave before, to "
+    "the same token for the same URL and If-None-Match while the body is unchanged, "
+    "is answered before Flask (service/http/revalidations.py: the token still "
+    "checked in full, the request log and metrics kept), so what remains of a "
+    "repeated 304 is gunicorn's request handling, the token check, the access line "
+    "and the metrics.",
     "- **P5 (history, `?version=`)**: each version's body is encoded once per worker "
     "and kept (it cannot change), with its digest as the ETag; a replay to "
     "`?version=N` starts from the nearest kept state (every 50th version), so at "

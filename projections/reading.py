@@ -37,7 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from projections import dashboards, network, summaries
@@ -60,12 +60,16 @@ class Read:
     position: int
     body: str
     digest: str
+    #: The projection's marker on the copy it was read from, when it was read: the
+    #: read stays what it is while the marker does (None: not known).
+    valid_while: Marker | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, position: int, body: str) -> Read:
+    def of(cls, position: int, body: str, valid_while: Marker | None = None) -> Read:
         # A digest of the body alone: it changes exactly when the body does,
         # and says nothing about the rest of the network.
-        return cls(position, body, hashlib.blake2b(body.encode(), digest_size=12).hexdigest())
+        return cls(position, body, hashlib.blake2b(body.encode(), digest_size=12).hexdigest(),
+                   valid_while)
 
 
 class ReadCache:
@@ -235,7 +239,7 @@ class Copy:
         position, body = load(self.read_models)
         if body is None:
             return None
-        read = Read.of(position, body)
+        read = Read.of(position, body, marker)
         self.cache.put(key, marker, read)
         return read
 

@@ -152,7 +152,20 @@ def unauthorized(detail: str) -> Problem:
 
 
 def authenticate(cache: TokenCache) -> TokenRecord:
-    header = request.headers.get("Authorization", "")
+    return verify_bearer(cache, request.headers.get("Authorization", ""))
+
+
+def bearer_credentials(header: str) -> tuple[str, str] | None:
+    """(token_id, secret) of `Authorization: Bearer <token>`, if well-formed."""
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return parse_token(credentials.strip())
+
+
+def verify_bearer(cache: TokenCache, header: str) -> TokenRecord:
+    """The token record an `Authorization` header value shows, or 401: the one
+    check of a ledger token (service/http/revalidations.py makes it too)."""
     if not header:
         raise unauthorized("Send Authorization: Bearer <token>.")
     scheme, _, credentials = header.partition(" ")

@@ -15,7 +15,14 @@ from flask import Flask
 
 from projections.reading import Reader, WaitSlots
 from service.bootstrap import Components
-from service.http import access, availability, metrics, request_log, security_headers
+from service.http import (
+    access,
+    availability,
+    metrics,
+    request_log,
+    revalidations,
+    security_headers,
+)
 from service.http.api.context import (
     COMPONENTS,
     POSITIONS,
@@ -72,6 +79,10 @@ def create_app(components: Components, **overrides: Any) -> Flask:
     # Before access control: while the store is down, answer 503 at once.
     availability.init_app(app)
     access.init_app(app, components.directory, settings.metrics_token)
+    # Inside the request log: a remembered 304 still has its request id, access
+    # line and metrics.
+    app.wsgi_app = app.extensions[revalidations.REVALIDATIONS] = (  # type: ignore[method-assign]
+        revalidations.Revalidations(app.wsgi_app, app, app.extensions[READER].primary.marker))
     request_log.init_app(app)
     security_headers.init_app(app)
     metrics.init_app(app, components)

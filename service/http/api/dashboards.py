@@ -14,7 +14,7 @@ network viewers) keep the global log's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from uuid import UUID
 from flask import Response, g
 
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
-from service.http import conditional, examples
+from service.http import conditional, examples, revalidations
 from service.http.access import allow
 from service.http.api.context import positions, positions_of, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
@@ -95,10 +95,19 @@ def caller() -> str | None:
     return token.token_id if token is not None else None
 
 
-def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = False
-            ) -> Response:
+def _answer(read: Read, again: Callable[[], Read | None], clinic_id: str | None = None, *,
+            patient_data: bool = False) -> Response:
+    """The read, or 304; `again` makes the same read again (for a repeated 304,
+    service/http/revalidations.py)."""
+    known = positions()
+
+    def position_shown(position: int) -> str:
+        return str(position if clinic_id is None else known.at(clinic_id, position))
+
+    revalidations.valid_while(read, again=again, position_shown=position_shown,
+                              replica_in_use=reader().replica is not None)
     return conditional.answer(read.body, read.digest, patient_data=patient_data, headers={
-        "X-Projection-Position": str(shown(clinic_id, read.position))})
+        "X-Projection-Position": position_shown(read.position)})
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes", methods=["GET"])
@@ -111,15 +120,20 @@ def _answer(read: Read, clinic_id: str | None = None, *, patient_data: bool = Fa
 def list_programmes(clinic_id: str, limit: int, status: str | None = None,
                     cursor: str | None = None, min_position: int | None = None) -> Any:
     """The clinic's programme summaries, newest first, a page at a time."""
-    scope = positions_of()
+    scope, read_models, who = positions_of(), reader(), caller()
     try:
         with _not_older_than_asked(scope, min_position):
-            read = reader().programmes(clinic_id, status=status, cursor=cursor, limit=limit,
-                                       min_position=to_wait_for(scope, min_position),
-                                       caller=caller(), clinic_positions=scope is not None)
+            wanted = to_wait_for(scope, min_position)
+
+            def again() -> Read:
+                return read_models.programmes(clinic_id, status=status, cursor=cursor,
+                                              limit=limit, min_position=wanted, caller=who,
+                                              clinic_positions=scope is not None)
+
+            read = again()
     except InvalidCursor as error:
         raise validation_problem({"cursor": [str(error)]}) from None
-    return _answer(read, scope, patient_data=True)
+    return _answer(read, again, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/programmes/<uuid:programme_id>/summary",
@@ -133,16 +147,20 @@ def list_programmes(clinic_id: str, limit: int, status: str | None = None,
 def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
-    scope = positions_of()
+    scope, read_models, who = positions_of(), reader(), caller()
     with _not_older_than_asked(scope, min_position):
-        read = reader().summary(clinic_id, programme_id,
-                                min_position=to_wait_for(scope, min_position),
-                                caller=caller(), clinic_positions=scope is not None)
+        wanted = to_wait_for(scope, min_position)
+
+        def again() -> Read | None:
+            return read_models.summary(clinic_id, programme_id, min_position=wanted,
+                                       caller=who, clinic_positions=scope is not None)
+
+        read = again()
     if read is None:
         missing = not_found()  # the same body for another clinic's programme
         missing.headers["X-Projection-Position"] = str(shown(scope, reader().position()))
         raise missing
-    return _answer(read, scope, patient_data=True)
+    return _answer(read, again, scope, patient_data=True)
 
 
 @blp.route("/clinics/<clinic:clinic_id>/dashboard", methods=["GET"])
@@ -154,11 +172,14 @@ def programme_summary(clinic_id: str, programme_id: UUID,
 @allow("viewer", "auditor")
 def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
     """The clinic's metrics (docs/metrics.md): no patient-level data."""
-    scope = positions_of()
+    scope, read_models, who = positions_of(), reader(), caller()
     with _not_older_than_asked(scope, min_position):
-        return _answer(reader().clinic(clinic_id, min_position=to_wait_for(scope,
-                                                                           min_position),
-                                       caller=caller()), scope)
+        wanted = to_wait_for(scope, min_position)
+
+        def again() -> Read:
+            return read_models.clinic(clinic_id, min_position=wanted, caller=who)
+
+        return _answer(again(), again, scope)
 
 
 @blp.route("/dashboard", methods=["GET"])
@@ -170,5 +191,10 @@ def clinic_dashboard(clinic_id: str, min_position: int | None = None) -> Any:
 @allow("viewer", "auditor", "admin", all_clinics=True)
 def network_dashboard(min_position: int | None = None) -> Any:
     """Each clinic's metrics and the totals across the network."""
+    read_models, who = reader(), caller()
+
+    def again() -> Read:
+        return read_models.network(min_position=min_position, caller=who)
+
     with _not_older_than_asked():
-        return _answer(reader().network(min_position=min_position, caller=caller()))
+        return _answer(again(), again)
