@@ -66,7 +66,7 @@ def test_admins_list_tokens_without_secrets_by_api(client, tokens):
     assert ids == set(tokens.records)
     text = listed.get_data(as_text=True)
     for headers in (tokens.writer_a, tokens.admin, tokens.auditor):
-        secret = headers["Authorization"].rsplit("_", 1)[1]
+        secret = headers["Authorization"].split("_", 2)[2]
         assert secret not in text
     assert "secret" not in text
     for record in tokens.records.values():
@@ -87,7 +87,7 @@ def test_admins_list_tokens_without_secrets_by_cli(store_url, client, tokens):
     assert rows[tokens.writer_a["X-Token-Id"]][1:5] == ["writer", "clinic-a", "active",
                                                          "no-expiry"]
     for headers in (tokens.writer_a, tokens.admin):
-        assert headers["Authorization"].rsplit("_", 1)[1] not in listed.output
+        assert headers["Authorization"].split("_", 2)[2] not in listed.output
     issued = cli(store_url, "tokens", "issue", "--role", "viewer", "--clinic", "clinic-a",
                  "--expires-in-days", "30")
     assert issued.exit_code == 0 and ", until 20" in issued.output
