@@ -38,6 +38,8 @@ from service.storage.stored import HistoryRow, history_entries
 from service.storage.stores import RECONNECT_TIMEOUT
 
 LEDGER_TABLE = "event_ledger"
+#: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
+ALIASES_TABLE = "programme_aliases"
 
 
 #: Our reads retry as the library's own do: PRE_PING is off, so a pooled
@@ -125,14 +127,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "position bigint PRIMARY KEY, "
                 "programme_id uuid NOT NULL, "
                 "version bigint NOT NULL, "
-                "event_id uuid NOT NULL UNIQUE, "
+                "event_id uuid NOT NULL, "
                 "clinic_id text NOT NULL, "
                 "event_type text NOT NULL, "
                 "recorded_at timestamptz NOT NULL, "
                 "content_digest text, "
                 "saved_version bigint NOT NULL, "
                 "chain_hash text NOT NULL, "
-                "UNIQUE (programme_id, version))"
+                "UNIQUE (programme_id, version), "
+                "UNIQUE (event_id, clinic_id))"
             ).format(**ids)
         )
         self.sql_create_statements.append(
@@ -152,10 +155,11 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "ORDER BY position DESC LIMIT 1"
         ).format(**ids).as_bytes(None)
         self.sql_screen = SQL(
-            "SELECT originator_id AS key, MAX(originator_version) AS version "
+            "SELECT originator_id AS key, MAX(originator_version) AS version, "
+            "NULL::text AS clinic_id "
             "FROM {schema}.{events} WHERE originator_id IN ({{programmes}}) "
             "GROUP BY originator_id "
-            "UNION ALL SELECT event_id, NULL FROM {schema}.{ledger} "
+            "UNION ALL SELECT event_id, NULL, clinic_id FROM {schema}.{ledger} "
             "WHERE event_id IN ({{event_ids}})"
         ).format(**ids).as_bytes(None)
         self.sql_insert_ledger = SQL(
@@ -199,6 +203,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT position FROM {schema}.{ledger} WHERE clinic_id = %s "
             "AND clinic_position = %s"
         ).format(**ids)
+        self.insert_alias = SQL(
+            "INSERT INTO {schema}.{aliases} (stored_id, clinic_id, programme_id) "
+            "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(**ids, aliases=Identifier(ALIASES_TABLE))
+        self.select_aliases = SQL(
+            "SELECT stored_id, programme_id FROM {schema}.{aliases} WHERE stored_id = ANY(%s)"
+        ).format(**ids, aliases=Identifier(ALIASES_TABLE))
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -236,7 +247,8 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 held = curs.fetchall()
                 refused = screen(saves, {row["key"]: row["version"] for row in held
                                          if row["version"] is not None},
-                                 [row["key"] for row in held if row["version"] is None])
+                                 [(row["clinic_id"], row["key"]) for row in held
+                                  if row["version"] is None])
                 accepted = [save for index, save in enumerate(saves) if index not in refused]
                 if not accepted:
                     # Nothing was written: COMMIT, not ROLLBACK, which would make
@@ -330,10 +342,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
+    def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
+                            ) -> list[RecordedEntry]:
         if not event_ids:
             return []
-        return self._select("event_id = ANY(%s)", [list(event_ids)])
+        if clinic_id is None:
+            return self._select("event_id = ANY(%s)", [list(event_ids)])
+        return self._select("event_id = ANY(%s) AND clinic_id = %s",
+                            [list(event_ids), clinic_id])
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
@@ -362,6 +378,21 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             curs.execute(self.select_position_of, [clinic_id, clinic_position], prepare=True)
             row = curs.fetchone()
             return row["position"] if row else None
+
+    @retry_write
+    def record_aliases(self, aliases: Sequence[tuple[UUID, str, UUID]]) -> None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.executemany(self.insert_alias, [
+                (str(stored_id), clinic_id, str(programme_id))
+                for stored_id, clinic_id, programme_id in aliases])
+
+    @retry_read
+    def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        if not stored_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_aliases, [[str(stored_id) for stored_id in stored_ids]])
+            return {UUID(row["stored_id"]): UUID(row["programme_id"]) for row in curs.fetchall()}
 
     @retry_read
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:

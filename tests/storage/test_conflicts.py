@@ -90,7 +90,7 @@ def test_a_failed_save_leaves_no_trace_and_no_gap(store_url):
 
 
 def test_the_screen_refuses_exactly_the_saves_that_would_break_a_key_or_a_run():
-    one, two, three, four, five, six, seven = (uuid.uuid4() for _ in range(7))
+    one, two, three, four, five, six, seven, eight, nine = (uuid.uuid4() for _ in range(9))
     recorded, repeated, twice = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     saves = [
         Save([stored(one, 4)], [entry()]),  # continues one's 3 versions
@@ -102,8 +102,12 @@ def test_the_screen_refuses_exactly_the_saves_that_would_break_a_key_or_a_run():
         Save([stored(five, 1)], [entry(repeated)]),
         Save([stored(six, 1)], [entry(repeated)]),  # event_id taken by the save before it
         Save([stored(seven, 1), stored(seven, 2)], [entry(twice), entry(twice)]),  # twice
+        # Event ids are unique per clinic: another clinic's same ids are its own.
+        Save([stored(eight, 1)], [entry(recorded, "clinic-b")]),
+        Save([stored(nine, 1)], [entry(repeated, "clinic-b")]),
     ]
-    refused = screen(saves, last_versions={one: 3}, recorded_event_ids=[recorded])
+    refused = screen(saves, last_versions={one: 3},
+                     recorded_event_keys=[("clinic-a", recorded)])
     assert {index: str(error) for index, error in refused.items()} == {
         1: OVERTAKEN, 2: OVERTAKEN, 4: OVERTAKEN, 5: EVENT_ID_RECORDED, 7: EVENT_ID_RECORDED,
         8: EVENT_ID_RECORDED,
