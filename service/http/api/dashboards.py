@@ -24,7 +24,7 @@ from flask import Response, g
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples
 from service.http.access import allow
-from service.http.api.context import positions, positions_of, reader
+from service.http.api.context import positions, positions_of, programmes, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -134,8 +134,10 @@ def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
     scope = positions_of()
+    # Where the clinic's programme is stored (another clinic may use the same id).
+    stored_id = programmes().stored_ids(clinic_id, [programme_id])[programme_id]
     with _not_older_than_asked(scope, min_position):
-        read = reader().summary(clinic_id, programme_id,
+        read = reader().summary(clinic_id, stored_id,
                                 min_position=to_wait_for(scope, min_position),
                                 caller=caller(), clinic_positions=scope is not None)
     if read is None:
