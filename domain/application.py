@@ -215,15 +215,14 @@ class Programmes(Application[UUID]):
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         return stored_id
 
-    def stored_ids(self, clinic_id: str, programme_ids: Collection[UUID], *,
-                   writing: bool = False) -> dict[UUID, UUID]:
-        """Where each of the clinic's programmes is (or would be) stored. With
-        `writing`, the aliases a write may start are recorded first."""
+    def stored_ids(self, clinic_id: str, programme_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        """Where each of the clinic's programmes is (or would be) stored. A programme
+        started under an alias records it with its first event (`LedgerEntry.alias_of`)."""
         return {programme_id: stored_id for programme_id, (stored_id, _) in
-                self._resolve(clinic_id, programme_ids, writing=writing).items()}
+                self._resolve(clinic_id, programme_ids).items()}
 
-    def _resolve(self, clinic_id: str, programme_ids: Collection[UUID], *,
-                 writing: bool = False) -> dict[UUID, tuple[UUID, str | None]]:
+    def _resolve(self, clinic_id: str, programme_ids: Collection[UUID]
+                 ) -> dict[UUID, tuple[UUID, str | None]]:
         """(stored id, its clinic or None) of each of the clinic's programme ids: the
         id itself unless another clinic holds it, then its alias. One index lookup
         (the id and its alias together) for any id not known to be the clinic's,
@@ -239,7 +238,6 @@ class Programmes(Application[UUID]):
                 resolved[programme_id] = (known, clinic_id)
             else:
                 chains[programme_id] = programme_id
-        new_aliases: list[tuple[UUID, str, UUID]] = []
         for _ in range(programme_aliases.ALIAS_DEPTH):
             if not chains:
                 break
@@ -255,8 +253,6 @@ class Programmes(Application[UUID]):
                         resolved[programme_id] = (stored_id, owner)
                         if stored_id != programme_id and owner == clinic_id:
                             self._stored_ids.put((clinic_id, programme_id), stored_id)
-                        elif stored_id != programme_id:
-                            new_aliases.append((stored_id, clinic_id, programme_id))
                         break
                 else:
                     following[programme_id] = programme_aliases.aliased_id(
@@ -265,10 +261,6 @@ class Programmes(Application[UUID]):
         for programme_id in chains:  # not one free id in ALIAS_DEPTH rounds: none to be had
             resolved[programme_id] = (programme_aliases.aliased_id(clinic_id, chains[programme_id]),
                                       None)
-        if writing and new_aliases:
-            # Before the save: the alias is derived, so a row whose save then fails
-            # (or never comes) still says something true.
-            self.ledger.record_aliases(new_aliases)
         return resolved
 
     def clinic_programme_ids(self, stored_ids: Iterable[UUID]) -> dict[UUID, UUID]:
@@ -319,11 +311,12 @@ class Programmes(Application[UUID]):
         start a programme with the same id between resolving and saving.
         """
         for _ in range(CONCURRENT_WRITE_ATTEMPTS):
-            stored_id = self.stored_ids(clinic_id, [programme_id], writing=True)[programme_id]
+            stored_id = self.stored_ids(clinic_id, [programme_id])[programme_id]
             try:
                 with self._command_locks.held(stored_id):
-                    receipt = self._record_with_retries(clinic_id, stored_id, envelopes,
-                                                        expected_version)
+                    receipt = self._record_with_retries(
+                        clinic_id, stored_id, envelopes, expected_version,
+                        alias_of=programme_id if stored_id != programme_id else None)
                 break
             except _TakenMeanwhile:
                 continue
@@ -356,8 +349,9 @@ class Programmes(Application[UUID]):
             clinic_id, [envelope.event_id for post in posts for envelope in post.envelopes])}
         # Run and saved under their stored ids; answered with the clinic's own.
         clinics_posts = posts
-        stored_ids = self.stored_ids(clinic_id, {post.programme_id for post in posts},
-                                     writing=True)
+        stored_ids = self.stored_ids(clinic_id, {post.programme_id for post in posts})
+        aliases = {stored_id: programme_id for programme_id, stored_id in stored_ids.items()
+                   if stored_id != programme_id}
         posts = [post if stored_ids[post.programme_id] == post.programme_id
                  else dataclasses.replace(post, programme_id=stored_ids[post.programme_id])
                  for post in posts]
@@ -367,7 +361,7 @@ class Programmes(Application[UUID]):
                                        key=lambda programme_id: programme_id.int):
                 locks.enter_context(self._command_locks.held(programme_id))
             try:
-                saves = self._run_posts(clinic_id, posts, recorded, answers, later)
+                saves = self._run_posts(clinic_id, posts, recorded, answers, later, aliases)
                 outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
             except BaseException:
                 for programme_id in {post.programme_id for post in posts}:
@@ -470,7 +464,7 @@ class Programmes(Application[UUID]):
             None, [erasure_event_id(programme_id)]))
 
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], recorded: set[UUID],
-                   answers: list[Answer | None], later: list[int]
+                   answers: list[Answer | None], later: list[int], aliases: dict[UUID, UUID]
                    ) -> list[tuple[int, Programme, _RunPost]]:
         """Run each post's commands (record_posts holds every programme's lock);
         the saves to write, refusals in `answers`, the posts left for later."""
@@ -512,7 +506,8 @@ class Programmes(Application[UUID]):
             saves.append((index, programme, _RunPost(
                 events=events, version=programme.version,
                 stored_events=[self.mapper.to_stored_event(event) for event in events],
-                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events))))
+                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events,
+                                            aliases.get(programme_id)))))
         return saves
 
     def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:
@@ -545,10 +540,13 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        *,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
             try:
-                return self._record_new(clinic_id, programme_id, envelopes, expected_version)
+                return self._record_new(clinic_id, programme_id, envelopes, expected_version,
+                                        alias_of)
             except IntegrityError:
                 # Another writer saved to this programme, or these event ids,
                 # first. Re-run: the next attempt sees what it saved.
@@ -614,6 +612,7 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         # The cached programme itself, not a copy: the command lock keeps every
         # other thread of this process away from it, and if anything below
@@ -628,7 +627,7 @@ class Programmes(Application[UUID]):
                      if owner == clinic_id else None)
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
-                                      expected_version)
+                                      expected_version, alias_of)
         except BaseException:
             programme_cache.drop(self.repository, programme_id)
             raise
@@ -640,6 +639,7 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         programme = self._run(programme, clinic_id, programme_id, envelopes, expected_version,
                               self.clock())
@@ -648,7 +648,7 @@ class Programmes(Application[UUID]):
         # followers to notify here), without its per-object runtime Protocol checks.
         positions = self.recorder.insert_events(
             [self.mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events))
+            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events, alias_of))
         assert positions is not None
         return Receipt(
             programme_id=programme_id,
@@ -697,7 +697,11 @@ class Programmes(Application[UUID]):
 
     @staticmethod
     def _ledger_entries(clinic_id: str, programme_id: UUID, envelopes: Sequence[EventEnvelope],
-                        pending: Sequence[Any]) -> list[LedgerEntry]:
+                        pending: Sequence[Any], alias_of: UUID | None = None
+                        ) -> list[LedgerEntry]:
+        """The ledger entries of the pending events; with `alias_of` (the clinic's
+        programme_id of a programme stored under an alias), the first event's
+        carries it, so the store records the alias in the same transaction."""
         digests = {env.event_id: env.content_digest(programme_id) for env in envelopes}
         return [
             LedgerEntry(
@@ -705,6 +709,7 @@ class Programmes(Application[UUID]):
                 clinic_id=clinic_id,
                 event_type=type(event).__name__,
                 content_digest=digests.get(event.event_id),
+                alias_of=alias_of if event.originator_version == 1 else None,
             )
             for event in pending
         ]

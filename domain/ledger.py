@@ -34,6 +34,9 @@ class LedgerEntry:
     clinic_id: str
     event_type: str
     content_digest: str | None  # None for events the aggregate recorded by itself
+    #: On the first event of a programme stored under an alias: the clinic's own
+    #: programme_id, recorded in the same transaction (domain/programme_aliases.py).
+    alias_of: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -176,11 +179,6 @@ class Ledger(Protocol):
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
 
-    def record_aliases(self, aliases: Sequence[tuple[UUID, str, UUID]]) -> None:
-        """Record (stored id, clinic, the clinic's programme_id) of programmes stored
-        under an alias (domain/programme_aliases.py); one already recorded is kept."""
-        ...
-
     def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
         """The clinic's programme_id of each of these stored ids that is an alias."""
         ...
@@ -258,6 +256,9 @@ class InMemoryLedger(POPOApplicationRecorder):
                 self._positions_by_event_id.setdefault(entry.event_id, {})[
                     entry.clinic_id] = position
                 self._owners.setdefault(UUID(str(stored.originator_id)), entry.clinic_id)
+                if entry.alias_of is not None:
+                    self._aliases.setdefault(UUID(str(stored.originator_id)),
+                                             (entry.clinic_id, entry.alias_of))
             return positions
 
     # ---- the Ledger port ----------------------------------------------------
@@ -295,11 +296,6 @@ class InMemoryLedger(POPOApplicationRecorder):
         with self._database_lock:
             return {programme_id: self._owners[programme_id] for programme_id in programme_ids
                     if programme_id in self._owners}
-
-    def record_aliases(self, aliases: Sequence[tuple[UUID, str, UUID]]) -> None:
-        with self._database_lock:
-            for stored_id, clinic_id, programme_id in aliases:
-                self._aliases.setdefault(stored_id, (clinic_id, programme_id))
 
     def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
         with self._database_lock:

@@ -33,7 +33,13 @@ from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.errors import retry_write
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, NewRow, ledger_rows, recorded_entry
+from service.storage.ledger import (
+    LEDGER_COLUMNS,
+    NewRow,
+    alias_rows,
+    ledger_rows,
+    recorded_entry,
+)
 from service.storage.stored import HistoryRow, history_entries
 from service.storage.stores import RECONNECT_TIMEOUT
 
@@ -144,6 +150,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "ON {schema}.{ledger} (clinic_id, position)"
             ).format(**ids)
         )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{aliases} (stored_id TEXT PRIMARY KEY, "
+                "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
+                "UNIQUE (clinic_id, programme_id))"
+            ).format(**ids, aliases=Identifier(ALIASES_TABLE))
+        )
         # The write path's fixed text, rendered once (composing SQL per save
         # cost more than the values it carries). See `_record_saves`.
         lock_and_notify = b"; ".join(
@@ -203,10 +216,9 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT position FROM {schema}.{ledger} WHERE clinic_id = %s "
             "AND clinic_position = %s"
         ).format(**ids)
-        self.insert_alias = SQL(
-            "INSERT INTO {schema}.{aliases} (stored_id, clinic_id, programme_id) "
-            "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-        ).format(**ids, aliases=Identifier(ALIASES_TABLE))
+        self.sql_insert_aliases = SQL(
+            "INSERT INTO {schema}.{aliases} (stored_id, clinic_id, programme_id) VALUES "
+        ).format(**ids, aliases=Identifier(ALIASES_TABLE)).as_bytes(None)
         self.select_aliases = SQL(
             "SELECT stored_id, programme_id FROM {schema}.{aliases} WHERE stored_id = ANY(%s)"
         ).format(**ids, aliases=Identifier(ALIASES_TABLE))
@@ -305,7 +317,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 str(row.programme_id).encode(), row.version, text(event.topic),
                 escaping.escape_bytea(event.state), row.position)
             for row, event in zip(rows, stored, strict=True))
-        return self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+        statements = self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+        aliases = alias_rows(saves)
+        if aliases:
+            statements += b"; " + self.sql_insert_aliases + b", ".join(
+                b"(%s, %s, %s)" % tuple(text(value) for value in alias) for alias in aliases
+            ) + b" ON CONFLICT DO NOTHING"
+        return statements
 
     @retry_read
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
@@ -378,13 +396,6 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             curs.execute(self.select_position_of, [clinic_id, clinic_position], prepare=True)
             row = curs.fetchone()
             return row["position"] if row else None
-
-    @retry_write
-    def record_aliases(self, aliases: Sequence[tuple[UUID, str, UUID]]) -> None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.executemany(self.insert_alias, [
-                (str(stored_id), clinic_id, str(programme_id))
-                for stored_id, clinic_id, programme_id in aliases])
 
     @retry_read
     def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:

@@ -19,7 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.ledger import LEDGER_COLUMNS, alias_rows, ledger_rows, recorded_entry
 from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
@@ -69,6 +69,9 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             "UNIQUE (event_id, clinic_id))",
             f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_clinic_idx "
             f"ON {LEDGER_TABLE} (clinic_id, position)",
+            f"CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (stored_id TEXT PRIMARY KEY, "
+            "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
+            "UNIQUE (clinic_id, programme_id))",
         ]
 
     def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
@@ -120,6 +123,10 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
               row.event_type, recorded_at, row.content_digest, row.saved_version,
               row.chain_hash) for row in rows],
         )
+        aliases = alias_rows(saves)
+        if aliases:
+            c.executemany(f"INSERT INTO {ALIASES_TABLE} (stored_id, clinic_id, programme_id) "
+                          "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", aliases)
         return rows[0].position
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
@@ -193,15 +200,6 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
                       "AND clinic_position = ?", [clinic_id, clinic_position])
             row = c.fetchone()
             return row[0] if row else None
-
-    def record_aliases(self, aliases: Sequence[tuple[UUID, str, UUID]]) -> None:
-        with write_lock(self.datastore.pool.db_name).held(), \
-                self.datastore.transaction(commit=True) as c:
-            c.executemany(
-                f"INSERT INTO {ALIASES_TABLE} (stored_id, clinic_id, programme_id) "
-                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(str(stored_id), clinic_id, str(programme_id))
-                 for stored_id, clinic_id, programme_id in aliases])
 
     def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
         ids = [str(stored_id) for stored_id in stored_ids]
