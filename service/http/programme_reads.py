@@ -101,6 +101,7 @@ class ProgrammeReads:
         # Whose it is before anything kept here is looked at: a body of another
         # clinic's programme found in memory must not answer sooner than none.
         stored_id = self.programmes.require_own(clinic_id, programme_id)
+        programme_id = self._shown(programme_id, stored_id)
         if version is None and as_of is None:
             # Encoded under the command lock, from the cached programme itself.
             return self.programmes.with_current(clinic_id, programme_id, lambda programme: (
@@ -122,6 +123,7 @@ class ProgrammeReads:
         positions the clinic's own count (for a token of that clinic), or the global
         log's (`clinic_positions=False`: for tokens of all clinics)."""
         stored_id = self.programmes.require_own(clinic_id, programme_id)
+        programme_id = self._shown(programme_id, stored_id)
         kind = "history" if clinic_positions else "history-global"
         if version is None:
             try:
@@ -145,6 +147,13 @@ class ProgrammeReads:
                 clinic_id, programme_id,
                 self.programmes.history(clinic_id, programme_id, version,
                                         clinic_positions=clinic_positions))))
+
+    def _shown(self, programme_id: UUID, stored_id: UUID) -> UUID:
+        """The programme_id a body of the programme stored as `stored_id` shows: the
+        clinic's own, however it was asked for (a body is kept by stored id)."""
+        if stored_id == programme_id:
+            return programme_id
+        return self.programmes.clinic_programme_id(stored_id)
 
     def _versioned(self, kind: str, programme_id: UUID) -> str:
         """The kind of body a read at an explicit version is kept as: a body kept
