@@ -68,6 +68,28 @@ def test_a_save_breaking_a_unique_key_fails_at_once(store_url):
         app.close()
 
 
+def test_an_event_id_is_unique_per_clinic(store_url):
+    """Two clinics may record the same event_id (each clinic's ids are its own
+    idempotency keys); each finds only its own entry, and the store still refuses
+    it twice in one clinic."""
+    app = programmes_at(store_url)
+    try:
+        recorder = app.recorder
+        event_id = uuid.uuid4()
+        recorder.insert_events([stored(uuid.uuid4(), 1)], ledger=[entry(event_id, "clinic-a")])
+        recorder.insert_events([stored(uuid.uuid4(), 1)], ledger=[entry(event_id, "clinic-b")])
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([stored(uuid.uuid4(), 1)],
+                                   ledger=[entry(event_id, "clinic-b")])
+        assert [e.clinic_id for e in recorder.entries_by_event_id("clinic-b", [event_id])] == [
+            "clinic-b"]
+        assert [e.clinic_id for e in recorder.entries_by_event_id(None, [event_id])] == [
+            "clinic-a", "clinic-b"]
+        assert recorder.max_notification_id() == 2
+    finally:
+        app.close()
+
+
 def test_a_failed_save_leaves_no_trace_and_no_gap(store_url):
     """An error raised inside the save's transaction, after the lock and the
     ledger's head are taken, rolls everything back: no ledger row without
