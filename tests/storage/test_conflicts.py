@@ -221,3 +221,46 @@ def test_what_a_save_writes_reads_back_exactly_and_verifies(store_url):
         assert report.failure is None and report.events_checked == 2
     finally:
         components.close()
+
+
+@pytest.mark.slow
+def test_two_clinics_starting_one_programme_id_at_once_each_get_their_own(store_url):
+    """Clinic A and clinic B, in two workers, start a programme under the same new
+    programme_id at the same moment, round after round: both are answered 201 (the
+    loser of the race finds the id taken when it saves, and starts its programme
+    under its alias), and each clinic's programme holds its own start."""
+    workers = [programmes_at(store_url) for _ in range(2)]
+    clinics = ["clinic-a", "clinic-b"]
+    try:
+        for _ in range(10):
+            programme_id = uuid.uuid4()
+            barrier = threading.Barrier(2)
+            receipts: dict[str, Any] = {}
+
+            def start(app: Any, clinic: str, programme_id: uuid.UUID = programme_id,
+                      barrier: threading.Barrier = barrier,
+                      receipts: dict[str, Any] = receipts) -> None:
+                barrier.wait()
+                receipts[clinic] = app.record_events(clinic, programme_id,
+                                                     [envelope(b.started())])
+
+            threads = [threading.Thread(target=start, args=(app, clinic))
+                       for app, clinic in zip(workers, clinics, strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(receipts) == clinics
+            for clinic in clinics:
+                receipt = receipts[clinic]
+                assert (receipt.programme_id, receipt.version, receipt.replayed) == (
+                    programme_id, 1, False)
+                for app in workers:
+                    history = app.history(clinic, programme_id)
+                    assert [e["event_id"] for e in history] == [
+                        receipt.recorded[0]["event_id"]]
+            stored = {clinic: workers[0].require_own(clinic, programme_id) for clinic in clinics}
+            assert programme_id in stored.values() and len(set(stored.values())) == 2
+    finally:
+        for app in workers:
+            app.close()
