@@ -250,3 +250,11 @@ def test_two_clinics_keep_their_own_programme_under_one_programme_id(store_url, 
                           components.checkpoint_keys, None, write_checkpoint=False,
                           use_checkpoints=False)
     assert report.failure is None and report.events_checked == 5
+
+    # Erasing A's patient names A's programme by its own id, and leaves B's.
+    erased = client.post(f"{A}/patients/erasure", json={"patient_ref": "pt-a", "reason": "r"},
+                         headers=tokens.admin)
+    assert erased.status_code == 200, erased.json
+    assert [r["programme_id"] for r in erased.json["erased"]] == [str(shared)]
+    assert client.get(a_path, headers=tokens.viewer_a).json["patient_ref"] != "pt-a"
+    assert client.get(b_path, headers=tokens.viewer_b).json["version"] == 3
