@@ -267,7 +267,7 @@ class Programmes(Application[UUID]):
         """The clinic's own programme_id of each of these stored ids (of programmes
         with events) that is an alias; every other stored id is its programme's
         programme_id. Only version-5 ids are looked up, each once per process (what
-        an id is never changes: its alias is recorded before its first event)."""
+        an id is never changes: its alias is recorded with its first event)."""
         found: dict[UUID, UUID] = {}
         unknown: list[UUID] = []
         for stored_id in stored_ids:

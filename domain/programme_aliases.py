@@ -7,9 +7,9 @@ id: the programme_id itself in the normal case (so stores written before
 this need no rewrite), and, only when another clinic already holds that id,
 `aliased_id(clinic, programme_id)`, derived from both. The derivation is
 fixed, so every process and host finds the same stored id without asking
-anyone, and a write can record the alias (stored id -> clinic, programme_id)
-before its save: a row recorded for a save that then failed still says
-something true.
+anyone; the alias (stored id -> clinic, programme_id) is recorded with the
+programme's first event, in the same transaction (`LedgerEntry.alias_of`),
+so it can never disagree with the events and costs no write of its own.
 
 Resolving (clinic, programme_id) to the stored id is what `Programmes.owners`
 already did for every path, one index lookup, now asked for the id and its

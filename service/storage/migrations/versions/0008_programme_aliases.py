@@ -5,8 +5,9 @@ programme_id unless another clinic already held that id; then under an id
 derived from the clinic and the programme_id (domain/programme_aliases.py),
 and this table records which (stored id -> clinic, the clinic's programme_id),
 so that what the service shows the clinic carries its own id. A row is
-written before the programme's first event and never changes. Existing
-stores have no aliases: every programme of theirs is stored under its own id.
+written with the programme's first event, in the same transaction, and never
+changes. Existing stores have no aliases: every programme of theirs is stored
+under its own id.
 
 Revision ID: 0008_programme_aliases
 Revises: 0007_event_ids_per_clinic
