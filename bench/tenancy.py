@@ -5,7 +5,9 @@
 Clinic B records one programme of `--events` events; clinic A's tokens then ask
 for it (foreign) and for random programme ids (missing), alternating, on every
 path that takes a programme id: its state now, at a version and as of a time,
-its history now and at a version, and a write with `expected_version`. B's own
+its history now and at a version, a write with `expected_version`, and a start
+(a ProgrammeStarted under one of B's programme ids, answered 201 as under a
+fresh id: programme ids are each clinic's own). B's own
 reads run first, so that whatever a worker keeps of B's programme in memory is
 there (the case where answering from memory could be quicker than asking the
 store). The figure is the median time of each, in the real Flask app on a real
@@ -15,6 +17,7 @@ store, in this process; the bar: the medians within 1 ms of each other.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 import uuid
@@ -35,16 +38,19 @@ def envelope(type_: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
             "recorded_by": "bench", "data": data}
 
 
+def start_envelope(at: datetime) -> dict[str, Any]:
+    return envelope("ProgrammeStarted", {
+        "patient_ref": "pt-0001", "condition": "sciatica", "setting": "in_office",
+        "plan": {"modality": "mechanical_table", "sessions_per_week": 3,
+                 "minutes_per_session": 30, "force_percent_body_weight": 30},
+        "baseline": {"pain_nrs": 7, "odi_percent": 42}}, at)
+
+
 def record_long_programme(client: Any, writer: dict[str, str], events: int) -> uuid.UUID:
     """B's programme: a start, then pain reports (no rule limits their number)."""
     programme_id = uuid.uuid4()
     first = datetime.now(UTC) - timedelta(days=300)
-    start = envelope("ProgrammeStarted", {
-        "patient_ref": "pt-0001", "condition": "sciatica", "setting": "in_office",
-        "plan": {"modality": "mechanical_table", "sessions_per_week": 3,
-                 "minutes_per_session": 30, "force_percent_body_weight": 30},
-        "baseline": {"pain_nrs": 7, "odi_percent": 42}}, first)
-    posted = [start]
+    posted = [start_envelope(first)]
     for n in range(1, events):
         posted.append(envelope("PainReported", {"pain_nrs": n % 10},
                                first + timedelta(minutes=n)))
@@ -94,14 +100,31 @@ def measure(kind: str, events: int, rounds: int) -> dict[str, Any]:
                                           datetime.now(UTC) - timedelta(hours=1))],
                       "expected_version": events}, headers=headers["writer-a"])
 
-        cases = {name: read(query) for name, query in paths.items()}
-        cases["write, expected_version"] = write
+        def start(programme_id: uuid.UUID) -> Any:
+            return client.post(
+                f"/v1/clinics/clinic-a/programmes/{programme_id}/events",
+                json={"events": [start_envelope(datetime.now(UTC) - timedelta(hours=1))]},
+                headers=headers["writer-a"])
+
+        # A start takes an id once: B holds a programme for each round's.
+        log(f"{kind}: recording {rounds} programmes of B for the starts")
+        taken = []
+        for _ in range(rounds):
+            taken.append(uuid.uuid4())
+            assert client.post(f"/v1/clinics/clinic-b/programmes/{taken[-1]}/events",
+                               json={"events": [start_envelope(datetime.now(UTC))]},
+                               headers=headers["writer-b"]).status_code == 201
+        cases = {name: (read(query), itertools.repeat(foreign))
+                 for name, query in paths.items()}
+        cases["write, expected_version"] = (write, itertools.repeat(foreign))
+        cases["start"] = (start, iter(taken))
         rows = {}
-        for name, call in cases.items():
+        for name, (call, foreign_ids) in cases.items():
             times: dict[str, list[float]] = {"foreign": [], "missing": []}
             statuses: dict[str, set[int]] = {"foreign": set(), "missing": set()}
             for _ in range(rounds):
-                for which, programme_id in (("foreign", foreign), ("missing", uuid.uuid4())):
+                for which, programme_id in (("foreign", next(foreign_ids)),
+                                            ("missing", uuid.uuid4())):
                     ms, status = timed(call, programme_id)
                     times[which].append(ms)
                     statuses[which].add(status)

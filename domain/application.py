@@ -16,9 +16,10 @@ example applications do; the service gives it a store's settings
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.popo import POPOFactory
 
-from domain import errors, personal, programme_cache
+from domain import errors, personal, programme_aliases, programme_cache
 from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
 from domain.programme import Programme
 from domain.versions import VersionedMapper
@@ -133,6 +134,11 @@ def receipt_from_entries(entries: Sequence[RecordedEntry], replayed: bool) -> Re
     )
 
 
+class _TakenMeanwhile(Exception):
+    """Another clinic started a programme under this stored id after it was resolved:
+    resolve the clinic's programme_id again (it now has an alias)."""
+
+
 @dataclass(frozen=True)
 class _RunPost(Save):
     """A post's save, with its events and the version it leaves its programme at."""
@@ -160,6 +166,12 @@ class Programmes(Application[UUID]):
         self._command_locks = programme_cache.CommandLocks()
         self._checkpoints = programme_cache.Checkpoints()
         self._owners = programme_cache.Owners()
+        #: (clinic, programme_id) -> stored id, for the clinic's own aliased programmes.
+        self._stored_ids: programme_aliases.Remembered[tuple[str, UUID], UUID] = (
+            programme_aliases.Remembered())
+        #: stored id -> the clinic's programme_id (None: not an alias), for version-5 ids.
+        self._clinic_programme_ids: programme_aliases.Remembered[UUID, UUID | None] = (
+            programme_aliases.Remembered())
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, refusing events newer than this release (domain/versions.py).
@@ -194,11 +206,88 @@ class Programmes(Application[UUID]):
             found.update(stored)
         return found
 
-    def require_own(self, clinic_id: str, programme_id: UUID) -> None:
-        """ProgrammeNotFound unless the programme is the clinic's: the same answer,
-        after the same one lookup, for another clinic's programme and for none."""
-        if self.owners(clinic_id, [programme_id]).get(programme_id) != clinic_id:
+    def require_own(self, clinic_id: str, programme_id: UUID) -> UUID:
+        """The stored id of the clinic's programme `programme_id` (domain/programme_aliases.py);
+        ProgrammeNotFound unless it has events: the same answer, after the same one
+        lookup, for an id only another clinic uses and for none."""
+        stored_id, owner = self._resolve(clinic_id, [programme_id])[programme_id]
+        if owner != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
+        return stored_id
+
+    def stored_ids(self, clinic_id: str, programme_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        """Where each of the clinic's programmes is (or would be) stored. A programme
+        started under an alias records it with its first event (`LedgerEntry.alias_of`)."""
+        return {programme_id: stored_id for programme_id, (stored_id, _) in
+                self._resolve(clinic_id, programme_ids).items()}
+
+    def _resolve(self, clinic_id: str, programme_ids: Collection[UUID]
+                 ) -> dict[UUID, tuple[UUID, str | None]]:
+        """(stored id, its clinic or None) of each of the clinic's programme ids: the
+        id itself unless another clinic holds it, then its alias. One index lookup
+        (the id and its alias together) for any id not known to be the clinic's,
+        whoever holds it; none for one known."""
+        resolved: dict[UUID, tuple[UUID, str | None]] = {}
+        chains: dict[UUID, UUID] = {}
+        for programme_id in programme_ids:
+            if self._owners.is_owner(clinic_id, programme_id):
+                resolved[programme_id] = (programme_id, clinic_id)
+                continue
+            known = self._stored_ids.get((clinic_id, programme_id), None)
+            if isinstance(known, UUID) and self._owners.is_owner(clinic_id, known):
+                resolved[programme_id] = (known, clinic_id)
+            else:
+                chains[programme_id] = programme_id
+        for _ in range(programme_aliases.ALIAS_DEPTH):
+            if not chains:
+                break
+            aliases = {programme_id: programme_aliases.aliased_id(clinic_id, candidate)
+                       for programme_id, candidate in chains.items()}
+            held = self.ledger.owners({*chains.values(), *aliases.values()})
+            self._owners.remember(held)
+            following: dict[UUID, UUID] = {}
+            for programme_id, candidate in chains.items():
+                for stored_id in (candidate, aliases[programme_id]):
+                    owner = held.get(stored_id)
+                    if owner in (None, clinic_id):
+                        resolved[programme_id] = (stored_id, owner)
+                        if stored_id != programme_id and owner == clinic_id:
+                            self._stored_ids.put((clinic_id, programme_id), stored_id)
+                        break
+                else:
+                    following[programme_id] = programme_aliases.aliased_id(
+                        clinic_id, aliases[programme_id])
+            chains = following
+        for programme_id in chains:  # not one free id in ALIAS_DEPTH rounds: none to be had
+            resolved[programme_id] = (programme_aliases.aliased_id(clinic_id, chains[programme_id]),
+                                      None)
+        return resolved
+
+    def clinic_programme_ids(self, stored_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+        """The clinic's own programme_id of each of these stored ids (of programmes
+        with events) that is an alias; every other stored id is its programme's
+        programme_id. Only version-5 ids are looked up, each once per process (what
+        an id is never changes: its alias is recorded with its first event)."""
+        found: dict[UUID, UUID] = {}
+        unknown: list[UUID] = []
+        for stored_id in stored_ids:
+            if not programme_aliases.is_candidate(stored_id):
+                continue
+            known = self._clinic_programme_ids.get(stored_id)
+            if known is programme_aliases.MISSING:
+                unknown.append(stored_id)
+            elif isinstance(known, UUID):
+                found[stored_id] = known
+        if unknown:
+            aliases = self.ledger.aliases(unknown)
+            for stored_id in unknown:
+                self._clinic_programme_ids.put(stored_id, aliases.get(stored_id))
+            found.update(aliases)
+        return found
+
+    def clinic_programme_id(self, stored_id: UUID) -> UUID:
+        """The programme_id its clinic uses for the programme stored as `stored_id`."""
+        return self.clinic_programme_ids([stored_id]).get(stored_id, stored_id)
 
     # ---- commands -------------------------------------------------------
 
@@ -216,10 +305,26 @@ class Programmes(Application[UUID]):
         fails (a duplicate, a race, a refused rule, a version mismatch) do we
         look for an earlier identical post, which wins over the failure: a
         retry of a discharge is a 200, not "programme discharged".
+
+        `programme_id` is the clinic's own; the programme is stored under the id
+        it resolves to (domain/programme_aliases.py), again should another clinic
+        start a programme with the same id between resolving and saving.
         """
-        with self._command_locks.held(programme_id):
-            receipt = self._record_with_retries(clinic_id, programme_id, envelopes,
-                                                expected_version)
+        for _ in range(CONCURRENT_WRITE_ATTEMPTS):
+            stored_id = self.stored_ids(clinic_id, [programme_id])[programme_id]
+            try:
+                with self._command_locks.held(stored_id):
+                    receipt = self._record_with_retries(
+                        clinic_id, stored_id, envelopes, expected_version,
+                        alias_of=programme_id if stored_id != programme_id else None)
+                break
+            except _TakenMeanwhile:
+                continue
+        else:
+            raise errors.ConcurrentWrite(
+                "other writers kept saving to this programme at the same moment; retry")
+        if receipt.programme_id != programme_id:
+            receipt = dataclasses.replace(receipt, programme_id=programme_id)
         for listener in self.receipt_listeners:
             listener(receipt)
         return receipt
@@ -241,14 +346,22 @@ class Programmes(Application[UUID]):
         answers: list[Answer | None] = [None] * len(posts)
         later: list[int] = []
         recorded = {entry.event_id for entry in self.ledger.entries_by_event_id(
-            [envelope.event_id for post in posts for envelope in post.envelopes])}
+            clinic_id, [envelope.event_id for post in posts for envelope in post.envelopes])}
+        # Run and saved under their stored ids; answered with the clinic's own.
+        clinics_posts = posts
+        stored_ids = self.stored_ids(clinic_id, {post.programme_id for post in posts})
+        aliases = {stored_id: programme_id for programme_id, stored_id in stored_ids.items()
+                   if stored_id != programme_id}
+        posts = [post if stored_ids[post.programme_id] == post.programme_id
+                 else dataclasses.replace(post, programme_id=stored_ids[post.programme_id])
+                 for post in posts]
         with ExitStack() as locks:
             # In one order, so that two bulk posts never wait for each other.
             for programme_id in sorted({post.programme_id for post in posts},
                                        key=lambda programme_id: programme_id.int):
                 locks.enter_context(self._command_locks.held(programme_id))
             try:
-                saves = self._run_posts(clinic_id, posts, recorded, answers, later)
+                saves = self._run_posts(clinic_id, posts, recorded, answers, later, aliases)
                 outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
             except BaseException:
                 for programme_id in {post.programme_id for post in posts}:
@@ -264,18 +377,25 @@ class Programmes(Application[UUID]):
                     later.append(index)
                     continue
                 answers[index] = Receipt(
-                    programme_id=programme_id, clinic_id=clinic_id, version=save.version,
+                    programme_id=clinics_posts[index].programme_id, clinic_id=clinic_id,
+                    version=save.version,
                     recorded=[{"event_id": str(event.event_id), "type": type(event).__name__,
                                "version": event.originator_version, "position": position}
                               for event, position in zip(save.events, outcome, strict=True)],
                     replayed=False)
                 programme_cache.keep(self.repository, programme)
+        for index, answer in enumerate(answers):
+            # A repeat's receipt is read back from the ledger, under the stored id.
+            if isinstance(answer, Receipt) and (
+                    answer.programme_id != clinics_posts[index].programme_id):
+                answers[index] = dataclasses.replace(
+                    answer, programme_id=clinics_posts[index].programme_id)
         for listener in self.receipt_listeners:
             for answer in answers:
                 if isinstance(answer, Receipt):
                     listener(answer)
         for index in sorted(later):
-            post = posts[index]
+            post = clinics_posts[index]
             try:
                 answers[index] = self.record_events(clinic_id, post.programme_id,
                                                     post.envelopes, post.expected_version)
@@ -289,11 +409,15 @@ class Programmes(Application[UUID]):
         (who, when, why: nothing personal), then destroy its data key. A repeated
         erasure answers the first one's receipt (and destroys the key again, should
         a crash have come between the two)."""
-        self.require_own(clinic_id, programme_id)  # before loading it, as every path does
+        clinics_id = programme_id
+        # Before loading it, as every path does.
+        programme_id = self.require_own(clinic_id, programme_id)
         with self._command_locks.held(programme_id):
             for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
                 try:
-                    receipt = self._erase(clinic_id, programme_id, erased_by, reason)
+                    receipt = dataclasses.replace(
+                        self._erase(clinic_id, programme_id, erased_by, reason),
+                        programme_id=clinics_id)
                     break
                 except IntegrityError:
                     # Another host saved to this programme first: erase it as it is now.
@@ -313,7 +437,7 @@ class Programmes(Application[UUID]):
         if programme is None or programme.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         if programme.erased_at is not None:
-            return receipt_from_entries(self.ledger.entries_by_event_id([erasure_id]),
+            return receipt_from_entries(self.ledger.entries_by_event_id(clinic_id, [erasure_id]),
                                         replayed=True)
         try:
             programme.erase(erasure_id, self.clock(), erased_by, reason)
@@ -334,15 +458,19 @@ class Programmes(Application[UUID]):
 
     def is_erased(self, programme_id: UUID) -> bool:
         """Whether the programme's personal data has been erased (its erasure event is
-        in the ledger: one lookup by event id)."""
-        return bool(self.ledger.entries_by_event_id([erasure_event_id(programme_id)]))
+        in the ledger: one lookup by event id; a clinic may use that id for an event
+        of another programme of its own, so the programme is checked too)."""
+        return any(entry.programme_id == programme_id for entry in self.ledger.entries_by_event_id(
+            None, [erasure_event_id(programme_id)]))
 
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], recorded: set[UUID],
-                   answers: list[Answer | None], later: list[int]
+                   answers: list[Answer | None], later: list[int], aliases: dict[UUID, UUID]
                    ) -> list[tuple[int, Programme, _RunPost]]:
         """Run each post's commands (record_posts holds every programme's lock);
         the saves to write, refusals in `answers`, the posts left for later."""
         owners = self.owners(clinic_id, {post.programme_id for post in posts})
+        # Another clinic's only if it started it since the ids were resolved:
+        # left for later, when record_events resolves them again.
         foreign = {programme_id for programme_id, owner in owners.items() if owner != clinic_id}
         programmes = self._programmes_now(
             {post.programme_id for post in posts if post.programme_id in owners} - foreign)
@@ -353,16 +481,15 @@ class Programmes(Application[UUID]):
         for index, post in enumerate(posts):
             programme_id = post.programme_id
             event_ids = [envelope.event_id for envelope in post.envelopes]
-            if (programme_id in waiting or not recorded.isdisjoint(event_ids)
-                    or not seen.isdisjoint(event_ids)):
+            if (programme_id in waiting or programme_id in foreign
+                    or not recorded.isdisjoint(event_ids) or not seen.isdisjoint(event_ids)):
                 waiting.add(programme_id)
                 later.append(index)
                 continue
             seen.update(event_ids)
             try:
                 programme = self._run(programmes.get(programme_id), clinic_id, programme_id,
-                                      post.envelopes, post.expected_version, now,
-                                      taken=programme_id in foreign)
+                                      post.envelopes, post.expected_version, now)
             except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
                 try:
                     answers[index] = self._earlier_post(clinic_id, programme_id,
@@ -379,7 +506,8 @@ class Programmes(Application[UUID]):
             saves.append((index, programme, _RunPost(
                 events=events, version=programme.version,
                 stored_events=[self.mapper.to_stored_event(event) for event in events],
-                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events))))
+                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events,
+                                            aliases.get(programme_id)))))
         return saves
 
     def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:
@@ -412,10 +540,13 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        *,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
             try:
-                return self._record_new(clinic_id, programme_id, envelopes, expected_version)
+                return self._record_new(clinic_id, programme_id, envelopes, expected_version,
+                                        alias_of)
             except IntegrityError:
                 # Another writer saved to this programme, or these event ids,
                 # first. Re-run: the next attempt sees what it saved.
@@ -436,10 +567,13 @@ class Programmes(Application[UUID]):
     def _earlier_post(
         self, clinic_id: str, programme_id: UUID, envelopes: Sequence[EventEnvelope]
     ) -> Receipt | None:
-        """Rule 6: the receipt of an identical earlier post, None if all are new."""
+        """Rule 6: the receipt of an identical earlier post of this clinic, None if
+        all are new (event ids are the clinic's own: another clinic's are never
+        looked at, so they tell nothing)."""
         found = {
             e.event_id: e
-            for e in self.ledger.entries_by_event_id([env.event_id for env in envelopes])
+            for e in self.ledger.entries_by_event_id(clinic_id,
+                                                     [env.event_id for env in envelopes])
         }
         if not found:
             return None
@@ -447,10 +581,7 @@ class Programmes(Application[UUID]):
             str(env.event_id)
             for env in envelopes
             if env.event_id in found
-            and (
-                found[env.event_id].content_digest != env.content_digest(programme_id)
-                or found[env.event_id].clinic_id != clinic_id
-            )
+            and found[env.event_id].content_digest != env.content_digest(programme_id)
         ]
         if differing:
             raise errors.EventIdConflict(
@@ -481,18 +612,22 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         # The cached programme itself, not a copy: the command lock keeps every
         # other thread of this process away from it, and if anything below
         # fails it is dropped from the cache (domain/programme_cache.py).
-        # Whose it is first: another clinic's programme is never loaded, and is
-        # answered exactly as one with no events (but a start cannot take its id).
+        # Whose it is first: another clinic's programme is never loaded. It was
+        # resolved to one of this clinic's or none, so another clinic holds it only
+        # if it started it since (or while a save of ours failed): resolve again.
         owner = self.owners(clinic_id, [programme_id]).get(programme_id)
+        if owner not in (None, clinic_id):
+            raise _TakenMeanwhile(programme_id)
         programme = (programme_cache.find(self.repository, programme_id, copy=False)
                      if owner == clinic_id else None)
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
-                                      expected_version, taken=owner not in (None, clinic_id))
+                                      expected_version, alias_of)
         except BaseException:
             programme_cache.drop(self.repository, programme_id)
             raise
@@ -504,17 +639,16 @@ class Programmes(Application[UUID]):
         programme_id: UUID,
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
-        *,
-        taken: bool,
+        alias_of: UUID | None = None,
     ) -> Receipt:
         programme = self._run(programme, clinic_id, programme_id, envelopes, expected_version,
-                              self.clock(), taken=taken)
+                              self.clock())
         events = programme.collect_events()
         # Straight to the recorder, as Application.save would (no snapshots, no
         # followers to notify here), without its per-object runtime Protocol checks.
         positions = self.recorder.insert_events(
             [self.mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events))
+            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events, alias_of))
         assert positions is not None
         return Receipt(
             programme_id=programme_id,
@@ -534,20 +668,15 @@ class Programmes(Application[UUID]):
         envelopes: Sequence[EventEnvelope],
         expected_version: int | None,
         now: datetime,
-        *,
-        taken: bool = False,
     ) -> Programme:
         """Run the envelopes as commands (rules 1-5, 7): the programme with their
         events pending. A refused command has changed nothing; the commands
         before it in the same post have.
 
-        A programme another clinic holds (`taken`, or found so here) is answered
-        as one with no events: the same version conflict, the same not-found.
-        Only a start with its id cannot be answered as for a new id, since ids
-        are one namespace for all clinics: it is refused as the id being in use
-        (SECURITY.md, "Between clinics")."""
+        `programme_id` is a stored id the clinic's own programme_id resolved to
+        (domain/programme_aliases.py): the clinic's programme, or none yet."""
         if programme is not None and programme.clinic_id != clinic_id:
-            programme, taken = None, True
+            raise _TakenMeanwhile(programme_id)
         actual = programme.version if programme is not None else 0
         if expected_version is not None and expected_version != actual:
             raise errors.VersionConflict(expected_version, actual)
@@ -556,8 +685,6 @@ class Programmes(Application[UUID]):
                 "no such programme in this clinic; a new programme's first event "
                 "must be ProgrammeStarted"
             )
-        if taken:
-            raise errors.ProgrammeIdTaken("this programme_id is already in use")
         for index, envelope in enumerate(envelopes):
             try:
                 programme = self._apply(programme, clinic_id, programme_id, envelope, now)
@@ -570,7 +697,11 @@ class Programmes(Application[UUID]):
 
     @staticmethod
     def _ledger_entries(clinic_id: str, programme_id: UUID, envelopes: Sequence[EventEnvelope],
-                        pending: Sequence[Any]) -> list[LedgerEntry]:
+                        pending: Sequence[Any], alias_of: UUID | None = None
+                        ) -> list[LedgerEntry]:
+        """The ledger entries of the pending events; with `alias_of` (the clinic's
+        programme_id of a programme stored under an alias), the first event's
+        carries it, so the store records the alias in the same transaction."""
         digests = {env.event_id: env.content_digest(programme_id) for env in envelopes}
         return [
             LedgerEntry(
@@ -578,6 +709,7 @@ class Programmes(Application[UUID]):
                 clinic_id=clinic_id,
                 event_type=type(event).__name__,
                 content_digest=digests.get(event.event_id),
+                alias_of=alias_of if event.originator_version == 1 else None,
             )
             for event in pending
         ]
@@ -620,7 +752,7 @@ class Programmes(Application[UUID]):
         as_of: datetime | None = None,
     ) -> Programme:
         """The programme now, after `version`, or as the service knew it `as_of`."""
-        self.require_own(clinic_id, programme_id)
+        programme_id = self.require_own(clinic_id, programme_id)
         if as_of is not None:
             known = self.version_as_of(clinic_id, programme_id, as_of)
             version = known if version is None else min(version, known)
@@ -655,7 +787,7 @@ class Programmes(Application[UUID]):
 
     def version_as_of(self, clinic_id: str, programme_id: UUID, as_of: datetime) -> int:
         """The programme's version as the service knew it at record time `as_of`."""
-        self.require_own(clinic_id, programme_id)
+        programme_id = self.require_own(clinic_id, programme_id)
         known = self.ledger.version_as_of(programme_id, as_of)
         if known is None:
             raise self._not_known_then(clinic_id, programme_id)
@@ -677,7 +809,7 @@ class Programmes(Application[UUID]):
                      use: Callable[[Programme], Result]) -> Result:
         """`use(programme)` with the programme as it is now, under its command lock,
         without copying it (`use` must not change it)."""
-        self.require_own(clinic_id, programme_id)
+        programme_id = self.require_own(clinic_id, programme_id)
         with self._command_locks.held(programme_id):
             programme = programme_cache.find(self.repository, programme_id, copy=False)
             if programme is None or programme.clinic_id != clinic_id:
@@ -693,7 +825,7 @@ class Programmes(Application[UUID]):
         from `ledger`, a copy of the application's own such as a replica's, when given.
         With `clinic_positions`, each event's position is its number among its
         clinic's events, as a clinic is shown positions (SECURITY.md)."""
-        self.require_own(clinic_id, programme_id)
+        programme_id = self.require_own(clinic_id, programme_id)
         entries = (ledger or self.ledger).history(programme_id, self.mapper)
         # The ledger says whose programme it is: no need to replay it all.
         if not entries or entries[0].clinic_id != clinic_id:

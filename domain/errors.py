@@ -129,10 +129,6 @@ class NotYetRecorded(ProgrammeNotFound):
         self.current_version = current_version
 
 
-class ProgrammeIdTaken(ApplicationError):
-    """A ProgrammeStarted names a programme_id that another clinic already uses."""
-
-
 class VersionConflict(ApplicationError):
     """Rule 7: the client's expected_version is not the programme's version."""
 

@@ -34,6 +34,9 @@ class LedgerEntry:
     clinic_id: str
     event_type: str
     content_digest: str | None  # None for events the aggregate recorded by itself
+    #: On the first event of a programme stored under an alias: the clinic's own
+    #: programme_id, recorded in the same transaction (domain/programme_aliases.py).
+    alias_of: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class HistorySource(Protocol):
     def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]: ...
 
 
+#: What makes an event's id unique: its clinic and its event_id (each clinic's
+#: event ids are its own idempotency keys; two clinics may use the same one).
+EventKey = tuple[str, UUID]
+
+
 @dataclass(frozen=True)
 class Save:
     """One save: new stored events, and the ledger entry of each."""
@@ -97,6 +105,10 @@ class Save:
     def event_ids(self) -> list[UUID]:
         return [entry.event_id for entry in self.ledger]
 
+    def event_keys(self) -> list[EventKey]:
+        """(clinic, event_id) of each event: an event_id is unique within its clinic."""
+        return [(entry.clinic_id, entry.event_id) for entry in self.ledger]
+
 
 #: Why a save is refused before anything is written (IntegrityError: a conflict).
 OVERTAKEN = "another writer saved to this programme first"
@@ -108,13 +120,13 @@ Outcome = Sequence[int] | IntegrityError
 
 
 def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
-           recorded_event_ids: Iterable[UUID]) -> dict[int, IntegrityError]:
+           recorded_event_keys: Iterable[EventKey]) -> dict[int, IntegrityError]:
     """The saves of a group the store must refuse, by index, before writing anything.
 
-    `last_versions` (each programme's last version) and `recorded_event_ids`
-    are what the store holds of the group's programmes and event ids, read
-    under its write lock. A save is refused when
-    - an event_id of it is recorded already, or twice in the group;
+    `last_versions` (each programme's last version) and `recorded_event_keys`
+    are what the store holds of the group's programmes and (clinic, event_id)s,
+    read under its write lock. A save is refused when
+    - an event_id of it is recorded already in its clinic, or twice in the group;
     - it does not continue a programme's versions: its first must be one more
       than the programme's last (any, for a programme with no events yet),
       the rest consecutive (otherwise another writer saved first);
@@ -122,11 +134,11 @@ def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
       made on top of that one.
     """
     last = dict(last_versions)
-    seen = set(recorded_event_ids)
+    seen = set(recorded_event_keys)
     refused: dict[int, IntegrityError] = {}
     refused_programmes: set[UUID] = set()
     for index, save in enumerate(saves):
-        versions, ids = save.versions, save.event_ids()
+        versions, ids = save.versions, save.event_keys()
         if len(set(ids)) < len(ids) or seen.intersection(ids):
             refused[index] = IntegrityError(EVENT_ID_RECORDED)
         elif refused_programmes.intersection(versions) or any(
@@ -150,7 +162,12 @@ class Ledger(Protocol):
         would break a unique key or a programme's run of versions."""
         ...
 
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]: ...
+    def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
+                            ) -> list[RecordedEntry]:
+        """The clinic's entries of these event ids (another clinic's are never
+        looked at: event ids are unique per clinic); with None, every clinic's
+        (for the audit and erasures, which check the programme too)."""
+        ...
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
 
@@ -161,6 +178,10 @@ class Ledger(Protocol):
         ...
 
     def version_as_of(self, programme_id: UUID, as_of: datetime) -> int | None: ...
+
+    def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        """The clinic's programme_id of each of these stored ids that is an alias."""
+        ...
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         """Each programme's stored events after the version given for it, in order
@@ -187,25 +208,28 @@ class InMemoryLedger(POPOApplicationRecorder):
 
     Positions are the in-memory notification ids (1, 2, 3, ... in save
     order), record times never go backwards, and an `event_id` is recorded
-    once: a save that repeats one fails with IntegrityError, as it does in
+    once per clinic: a save that repeats one fails with IntegrityError, as it does in
     the stores' unique index, and records nothing.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._entries: dict[int, RecordedEntry] = {}
-        self._position_by_event_id: dict[UUID, int] = {}
+        #: event_id -> {clinic: position} (an event_id is unique per clinic)
+        self._positions_by_event_id: dict[UUID, dict[str, int]] = {}
         self._owners: dict[UUID, str] = {}
         self._clinic_counts: dict[str, int] = {}
+        self._aliases: dict[UUID, tuple[str, UUID]] = {}
         self._recorded_at = datetime.min.replace(tzinfo=UTC)
 
     def _insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                        ) -> Sequence[int] | None:
         with self._database_lock:
             entries = ledger_entries_for(stored_events, kwargs.get("ledger"))
-            event_ids = [entry.event_id for entry in entries]
-            if len(set(event_ids)) < len(event_ids) or any(
-                    event_id in self._position_by_event_id for event_id in event_ids):
+            event_keys = [(entry.clinic_id, entry.event_id) for entry in entries]
+            if len(set(event_keys)) < len(event_keys) or any(
+                    clinic in self._positions_by_event_id.get(event_id, ())
+                    for clinic, event_id in event_keys):
                 raise IntegrityError("an event_id is already recorded")
             positions = super()._insert_events(stored_events, **kwargs)
             assert positions is not None
@@ -229,8 +253,12 @@ class InMemoryLedger(POPOApplicationRecorder):
                     saved_version=saved[stored.originator_id],
                     clinic_position=clinic_position,
                 )
-                self._position_by_event_id[entry.event_id] = position
+                self._positions_by_event_id.setdefault(entry.event_id, {})[
+                    entry.clinic_id] = position
                 self._owners.setdefault(UUID(str(stored.originator_id)), entry.clinic_id)
+                if entry.alias_of is not None:
+                    self._aliases.setdefault(UUID(str(stored.originator_id)),
+                                             (entry.clinic_id, entry.alias_of))
             return positions
 
     # ---- the Ledger port ----------------------------------------------------
@@ -243,16 +271,20 @@ class InMemoryLedger(POPOApplicationRecorder):
                     recorded = self.select_events(programme_id, desc=True, limit=1)
                     if recorded:
                         last[programme_id] = recorded[0].originator_version
-            refused = screen(saves, last, [e for save in saves for e in save.event_ids()
-                                           if e in self._position_by_event_id])
+            refused = screen(saves, last, [
+                (clinic, event_id) for save in saves for clinic, event_id in save.event_keys()
+                if clinic in self._positions_by_event_id.get(event_id, ())])
             return [refused[index] if index in refused
                     else self.insert_events(save.stored_events, ledger=save.ledger)
                     for index, save in enumerate(saves)]  # type: ignore[misc]
 
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
+    def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
+                            ) -> list[RecordedEntry]:
         with self._database_lock:
-            positions = sorted(self._position_by_event_id[e] for e in set(event_ids)
-                               if e in self._position_by_event_id)
+            positions = sorted(
+                position for event_id in set(event_ids)
+                for clinic, position in self._positions_by_event_id.get(event_id, {}).items()
+                if clinic_id in (None, clinic))
             return [self._entries[p] for p in positions]
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
@@ -264,6 +296,11 @@ class InMemoryLedger(POPOApplicationRecorder):
         with self._database_lock:
             return {programme_id: self._owners[programme_id] for programme_id in programme_ids
                     if programme_id in self._owners}
+
+    def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        with self._database_lock:
+            return {stored_id: self._aliases[stored_id][1] for stored_id in stored_ids
+                    if stored_id in self._aliases}
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         found = {programme_id: list(self.select_events(programme_id, gt=version))

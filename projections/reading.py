@@ -35,7 +35,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -247,6 +247,13 @@ class Copy:
 #: What opens a summary's sealed patient_ref: (programme id, sealed value) -> value.
 Opener = Callable[[str, str], str]
 
+#: The clinic's own programme_id of each stored id that is an alias (two clinics may
+#: use one programme_id: domain/programme_aliases.py); the others are their own.
+ClinicProgrammeIds = Callable[[Iterable[UUID]], dict[UUID, UUID]]
+
+#: How a summary row (compact JSON) names its programme.
+_PROGRAMME_ID = '"programme_id":"'
+
 #: How the projection keeps a sealed patient_ref in a summary row (its JSON).
 _SEALED_REF = '"patient_ref":"sealed:'
 
@@ -272,8 +279,11 @@ class Reader:
                  replica_read_models: ReadModelStore | None = None,
                  opener: Opener | None = None,
                  slots: WaitSlots | None = None,
-                 clinic_positions: ClinicPositions | None = None) -> None:
+                 clinic_positions: ClinicPositions | None = None,
+                 clinic_programme_ids: ClinicProgrammeIds | None = None) -> None:
         self.read_models = read_models
+        #: Summaries show the clinic's own programme_id (None: stored ids, as stored).
+        self.clinic_programme_ids = clinic_programme_ids
         #: Opens the sealed patient_ref of the summaries it shows (None: shown sealed).
         self.opener = opener
         #: A clinic's summaries show its own positions (service/storage/clinic_positions.py).
@@ -330,7 +340,7 @@ class Reader:
                 self.name, clinic_id, status, after, limit
             )
             following_cursor = to_json(encode_cursor(following)) if following else "null"
-            rows = [_opened(row, self.opener) for row in rows]
+            rows = self._clinics_ids([_opened(row, self.opener) for row in rows])
             if clinic_positions:
                 rows = self._clinic_numbered(clinic_id, rows)
             return position, f'{{"programmes":[{",".join(rows)}],"next":{following_cursor}}}'
@@ -351,7 +361,7 @@ class Reader:
             if summary is None or state is None:
                 return position, None
             trajectory = to_json(summaries.trajectory(json.loads(state)))
-            summary = _opened(summary, self.opener)
+            summary = self._clinics_ids([_opened(summary, self.opener)])[0]
             if clinic_positions:
                 summary = self._clinic_numbered(clinic_id, [summary])[0]
             return position, f'{summary[:-1]},"pain_trajectory":{trajectory}}}'
@@ -359,6 +369,28 @@ class Reader:
         return self._read(("summary", clinic_id, str(programme_id),
                            "clinic" if clinic_positions else "global"), load, min_position,
                           caller)
+
+    def _clinics_ids(self, rows: list[str]) -> list[str]:
+        """Summaries (stored JSON) under their clinic's own programme_id. Only a
+        version-5 stored id can be an alias: for the others nothing is looked up
+        and the rows are returned as they are."""
+        if self.clinic_programme_ids is None:
+            return rows
+        candidates: dict[int, str] = {}
+        for index, row in enumerate(rows):
+            at = row.find(_PROGRAMME_ID) + len(_PROGRAMME_ID)
+            if at >= len(_PROGRAMME_ID) and row[at + 14:at + 15] == "5":
+                candidates[index] = row[at:at + 36]
+        if not candidates:
+            return rows
+        aliases = self.clinic_programme_ids([UUID(text) for text in candidates.values()])
+        rows = list(rows)
+        for index, text in candidates.items():
+            clinics = aliases.get(UUID(text))
+            if clinics is not None:
+                rows[index] = rows[index].replace(_PROGRAMME_ID + text,
+                                                  _PROGRAMME_ID + str(clinics), 1)
+        return rows
 
     def _clinic_numbered(self, clinic_id: str, rows: list[str]) -> list[str]:
         """Summaries (stored JSON) with the clinic's own positions in place of the

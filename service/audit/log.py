@@ -241,7 +241,8 @@ def with_personal_fields(programmes: Programmes, items: list[dict[str, Any]]
     programme_ids = {UUID(item["programme_id"]) for item in items if item["data"] is not None}
     erasures = {erasure_event_id(programme_id): programme_id for programme_id in programme_ids}
     erased = {erasures[entry.event_id]
-              for entry in programmes.ledger.entries_by_event_id(list(erasures))}
+              for entry in programmes.ledger.entries_by_event_id(None, list(erasures))
+              if entry.programme_id == erasures[entry.event_id]}
     for item in items:
         if item["data"] is None or item["newer_release"]:
             continue

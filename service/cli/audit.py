@@ -228,8 +228,12 @@ def _parse_as_of(value: str | None) -> datetime | None:
 @click.option("--version", type=click.IntRange(min=1), help="The state after this version.")
 @click.option("--as-of", "as_of", metavar="TIME",
               help="The state as the service knew it at this record time (RFC 3339).")
+@click.option("--clinic", "clinic_id", metavar="CLINIC_ID",
+              help="PROGRAMME_ID is this clinic's own programme id (else: the stored id, "
+                   "as the log and the audit export show it).")
 @click.option("--json", "as_json", is_flag=True, help="Print state and events as JSON.")
-def replay(programme_id: UUID, version: int | None, as_of: str | None, as_json: bool) -> None:
+def replay(programme_id: UUID, version: int | None, as_of: str | None, clinic_id: str | None,
+           as_json: bool) -> None:
     """Print a programme's state (now, after --version N, or --as-of T) and the
     events that led to it."""
     if version is not None and as_of is not None:
@@ -238,17 +242,19 @@ def replay(programme_id: UUID, version: int | None, as_of: str | None, as_json: 
     with _store() as parts:
         try:
             result = replay_programme(parts.programmes, programme_id, version=version,
-                                      as_of=when)
+                                      as_of=when, clinic_id=clinic_id)
         except errors.ProgrammeNotFound as error:
             raise click.ClickException(str(error)) from None
         _record_read(parts.directory, "traction audit replay", clinic_id=result["clinic_id"],
-                     programme_id=str(programme_id),
+                     programme_id=result["programme_id"],
                      detail=f"version {version}; as_of {as_of}")
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"programme {result['programme_id']} of {result['clinic_id']}: version "
-               f"{result['version']} of {result['latest_version']}")
+    aliased = (f" (the clinic's {result['clinic_programme_id']})"
+               if result["clinic_programme_id"] != result["programme_id"] else "")
+    click.echo(f"programme {result['programme_id']} of {result['clinic_id']}{aliased}: "
+               f"version {result['version']} of {result['latest_version']}")
     click.echo("state:")
     for name, value in result["state"].items():
         click.echo(f"  {name}: {json.dumps(value)}")

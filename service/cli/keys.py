@@ -73,7 +73,10 @@ def erase(clinic_id: str, programme_id: UUID | None, patient_ref: str | None, re
             targets = [programme_id]
         else:
             assert patient_ref is not None
-            targets = parts.keyring.programmes_of(clinic_id, patient_ref)
+            # The keyring knows them by stored id: named by the clinic's own programme_id.
+            stored = parts.keyring.programmes_of(clinic_id, patient_ref)
+            named = parts.programmes.clinic_programme_ids(stored)
+            targets = [named.get(stored_id, stored_id) for stored_id in stored]
             if not targets:
                 raise click.ClickException(
                     "no programme of that patient at this clinic holds personal data")

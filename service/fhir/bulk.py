@@ -137,8 +137,11 @@ def write_export(programmes: Programmes, database: Database, clinic_id: str,
                 except errors.ProgrammeNotFound:
                     events = []
                 if events:
-                    mapping = ProgrammeMapping(clinic_id, clinic_name, str(programme_id),
-                                               events)
+                    # Under the clinic's own programme_id (it is stored under
+                    # an alias if another clinic used that id first).
+                    mapping = ProgrammeMapping(
+                        clinic_id, clinic_name,
+                        str(programmes.clinic_programme_id(programme_id)), events)
                     resources = mapping.resources()
                     if not organization_written:
                         files.write(resources[0])

@@ -72,7 +72,9 @@ def create_app(components: Components, **overrides: Any) -> Flask:
                                     opener=components.open_patient_ref,
                                     slots=WaitSlots(settings.min_position_waiters,
                                                     settings.min_position_waiters_per_token),
-                                    clinic_positions=positions)
+                                    clinic_positions=positions,
+                                    clinic_programme_ids=(
+                                        components.programmes.clinic_programme_ids))
     app.extensions[POSITIONS] = positions
     app.extensions[PROGRAMME_READS] = ProgrammeReads(components.programmes,
                                                      replica=components.replica)

@@ -153,8 +153,6 @@ def problem_for(error: Exception) -> Problem:
     if isinstance(error, errors.EventIdConflict):
         return Problem(409, "event-id-conflict", "event_id already used for other content",
                        error.detail, event_ids=error.event_ids)
-    if isinstance(error, errors.ProgrammeIdTaken):
-        return Problem(409, "programme-id-taken", "programme_id already in use", error.detail)
     if isinstance(error, EventFromNewerRelease):
         # A rolling upgrade: a host of the newer release can answer; retrying soon
         # reaches one (or this one, upgraded).

@@ -13,7 +13,8 @@ one at an explicit version a lookup of its erasure event.
 Tenancy holds as everywhere: the clinic is checked first (one index lookup,
 `Programmes.require_own`), and a body is kept with its clinic, so a read from
 another clinic answers 404 exactly as for a programme that does not exist, in
-the same time.
+the same time. Bodies are kept by the programme's stored id (two clinics may
+use one programme_id: domain/programme_aliases.py) and show the clinic's own.
 """
 
 from __future__ import annotations
@@ -99,28 +100,30 @@ class ProgrammeReads:
         """The programme now, after `version`, or as the service knew it `as_of`."""
         # Whose it is before anything kept here is looked at: a body of another
         # clinic's programme found in memory must not answer sooner than none.
-        self.programmes.require_own(clinic_id, programme_id)
+        stored_id = self.programmes.require_own(clinic_id, programme_id)
+        programme_id = self._shown(programme_id, stored_id)
         if version is None and as_of is None:
             # Encoded under the command lock, from the cached programme itself.
             return self.programmes.with_current(clinic_id, programme_id, lambda programme: (
-                self.bodies.make(("state", programme_id, programme.version),
-                                 lambda: Body.of(clinic_id, programme.state()))))
+                self.bodies.make(("state", stored_id, programme.version),
+                                 lambda: Body.of(clinic_id, _state(programme, programme_id)))))
         if as_of is not None:
             known = self.programmes.version_as_of(clinic_id, programme_id, as_of)
             version = known if version is None else min(version, known)
         assert version is not None
         at = version
-        kind = self._versioned("state", programme_id)
-        return self._theirs(clinic_id, self.bodies.make((kind, programme_id, at), lambda: (
-            Body.of(clinic_id, self.programmes.programme(clinic_id, programme_id,
-                                                         version=at).state()))))
+        kind = self._versioned("state", stored_id)
+        return self._theirs(clinic_id, self.bodies.make((kind, stored_id, at), lambda: (
+            Body.of(clinic_id, _state(self.programmes.programme(clinic_id, programme_id,
+                                                                version=at), programme_id)))))
 
     def history(self, clinic_id: str, programme_id: UUID, *, version: int | None = None,
                 clinic_positions: bool = True) -> Body:
         """Every event of the programme, now or as it stood after `version`; its
         positions the clinic's own count (for a token of that clinic), or the global
         log's (`clinic_positions=False`: for tokens of all clinics)."""
-        self.programmes.require_own(clinic_id, programme_id)
+        stored_id = self.programmes.require_own(clinic_id, programme_id)
+        programme_id = self._shown(programme_id, stored_id)
         kind = "history" if clinic_positions else "history-global"
         if version is None:
             try:
@@ -130,20 +133,27 @@ class ProgrammeReads:
                 # The history shows such events as stored (a rolling upgrade);
                 # only the replay that gives the cache its key cannot read them.
                 current = None
-            body = self.bodies.get((kind, programme_id, current)) if current else None
+            body = self.bodies.get((kind, stored_id, current)) if current else None
             if body is None:
-                events = read_history(self.programmes, self.replica, clinic_id, programme_id,
+                events = read_history(self.programmes, self.replica, clinic_id, stored_id,
                                       clinic_positions=clinic_positions)
                 # Kept as the version it shows (a post may have come meanwhile).
-                body = self.bodies.put((kind, programme_id, events[-1]["version"]),
+                body = self.bodies.put((kind, stored_id, events[-1]["version"]),
                                        self._history_body(clinic_id, programme_id, events))
             return self._theirs(clinic_id, body)
         return self._theirs(clinic_id, self.bodies.make(
-            (self._versioned(f"{kind}-at", programme_id), programme_id, version),
+            (self._versioned(f"{kind}-at", stored_id), stored_id, version),
             lambda: self._history_body(
                 clinic_id, programme_id,
                 self.programmes.history(clinic_id, programme_id, version,
                                         clinic_positions=clinic_positions))))
+
+    def _shown(self, programme_id: UUID, stored_id: UUID) -> UUID:
+        """The programme_id a body of the programme stored as `stored_id` shows: the
+        clinic's own, however it was asked for (a body is kept by stored id)."""
+        if stored_id == programme_id:
+            return programme_id
+        return self.programmes.clinic_programme_id(stored_id)
 
     def _versioned(self, kind: str, programme_id: UUID) -> str:
         """The kind of body a read at an explicit version is kept as: a body kept
@@ -163,3 +173,12 @@ class ProgrammeReads:
         if body.clinic_id != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         return body
+
+
+def _state(programme: Any, programme_id: UUID) -> dict[str, Any]:
+    """The programme's state as its clinic is shown it: under the clinic's own
+    programme_id (the aggregate's id is where it is stored)."""
+    state: dict[str, Any] = programme.state()
+    if state["programme_id"] != str(programme_id):
+        state = {**state, "programme_id": str(programme_id)}
+    return state

@@ -32,6 +32,16 @@ class NewRow(NamedTuple):
     chain_hash: str
 
 
+def alias_rows(saves: Sequence[Save]) -> list[tuple[str, str, str]]:
+    """(stored id, clinic, the clinic's programme_id) of each programme these saves
+    start under an alias (domain/programme_aliases.py): rows for `programme_aliases`,
+    written in the saves' transaction. None, in the normal case."""
+    return [(str(as_uuid(stored.originator_id)), entry.clinic_id, str(entry.alias_of))
+            for save in saves for stored, entry in zip(save.stored_events, save.ledger,
+                                                       strict=True)
+            if entry.alias_of is not None]
+
+
 def ledger_rows(
     saves: Sequence[Save],
     first_position: int,

@@ -33,11 +33,19 @@ from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.errors import retry_write
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, NewRow, ledger_rows, recorded_entry
+from service.storage.ledger import (
+    LEDGER_COLUMNS,
+    NewRow,
+    alias_rows,
+    ledger_rows,
+    recorded_entry,
+)
 from service.storage.stored import HistoryRow, history_entries
 from service.storage.stores import RECONNECT_TIMEOUT
 
 LEDGER_TABLE = "event_ledger"
+#: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
+ALIASES_TABLE = "programme_aliases"
 
 
 #: Our reads retry as the library's own do: PRE_PING is off, so a pooled
@@ -125,14 +133,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "position bigint PRIMARY KEY, "
                 "programme_id uuid NOT NULL, "
                 "version bigint NOT NULL, "
-                "event_id uuid NOT NULL UNIQUE, "
+                "event_id uuid NOT NULL, "
                 "clinic_id text NOT NULL, "
                 "event_type text NOT NULL, "
                 "recorded_at timestamptz NOT NULL, "
                 "content_digest text, "
                 "saved_version bigint NOT NULL, "
                 "chain_hash text NOT NULL, "
-                "UNIQUE (programme_id, version))"
+                "UNIQUE (programme_id, version), "
+                "UNIQUE (event_id, clinic_id))"
             ).format(**ids)
         )
         self.sql_create_statements.append(
@@ -140,6 +149,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 "CREATE INDEX IF NOT EXISTS event_ledger_clinic_idx "
                 "ON {schema}.{ledger} (clinic_id, position)"
             ).format(**ids)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{aliases} (stored_id TEXT PRIMARY KEY, "
+                "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
+                "UNIQUE (clinic_id, programme_id))"
+            ).format(**ids, aliases=Identifier(ALIASES_TABLE))
         )
         # The write path's fixed text, rendered once (composing SQL per save
         # cost more than the values it carries). See `_record_saves`.
@@ -152,10 +168,11 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "ORDER BY position DESC LIMIT 1"
         ).format(**ids).as_bytes(None)
         self.sql_screen = SQL(
-            "SELECT originator_id AS key, MAX(originator_version) AS version "
+            "SELECT originator_id AS key, MAX(originator_version) AS version, "
+            "NULL::text AS clinic_id "
             "FROM {schema}.{events} WHERE originator_id IN ({{programmes}}) "
             "GROUP BY originator_id "
-            "UNION ALL SELECT event_id, NULL FROM {schema}.{ledger} "
+            "UNION ALL SELECT event_id, NULL, clinic_id FROM {schema}.{ledger} "
             "WHERE event_id IN ({{event_ids}})"
         ).format(**ids).as_bytes(None)
         self.sql_insert_ledger = SQL(
@@ -199,6 +216,12 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT position FROM {schema}.{ledger} WHERE clinic_id = %s "
             "AND clinic_position = %s"
         ).format(**ids)
+        self.sql_insert_aliases = SQL(
+            "INSERT INTO {schema}.{aliases} (stored_id, clinic_id, programme_id) VALUES "
+        ).format(**ids, aliases=Identifier(ALIASES_TABLE)).as_bytes(None)
+        self.select_aliases = SQL(
+            "SELECT stored_id, programme_id FROM {schema}.{aliases} WHERE stored_id = ANY(%s)"
+        ).format(**ids, aliases=Identifier(ALIASES_TABLE))
         self.select_version_as_of = SQL(
             "SELECT MAX(version) AS version FROM {schema}.{ledger} "
             "WHERE programme_id = %s AND recorded_at <= %s"
@@ -236,7 +259,8 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 held = curs.fetchall()
                 refused = screen(saves, {row["key"]: row["version"] for row in held
                                          if row["version"] is not None},
-                                 [row["key"] for row in held if row["version"] is None])
+                                 [(row["clinic_id"], row["key"]) for row in held
+                                  if row["version"] is None])
                 accepted = [save for index, save in enumerate(saves) if index not in refused]
                 if not accepted:
                     # Nothing was written: COMMIT, not ROLLBACK, which would make
@@ -293,7 +317,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 str(row.programme_id).encode(), row.version, text(event.topic),
                 escaping.escape_bytea(event.state), row.position)
             for row, event in zip(rows, stored, strict=True))
-        return self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+        statements = self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+        aliases = alias_rows(saves)
+        if aliases:
+            statements += b"; " + self.sql_insert_aliases + b", ".join(
+                b"(%s, %s, %s)" % tuple(text(value) for value in alias) for alias in aliases
+            ) + b" ON CONFLICT DO NOTHING"
+        return statements
 
     @retry_read
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
@@ -330,10 +360,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
+    def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
+                            ) -> list[RecordedEntry]:
         if not event_ids:
             return []
-        return self._select("event_id = ANY(%s)", [list(event_ids)])
+        if clinic_id is None:
+            return self._select("event_id = ANY(%s)", [list(event_ids)])
+        return self._select("event_id = ANY(%s) AND clinic_id = %s",
+                            [list(event_ids), clinic_id])
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select("programme_id = %s", [programme_id])
@@ -362,6 +396,14 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             curs.execute(self.select_position_of, [clinic_id, clinic_position], prepare=True)
             row = curs.fetchone()
             return row["position"] if row else None
+
+    @retry_read
+    def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        if not stored_ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_aliases, [[str(stored_id) for stored_id in stored_ids]])
+            return {UUID(row["stored_id"]): UUID(row["programme_id"]) for row in curs.fetchall()}
 
     @retry_read
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:

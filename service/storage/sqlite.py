@@ -19,11 +19,13 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.ledger import LEDGER_COLUMNS, alias_rows, ledger_rows, recorded_entry
 from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
 LEDGER_TABLE = "event_ledger"
+#: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
+ALIASES_TABLE = "programme_aliases"
 #: Programmes per query of `events_after` (SQLite limits a statement's parameters).
 EVENTS_AFTER_BATCH = 500
 
@@ -56,16 +58,20 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             "position INTEGER PRIMARY KEY, "
             "programme_id TEXT NOT NULL, "
             "version INTEGER NOT NULL, "
-            "event_id TEXT NOT NULL UNIQUE, "
+            "event_id TEXT NOT NULL, "
             "clinic_id TEXT NOT NULL, "
             "event_type TEXT NOT NULL, "
             "recorded_at TEXT NOT NULL, "
             "content_digest TEXT, "
             "saved_version INTEGER NOT NULL, "
             "chain_hash TEXT NOT NULL, "
-            "UNIQUE (programme_id, version))",
+            "UNIQUE (programme_id, version), "
+            "UNIQUE (event_id, clinic_id))",
             f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_clinic_idx "
             f"ON {LEDGER_TABLE} (clinic_id, position)",
+            f"CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (stored_id TEXT PRIMARY KEY, "
+            "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
+            "UNIQUE (clinic_id, programme_id))",
         ]
 
     def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
@@ -117,6 +123,10 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
               row.event_type, recorded_at, row.content_digest, row.saved_version,
               row.chain_hash) for row in rows],
         )
+        aliases = alias_rows(saves)
+        if aliases:
+            c.executemany(f"INSERT INTO {ALIASES_TABLE} (stored_id, clinic_id, programme_id) "
+                          "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", aliases)
         return rows[0].position
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
@@ -132,11 +142,11 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         last = {programmes[row[0]]: row[1] for row in c.fetchall()}
         event_ids = {e.hex: e for save in saves for e in save.event_ids()}
         c.execute(
-            f"SELECT event_id FROM {LEDGER_TABLE} "
+            f"SELECT clinic_id, event_id FROM {LEDGER_TABLE} "
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
             list(event_ids),
         )
-        return screen(saves, last, [event_ids[row[0]] for row in c.fetchall()])
+        return screen(saves, last, [(row[0], event_ids[row[1]]) for row in c.fetchall()])
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 
@@ -148,11 +158,15 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
-    def entries_by_event_id(self, event_ids: Sequence[UUID]) -> list[RecordedEntry]:
+    def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
+                            ) -> list[RecordedEntry]:
         if not event_ids:
             return []
         marks = ",".join("?" * len(event_ids))
-        return self._select_entries(f"event_id IN ({marks})", [e.hex for e in event_ids])
+        if clinic_id is None:
+            return self._select_entries(f"event_id IN ({marks})", [e.hex for e in event_ids])
+        return self._select_entries(f"event_id IN ({marks}) AND clinic_id = ?",
+                                    [*(e.hex for e in event_ids), clinic_id])
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
@@ -186,6 +200,17 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
                       "AND clinic_position = ?", [clinic_id, clinic_position])
             row = c.fetchone()
             return row[0] if row else None
+
+    def aliases(self, stored_ids: Collection[UUID]) -> dict[UUID, UUID]:
+        ids = [str(stored_id) for stored_id in stored_ids]
+        found: dict[UUID, UUID] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), EVENTS_AFTER_BATCH):
+                batch = ids[start:start + EVENTS_AFTER_BATCH]
+                c.execute(f"SELECT stored_id, programme_id FROM {ALIASES_TABLE} "
+                          f"WHERE stored_id IN ({','.join('?' * len(batch))})", batch)
+                found.update((UUID(row[0]), UUID(row[1])) for row in c.fetchall())
+        return found
 
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
         if not programme_ids:

@@ -236,16 +236,20 @@ def test_occurred_at_far_in_the_future_is_refused(client, tokens):
     assert response.json["rule"] == "occurred_in_future"
 
 
-def test_programme_id_of_another_clinic_cannot_be_started_again(client, tokens):
+def test_a_programme_id_another_clinic_uses_starts_a_programme_of_its_own(client, tokens):
     pid = uuid.uuid4()
     assert post(client, tokens, pid, b.started()).status_code == 201
     response = post(client, tokens, pid, b.started(), clinic="clinic-b",
                     headers=tokens.writer_b)
-    assert response.status_code == 409
+    assert response.status_code == 201
+    assert response.json["programme_id"] == str(pid)
+    assert response.json["clinic_id"] == "clinic-b"
     assert "clinic-a" not in response.get_data(as_text=True)
-    # And posting other events to it from clinic-b is a 404, as if it did not exist.
+    # Clinic B's programme under that id is its own, and clinic A's is unchanged.
     response = post(client, tokens, pid, b.session(), clinic="clinic-b", headers=tokens.writer_b)
-    assert response.status_code == 404
+    assert response.status_code == 201 and response.json["version"] == 2
+    state = client.get(f"/v1/clinics/clinic-a/programmes/{pid}", headers=tokens.writer_a).json
+    assert state["version"] == 1 and state["programme_id"] == str(pid)
 
 
 def test_correction_changes_state_but_keeps_the_original(client, tokens):

@@ -120,3 +120,141 @@ def test_a_write_to_another_clinics_programme_never_loads_it(unreadable_b, token
     on_missing = write(client, tokens, uuid.uuid4(), body)
     assert on_foreign.status_code in (404, 409)
     same_answer(on_foreign, on_missing)
+
+
+# ---- ids are each clinic's own: no write tells a clinic another uses an id ----------
+
+
+def normalised(response) -> tuple[int, dict]:
+    """A receipt without what a fresh id changes by itself (the ids, the clinic's
+    own positions): what is left must not depend on any other clinic."""
+    body = json.loads(response.get_data())
+    body["programme_id"] = "P"
+    for recorded in body.get("recorded", []):
+        recorded["event_id"], recorded["position"] = "E", "N"
+    return response.status_code, body
+
+
+def start_a(client, tokens, programme_id, **envelope):
+    return write(client, tokens, programme_id, {"events": [{**b.started(), **envelope}]})
+
+
+def test_starting_a_programme_with_another_clinics_programme_id_answers_as_a_fresh_id(
+        client, tokens):
+    taken = start_b(client, tokens)
+    on_taken = start_a(client, tokens, taken)
+    on_fresh = start_a(client, tokens, uuid.uuid4())
+    assert on_taken.status_code == 201, on_taken.json
+    assert normalised(on_taken) == normalised(on_fresh)
+    assert on_taken.json["programme_id"] == str(taken)
+    assert on_taken.json["clinic_id"] == "clinic-a"
+
+
+def test_an_event_id_another_clinic_used_answers_as_a_fresh_one(client, tokens):
+    theirs = start_b(client, tokens)
+    history = client.get(f"/v1/clinics/clinic-b/programmes/{theirs}/events",
+                         headers=tokens.viewer_b).json["events"]
+    used = history[1]["event_id"]
+    on_used = start_a(client, tokens, uuid.uuid4(), event_id=used)
+    on_fresh = start_a(client, tokens, uuid.uuid4())
+    assert on_used.status_code == 201, on_used.json
+    assert normalised(on_used) == normalised(on_fresh)
+    # In a programme A already has, too.
+    own, other = on_fresh.json["programme_id"], history[2]["event_id"]
+    again = write(client, tokens, own, {"events": [{**b.session(1), "event_id": other}]})
+    assert again.status_code == 201 and again.json["recorded"][0]["event_id"] == other
+
+
+def test_a_clinics_own_event_ids_still_replay_and_conflict(client, tokens):
+    theirs = start_b(client, tokens)
+    used = client.get(f"/v1/clinics/clinic-b/programmes/{theirs}/events",
+                      headers=tokens.viewer_b).json["events"][0]["event_id"]
+    programme_id = uuid.uuid4()
+    start = {**b.started(), "event_id": used}
+    first = write(client, tokens, programme_id, {"events": [start]})
+    assert first.status_code == 201
+    retry = write(client, tokens, programme_id, {"events": [start]})
+    assert retry.status_code == 200 and retry.json == first.json
+    other = write(client, tokens, programme_id, {"events": [{**b.session(1), "event_id": used}]})
+    assert other.status_code == 409
+    assert other.json["type"].endswith("event-id-conflict")
+    # And clinic B's programme is untouched.
+    assert client.get(f"/v1/clinics/clinic-b/programmes/{theirs}",
+                      headers=tokens.viewer_b).json["version"] == 3
+
+
+def test_a_bulk_line_with_another_clinics_ids_answers_as_with_fresh_ones(client, tokens):
+    taken = start_b(client, tokens)
+    used = client.get(f"/v1/clinics/clinic-b/programmes/{taken}/events",
+                      headers=tokens.viewer_b).json["events"][1]["event_id"]
+    sent = [line(taken, b.started()), line(uuid.uuid4(), b.started()),
+            line(uuid.uuid4(), {**b.started(), "event_id": used})]
+    results, _ = answered(client.post(f"{A}/events:bulk", data=ndjson(*sent),
+                                      headers={**tokens.writer_a, **NDJSON}))
+    assert results[0]["receipt"]["programme_id"] == str(taken)
+    for result in results:
+        for key in ("line", "programme_id", "event_id"):
+            result.pop(key, None)
+        receipt = result["receipt"]
+        receipt["programme_id"], receipt["recorded"][0]["event_id"] = "P", "E"
+        receipt["recorded"][0]["position"] = "N"
+    assert results[0] == results[1] == results[2]
+    assert results[0]["status"] == 201
+    assert client.get(f"{A}/programmes/{taken}", headers=tokens.viewer_a).json["version"] == 1
+
+
+def test_two_clinics_keep_their_own_programme_under_one_programme_id(store_url, app, client,
+                                                                      tokens):
+    from service.audit.verify import verify_store
+    from tests.stores import RunnerAt
+
+    shared = start_b(client, tokens)  # B: started and two sessions, version 3
+    assert write(client, tokens, shared,
+                 {"events": [b.started(patient_ref="pt-a")]}).status_code == 201
+    assert write(client, tokens, shared, {"events": [b.session(1)]}).json["version"] == 2
+    b_path, a_path = f"/v1/clinics/clinic-b/programmes/{shared}", f"{A}/programmes/{shared}"
+
+    a_state = client.get(a_path, headers=tokens.viewer_a).json
+    b_state = client.get(b_path, headers=tokens.viewer_b).json
+    assert (a_state["programme_id"], a_state["clinic_id"], a_state["version"]) == (
+        str(shared), "clinic-a", 2)
+    assert (b_state["programme_id"], b_state["clinic_id"], b_state["version"]) == (
+        str(shared), "clinic-b", 3)
+    a_events = client.get(f"{a_path}/events", headers=tokens.viewer_a).json
+    b_events = client.get(f"{b_path}/events", headers=tokens.viewer_b).json
+    assert a_events["programme_id"] == b_events["programme_id"] == str(shared)
+    assert {e["event_id"] for e in a_events["events"]}.isdisjoint(
+        e["event_id"] for e in b_events["events"])
+    assert client.get(f"{a_path}?version=1", headers=tokens.viewer_a).json["programme_id"] == (
+        str(shared))
+    fhir = client.get(f"{a_path}/fhir", headers=tokens.viewer_a).json
+    assert str(shared) in {entry["resource"]["id"] for entry in fhir["entry"]}
+
+    RunnerAt(store_url).run(once=True)
+    for clinic, headers, version in (("clinic-a", tokens.viewer_a, 2),
+                                     ("clinic-b", tokens.viewer_b, 3)):
+        listing = client.get(f"/v1/clinics/{clinic}/programmes", headers=headers).json
+        assert [p["programme_id"] for p in listing["programmes"]] == [str(shared)]
+        summary = client.get(f"/v1/clinics/{clinic}/programmes/{shared}/summary",
+                             headers=headers)
+        assert summary.status_code == 200 and summary.json["programme_id"] == str(shared)
+        assert summary.json["clinic_id"] == clinic
+        dashboard = client.get(f"/v1/clinics/{clinic}/dashboard", headers=headers).json
+        assert dashboard["programmes"] == 1
+        assert dashboard["sessions_completed"] == version - 1
+    network = client.get("/v1/dashboard", headers=tokens.admin).json
+    assert sum(c["programmes"] for c in network["clinics"]) == 2
+
+    components = app.extensions["traction"]
+    report = verify_store(components.programmes.recorder, components.checkpoints,
+                          components.checkpoint_keys, None, write_checkpoint=False,
+                          use_checkpoints=False)
+    assert report.failure is None and report.events_checked == 5
+
+    # Erasing A's patient names A's programme by its own id, and leaves B's.
+    erased = client.post(f"{A}/patients/erasure", json={"patient_ref": "pt-a", "reason": "r"},
+                         headers=tokens.admin)
+    assert erased.status_code == 200, erased.json
+    assert [r["programme_id"] for r in erased.json["erased"]] == [str(shared)]
+    assert client.get(a_path, headers=tokens.viewer_a).json["patient_ref"] != "pt-a"
+    assert client.get(b_path, headers=tokens.viewer_b).json["version"] == 3

@@ -70,3 +70,27 @@ def test_replays_and_exports_are_in_the_access_log(recorded, store_sql, tmp_path
                                             ("read", "traction audit export")]
     assert rows[0][2] == programme_id
     assert rows[0][3].startswith("command line")
+
+
+def test_replay_with_a_clinic_takes_that_clinics_own_programme_id(pristine, store_sql):
+    # Clinic B starts a programme under clinic A's programme id: stored under an
+    # alias, replayed by B's id with --clinic, or by the stored id the log shows.
+    from tests import builders as b
+
+    programme_id = _programme(store_sql)
+    started = pristine.client.post(
+        f"/v1/clinics/clinic-b/programmes/{programme_id}/events",
+        json={"events": [b.started()]}, headers=pristine.tokens.writer_b)
+    assert started.status_code == 201, started.json
+    theirs = json.loads(run_cli(pristine.url, "replay", "--clinic", "clinic-b", programme_id,
+                                "--json").stdout)
+    assert theirs["clinic_id"] == "clinic-b" and theirs["version"] == 1
+    assert theirs["clinic_programme_id"] == programme_id != theirs["programme_id"]
+    stored = run_cli(pristine.url, "replay", theirs["programme_id"])
+    assert f"of clinic-b (the clinic's {programme_id}): version 1 of 1" in stored.stdout
+    ours = json.loads(run_cli(pristine.url, "replay", "--clinic", "clinic-a", programme_id,
+                              "--json").stdout)
+    assert (ours["clinic_id"], ours["programme_id"], ours["latest_version"]) == (
+        "clinic-a", programme_id, 8)
+    elsewhere = run_cli(pristine.url, "replay", "--clinic", "clinic-c", programme_id)
+    assert elsewhere.exit_code == 1 and "no programme" in elsewhere.output

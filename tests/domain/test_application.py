@@ -423,27 +423,50 @@ def test_another_clinics_programme_is_not_found_on_read_and_on_write():
     assert recorded_count(app) == 1
 
 
-def test_another_clinic_cannot_start_a_programme_with_a_taken_id():
+def test_two_clinics_each_keep_their_own_programme_under_the_same_programme_id():
+    # Programme ids are the clinic's own: B starting a programme with A's id is
+    # answered as for a fresh id, and neither sees the other's.
     app = application()
     programme_id = started(app)
-    with pytest.raises(errors.ProgrammeIdTaken) as caught:
-        post(app, programme_id, b.started(), clinic=OTHER_CLINIC)
-    assert CLINIC not in caught.value.detail
+    fresh = uuid.uuid4()
+    other = post(app, programme_id, b.started(), clinic=OTHER_CLINIC)
+    on_fresh = post(app, fresh, b.started(), clinic=OTHER_CLINIC)
+    assert (other.programme_id, other.clinic_id, other.version, other.replayed) == (
+        programme_id, OTHER_CLINIC, 1, False)
+    assert [r["version"] for r in other.recorded] == [r["version"] for r in on_fresh.recorded]
+
+    post(app, programme_id, b.session(1), clinic=OTHER_CLINIC)
+    post(app, programme_id, b.session(1), b.session(2))
+    assert app.programme(CLINIC, programme_id).version == 3
+    assert app.programme(OTHER_CLINIC, programme_id).version == 2
     assert app.programme(CLINIC, programme_id).state()["clinic_id"] == CLINIC
-    assert recorded_count(app) == 1
+    assert {e["event_id"] for e in app.history(CLINIC, programme_id)}.isdisjoint(
+        e["event_id"] for e in app.history(OTHER_CLINIC, programme_id))
+    # Stored apart, and each answered with the clinic's own id.
+    stored = app.require_own(OTHER_CLINIC, programme_id)
+    assert stored != programme_id and app.require_own(CLINIC, programme_id) == programme_id
+    assert app.clinic_programme_id(stored) == programme_id
+    assert recorded_count(app) == 6
 
 
-def test_another_clinic_reposting_a_recorded_event_gets_no_receipt():
-    # The same envelope from another clinic is not a retry: replaying the
-    # receipt would tell that clinic about this one's programme.
+def test_another_clinic_reposting_a_recorded_event_records_its_own():
+    # Event ids are each clinic's own idempotency keys: the same envelope from
+    # another clinic is recorded as new (a replayed receipt, or a conflict,
+    # would tell that clinic the id is in use), exactly as a fresh event_id.
     app = application()
     programme_id = uuid.uuid4()
     start = b.started()
-    post(app, programme_id, start)
-    with pytest.raises(errors.EventIdConflict) as caught:
-        post(app, programme_id, start, clinic=OTHER_CLINIC)
-    assert CLINIC not in caught.value.detail
-    assert recorded_count(app) == 1
+    first = post(app, programme_id, start)
+    theirs = post(app, uuid.uuid4(), start, clinic=OTHER_CLINIC)
+    assert not theirs.replayed and theirs.clinic_id == OTHER_CLINIC
+    assert theirs.recorded[0]["event_id"] == start["event_id"]
+    assert recorded_count(app) == 2
+    # Each clinic's retry still replays its own receipt, and other content is a conflict.
+    assert post(app, programme_id, start) == dataclasses.replace(first, replayed=True)
+    assert post(app, theirs.programme_id, start, clinic=OTHER_CLINIC).replayed
+    with pytest.raises(errors.EventIdConflict):
+        post(app, programme_id, {**start, "recorded_by": "someone else"})
+    assert recorded_count(app) == 2
 
 
 # ---- receipt listeners ---------------------------------------------------------

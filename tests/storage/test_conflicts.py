@@ -68,6 +68,28 @@ def test_a_save_breaking_a_unique_key_fails_at_once(store_url):
         app.close()
 
 
+def test_an_event_id_is_unique_per_clinic(store_url):
+    """Two clinics may record the same event_id (each clinic's ids are its own
+    idempotency keys); each finds only its own entry, and the store still refuses
+    it twice in one clinic."""
+    app = programmes_at(store_url)
+    try:
+        recorder = app.recorder
+        event_id = uuid.uuid4()
+        recorder.insert_events([stored(uuid.uuid4(), 1)], ledger=[entry(event_id, "clinic-a")])
+        recorder.insert_events([stored(uuid.uuid4(), 1)], ledger=[entry(event_id, "clinic-b")])
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([stored(uuid.uuid4(), 1)],
+                                   ledger=[entry(event_id, "clinic-b")])
+        assert [e.clinic_id for e in recorder.entries_by_event_id("clinic-b", [event_id])] == [
+            "clinic-b"]
+        assert [e.clinic_id for e in recorder.entries_by_event_id(None, [event_id])] == [
+            "clinic-a", "clinic-b"]
+        assert recorder.max_notification_id() == 2
+    finally:
+        app.close()
+
+
 def test_a_failed_save_leaves_no_trace_and_no_gap(store_url):
     """An error raised inside the save's transaction, after the lock and the
     ledger's head are taken, rolls everything back: no ledger row without
@@ -90,7 +112,7 @@ def test_a_failed_save_leaves_no_trace_and_no_gap(store_url):
 
 
 def test_the_screen_refuses_exactly_the_saves_that_would_break_a_key_or_a_run():
-    one, two, three, four, five, six, seven = (uuid.uuid4() for _ in range(7))
+    one, two, three, four, five, six, seven, eight, nine = (uuid.uuid4() for _ in range(9))
     recorded, repeated, twice = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     saves = [
         Save([stored(one, 4)], [entry()]),  # continues one's 3 versions
@@ -102,8 +124,12 @@ def test_the_screen_refuses_exactly_the_saves_that_would_break_a_key_or_a_run():
         Save([stored(five, 1)], [entry(repeated)]),
         Save([stored(six, 1)], [entry(repeated)]),  # event_id taken by the save before it
         Save([stored(seven, 1), stored(seven, 2)], [entry(twice), entry(twice)]),  # twice
+        # Event ids are unique per clinic: another clinic's same ids are its own.
+        Save([stored(eight, 1)], [entry(recorded, "clinic-b")]),
+        Save([stored(nine, 1)], [entry(repeated, "clinic-b")]),
     ]
-    refused = screen(saves, last_versions={one: 3}, recorded_event_ids=[recorded])
+    refused = screen(saves, last_versions={one: 3},
+                     recorded_event_keys=[("clinic-a", recorded)])
     assert {index: str(error) for index, error in refused.items()} == {
         1: OVERTAKEN, 2: OVERTAKEN, 4: OVERTAKEN, 5: EVENT_ID_RECORDED, 7: EVENT_ID_RECORDED,
         8: EVENT_ID_RECORDED,
@@ -195,3 +221,46 @@ def test_what_a_save_writes_reads_back_exactly_and_verifies(store_url):
         assert report.failure is None and report.events_checked == 2
     finally:
         components.close()
+
+
+@pytest.mark.slow
+def test_two_clinics_starting_one_programme_id_at_once_each_get_their_own(store_url):
+    """Clinic A and clinic B, in two workers, start a programme under the same new
+    programme_id at the same moment, round after round: both are answered 201 (the
+    loser of the race finds the id taken when it saves, and starts its programme
+    under its alias), and each clinic's programme holds its own start."""
+    workers = [programmes_at(store_url) for _ in range(2)]
+    clinics = ["clinic-a", "clinic-b"]
+    try:
+        for _ in range(10):
+            programme_id = uuid.uuid4()
+            barrier = threading.Barrier(2)
+            receipts: dict[str, Any] = {}
+
+            def start(app: Any, clinic: str, programme_id: uuid.UUID = programme_id,
+                      barrier: threading.Barrier = barrier,
+                      receipts: dict[str, Any] = receipts) -> None:
+                barrier.wait()
+                receipts[clinic] = app.record_events(clinic, programme_id,
+                                                     [envelope(b.started())])
+
+            threads = [threading.Thread(target=start, args=(app, clinic))
+                       for app, clinic in zip(workers, clinics, strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(receipts) == clinics
+            for clinic in clinics:
+                receipt = receipts[clinic]
+                assert (receipt.programme_id, receipt.version, receipt.replayed) == (
+                    programme_id, 1, False)
+                for app in workers:
+                    history = app.history(clinic, programme_id)
+                    assert [e["event_id"] for e in history] == [
+                        receipt.recorded[0]["event_id"]]
+            stored = {clinic: workers[0].require_own(clinic, programme_id) for clinic in clinics}
+            assert programme_id in stored.values() and len(set(stored.values())) == 2
+    finally:
+        for app in workers:
+            app.close()

@@ -34,6 +34,7 @@ from service.cli import main
 from service.http.app import create_app
 from service.storage import migrations
 from service.storage.stores import parse_database_url
+from tests import builders as b
 from tests.stores import components_at, rebuild_at
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release-0.1.0"
@@ -409,3 +410,26 @@ def test_the_key_that_signed_0_1_0s_checkpoints_is_too_weak_to_sign_now(upgraded
     assert refused.exit_code != 0
     assert "TRACTION_CHECKPOINT_PREVIOUS_KEYS" in refused.output
     assert KEY not in refused.output
+
+
+def test_after_migrating_ids_are_each_clinics_own(upgraded):
+    # Migration 0007 made event ids unique per clinic: another clinic may start a
+    # programme under a 0.1.0 programme's id and with one of its event ids (201, as
+    # for fresh ones), and the 0.1.0 programme is unchanged; the chain still verifies.
+    programme_id, theirs = next((k, v) for k, v in upgraded.expected["programmes"].items()
+                                if v["clinic_id"] == "valley-rehab")
+    used = theirs["history"]["events"][0]["event_id"]
+    other = next(name.removeprefix("writer-") for name in upgraded.tokens
+                 if name.startswith("writer-") and name != "writer-valley-rehab"
+                 and not name.startswith("writer-revoked"))
+    posted = upgraded.client.post(
+        f"/v1/clinics/{other}/programmes/{programme_id}/events",
+        headers={"Authorization": f"Bearer {upgraded.tokens[f'writer-{other}']['token']}"},
+        json={**b.started(), "event_id": used})
+    assert posted.status_code == 201, posted.json
+    assert posted.json["programme_id"] == programme_id and posted.json["clinic_id"] == other
+    again = upgraded.get(f"/v1/clinics/valley-rehab/programmes/{programme_id}",
+                         "writer-valley-rehab")
+    assert again.json["clinic_id"] == "valley-rehab"
+    verified = CliRunner().invoke(main, ["audit", "verify", "--json"], env=upgraded.env)
+    assert verified.exit_code == 0, verified.output

@@ -24,7 +24,7 @@ from flask import Response, g
 from projections.reading import InvalidCursor, ProjectionBehind, Read, TooManyWaits
 from service.http import conditional, examples, revalidations
 from service.http.access import allow
-from service.http.api.context import positions, positions_of, reader
+from service.http.api.context import positions, positions_of, programmes, reader
 from service.http.openapi import CONDITIONAL_HEADERS, LedgerBlueprint, problems, revalidated
 from service.http.problems import Problem, not_found, validation_problem
 from service.http.schemas.dashboards import (
@@ -148,11 +148,13 @@ def programme_summary(clinic_id: str, programme_id: UUID,
                       min_position: int | None = None) -> Any:
     """One programme's summary with its pain trajectory."""
     scope, read_models, who = positions_of(), reader(), caller()
+    # Where the clinic's programme is stored (another clinic may use the same id).
+    stored_id = programmes().stored_ids(clinic_id, [programme_id])[programme_id]
     with _not_older_than_asked(scope, min_position):
         wanted = to_wait_for(scope, min_position)
 
         def again() -> Read | None:
-            return read_models.summary(clinic_id, programme_id, min_position=wanted,
+            return read_models.summary(clinic_id, stored_id, min_position=wanted,
                                        caller=who, clinic_positions=scope is not None)
 
         read = again()

@@ -75,7 +75,11 @@ def erase_patient(body: dict[str, Any], clinic_id: str) -> Any:
     targets = keyring.programmes_of(clinic_id, body["patient_ref"]) if keyring else []
     if not targets:
         raise not_found()
-    return {"erased": [_erase(clinic_id, programme_id, body["reason"]).body()
+    # The keyring knows the programmes by their stored ids: each is erased, and
+    # answered, under the clinic's own programme_id (domain/programme_aliases.py).
+    named = programmes().clinic_programme_ids(targets)
+    return {"erased": [_erase(clinic_id, named.get(programme_id, programme_id),
+                              body["reason"]).body()
                        for programme_id in targets]}
 
 

@@ -33,10 +33,12 @@ blp = LedgerBlueprint("events", __name__, url_prefix="/v1", description="Post pr
 def post_events(body: dict[str, Any], clinic_id: str, programme_id: UUID) -> Any:
     """Record events of a programme: one, or a batch recorded atomically.
 
-    The first event of a new programme is its ProgrammeStarted. Posting the same
-    events again (same event_ids and content) answers 200 with the original
-    receipt and records nothing; an event_id reused for other content is a 409,
-    as is an `expected_version` that is not the programme's version. A refused
+    The first event of a new programme is its ProgrammeStarted. Programme ids and
+    event ids are the clinic's own: another clinic's are never compared with
+    them. Posting the same events again (same event_ids and content) answers 200
+    with the original receipt and records nothing; an event_id of this clinic
+    reused for other content is a 409, as is an `expected_version` that is not
+    the programme's version. A refused
     rule is a 422 naming it (`rule`), with the refused event's index.
     """
     envelopes = [EventEnvelope(**envelope) for envelope in body["events"]]

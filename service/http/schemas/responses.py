@@ -49,7 +49,8 @@ class ProblemSchema(Schema):
     })
     event_id = fields.String(metadata={"description": "domain-rule: the refused event's id."})
     event_ids = fields.List(fields.String(), metadata={
-        "description": "event-id-conflict: the event ids already recorded with other content."
+        "description": "event-id-conflict: the event ids this clinic already recorded with "
+        "other content (event ids are unique per clinic)."
     })
     expected_version = fields.Integer(metadata={
         "description": "version-conflict: the expected_version that was sent."
