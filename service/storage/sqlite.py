@@ -19,7 +19,12 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, ledger_rows, recorded_entry
+from service.storage.ledger import (
+    LEDGER_COLUMNS,
+    RecentClinicNumbers,
+    ledger_rows,
+    recorded_entry,
+)
 from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
@@ -49,6 +54,11 @@ def _iso_text(stored: str | None) -> str | None:
 
 
 class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The clinic positions of the events this process recorded last.
+        self.clinic_numbers = RecentClinicNumbers()
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -74,13 +84,16 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         (domain.ledger.screen), then the others' events,
         numbered from the ledger's head, and their ledger rows. Anything raised
         rolls it all back."""
+        numbered: list[tuple[int, str, int]] = []
         with write_lock(self.datastore.pool.db_name).held(), \
                 self.datastore.transaction(commit=True) as c:
             refused = self._screen(c, saves)
             accepted = [save for index, save in enumerate(saves) if index not in refused]
-            first = 0
             if accepted:
-                first = self._insert(c, accepted)
+                numbered = self._insert(c, accepted)
+        # Committed: what each event is numbered in its clinic stays true.
+        self.clinic_numbers.keep(numbered)
+        first = numbered[0][0] if numbered else 0
         outcomes: list[Outcome] = []
         for index, save in enumerate(saves):
             if index in refused:
@@ -90,11 +103,18 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
                 first += len(save.stored_events)
         return outcomes
 
-    def _insert(self, c: SQLiteCursor, saves: Sequence[Save]) -> int:
-        c.execute(f"SELECT position, chain_hash, recorded_at FROM {LEDGER_TABLE} "
-                  "ORDER BY position DESC LIMIT 1")
-        head = c.fetchone()
+    def _insert(self, c: SQLiteCursor, saves: Sequence[Save]) -> list[tuple[int, str, int]]:
+        """Insert the saves' events and ledger rows, numbered from the ledger's head;
+        (position, clinic, clinic position) of each row, in order."""
         stored = [event for save in saves for event in save.stored_events]
+        clinics = list(dict.fromkeys(entry.clinic_id for save in saves for entry in save.ledger))
+        # The head, and each clinic's last number (one index lookup each, as the
+        # trigger of migration 0006 would make for every row).
+        c.execute("SELECT position, chain_hash, recorded_at, "
+                  + ", ".join([f"(SELECT MAX(clinic_position) FROM {LEDGER_TABLE} "
+                               "WHERE clinic_id = ?)"] * len(clinics))
+                  + f" FROM {LEDGER_TABLE} ORDER BY position DESC LIMIT 1", clinics)
+        head = c.fetchone()
         rows = ledger_rows(
             saves,
             first_position=(head["position"] if head else 0) + 1,
@@ -109,15 +129,24 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             [(row.position, row.programme_id.hex, row.version, event.topic, event.state)
              for row, event in zip(rows, stored, strict=True)],
         )
+        # Numbered in each clinic here, under the write lock, rather than by the
+        # trigger (which numbers only rows inserted without a number): the
+        # receipt needs the numbers, and this saves the trigger's update.
+        last = {clinic_id: (head[3 + index] or 0) if head else 0
+                for index, clinic_id in enumerate(clinics)}
+        numbered = []
+        for row in rows:
+            last[row.clinic_id] += 1
+            numbered.append((row.position, row.clinic_id, last[row.clinic_id]))
         recorded_at = _iso(rows[0].recorded_at)
         c.executemany(
-            f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
+            f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}, clinic_position) "
+            f"VALUES ({', '.join('?' * (len(LEDGER_COLUMNS) + 1))})",
             [(row.position, row.programme_id.hex, row.version, row.event_id.hex, row.clinic_id,
               row.event_type, recorded_at, row.content_digest, row.saved_version,
-              row.chain_hash) for row in rows],
+              row.chain_hash, number) for row, (_, _, number) in zip(rows, numbered, strict=True)],
         )
-        return rows[0].position
+        return numbered
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
         """`domain.ledger.screen` on what the store holds of the saves' programmes."""
