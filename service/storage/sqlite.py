@@ -8,12 +8,13 @@ commit order.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
@@ -58,6 +59,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         super().__init__(*args, **kwargs)
         #: The clinic positions of the events this process recorded last.
         self.clinic_numbers = RecentClinicNumbers()
+        self._select_events_statements: dict[tuple[bool, bool, bool, bool], str] = {}
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -149,23 +151,55 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         return numbered
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
-        """`domain.ledger.screen` on what the store holds of the saves' programmes."""
+        """`domain.ledger.screen` on what the store holds of the saves' programmes
+        (their last versions, and which of the saves' event ids are recorded), read
+        with one statement."""
         # Rows carry hex ids: mapped back, not parsed (a thousand UUIDs a chunk).
         programmes = {p.hex: p for save in saves for p in save.versions}
+        event_ids = {e.hex: e for save in saves for e in save.event_ids()}
         c.execute(
             f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
             f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) "
-            "GROUP BY originator_id",
-            list(programmes),
-        )
-        last = {programmes[row[0]]: row[1] for row in c.fetchall()}
-        event_ids = {e.hex: e for save in saves for e in save.event_ids()}
-        c.execute(
-            f"SELECT event_id FROM {LEDGER_TABLE} "
+            f"GROUP BY originator_id UNION ALL SELECT event_id, NULL FROM {LEDGER_TABLE} "
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
-            list(event_ids),
+            [*programmes, *event_ids],
         )
-        return screen(saves, last, [event_ids[row[0]] for row in c.fetchall()])
+        last: dict[UUID, int] = {}
+        recorded: list[UUID] = []
+        for key, version in c.fetchall():
+            if version is None:
+                recorded.append(event_ids[key])
+            else:
+                last[programmes[key]] = version
+        return screen(saves, last, recorded)
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        """The library's, with its statements built once, and without the BEGIN and
+        ROLLBACK it puts around the one SELECT (alone, a statement reads one
+        snapshot anyway): a programme's events are read on every command (the
+        cache is fast-forwarded)."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_events_statements.get(shape)
+        if statement is None:
+            text = self.select_events_statement
+            text += "AND originator_version>? " if shape[0] else ""
+            text += "AND originator_version<=? " if shape[1] else ""
+            text += "ORDER BY originator_version " + ("DESC " if desc else "ASC ")
+            text += "LIMIT ? " if shape[3] else ""
+            statement = self._select_events_statements.setdefault(shape, text)
+        params = [originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+                  *(value for value in (gt, lte, limit) if value is not None)]
+        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
+            try:
+                c.execute(statement, params)
+                rows = c.fetchall()
+            except sqlite3.OperationalError as error:  # as the library's own reads say it
+                raise OperationalError(error) from error
+        return [StoredEvent(originator_id=self.convert_originator_id(row["originator_id"]),
+                            originator_version=row["originator_version"], topic=row["topic"],
+                            state=row["state"]) for row in rows]
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 
