@@ -150,6 +150,10 @@ def observe_request(finished: request_log.FinishedRequest) -> None:
         conflicts.labels(kind=finished.problem or "unknown").inc()
 
 
+#: events_recorded labelled once per event type (as _request_metrics).
+_events_recorded: dict[str, Any] = {}
+
+
 def count_receipt(receipt: Receipt) -> None:
     """Count a post's outcome: the events it recorded, or an idempotent replay.
 
@@ -160,7 +164,11 @@ def count_receipt(receipt: Receipt) -> None:
             idempotent_replays.inc()
             return
         for item in receipt.recorded:
-            events_recorded.labels(type=item["type"]).inc()
+            counter = _events_recorded.get(item["type"])
+            if counter is None:
+                counter = _events_recorded.setdefault(item["type"],
+                                                      events_recorded.labels(type=item["type"]))
+            counter.inc()
     except Exception:
         log.exception("counting a receipt failed")
 
