@@ -310,9 +310,8 @@ class Keyring:
         cipher = self._keys.get(programme_id)
         if cipher is not None:
             return cipher
-        with self.database.transaction(write=False) as cursor:
-            row = cursor.execute("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
-                                 (str(programme_id),)).fetchone()
+        row = self.database.read_one("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
+                                     (str(programme_id),))
         if row is None:
             return None
         cipher = AESGCM(_unwrap(self._kek, row["wrapped_key"], str(programme_id)))
