@@ -492,7 +492,7 @@ EXPLANATIONS = [
     "TRACTION_AGGREGATE_CACHE_SIZE): it stops growing once the cache is full.",
     "- **P12** is an absolute figure: read it with the trivial app's CPU per "
     "request in the same run, which says how much a busy machine inflates both. "
-    "A single-event POST to a programme the worker holds costs three statements "
+    "A single-event POST to a programme the worker holds costs three round trips "
     "on PostgreSQL (the fast-forward read; lock, head and checks; rows and commit). "
     "A programme the worker has not loaded yet costs more (its owner, all its "
     "events, its data key): with 1,000 programmes over two workers, a quick run "
