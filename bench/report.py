@@ -455,7 +455,10 @@ EXPLANATIONS = [
     "(group commit), nine pipelined statements with bound arrays per PostgreSQL save "
     "(now two round trips of the simple protocol: lock, head and checks; rows and "
     "commit), marshmallow's generic load (a compiled fast path that answers as "
-    "marshmallow does). Reaching 0.5 of a trivial app would need about a third of "
+    "marshmallow does), the query after each save for the receipt's clinic "
+    "positions (the save returns them: RETURNING on PostgreSQL, numbered under the "
+    "write lock on SQLite), SQLite's BEGIN and ROLLBACK around the fast-forward read. "
+    "Reaching 0.5 of a trivial app would need about a third of "
     "today's CPU per request: the request handling of many events done in one pass "
     "(the bulk endpoint, P10), or the write path out of Python.",
     "- **P2 (100-event batches), SQLite**: the baseline is `Application.save` alone; "
@@ -493,7 +496,16 @@ EXPLANATIONS = [
     "workers get. The worker's memory is the programme cache's (1,000 programmes, "
     "TRACTION_AGGREGATE_CACHE_SIZE): it stops growing once the cache is full.",
     "- **P12** is an absolute figure: read it with the trivial app's CPU per "
-    "request in the same run, which says how much a busy machine inflates both.",
+    "request in the same run, which says how much a busy machine inflates both. "
+    "A single-event POST to a programme the worker holds costs three round trips "
+    "on PostgreSQL (the fast-forward read; lock, head and checks; rows and commit). "
+    "A programme the worker has not loaded yet costs more (its owner, all its "
+    "events, its data key): with 1,000 programmes over two workers, a quick run "
+    "(1 s warm-up, 5 s measured) still loads a third to nearly half of its requests' "
+    "programmes for the first time, so its figure is higher than a long run's. "
+    "`in_process_cpu_ms_per_request` in bench/results/p12-<store>.json (the same "
+    "posts through the app in one process, no HTTP server, warm caches) is the "
+    "path without gunicorn's share and without cold loads.",
     "",
 ]
 

@@ -76,7 +76,8 @@ def report_store_failure() -> None:
 
 
 def _gate() -> None:
-    if request.endpoint in STORELESS_ENDPOINTS or request.endpoint is None:
+    endpoint = request.endpoint
+    if endpoint in STORELESS_ENDPOINTS or endpoint is None:
         return
     if request.blueprint == "pages":
         return  # HTML shells: no store
@@ -87,9 +88,11 @@ def _gate() -> None:
 
 
 def _settle(_exception: BaseException | None) -> None:
-    if g.get("store_probe") and not g.get("store_failed"):
+    if not g.get("store_probe"):
+        return
+    if not g.get("store_failed"):
         current_app.extensions[AVAILABILITY].succeeded()
-    elif g.get("store_probe"):
+    else:
         current_app.extensions[AVAILABILITY].failed()
 
 

@@ -131,13 +131,27 @@ def set_projection_lag(name: str, position: int | None, lag_events: int | None,
             gauge.labels(projection=name).set(value)
 
 
+#: The request count and latency of each (method, route, status) seen, labelled once:
+#: prometheus_client's labels() costs more than the count itself. The keys are
+#: the metrics' own label values, so this holds no more than the metrics do.
+_request_metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(finished: request_log.FinishedRequest) -> None:
-    labels = {"method": finished.method, "route": finished.route or "unmatched",
-              "status": str(finished.status)}
-    http_requests.labels(**labels).inc()
-    http_latency.labels(**labels).observe(finished.seconds)
+    key = (finished.method, finished.route or "unmatched", finished.status)
+    labelled = _request_metrics.get(key)
+    if labelled is None:
+        labels = {"method": key[0], "route": key[1], "status": str(key[2])}
+        labelled = _request_metrics.setdefault(
+            key, (http_requests.labels(**labels), http_latency.labels(**labels)))
+    labelled[0].inc()
+    labelled[1].observe(finished.seconds)
     if finished.status == 409:
         conflicts.labels(kind=finished.problem or "unknown").inc()
+
+
+#: events_recorded labelled once per event type (as _request_metrics).
+_events_recorded: dict[str, Any] = {}
 
 
 def count_receipt(receipt: Receipt) -> None:
@@ -150,7 +164,11 @@ def count_receipt(receipt: Receipt) -> None:
             idempotent_replays.inc()
             return
         for item in receipt.recorded:
-            events_recorded.labels(type=item["type"]).inc()
+            counter = _events_recorded.get(item["type"])
+            if counter is None:
+                counter = _events_recorded.setdefault(item["type"],
+                                                      events_recorded.labels(type=item["type"]))
+            counter.inc()
     except Exception:
         log.exception("counting a receipt failed")
 

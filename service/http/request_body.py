@@ -103,17 +103,18 @@ def read_body() -> bytes:
     """The raw body, read within the size limit, refused if it stops arriving."""
     # gunicorn hands us its socket, blocking with no timeout: a client whose
     # body stalls would hold this thread for ever. A timeout while we read it.
-    sock = request.environ.get("gunicorn.socket")
+    current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    sock = current.environ.get("gunicorn.socket")
     previous_timeout = sock.gettimeout() if sock is not None else None
     if sock is not None:
         sock.settimeout(BODY_IDLE_SECONDS)
     try:
-        raw = request.get_data(cache=True)
-        limit = request.max_content_length
-        if request.content_length is None and limit is not None and len(raw) >= limit:
+        raw = current.get_data(cache=True)
+        limit = current.max_content_length
+        if current.content_length is None and limit is not None and len(raw) >= limit:
             # A streamed (chunked) body: werkzeug stops reading at the limit
             # without a word, so look for one byte more ourselves.
-            if request.environ["wsgi.input"].read(1):
+            if current.environ["wsgi.input"].read(1):
                 raise body_too_large(limit)
         return raw
     except Exception as error:
@@ -136,14 +137,18 @@ def read_body() -> bytes:
 
 def json_body() -> Any:
     """The request's JSON body, parsed once per request."""
-    if "json_body" not in g:
-        if not request.mimetype or not (
-            request.mimetype == "application/json" or request.mimetype.endswith("+json")
-        ):
+    found = g.get("json_body", _UNREAD)
+    if found is _UNREAD:
+        mimetype = request.mimetype
+        if not mimetype or not (mimetype == "application/json" or mimetype.endswith("+json")):
             raise Problem(415, "unsupported-media-type", "Unsupported media type",
                           "Send the body as application/json.")
-        g.json_body = parse_json_strictly(read_body())
-    return g.json_body
+        found = g.json_body = parse_json_strictly(read_body())
+    return found
+
+
+#: json_body's mark for a body not read yet (None is a body: `null`).
+_UNREAD = object()
 
 
 _UNLOADED = object()

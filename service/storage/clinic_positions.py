@@ -23,6 +23,7 @@ from collections.abc import Collection
 from typing import Any, Protocol
 
 from domain.application import Receipt
+from service.storage.ledger import RecentClinicNumbers
 
 #: How many looked-up numbers a process keeps (least recently used first out).
 KEPT = 20_000
@@ -30,6 +31,9 @@ KEPT = 20_000
 
 class ClinicPositionQueries(Protocol):
     """What the stores' recorders answer (service/storage/sqlite.py, postgres.py)."""
+
+    #: What it numbered last itself (service/storage/ledger.py).
+    clinic_numbers: RecentClinicNumbers
 
     def clinic_positions(self, clinic_id: str, positions: Collection[int]
                          ) -> dict[int, int]: ...
@@ -64,8 +68,13 @@ class ClinicPositions:
 
     def of_events(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
         """The clinic's numbers of its own events at these global positions (another
-        clinic's event has none)."""
-        return self.queries.clinic_positions(clinic_id, positions)
+        clinic's event has none). Events this process has just recorded (a receipt's)
+        are answered from the recorder's memory, without a query."""
+        found = self.queries.clinic_numbers.of(clinic_id, positions)
+        if len(found) < len(positions):
+            found.update(self.queries.clinic_positions(
+                clinic_id, [position for position in positions if position not in found]))
+        return found
 
     def at(self, clinic_id: str, position: int) -> int:
         """How many of the clinic's events the global log holds up to `position`:

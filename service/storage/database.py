@@ -7,6 +7,7 @@ same interface: SQL is written with %s placeholders, and SQLite gets `?`.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -74,6 +75,26 @@ class Database:
                 raise
             else:
                 conn.commit()
+
+    def read_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """The first row of one read-only statement, run on its own: alone, a
+        statement reads one snapshot anyway, so without the BEGIN and COMMIT (two
+        round trips on PostgreSQL) that `transaction` puts around it."""
+        if self._pool is None:
+            # Every row read, so that no statement is left open (holding a snapshot).
+            rows = self._sqlite_connection().execute(sql.replace("%s", "?"),
+                                                     tuple(params)).fetchall()
+            return dict(rows[0]) if rows else None
+        self._pool.open(wait=False)
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                found = conn.execute(sql, tuple(params)).fetchone()
+            finally:
+                # As the pool's own check does: never hide the error of a lost connection.
+                with contextlib.suppress(Exception):
+                    conn.autocommit = False
+        return dict(found) if found is not None else None
 
     def compact(self) -> None:
         """Rewrite the store's files so that no deleted or overwritten row survives in

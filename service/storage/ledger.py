@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -107,3 +108,42 @@ def recorded_entry(row: Any, *, to_uuid: Any, to_datetime: Any) -> RecordedEntry
         saved_version=row["saved_version"],
         clinic_position=row["clinic_position"],
     )
+
+
+#: How many numbered events a recorder remembers (the oldest first out).
+NUMBERS_KEPT = 10_000
+
+
+class RecentClinicNumbers:
+    """The clinic positions (service/storage/clinic_positions.py) this process's
+    recorder gave the events it recorded last, by global position.
+
+    A receipt is shown with its clinic's positions: remembered as each save
+    commits, they are answered without a query after it. A position's clinic
+    and number never change once committed, so only committed rows are kept,
+    and what is kept stays true; what is not kept (or was recorded by another
+    process) is asked of the store."""
+
+    def __init__(self, kept: int = NUMBERS_KEPT) -> None:
+        self.kept = kept
+        self._numbers: dict[int, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, numbered: Iterable[tuple[int, str, int]]) -> None:
+        """(global position, clinic, clinic position) of committed ledger rows."""
+        with self._lock:
+            for position, clinic_id, clinic_position in numbered:
+                self._numbers[position] = (clinic_id, clinic_position)
+            # Oldest first out (a dict keeps insertion order).
+            while len(self._numbers) > self.kept:
+                del self._numbers[next(iter(self._numbers))]
+
+    def of(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
+        """The clinic's numbers of those of `positions` it remembers as the clinic's."""
+        found: dict[int, int] = {}
+        with self._lock:
+            for position in positions:
+                known = self._numbers.get(position)
+                if known is not None and known[0] == clinic_id:
+                    found[position] = known[1]
+        return found

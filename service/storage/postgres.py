@@ -36,6 +36,7 @@ from service.storage.group_commit import GroupCommit
 from service.storage.ledger import (
     LEDGER_COLUMNS,
     NewRow,
+    RecentClinicNumbers,
     alias_rows,
     ledger_rows,
     recorded_entry,
@@ -121,6 +122,8 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         # The library makes the pool and offers no setting for this (settings.py says why).
         datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         super().__init__(datastore, events_table_name=events_table_name)
+        #: The clinic positions of the events this process recorded last.
+        self.clinic_numbers = RecentClinicNumbers()
         ids = {
             "schema": Identifier(self.datastore.schema),
             "events": Identifier(self.events_table_name),
@@ -273,11 +276,18 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                                    previous_recorded_at=head["recorded_at"] if head else None)
                 curs.execute(self._insert_statements(escaping, rows, accepted) + b"; COMMIT",
                              prepare=False)
+                # The ledger's insert returned each row's number in its clinic
+                # (migration 0006's trigger numbers it under the table lock).
+                curs.set_result(0)
+                numbers = {row["position"]: row["clinic_position"] for row in curs.fetchall()}
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):  # a broken connection is discarded
                         curs.execute(b"ROLLBACK")
                 raise
+        # Committed: what each event is numbered in its clinic stays true.
+        self.clinic_numbers.keep((row.position, row.clinic_id, numbers[row.position])
+                                 for row in rows)
         outcomes: list[Outcome] = []
         position = first
         for index, save in enumerate(saves):
@@ -317,7 +327,8 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 str(row.programme_id).encode(), row.version, text(event.topic),
                 escaping.escape_bytea(event.state), row.position)
             for row, event in zip(rows, stored, strict=True))
-        statements = self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
+        statements = (self.sql_insert_ledger + ledger + b" RETURNING position, clinic_position; "
+                      + self.sql_insert_events + events)
         aliases = alias_rows(saves)
         if aliases:
             statements += b"; " + self.sql_insert_aliases + b", ".join(

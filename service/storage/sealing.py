@@ -46,6 +46,8 @@ from service.storage.database import Database
 SEALED_PREFIX = "sealed:v1:"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+#: How many unwrapped data keys a process keeps in memory (the oldest first out).
+KEYS_KEPT = 10_000
 
 #: key_settings rows.
 KEK_CHECK = "kek_check"
@@ -156,9 +158,11 @@ class Keyring:
         self._lookup_key = lookup_key
         #: The store keeps its own KEK: for development only.
         self.development = development
-        # Unwrapped data keys of this process. Safe to keep: every read of a
-        # programme sees its erasure event, and shows ERASED from then on
-        # (domain/application.py), whatever key this process still holds.
+        # Unwrapped data keys of this process, the most recently made or read
+        # KEYS_KEPT of them. Safe to keep: every read of a programme sees its
+        # erasure event, and shows ERASED from then on (domain/application.py),
+        # and an erased programme records nothing more, whatever key this
+        # process still holds (another process's erasure included).
         self._keys: dict[UUID, AESGCM] = {}
         self._lock = threading.Lock()
 
@@ -224,8 +228,7 @@ class Keyring:
                                      "process with the new TRACTION_DATA_KEY")
                 return  # another writer made it first: read when first needed
         # Ours: kept at once, so sealing its first fields reads nothing more.
-        with self._lock:
-            self._keys[programme_id] = AESGCM(key)
+        self._keep(programme_id, AESGCM(key))
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         cipher = self._key(programme_id)
@@ -307,13 +310,18 @@ class Keyring:
         cipher = self._keys.get(programme_id)
         if cipher is not None:
             return cipher
-        with self.database.transaction(write=False) as cursor:
-            row = cursor.execute("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
-                                 (str(programme_id),)).fetchone()
+        row = self.database.read_one("SELECT wrapped_key FROM data_keys WHERE programme_id = %s",
+                                     (str(programme_id),))
         if row is None:
             return None
         cipher = AESGCM(_unwrap(self._kek, row["wrapped_key"], str(programme_id)))
-        with self._lock:
-            self._keys[programme_id] = cipher
+        self._keep(programme_id, cipher)
         return cipher
+
+    def _keep(self, programme_id: UUID, cipher: AESGCM) -> None:
+        with self._lock:
+            self._keys.pop(programme_id, None)  # re-inserted: the newest
+            self._keys[programme_id] = cipher
+            while len(self._keys) > KEYS_KEPT:
+                del self._keys[next(iter(self._keys))]  # the oldest first out
 

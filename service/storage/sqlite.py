@@ -8,18 +8,25 @@ commit order.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
 from service.storage.group_commit import GroupCommit
-from service.storage.ledger import LEDGER_COLUMNS, alias_rows, ledger_rows, recorded_entry
+from service.storage.ledger import (
+    LEDGER_COLUMNS,
+    RecentClinicNumbers,
+    alias_rows,
+    ledger_rows,
+    recorded_entry,
+)
 from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
@@ -51,6 +58,12 @@ def _iso_text(stored: str | None) -> str | None:
 
 
 class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The clinic positions of the events this process recorded last.
+        self.clinic_numbers = RecentClinicNumbers()
+        self._select_events_statements: dict[tuple[bool, bool, bool, bool], str] = {}
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -80,13 +93,16 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         (domain.ledger.screen), then the others' events,
         numbered from the ledger's head, and their ledger rows. Anything raised
         rolls it all back."""
+        numbered: list[tuple[int, str, int]] = []
         with write_lock(self.datastore.pool.db_name).held(), \
                 self.datastore.transaction(commit=True) as c:
             refused = self._screen(c, saves)
             accepted = [save for index, save in enumerate(saves) if index not in refused]
-            first = 0
             if accepted:
-                first = self._insert(c, accepted)
+                numbered = self._insert(c, accepted)
+        # Committed: what each event is numbered in its clinic stays true.
+        self.clinic_numbers.keep(numbered)
+        first = numbered[0][0] if numbered else 0
         outcomes: list[Outcome] = []
         for index, save in enumerate(saves):
             if index in refused:
@@ -96,11 +112,18 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
                 first += len(save.stored_events)
         return outcomes
 
-    def _insert(self, c: SQLiteCursor, saves: Sequence[Save]) -> int:
-        c.execute(f"SELECT position, chain_hash, recorded_at FROM {LEDGER_TABLE} "
-                  "ORDER BY position DESC LIMIT 1")
-        head = c.fetchone()
+    def _insert(self, c: SQLiteCursor, saves: Sequence[Save]) -> list[tuple[int, str, int]]:
+        """Insert the saves' events and ledger rows, numbered from the ledger's head;
+        (position, clinic, clinic position) of each row, in order."""
         stored = [event for save in saves for event in save.stored_events]
+        clinics = list(dict.fromkeys(entry.clinic_id for save in saves for entry in save.ledger))
+        # The head, and each clinic's last number (one index lookup each, as the
+        # trigger of migration 0006 would make for every row).
+        c.execute("SELECT position, chain_hash, recorded_at, "
+                  + ", ".join([f"(SELECT MAX(clinic_position) FROM {LEDGER_TABLE} "
+                               "WHERE clinic_id = ?)"] * len(clinics))
+                  + f" FROM {LEDGER_TABLE} ORDER BY position DESC LIMIT 1", clinics)
+        head = c.fetchone()
         rows = ledger_rows(
             saves,
             first_position=(head["position"] if head else 0) + 1,
@@ -115,38 +138,80 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             [(row.position, row.programme_id.hex, row.version, event.topic, event.state)
              for row, event in zip(rows, stored, strict=True)],
         )
+        # Numbered in each clinic here, under the write lock, rather than by the
+        # trigger (which numbers only rows inserted without a number): the
+        # receipt needs the numbers, and this saves the trigger's update.
+        last = {clinic_id: (head[3 + index] or 0) if head else 0
+                for index, clinic_id in enumerate(clinics)}
+        numbered = []
+        for row in rows:
+            last[row.clinic_id] += 1
+            numbered.append((row.position, row.clinic_id, last[row.clinic_id]))
         recorded_at = _iso(rows[0].recorded_at)
         c.executemany(
-            f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
+            f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}, clinic_position) "
+            f"VALUES ({', '.join('?' * (len(LEDGER_COLUMNS) + 1))})",
             [(row.position, row.programme_id.hex, row.version, row.event_id.hex, row.clinic_id,
               row.event_type, recorded_at, row.content_digest, row.saved_version,
-              row.chain_hash) for row in rows],
+              row.chain_hash, number) for row, (_, _, number) in zip(rows, numbered, strict=True)],
         )
         aliases = alias_rows(saves)
         if aliases:
             c.executemany(f"INSERT INTO {ALIASES_TABLE} (stored_id, clinic_id, programme_id) "
                           "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", aliases)
-        return rows[0].position
+        return numbered
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
-        """`domain.ledger.screen` on what the store holds of the saves' programmes."""
+        """`domain.ledger.screen` on what the store holds of the saves' programmes
+        (their last versions, and which of the saves' event ids are recorded), read
+        with one statement."""
         # Rows carry hex ids: mapped back, not parsed (a thousand UUIDs a chunk).
         programmes = {p.hex: p for save in saves for p in save.versions}
-        c.execute(
-            f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
-            f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) "
-            "GROUP BY originator_id",
-            list(programmes),
-        )
-        last = {programmes[row[0]]: row[1] for row in c.fetchall()}
         event_ids = {e.hex: e for save in saves for e in save.event_ids()}
         c.execute(
-            f"SELECT clinic_id, event_id FROM {LEDGER_TABLE} "
+            f"SELECT originator_id, MAX(originator_version), NULL "
+            f"FROM {self.events_table_name} "
+            f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) GROUP BY "
+            f"originator_id UNION ALL SELECT event_id, NULL, clinic_id FROM {LEDGER_TABLE} "
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
-            list(event_ids),
+            [*programmes, *event_ids],
         )
-        return screen(saves, last, [(row[0], event_ids[row[1]]) for row in c.fetchall()])
+        last: dict[UUID, int] = {}
+        recorded: list[tuple[str, UUID]] = []
+        for key, version, clinic_id in c.fetchall():
+            if version is None:
+                recorded.append((clinic_id, event_ids[key]))
+            else:
+                last[programmes[key]] = version
+        return screen(saves, last, recorded)
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        """The library's, with its statements built once, and without the BEGIN and
+        ROLLBACK it puts around the one SELECT (alone, a statement reads one
+        snapshot anyway): a programme's events are read on every command (the
+        cache is fast-forwarded)."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_events_statements.get(shape)
+        if statement is None:
+            text = self.select_events_statement
+            text += "AND originator_version>? " if shape[0] else ""
+            text += "AND originator_version<=? " if shape[1] else ""
+            text += "ORDER BY originator_version " + ("DESC " if desc else "ASC ")
+            text += "LIMIT ? " if shape[3] else ""
+            statement = self._select_events_statements.setdefault(shape, text)
+        params = [originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+                  *(value for value in (gt, lte, limit) if value is not None)]
+        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
+            try:
+                c.execute(statement, params)
+                rows = c.fetchall()
+            except sqlite3.OperationalError as error:  # as the library's own reads say it
+                raise OperationalError(error) from error
+        return [StoredEvent(originator_id=self.convert_originator_id(row["originator_id"]),
+                            originator_version=row["originator_version"], topic=row["topic"],
+                            state=row["state"]) for row in rows]
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 

@@ -134,3 +134,29 @@ def test_min_position_zero_of_a_clinic_with_no_events_is_answered_at_once(client
         answer = client.get(f"/v1/clinics/empty-clinic/{path}",
                             headers={"Authorization": f"Bearer {viewer}"})
         assert answer.status_code == 200, (path, answer.json)
+
+
+def test_receipts_count_the_clinics_events_of_every_worker(app, client, tokens, store_url):
+    """A receipt's numbers come with its own save (the recorder remembers them):
+    they count what other processes recorded in between, and are the store's."""
+    from service.http.app import create_app
+    from tests.stores import components_at
+
+    other_components = components_at(store_url)
+    try:
+        other = create_app(other_components).test_client()
+        first, second = uuid.uuid4(), uuid.uuid4()
+        assert post(client, A, tokens.writer_a, first, [b.started()]) == [1]
+        assert post(other, A, tokens.writer_a, second, [b.started(), b.session(1)]) == [2, 3]
+        assert post(client, B, tokens.writer_b, uuid.uuid4(), [b.started()]) == [1]
+        assert post(client, A, tokens.writer_a, first, [b.session(1)]) == [4]
+        assert post(other, A, tokens.writer_a, second, [b.pain(2, 3)]) == [5]
+        # As stored: the same numbers in each clinic's histories, read by either worker.
+        for reader in (client, other):
+            numbers = sorted(
+                event["position"] for programme_id in (first, second)
+                for event in reader.get(f"{A}/programmes/{programme_id}/events",
+                                        headers=tokens.viewer_a).json["events"])
+            assert numbers == [1, 2, 3, 4, 5]
+    finally:
+        other_components.close()

@@ -148,3 +148,28 @@ def test_an_erasure_after_another_hosts_post_erases_the_programme_as_it_is_now(s
     finally:
         one.close()
         other.close()
+
+
+def test_a_process_keeps_few_keys_and_reads_a_forgotten_one_again_until_erased(
+        store_url, monkeypatch):
+    """Data keys in memory are bounded (the oldest out); a key let go is read again
+    from the store, so fields stay readable, and an erased programme's is gone."""
+    from service.storage import sealing
+
+    monkeypatch.setattr(sealing, "KEYS_KEPT", 2)
+    components = components_at(store_url)
+    try:
+        keyring = components.keyring
+        programmes = [start(components, f"pt-{n}") for n in range(4)]
+        assert len(keyring._keys) == 2
+        assert set(keyring._keys) == set(programmes[2:])  # the newest two
+        first = components.programmes.history(CLINIC, programmes[0])
+        assert first[0]["data"]["patient_ref"] == "pt-0"  # read again from the store
+        assert len(keyring._keys) == 2 and programmes[0] in keyring._keys
+        components.programmes.erase(CLINIC, programmes[1], "admin", "patient asked")
+        assert not keyring.has_key(programmes[1])
+        assert programmes[1] not in keyring._keys
+        erased = components.programmes.history(CLINIC, programmes[1])
+        assert erased[0]["data"]["patient_ref"] == ERASED
+    finally:
+        components.close()
