@@ -170,8 +170,12 @@ class Summary:
                                    "complete": complete}})
 
 
+#: json.dumps(value, separators=(",", ":")), without a new encoder per line.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return _COMPACT.encode(value).encode() + b"\n"
 
 
 @dataclass
