@@ -385,8 +385,8 @@ class Programmes(Application[UUID]):
         return [(index, programme, _RunPost(
             events=events, version=version,
             stored_events=[mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, posts[index].programme_id, posts[index].envelopes,
-                                       events)))
+            ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
+                                        posts[index].envelopes, events)))
             for index, programme, events, version in ran]
 
     def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:

@@ -32,8 +32,8 @@ import hashlib
 import hmac
 import os
 import threading
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
