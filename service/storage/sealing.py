@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,9 @@ from service.storage.database import Database
 SEALED_PREFIX = "sealed:v1:"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+
+#: Unwrapped data keys a process keeps (the programmes it used most recently).
+KEYS_KEPT = 20_000
 
 #: key_settings rows.
 KEK_CHECK = "kek_check"
@@ -160,7 +164,10 @@ class Keyring:
         # Unwrapped data keys of this process. Safe to keep: every read of a
         # programme sees its erasure event, and shows ERASED from then on
         # (domain/application.py), whatever key this process still holds.
-        self._keys: dict[UUID, AESGCM] = {}
+        # At most KEYS_KEPT, the oldest first out (a key let go is read
+        # again when needed): a process that starts programmes for months must
+        # not keep every key it ever made.
+        self._keys: OrderedDict[UUID, AESGCM] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -238,9 +245,15 @@ class Keyring:
                     continue  # another writer made it first: read when first needed
                 ours.append((programme_id, key))
         # Ours: kept at once, so sealing their first fields reads nothing more.
+        for programme_id, key in ours:
+            self._keep(programme_id, AESGCM(key))
+
+    def _keep(self, programme_id: UUID, cipher: AESGCM) -> None:
         with self._lock:
-            for programme_id, key in ours:
-                self._keys[programme_id] = AESGCM(key)
+            self._keys[programme_id] = cipher
+            self._keys.move_to_end(programme_id)
+            while len(self._keys) > KEYS_KEPT:
+                self._keys.popitem(last=False)
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         cipher = self._key(programme_id)
@@ -328,7 +341,6 @@ class Keyring:
         if row is None:
             return None
         cipher = AESGCM(_unwrap(self._kek, row["wrapped_key"], str(programme_id)))
-        with self._lock:
-            self._keys[programme_id] = cipher
+        self._keep(programme_id, cipher)
         return cipher
 
