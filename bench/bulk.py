@@ -4,6 +4,7 @@ grows (bounded: it must not grow with the upload).
 
     python -m bench.bulk --store sqlite|postgres [--quick] [--lines N]
                          [--memory-mb 64,1024]
+    python -m bench.bulk --store sqlite|postgres --gigabyte [MB]
 
 Throughput: `traction serve --no-projections` (2 workers) on a fresh store; one
 client uploads `--lines` lines (100,000; 20,000 with --quick) to
@@ -23,6 +24,14 @@ within 1.2x of the smallest's (nothing grows with the upload). The smallest
 is past the point where the worker's programme cache (1,000 programmes,
 TRACTION_AGGREGATE_CACHE_SIZE) is full: that memory is the cache's, bounded
 by its size and the programmes' lengths, not by the upload.
+
+1 GB (--gigabyte, not part of any run_all run: about ten minutes): one upload
+of 1,024 MB (3.3 million lines, every one a new event), generated as it is
+sent, to a fresh one-worker server; the worker's RSS and peak RSS read from
+/proc every second. Bar: the peak at the end within 1.2x of the peak once half
+of the lines were answered (by then the per-process caches are full: the
+keyring's 20,000 data keys take 1.2 million lines of this mix).
+bench/results/p10-gigabyte-<store>.json; bench/report.py adds it to P10's row.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from bench.common import (
     log,
     machine,
     now_iso,
+    proc_status,
     ratio,
     register,
     write_result,
@@ -112,11 +122,13 @@ SESSION = ('{"programme_id": "%s", "event_id": "%s", "type": "SessionCompleted",
            '"force_percent_body_weight": 30, "discomfort_nrs": %d}}\n')
 
 
-def upload(port: int, clinic_id: str, token: str, body: Iterator[bytes]) -> dict[str, Any]:
-    """Send the lines chunked while reading the answer; the summary, and timing."""
+def upload(port: int, clinic_id: str, token: str, body: Iterator[bytes],
+           answered: list[int] | None = None) -> dict[str, Any]:
+    """Send the lines chunked while reading the answer; the summary, and timing
+    (`answered[0]` counts the lines answered so far, for a watcher)."""
     sock = socket.create_connection((HOST, port), timeout=600)
     summary: dict[str, Any] = {}
-    answered = [0]
+    answered = answered if answered is not None else [0]
     failure: list[BaseException] = []
 
     def read() -> None:
@@ -234,6 +246,103 @@ def measure_memory(kind: str, sizes_mb: list[int]) -> list[dict[str, Any]]:
     return found
 
 
+MB = 1024 * 1024
+#: How often the 1 GB case reads the worker's memory from /proc.
+SAMPLE_SECONDS = 1.0
+
+
+def run_gigabyte(kind: str, megabytes: int = 1024) -> dict[str, Any]:
+    """One upload of `megabytes` MB (1 GB by default) to a fresh one-worker server,
+    generated as it is sent (neither side holds it), with the worker's RSS and
+    peak RSS (VmRSS, VmHWM) read from /proc every SAMPLE_SECONDS while it goes.
+    Every line is a new event (the mix of `lines`: programmes of 60 events,
+    1,000 at a time), so each goes the whole way: parse, validate, run the
+    rules, seal, chain, commit, answer."""
+    clinic_id = CLINICS[0]
+    log(f"P10 {megabytes:,} MB upload on {kind}: the worker's memory over time")
+    url = fresh_store(kind, "p10gb")
+    tokens = register(url, [clinic_id])
+    sent, answered = [0], [0]
+    samples: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def counted() -> Iterator[bytes]:
+        for line in lines(None, limit_bytes=megabytes * MB, seed=megabytes):
+            sent[0] += len(line)
+            yield line
+
+    try:
+        with Server("traction", database_url=url, workers=1,
+                    label=f"p10-{kind}-gigabyte") as ours:
+            (pid,) = ours.worker_pids()
+            began = time.perf_counter()
+
+            def sample() -> None:
+                while True:
+                    status = proc_status(pid)
+                    samples.append({"seconds": round(time.perf_counter() - began, 1),
+                                    "sent_mb": round(sent[0] / MB, 1),
+                                    "answered_lines": answered[0],
+                                    "rss_mb": round(status.get("VmRSS", 0) / 1024, 1),
+                                    "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1)})
+                    if stop.wait(SAMPLE_SECONDS):
+                        return
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                run = upload(ours.port, clinic_id, tokens["writers"][clinic_id], counted(),
+                             answered)
+            finally:
+                stop.set()
+                sampler.join()
+            sample_end = proc_status(pid)
+            samples.append({"seconds": round(time.perf_counter() - began, 1),
+                            "sent_mb": round(sent[0] / MB, 1),
+                            "answered_lines": answered[0],
+                            "rss_mb": round(sample_end.get("VmRSS", 0) / 1024, 1),
+                            "peak_rss_mb": round(sample_end.get("VmHWM", 0) / 1024, 1)})
+            run["stored"] = store_head(url)
+    finally:
+        drop_store(kind, "p10gb")
+
+    def at(fraction: float) -> dict[str, Any]:
+        """The first sample once `fraction` of the upload's lines had been answered."""
+        return next(s for s in samples if s["answered_lines"] >= fraction * run["lines"])
+
+    start, tenth, middle, end = samples[0], at(0.1), at(0.5), samples[-1]
+    # Halfway every per-process cache is full (the keyring's KEYS_KEPT keys are
+    # 20,000 programmes, 1.2 million lines of this mix): from there on, memory
+    # that grew would be the upload's.
+    growth = end["peak_rss_mb"] / middle["peak_rss_mb"]
+    passes = (run["failed"] == 0 and run["complete"] and run["stored"] == run["recorded"]
+              and growth <= 1.2)
+    result = {
+        "benchmark": "P10 bulk NDJSON ingest, 1 GB upload", "store": kind,
+        "measured_at": now_iso(), "machine": machine(), "workers": 1, "status": "ok",
+        "load": f"one upload of {sent[0] / MB:,.0f} MB ({run['lines']:,} lines), generated as "
+                f"it is sent, chunked, the answer read as it is sent; every line a new event "
+                f"of programmes {EVENTS_PER_PROGRAMME} events long, {INTERLEAVED:,} at a time",
+        "upload": run, "events_per_s": run["events_per_s"],
+        "mb_per_s": round(sent[0] / MB / run["seconds"], 2),
+        "peak_rss_mb": {"start": start["peak_rss_mb"], "tenth": tenth["peak_rss_mb"],
+                        "middle": middle["peak_rss_mb"], "end": end["peak_rss_mb"]},
+        "memory_growth": round(growth, 3),
+        "samples": samples,
+        "bars": {"memory_growth_max": 1.2}, "passes": passes,
+        "notes": ["memory_growth: peak RSS at the end / peak RSS once half of the upload's "
+                  "lines were answered (every per-process cache is full by then: 1,000 "
+                  "programmes, 20,000 data keys, owners and clinic positions)"],
+        "reproduce": f"python -m bench.bulk --store {kind} --gigabyte",
+    }
+    log(f"  p10 {megabytes:,} MB: {run['events_per_s']:,} events/s, {result['mb_per_s']} MB/s "
+        f"in {run['seconds']} s; worker peak RSS {start['peak_rss_mb']} MB at the start, "
+        f"{tenth['peak_rss_mb']} MB at a tenth, {middle['peak_rss_mb']} MB halfway, "
+        f"{end['peak_rss_mb']} MB at the end")
+    write_result(f"p10-gigabyte-{kind}", result)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -241,8 +350,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer lines, smaller uploads")
     parser.add_argument("--lines", type=int)
     parser.add_argument("--memory-mb", help="comma-separated upload sizes in MB")
+    parser.add_argument("--gigabyte", nargs="?", type=int, const=1024, metavar="MB",
+                        help="only the 1 GB upload (or one of MB), its worker's memory "
+                             "sampled over time: bench/results/p10-gigabyte-<store>.json")
     args = parser.parse_args(argv)
     kind = check_store_kind(args.store)
+    if args.gigabyte:
+        found = run_gigabyte(kind, args.gigabyte)
+        print(f"p10 {args.gigabyte} MB {kind}: memory growth {found['memory_growth']} "
+              f"passes {found['passes']}")
+        return
     timing = Timing.of(args.quick)
     count = args.lines or (20_000 if args.quick else 100_000)
     sizes = ([int(s) for s in args.memory_mb.split(",")] if args.memory_mb

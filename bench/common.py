@@ -349,7 +349,7 @@ class Server:
         """VmRSS and VmHWM (peak) of each worker, in MB."""
         workers = []
         for pid in self.worker_pids():
-            status = _proc_status(pid)
+            status = proc_status(pid)
             workers.append({"pid": pid, "rss_mb": status.get("VmRSS", 0) / 1024,
                             "peak_rss_mb": status.get("VmHWM", 0) / 1024})
         return {"workers": workers,
@@ -396,7 +396,7 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return used
 
 
-def _proc_status(pid: int) -> dict[str, int]:
+def proc_status(pid: int) -> dict[str, int]:
     values: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -200,6 +200,17 @@ def measured_on(row_id: str, kind: str) -> str:
     return f"{r['measured_at'][:10]}{length}"
 
 
+def _gigabyte(r: dict[str, Any] | None) -> str:
+    """The 1 GB upload's figures (bench.bulk --gigabyte), for P10's memory column."""
+    if not r or r.get("status") != "ok":
+        return ""
+    peak = r["peak_rss_mb"]
+    return (f"; {r['upload']['bytes'] / 1024 ** 3:.2f} GB upload "
+            f"({_n(r['events_per_s'], ' events/s')}): peak RSS {_n(peak['start'], ' MB')} "
+            f"at the start, {_n(peak['tenth'], ' MB')} at a tenth, "
+            f"{_n(peak['middle'], ' MB')} halfway, {_n(peak['end'], ' MB')} at the end "
+            f"({'pass' if r.get('passes') else 'FAIL'}, measured {r['measured_at'][:10]})")
+
 def under_load_rows(kind: str) -> list[list[str]]:
     """P9-P12: retry storms, bulk ingest, conditional reads, CPU per POST."""
     store = STORE_NAMES[kind]
@@ -230,7 +241,8 @@ def under_load_rows(kind: str) -> list[list[str]]:
                      store, _n(r["ours"]["events_per_s"], " events/s"),
                      _n(r["baseline"]["events_per_s"], " events/s (library's batched save)"),
                      _ratio(r["ratio"]),
-                     f"memory growth {_ratio(r.get('memory_growth'))}× ({sizes})",
+                     f"memory growth {_ratio(r.get('memory_growth'))}× ({sizes})"
+                     + _gigabyte(read_result(f"p10-gigabyte-{kind}")),
                      "≥ 0.5; memory ≤ 1.2× as the upload grows", _verdict(r)])
     else:
         rows.append(["P10", "bulk NDJSON", store, "", "", "", "", "≥ 0.5", _verdict(r)])
@@ -494,7 +506,11 @@ EXPLANATIONS = [
     "chain, write) with the library's batched save, which waits on the disk more "
     "than it computes: on a busy machine the ratio falls with the CPU the "
     "workers get. The worker's memory is the programme cache's (1,000 programmes, "
-    "TRACTION_AGGREGATE_CACHE_SIZE): it stops growing once the cache is full.",
+    "TRACTION_AGGREGATE_CACHE_SIZE): it stops growing once the cache is full. "
+    "The 1 GB upload (`python -m bench.bulk --gigabyte`, about 3.3 million lines, "
+    "every one a new event, generated as it is sent; not part of `run_all`) samples "
+    "the worker's peak RSS from /proc every second: the figures in P10's row are "
+    "its peak at the start, once a tenth, half and all of the lines were answered.",
     "- **P12** is an absolute figure: read it with the trivial app's CPU per "
     "request in the same run, which says how much a busy machine inflates both. "
     "A single-event POST to a programme the worker holds costs three round trips "

@@ -57,6 +57,11 @@ def erasure_event_id(programme_id: UUID) -> UUID:
 CONCURRENT_WRITE_ATTEMPTS = 5
 
 
+#: What json.dumps(sort_keys=True, separators=(",", ":")) makes, without a new
+#: encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class EventEnvelope:
     """One event as a clinic system posted it (already validated)."""
@@ -69,16 +74,14 @@ class EventEnvelope:
 
     def content_digest(self, programme_id: UUID) -> str:
         """A digest of everything that makes this event what it is, for rule 6."""
-        canonical = json.dumps(
+        canonical = _CANONICAL.encode(
             {
                 "programme_id": str(programme_id),
                 "type": self.type,
                 "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
                 "recorded_by": self.recorded_by,
                 "data": self.data,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
+            }
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -476,7 +479,7 @@ class Programmes(Application[UUID]):
             {post.programme_id for post in posts if post.programme_id in owners} - foreign)
         waiting: set[UUID] = set()  # programmes with a post left for later
         seen: set[UUID] = set()
-        saves: list[tuple[int, Programme, _RunPost]] = []
+        ran: list[tuple[int, Programme, list[Any], int]] = []
         now = self.clock()
         for index, post in enumerate(posts):
             programme_id = post.programme_id
@@ -502,13 +505,17 @@ class Programmes(Application[UUID]):
                     waiting.add(programme_id)
                 continue
             programmes[programme_id] = programme
-            events = programme.collect_events()
-            saves.append((index, programme, _RunPost(
-                events=events, version=programme.version,
-                stored_events=[self.mapper.to_stored_event(event) for event in events],
-                ledger=self._ledger_entries(clinic_id, programme_id, post.envelopes, events,
-                                            aliases.get(programme_id)))))
-        return saves
+            ran.append((index, programme, programme.collect_events(), programme.version))
+        mapper = self.mapper
+        if isinstance(mapper, VersionedMapper):
+            mapper.register_patients([event for _, _, events, _ in ran for event in events])
+        return [(index, programme, _RunPost(
+            events=events, version=version,
+            stored_events=[mapper.to_stored_event(event) for event in events],
+            ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
+                                        posts[index].envelopes, events,
+                                        aliases.get(posts[index].programme_id))))
+            for index, programme, events, version in ran]
 
     def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:
         """The programmes as they are now (None: no events), from this process's

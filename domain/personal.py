@@ -17,6 +17,7 @@ Pure Python: no Flask, no marshmallow, no SQL, no cryptography.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -56,6 +57,10 @@ class Seal(Protocol):
     def register(self, programme_id: UUID, clinic_id: str, patient_ref: str) -> None:
         """Before a programme's first event is stored: make its data key (and remember
         its patient by a keyed hash, for erasure by patient)."""
+
+    def register_all(self, patients: Sequence[tuple[UUID, str, str]]) -> None:
+        """`register` for many programmes (programme_id, clinic_id, patient_ref) at
+        once: their keys made in one write (bulk ingest starts many programmes)."""
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         """The field's value, sealed to this programme, event and field."""

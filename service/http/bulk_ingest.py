@@ -27,10 +27,12 @@ file) and follows once the upload has been read.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import select
 import socket
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -59,7 +61,44 @@ WRITE_PIECE = 16 * 1024
 #: How long the answer waits for a client to read before it goes to the spool.
 READ_GRACE_SECONDS = 2.0
 
+#: Allocations between two runs of the cyclic garbage collector's youngest
+#: generation while an upload is ingested (Python's default: 700). An upload
+#: allocates a few dozen objects per line and keeps none of them but the
+#: programmes it caches: at 700 the collector took a third of its CPU.
+GC_ALLOCATIONS = 10_000
+
 LINE_SCHEMA = BulkLineSchema()
+
+
+class _CollectLess:
+    """While at least one upload is ingested in this process: the cyclic garbage
+    collector's youngest generation runs every GC_ALLOCATIONS allocations. The
+    garbage it leaves a little longer is a few MB at most; the rest of the
+    process is collected as before once the last upload ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uploads = 0
+        self._before: tuple[int, int, int] | None = None
+
+    @contextlib.contextmanager
+    def during_upload(self) -> Iterator[None]:
+        with self._lock:
+            self._uploads += 1
+            if self._uploads == 1:
+                self._before = gc.get_threshold()
+                gc.set_threshold(max(GC_ALLOCATIONS, self._before[0]), *self._before[1:])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._uploads -= 1
+                if self._uploads == 0 and self._before is not None:
+                    gc.set_threshold(*self._before)
+                    self._before = None
+
+
+collect_less = _CollectLess()
 
 
 @dataclass(frozen=True)
@@ -170,8 +209,12 @@ class Summary:
                                    "complete": complete}})
 
 
+#: json.dumps(value, separators=(",", ":")), without a new encoder per line.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return _COMPACT.encode(value).encode() + b"\n"
 
 
 @dataclass
@@ -218,6 +261,12 @@ class Answer:
 def ingest(programmes: Programmes, positions: ClinicPositions, clinic_id: str, body: IO[bytes],
            limits: Limits, sock: socket.socket | None) -> Iterator[bytes]:
     """The answer to an upload, line by line, as its chunks are recorded."""
+    with collect_less.during_upload():
+        yield from _answer(programmes, positions, clinic_id, body, limits, sock)
+
+
+def _answer(programmes: Programmes, positions: ClinicPositions, clinic_id: str, body: IO[bytes],
+            limits: Limits, sock: socket.socket | None) -> Iterator[bytes]:
     summary = Summary()
     answer = Answer(sock)
     previous_timeout = sock.gettimeout() if sock is not None else None

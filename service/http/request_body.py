@@ -35,11 +35,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)  # in C; a key given twice makes it shorter than the pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -49,6 +51,8 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _too_deep(text: str) -> bool:
+    if text.count("{") + text.count("[") <= MAX_NESTING:
+        return False  # not that many openings in all, strings included
     # Strings removed and brackets found by the regex engine: a Python loop
     # over every character cost a tenth of a 100-event batch post.
     depth = 0

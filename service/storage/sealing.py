@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -46,8 +47,9 @@ from service.storage.database import Database
 SEALED_PREFIX = "sealed:v1:"
 NONCE_BYTES = 12
 KEY_BYTES = 32
-#: How many unwrapped data keys a process keeps in memory (the oldest first out).
-KEYS_KEPT = 10_000
+#: Unwrapped data keys a process keeps (the programmes it used most recently; the
+#: oldest first out). A 1 GB bulk upload of new programmes fills it by 1.2 million lines.
+KEYS_KEPT = 20_000
 
 #: key_settings rows.
 KEK_CHECK = "kek_check"
@@ -203,32 +205,46 @@ class Keyring:
         return hmac.new(self._lookup_key, message, hashlib.sha256).hexdigest()
 
     def register(self, programme_id: UUID, clinic_id: str, patient_ref: str) -> None:
-        programme_id = UUID(str(programme_id))
-        if programme_id in self._keys:
+        self.register_all([(programme_id, clinic_id, patient_ref)])
+
+    def register_all(self, patients: Sequence[tuple[UUID, str, str]]) -> None:
+        new: dict[UUID, tuple[str, str]] = {}
+        for programme_id, clinic_id, patient_ref in patients:
+            programme_id = UUID(str(programme_id))
+            if programme_id not in self._keys:
+                new.setdefault(programme_id, (clinic_id, patient_ref))
+        if not new:
             return
-        key = os.urandom(KEY_BYTES)
-        wrapped = _wrap(self._kek, key, str(programme_id))
+        ours: list[tuple[UUID, bytes]] = []
+        # One transaction (one commit) for all of them: a commit per programme
+        # cost bulk ingest more than everything else it does for a new programme.
         with self.database.transaction() as cursor:
-            # One statement in the common case: stored only while the store's KEK is
-            # still this process's (after `traction keys rotate` this process holds
-            # the old one until it restarts: a key wrapped by it now could never be
-            # opened), and only if no other writer made this programme's key first.
-            stored = cursor.execute(
-                "INSERT INTO data_keys (programme_id, clinic_id, patient_hash, wrapped_key,"
-                " created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM"
-                " key_settings WHERE name = %s AND value = %s)"
-                " ON CONFLICT (programme_id) DO NOTHING RETURNING wrapped_key",
-                (str(programme_id), clinic_id, self.patient_hash(clinic_id, patient_ref),
-                 wrapped, datetime.now(UTC).isoformat(), KEK_CHECK, self._check)).fetchone()
-            if stored is None:
-                check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
-                                       (KEK_CHECK,)).fetchone()
-                if check is None or check["value"] != self._check:
-                    raise KeyRotated("the key-encryption key was rotated: restart this "
-                                     "process with the new TRACTION_DATA_KEY")
-                return  # another writer made it first: read when first needed
-        # Ours: kept at once, so sealing its first fields reads nothing more.
-        self._keep(programme_id, AESGCM(key))
+            for programme_id, (clinic_id, patient_ref) in new.items():
+                key = os.urandom(KEY_BYTES)
+                wrapped = _wrap(self._kek, key, str(programme_id))
+                # One statement in the common case: stored only while the store's KEK
+                # is still this process's (after `traction keys rotate` this process
+                # holds the old one until it restarts: a key wrapped by it now could
+                # never be opened), and only if no other writer made this programme's
+                # key first.
+                stored = cursor.execute(
+                    "INSERT INTO data_keys (programme_id, clinic_id, patient_hash, wrapped_key,"
+                    " created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM"
+                    " key_settings WHERE name = %s AND value = %s)"
+                    " ON CONFLICT (programme_id) DO NOTHING RETURNING wrapped_key",
+                    (str(programme_id), clinic_id, self.patient_hash(clinic_id, patient_ref),
+                     wrapped, datetime.now(UTC).isoformat(), KEK_CHECK, self._check)).fetchone()
+                if stored is None:
+                    check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
+                                           (KEK_CHECK,)).fetchone()
+                    if check is None or check["value"] != self._check:
+                        raise KeyRotated("the key-encryption key was rotated: restart this "
+                                         "process with the new TRACTION_DATA_KEY")
+                    continue  # another writer made it first: read when first needed
+                ours.append((programme_id, key))
+        # Ours: kept at once, so sealing their first fields reads nothing more.
+        for programme_id, key in ours:
+            self._keep(programme_id, AESGCM(key))
 
     def seal(self, programme_id: UUID, event_id: UUID, name: str, value: str) -> str:
         cipher = self._key(programme_id)

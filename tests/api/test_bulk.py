@@ -4,6 +4,7 @@ a single post of it would get; limits cut the answer after the lines read."""
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from typing import Any
@@ -11,9 +12,13 @@ from typing import Any
 import pytest
 from werkzeug.test import EnvironBuilder
 
+from domain.personal import ERASED
+from service.http import bulk_ingest
 from service.http.app import create_app
+from service.storage import sealing
 from tests import builders as b
 from tests.conftest import Tokens
+from tests.privacy.raw import store_bytes
 from tests.stores import components_at
 
 BULK = "/v1/clinics/clinic-a/events:bulk"
@@ -189,3 +194,79 @@ def test_only_a_writer_of_the_clinic_may_post_in_bulk(client, tokens):
     assert post_bulk(client, body, tokens.writer_b).status_code == 404
     assert post_bulk(client, body, tokens.viewer_a).status_code == 403
     assert client.post(BULK, data=body, headers=NDJSON).status_code == 401
+
+
+def test_programmes_started_in_one_chunk_each_get_their_own_key(client, tokens, app):
+    """The data keys of a chunk's new programmes are made together: each programme
+    still has its own, its patient_ref is sealed in the store, and erasing one
+    leaves the others readable."""
+    programmes = [uuid.uuid4() for _ in range(12)]
+    body = ndjson(*[line(p, b.started(patient_ref=f"pt-bulk-{n:03}"))
+                    for n, p in enumerate(programmes)],
+                  *[line(p, b.paused(1, reason=f"away {n}")) for n, p in enumerate(programmes)])
+    results, summary = answered(post_bulk(client, body, tokens.writer_a))
+    assert summary["recorded"] == 24 and summary["failed"] == 0
+    components = app.extensions["traction"]
+    with components.database.transaction(write=False) as cursor:
+        keys = cursor.execute("SELECT programme_id, wrapped_key FROM data_keys").fetchall()
+    assert sorted(row["programme_id"] for row in keys) == sorted(str(p) for p in programmes)
+    assert len({row["wrapped_key"] for row in keys}) == len(programmes)
+    raw = store_bytes(components.settings.database_url)
+
+    def stored(text: str) -> bool:  # as it is, or as pg_dump writes a bytea (hex)
+        return text.encode() in raw or text.encode().hex().encode() in raw
+
+    assert not stored("pt-bulk-") and not stored("away ")
+    assert stored(sealing.SEALED_PREFIX)
+    components.programmes.erase("clinic-a", programmes[0], "admin", "asked")
+
+    def shown(programme: uuid.UUID) -> list:
+        history = client.get(f"/v1/clinics/clinic-a/programmes/{programme}/events",
+                             headers=tokens.viewer_a).json["events"]
+        return [event["data"].get("patient_ref") or event["data"].get("reason")
+                for event in history if event["type"] != "ProgrammeErased"]
+
+    assert shown(programmes[0]) == [ERASED, ERASED]
+    for n, programme in enumerate(programmes[1:], start=1):
+        assert shown(programme) == [f"pt-bulk-{n:03}", f"away {n}"]
+
+
+def test_more_programmes_than_the_keyring_keeps_all_stay_readable(store_url, monkeypatch):
+    """A process keeps KEYS_KEPT data keys; the ones it lets go are read again."""
+    monkeypatch.setattr(sealing, "KEYS_KEPT", 3)
+    components = components_at(store_url)
+    try:
+        app = create_app(components)
+        client, tokens = app.test_client(), Tokens(components.directory)
+        programmes = [uuid.uuid4() for _ in range(8)]
+        body = ndjson(*[line(p, b.started(patient_ref=f"pt-kept-{n}"))
+                        for n, p in enumerate(programmes)])
+        assert answered(post_bulk(client, body, tokens.writer_a))[1]["recorded"] == 8
+        assert len(components.keyring._keys) == 3
+        for n, programme in enumerate(programmes):
+            history = client.get(f"/v1/clinics/clinic-a/programmes/{programme}/events",
+                                 headers=tokens.viewer_a).json["events"]
+            assert history[0]["data"]["patient_ref"] == f"pt-kept-{n}"
+        assert len(components.keyring._keys) == 3
+    finally:
+        components.close()
+
+
+def test_the_collector_runs_less_often_only_while_an_upload_is_ingested(client, tokens):
+    """While an upload is ingested the collector's youngest generation runs every
+    GC_ALLOCATIONS allocations; once the answer ends, or its client goes away
+    halfway, the thresholds are what they were."""
+    before = gc.get_threshold()
+    programme = uuid.uuid4()
+    body = ndjson(line(programme, b.started()), line(programme, b.session(1)))
+    response = post_bulk(client, body, tokens.writer_a, buffered=False)
+    pieces = iter(response.response)
+    first = next(pieces)
+    assert b'"line":1' in first
+    assert gc.get_threshold()[0] == max(bulk_ingest.GC_ALLOCATIONS, before[0])
+    response.close()  # the client goes away before the summary
+    assert gc.get_threshold() == before
+    results, _ = answered(post_bulk(client, ndjson(line(programme, b.pain(2, 2))),
+                                    tokens.writer_a))
+    assert results[0]["status"] == 201
+    assert gc.get_threshold() == before
