@@ -277,14 +277,17 @@ def run_gigabyte(kind: str, megabytes: int = 1024) -> dict[str, Any]:
             (pid,) = ours.worker_pids()
             began = time.perf_counter()
 
+            def take_sample() -> None:
+                status = proc_status(pid)
+                samples.append({"seconds": round(time.perf_counter() - began, 1),
+                                "sent_mb": round(sent[0] / MB, 1),
+                                "answered_lines": answered[0],
+                                "rss_mb": round(status.get("VmRSS", 0) / 1024, 1),
+                                "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1)})
+
             def sample() -> None:
                 while True:
-                    status = proc_status(pid)
-                    samples.append({"seconds": round(time.perf_counter() - began, 1),
-                                    "sent_mb": round(sent[0] / MB, 1),
-                                    "answered_lines": answered[0],
-                                    "rss_mb": round(status.get("VmRSS", 0) / 1024, 1),
-                                    "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1)})
+                    take_sample()
                     if stop.wait(SAMPLE_SECONDS):
                         return
 
@@ -296,12 +299,7 @@ def run_gigabyte(kind: str, megabytes: int = 1024) -> dict[str, Any]:
             finally:
                 stop.set()
                 sampler.join()
-            sample_end = proc_status(pid)
-            samples.append({"seconds": round(time.perf_counter() - began, 1),
-                            "sent_mb": round(sent[0] / MB, 1),
-                            "answered_lines": answered[0],
-                            "rss_mb": round(sample_end.get("VmRSS", 0) / 1024, 1),
-                            "peak_rss_mb": round(sample_end.get("VmHWM", 0) / 1024, 1)})
+            take_sample()  # the end
             run["stored"] = store_head(url)
     finally:
         drop_store(kind, "p10gb")

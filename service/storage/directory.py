@@ -129,18 +129,7 @@ class Directory:
         """Deactivate a clinic: its tokens stop working (every worker within a second)
         and no new ones are issued for it; its records stay, readable by auditors and
         all-clinic tokens. Deactivating it again changes nothing."""
-        with self.db.transaction() as cursor:
-            row = cursor.execute("SELECT clinic_id, name, registered_at, deactivated_at "
-                                 "FROM clinics WHERE clinic_id = %s", [clinic_id]).fetchone()
-            if row is None:
-                raise UnknownClinic(f"clinic {clinic_id} is not registered")
-            if row["deactivated_at"] is None:
-                row["deactivated_at"] = now_iso()
-                cursor.execute("UPDATE clinics SET deactivated_at = %s WHERE clinic_id = %s",
-                               [row["deactivated_at"], clinic_id])
-                self._bump(cursor)
-                self._log(cursor, "clinic_deactivated", actor, clinic_id=clinic_id)
-        return dict(row)
+        return self._set_deactivated(clinic_id, now_iso(), "clinic_deactivated", actor)
 
     def reactivate_clinic(self, clinic_id: str, actor: dict[str, Any] | None = None
                           ) -> tuple[dict[str, Any], int]:
@@ -150,23 +139,28 @@ class Directory:
         caller can say so (a clinic deactivated because a token leaked should
         have that token revoked first). Reactivating an active clinic changes
         nothing."""
+        clinic = self._set_deactivated(clinic_id, None, "clinic_reactivated", actor)
+        now = datetime.now(UTC)
+        working = sum(1 for token in self.tokens(clinic_id)
+                      if not token.revoked and not token.expired(now))
+        return clinic, working
+
+    def _set_deactivated(self, clinic_id: str, deactivated_at: str | None, action: str,
+                         actor: dict[str, Any] | None) -> dict[str, Any]:
+        """Mark the clinic deactivated (a time) or active (None), logged as `action`;
+        a clinic already in that state is left as it is (and nothing is logged)."""
         with self.db.transaction() as cursor:
             row = cursor.execute("SELECT clinic_id, name, registered_at, deactivated_at "
                                  "FROM clinics WHERE clinic_id = %s", [clinic_id]).fetchone()
             if row is None:
                 raise UnknownClinic(f"clinic {clinic_id} is not registered")
-            if row["deactivated_at"] is not None:
-                row["deactivated_at"] = None
-                cursor.execute("UPDATE clinics SET deactivated_at = NULL WHERE clinic_id = %s",
-                               [clinic_id])
+            if (row["deactivated_at"] is None) != (deactivated_at is None):
+                row["deactivated_at"] = deactivated_at
+                cursor.execute("UPDATE clinics SET deactivated_at = %s WHERE clinic_id = %s",
+                               [deactivated_at, clinic_id])
                 self._bump(cursor)
-                self._log(cursor, "clinic_reactivated", actor, clinic_id=clinic_id)
-            tokens = cursor.execute("SELECT expires_at FROM api_tokens WHERE clinic_id = %s"
-                                    " AND revoked_at IS NULL", [clinic_id]).fetchall()
-        now = datetime.now(UTC)
-        working = sum(1 for token in tokens if token["expires_at"] is None
-                      or datetime.fromisoformat(token["expires_at"]) > now)
-        return dict(row), working
+                self._log(cursor, action, actor, clinic_id=clinic_id)
+        return dict(row)
 
     # ---- tokens ---------------------------------------------------------
 
