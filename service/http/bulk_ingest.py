@@ -18,11 +18,6 @@ answer ends with a summary line.
   away has lost nothing it was told was recorded (what it was not told
   about is answered 200 with its receipt when it sends it again).
 
-The upload is read and validated in a thread of its own (`ChunkReader`), at
-most a chunk ahead of the one being recorded: the lines' parsing runs while
-the store waits on its database (which lets other threads run), instead of
-after it.
-
 A client should read the answer while it sends the upload. One that reads
 only afterwards still gets every line: while it does not read, the answer
 waits in a spool (in memory up to SPOOL_MEMORY_BYTES, then in a temporary
@@ -34,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import queue
 import select
 import socket
 import tempfile
@@ -56,9 +50,6 @@ NDJSON = "application/x-ndjson"
 CHUNK_LINES = 1000
 #: Bytes of line text in one chunk, at most.
 CHUNK_BYTES = 4 * 1024 * 1024
-#: Chunks read and validated, waiting for the one being recorded, at most (the
-#: reader holds one more while it fills it): memory stays a few chunks'.
-CHUNKS_AHEAD = 1
 #: Bytes read at a time: of a line over the limit, and of the spooled answer.
 READ_BLOCK = 64 * 1024
 #: Bytes of answer held in memory for a client that is not reading; then a file.
@@ -114,10 +105,6 @@ collect_less = _CollectLess()
 class Limits:
     upload_bytes: int  # TRACTION_MAX_BULK_BYTES
     line_bytes: int  # TRACTION_MAX_BODY_BYTES: a line is no larger than a single post
-
-
-#: Lines of the upload, numbered, as posts to record or the problems they are answered.
-Chunk = list[tuple[int, Post | Problem]]
 
 
 class Cut(Exception):
@@ -285,20 +272,28 @@ def _answer(programmes: Programmes, positions: ClinicPositions, clinic_id: str, 
     previous_timeout = sock.gettimeout() if sock is not None else None
     if sock is not None:
         # gunicorn hands over its socket blocking with no timeout: a body that
-        # stalls would hold the reader (and this thread, waiting for it) for ever.
+        # stalls would hold this thread for ever.
         sock.settimeout(BODY_IDLE_SECONDS)
     complete = True
     try:
-        # The reader stops, and is waited for, before the socket's timeout is
-        # put back: it never reads a socket that has none.
-        with ChunkReader(body, limits) as chunks:
-            try:
-                for chunk in chunks:
+        chunk: list[tuple[int, Post | Problem]] = []
+        size = 0
+        try:
+            for number, line in read_lines(body, limits):
+                chunk.append((number, line if isinstance(line, Problem) else parse_line(line)))
+                size += len(line) if isinstance(line, bytes) else 0
+                if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
                     yield from answer.send(b"".join(record(programmes, positions, clinic_id,
                                                            chunk, summary)))
-            except Cut as cut:
-                complete = False
-                yield from answer.send(summary.result(cut.line, cut.problem))
+                    chunk, size = [], 0
+            cut = None
+        except Cut as stop:
+            cut = stop
+        yield from answer.send(b"".join(record(programmes, positions, clinic_id, chunk,
+                                               summary)))
+        if cut is not None:
+            complete = False
+            yield from answer.send(summary.result(cut.line, cut.problem))
     finally:
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -307,84 +302,8 @@ def _answer(programmes: Programmes, positions: ClinicPositions, clinic_id: str, 
     yield summary.last_line(complete=complete)
 
 
-class ChunkReader:
-    """The upload's chunks, read and validated in a thread of their own while
-    the one before is recorded: iterate in the thread that records them.
-
-    At most CHUNKS_AHEAD chunks wait, and the reader fills one more: memory is
-    bounded whatever the upload. What the reader raises (the Cut that ends the
-    upload, or anything unexpected) is raised where the chunks are iterated,
-    after the chunks read before it, as if they were read there. Leaving the
-    `with` block (the answer is done, failed, or closed because its client went
-    away) stops the reader at its next line and waits for it: it is then reading
-    at most one line, for at most the body's idle timeout when the body stalls.
-    The reader needs no request context: a line is parsed by `parse_line` alone.
-    """
-
-    def __init__(self, body: IO[bytes], limits: Limits) -> None:
-        self._body = body
-        self._limits = limits
-        self._chunks: queue.Queue[tuple[Chunk | None, BaseException | None]] = queue.Queue(
-            maxsize=CHUNKS_AHEAD)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="bulk-reader", daemon=True)
-
-    def __enter__(self) -> Iterator[Chunk]:
-        self._thread.start()
-        return self._received()
-
-    def __exit__(self, *_: object) -> None:
-        self._stopping.set()
-        # Room for the reader's put in flight; it puts nothing once it sees the stop.
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._chunks.get_nowait()
-        self._thread.join()
-
-    def _received(self) -> Iterator[Chunk]:
-        while True:
-            chunk, error = self._chunks.get()
-            if chunk is not None:
-                yield chunk
-            if error is not None:
-                raise error
-            if chunk is None:
-                return
-
-    def _read(self) -> None:
-        chunk: Chunk = []
-        size = 0
-        try:
-            for number, line in read_lines(self._body, self._limits):
-                if self._stopping.is_set():
-                    return
-                if isinstance(line, Problem):
-                    chunk.append((number, line))
-                else:
-                    chunk.append((number, parse_line(line)))
-                    size += len(line)
-                if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
-                    if not self._put(chunk, None):
-                        return
-                    chunk, size = [], 0
-            if chunk and not self._put(chunk, None):
-                return
-            self._put(None, None)
-        except Cut as cut:  # the lines read before it are recorded, then it is answered
-            self._put(chunk or None, cut)
-        except BaseException as error:  # noqa: BLE001 - raised again where the chunks are read
-            self._put(None, error)
-
-    def _put(self, chunk: Chunk | None, error: BaseException | None) -> bool:
-        """Hand a chunk (or the end, or what ended it) over; False once stopped."""
-        if self._stopping.is_set():
-            return False
-        self._chunks.put((chunk, error))
-        return True
-
-
 def record(programmes: Programmes, positions: ClinicPositions, clinic_id: str,
-           chunk: Chunk, summary: Summary) -> Iterable[bytes]:
+           chunk: list[tuple[int, Post | Problem]], summary: Summary) -> Iterable[bytes]:
     """Record a chunk's posts in one go; its result lines, in order (receipts with
     the clinic's positions, looked up in one query)."""
     posts = [item for _, item in chunk if isinstance(item, Post)]
