@@ -397,7 +397,10 @@ class Programmes(Application[UUID]):
                       "version": event.originator_version, "position": position}
                      for event, position in zip(save.events, outcome, strict=True)],
                     False)
-                programme_cache.keep(self.repository, programme)
+                if save.events[0].originator_version == 1:
+                    # Started by this post: every other programme run is in the
+                    # cache already (Programmes._programmes_now).
+                    programme_cache.keep(self.repository, programme)
         self._repeats.put(clinic_id, bool(recorded) or bool(later) or any(
             isinstance(answer, errors.EventIdConflict)
             or (isinstance(answer, Receipt) and answer.replayed) for answer in answers))
@@ -545,6 +548,7 @@ class Programmes(Application[UUID]):
             mapper.register_patients([event for _, _, events, _ in ran for event in events])
         return [(index, programme, _RunPost(
             events=events, version=version,
+            versions={programme.id: [event.originator_version for event in events]},
             stored_events=[mapper.to_stored_event(event) for event in events],
             ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
                                         posts[index].envelopes, events,
@@ -568,11 +572,13 @@ class Programmes(Application[UUID]):
                                           for programme_id in programme_ids})
         programmes: dict[int, Programme | None] = {}
         for programme_id in programme_ids:
-            programme = programme_cache.replay(
-                cached.get(programme_id),
-                (self.mapper.to_domain_event(stored) for stored in newer.get(programme_id, ())))
-            if programme is not None and programme_id not in cached:
-                programme_cache.keep(self.repository, programme)
+            programme = cached.get(programme_id)
+            stored_events = newer.get(programme_id)
+            if stored_events:
+                programme = programme_cache.replay(
+                    programme, [self.mapper.to_domain_event(stored) for stored in stored_events])
+                if programme is not None and programme_id not in cached:
+                    programme_cache.keep(self.repository, programme)
             programmes[programme_id.int] = programme
         return programmes
 
@@ -745,6 +751,12 @@ class Programmes(Application[UUID]):
         programme_id of a programme stored under an alias), the first event's
         carries it, so the store records the alias in the same transaction."""
         stored_id = str(programme_id)
+        if len(envelopes) == 1 and len(pending) == 1:  # a post of one event (bulk ingest)
+            envelope, event = envelopes[0], pending[0]
+            return [LedgerEntry(event.event_id, clinic_id, type(event).__name__,
+                                envelope.content_digest(stored_id)
+                                if envelope.event_id.int == event.event_id.int else None,
+                                alias_of if event.originator_version == 1 else None)]
         digests = {env.event_id.int: env.content_digest(stored_id) for env in envelopes}
         return [
             LedgerEntry(event.event_id, clinic_id, type(event).__name__,

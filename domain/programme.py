@@ -4,10 +4,11 @@ Each public command method checks the rules of docs/events.md and raises a named
 `DomainRuleViolation` before anything is recorded; the private methods
 decorated with `@event` are both the event (its name is the event type of the
 API) and the code that applies it to the state, as in the eventsourcing
-library's own examples; the commands record them through `_record`. Every event carries the client's envelope: its
-`event_id` (the idempotency key), `occurred_at` (clinical time),
-`recorded_by` and `data`; what each type's data holds, and the shape rules the
-aggregate shares with the HTTP validation, are in the catalogue (domain/events.py).
+library's own examples (the commands record them through `_record`). Every
+event carries the client's envelope: its `event_id` (the idempotency key),
+`occurred_at` (clinical time), `recorded_by` and `data`; what each type's
+data holds, and the shape rules the aggregate shares with the HTTP
+validation, are in the catalogue (domain/events.py).
 """
 
 from __future__ import annotations
