@@ -180,9 +180,10 @@ class Programmes(Application[UUID]):
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks = programme_cache.CommandLocks()
-        #: clinic -> whether its last bulk chunk held events recorded before
+        #: The clinics whose last bulk chunk in this process held only new events
         #: (Programmes._recorded_before): a hint for the next, never a guarantee.
-        self._repeats: programme_aliases.Remembered[str, bool] = programme_aliases.Remembered()
+        #: One entry per clinic at most (clinics are registered, so few).
+        self._only_new: set[str] = set()
         self._checkpoints = programme_cache.Checkpoints()
         self._owners = programme_cache.Owners()
         #: (clinic, programme_id) -> stored id, for the clinic's own aliased programmes.
@@ -401,9 +402,12 @@ class Programmes(Application[UUID]):
                     # Started by this post: every other programme run is in the
                     # cache already (Programmes._programmes_now).
                     programme_cache.keep(self.repository, programme)
-        self._repeats.put(clinic_id, bool(recorded) or bool(later) or any(
-            isinstance(answer, errors.EventIdConflict)
-            or (isinstance(answer, Receipt) and answer.replayed) for answer in answers))
+        if recorded or later or any(
+                isinstance(answer, errors.EventIdConflict)
+                or (isinstance(answer, Receipt) and answer.replayed) for answer in answers):
+            self._only_new.discard(clinic_id)
+        else:
+            self._only_new.add(clinic_id)
         if aliases:
             for index, answer in enumerate(answers):
                 # A repeat's receipt is read back from the ledger, under the stored id.
@@ -437,7 +441,7 @@ class Programmes(Application[UUID]):
         retry that comes after one is still answered right, its first chunk by
         way of the screen (commands run in vain, then `record_events` per line),
         and its later chunks are looked up again."""
-        if self._repeats.get(clinic_id, True) is False:
+        if clinic_id in self._only_new:
             return set()
         return {entry.event_id.int for entry in self.ledger.entries_by_event_id(
             clinic_id, [envelope.event_id for post in posts for envelope in post.envelopes])}
