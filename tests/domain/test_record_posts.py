@@ -129,3 +129,18 @@ def test_a_chunk_sent_again_after_new_ones_gets_its_original_receipts_each_time(
         fresh = app.record_posts(CLINIC, posts_of(*[(p, b.missed(2)) for p in programmes]))
         assert all(isinstance(a, Receipt) and not a.replayed for a in fresh)
     assert [app.programme(CLINIC, p).version for p in programmes] == [5, 5, 5]
+
+
+def test_repeats_to_a_programme_stored_under_an_alias_are_answered_with_the_clinics_id():
+    app = application()
+    shared = uuid.uuid4()
+    post(app, shared, b.started(), clinic=OTHER_CLINIC)  # the other clinic's, first
+    chunk = posts_of((shared, b.started()), (shared, b.session(1)))
+    first = app.record_posts(CLINIC, chunk)  # stored under an alias of the clinic's id
+    assert [(a.programme_id, a.version, a.replayed) for a in first] == [
+        (shared, 1, False), (shared, 2, False)]
+    for _ in range(2):  # right after new events (no look-up first), then after repeats
+        again = app.record_posts(CLINIC, chunk)
+        assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
+    assert app.programme(CLINIC, shared).version == 2
+    assert app.programme(OTHER_CLINIC, shared).version == 1
