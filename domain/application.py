@@ -20,9 +20,9 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -61,6 +61,18 @@ CONCURRENT_WRITE_ATTEMPTS = 5
 #: encoder per call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
+#: The C encoder `_CANONICAL.encode` builds on every call, built once: the same
+#: output for anything a client can post (parsed JSON is never circular, the one
+#: thing it does not check), without the Python set-up around each call, which
+#: cost more than the encoding itself.
+_encode_canonical: Callable[[Any], str] = _CANONICAL.encode
+if c_make_encoder is not None:
+    _c_canonical = c_make_encoder(None, _CANONICAL.default, encode_basestring_ascii, None,
+                                  ":", ",", True, False, True)
+
+    def _encode_canonical(value: Any) -> str:
+        return "".join(_c_canonical(value, 0))
+
 
 @dataclass(frozen=True)
 class EventEnvelope:
@@ -72,17 +84,18 @@ class EventEnvelope:
     recorded_by: str
     data: dict[str, Any]
 
-    def content_digest(self, programme_id: UUID) -> str:
-        """A digest of everything that makes this event what it is, for rule 6."""
-        canonical = _CANONICAL.encode(
-            {
-                "programme_id": str(programme_id),
-                "type": self.type,
-                "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
-                "recorded_by": self.recorded_by,
-                "data": self.data,
-            }
-        )
+    def content_digest(self, programme_id: UUID | str) -> str:
+        """A digest of everything that makes this event what it is, for rule 6: the
+        sha256 of `_CANONICAL.encode` of {programme_id, type, occurred_at (UTC),
+        recorded_by, data}, written out key by key in that encoding's sorted order
+        (tests/domain/test_content_digest.py holds the two to each other).
+        `programme_id` may be given as its str, made once for several envelopes."""
+        canonical = ('{"data":' + _encode_canonical(self.data)
+                     + ',"occurred_at":'
+                     + encode_basestring_ascii(self.occurred_at.astimezone(UTC).isoformat())
+                     + ',"programme_id":"' + str(programme_id)
+                     + '","recorded_by":' + encode_basestring_ascii(self.recorded_by)
+                     + ',"type":' + encode_basestring_ascii(self.type) + "}")
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -167,6 +180,10 @@ class Programmes(Application[UUID]):
         #: Called with every receipt handed out (recorded or replayed), e.g. to count them.
         self.receipt_listeners: list[Callable[[Receipt], None]] = []
         self._command_locks = programme_cache.CommandLocks()
+        #: The clinics whose last bulk chunk in this process held only new events
+        #: (Programmes._recorded_before): a hint for the next, never a guarantee.
+        #: One entry per clinic at most (clinics are registered, so few).
+        self._only_new: set[str] = set()
         self._checkpoints = programme_cache.Checkpoints()
         self._owners = programme_cache.Owners()
         #: (clinic, programme_id) -> stored id, for the clinic's own aliased programmes.
@@ -200,9 +217,8 @@ class Programmes(Application[UUID]):
         """The clinic of each of these programmes that has events, checked before any
         of them is loaded: a programme of another clinic must cost what a missing one
         costs, on every path (loading it first would tell its length by the time taken)."""
-        found = {programme_id: clinic_id for programme_id in programme_ids
-                 if self._owners.is_owner(clinic_id, programme_id)}
-        unknown = [programme_id for programme_id in programme_ids if programme_id not in found]
+        known, unknown = self._owners.partition(clinic_id, programme_ids)
+        found = dict.fromkeys(known, clinic_id)
         if unknown:
             stored = self.ledger.owners(unknown)
             self._owners.remember(stored)
@@ -230,12 +246,11 @@ class Programmes(Application[UUID]):
         id itself unless another clinic holds it, then its alias. One index lookup
         (the id and its alias together) for any id not known to be the clinic's,
         whoever holds it; none for one known."""
-        resolved: dict[UUID, tuple[UUID, str | None]] = {}
+        owned, others = self._owners.partition(clinic_id, programme_ids)
+        resolved: dict[UUID, tuple[UUID, str | None]] = {
+            programme_id: (programme_id, clinic_id) for programme_id in owned}
         chains: dict[UUID, UUID] = {}
-        for programme_id in programme_ids:
-            if self._owners.is_owner(clinic_id, programme_id):
-                resolved[programme_id] = (programme_id, clinic_id)
-                continue
+        for programme_id in others:
             known = self._stored_ids.get((clinic_id, programme_id), None)
             if isinstance(known, UUID) and self._owners.is_owner(clinic_id, known):
                 resolved[programme_id] = (known, clinic_id)
@@ -348,63 +363,88 @@ class Programmes(Application[UUID]):
         """
         answers: list[Answer | None] = [None] * len(posts)
         later: list[int] = []
-        recorded = {entry.event_id for entry in self.ledger.entries_by_event_id(
-            clinic_id, [envelope.event_id for post in posts for envelope in post.envelopes])}
+        recorded = self._recorded_before(clinic_id, posts)
         # Run and saved under their stored ids; answered with the clinic's own.
-        clinics_posts = posts
-        stored_ids = self.stored_ids(clinic_id, {post.programme_id for post in posts})
-        aliases = {stored_id: programme_id for programme_id, stored_id in stored_ids.items()
+        resolved = self._resolve(clinic_id, {post.programme_id for post in posts})
+        programme_ids = [stored_id for stored_id, _ in resolved.values()]
+        aliases = {stored_id: programme_id for programme_id, (stored_id, _) in resolved.items()
                    if stored_id != programme_id}
-        posts = [post if stored_ids[post.programme_id] == post.programme_id
-                 else dataclasses.replace(post, programme_id=stored_ids[post.programme_id])
-                 for post in posts]
-        with ExitStack() as locks:
-            # In one order, so that two bulk posts never wait for each other.
-            for programme_id in sorted({post.programme_id for post in posts},
-                                       key=lambda programme_id: programme_id.int):
-                locks.enter_context(self._command_locks.held(programme_id))
+        runs = posts if not aliases else [
+            post if resolved[post.programme_id][0] == post.programme_id
+            else dataclasses.replace(post, programme_id=resolved[post.programme_id][0])
+            for post in posts]
+        # In one order, so that two bulk posts never wait for each other.
+        with self._command_locks.held_all(programme_ids):
             try:
-                saves = self._run_posts(clinic_id, posts, recorded, answers, later, aliases)
+                saves = self._run_posts(clinic_id, runs, programme_ids, recorded, answers, later,
+                                        aliases)
                 outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
             except BaseException:
-                for programme_id in {post.programme_id for post in posts}:
+                for programme_id in programme_ids:
                     programme_cache.drop(self.repository, programme_id)
                 raise
             refused: set[UUID] = set()
             for (index, programme, save), outcome in zip(saves, outcomes, strict=True):
-                programme_id = posts[index].programme_id
-                if isinstance(outcome, IntegrityError) or programme_id in refused:
+                if isinstance(outcome, IntegrityError) or (
+                        refused and runs[index].programme_id in refused):
                     # Its events are in memory only: read the programme again.
-                    refused.add(programme_id)
-                    programme_cache.drop(self.repository, programme_id)
+                    refused.add(runs[index].programme_id)
+                    programme_cache.drop(self.repository, runs[index].programme_id)
                     later.append(index)
                     continue
                 answers[index] = Receipt(
-                    programme_id=clinics_posts[index].programme_id, clinic_id=clinic_id,
-                    version=save.version,
-                    recorded=[{"event_id": str(event.event_id), "type": type(event).__name__,
-                               "version": event.originator_version, "position": position}
-                              for event, position in zip(save.events, outcome, strict=True)],
-                    replayed=False)
-                programme_cache.keep(self.repository, programme)
-        for index, answer in enumerate(answers):
-            # A repeat's receipt is read back from the ledger, under the stored id.
-            if isinstance(answer, Receipt) and (
-                    answer.programme_id != clinics_posts[index].programme_id):
-                answers[index] = dataclasses.replace(
-                    answer, programme_id=clinics_posts[index].programme_id)
+                    posts[index].programme_id, clinic_id, save.version,
+                    [{"event_id": str(event.event_id), "type": type(event).__name__,
+                      "version": event.originator_version, "position": position}
+                     for event, position in zip(save.events, outcome, strict=True)],
+                    False)
+                if save.events[0].originator_version == 1:
+                    # Started by this post: every other programme run is in the
+                    # cache already (Programmes._programmes_now).
+                    programme_cache.keep(self.repository, programme)
+        if recorded or later or any(
+                isinstance(answer, errors.EventIdConflict)
+                or (isinstance(answer, Receipt) and answer.replayed) for answer in answers):
+            self._only_new.discard(clinic_id)
+        else:
+            self._only_new.add(clinic_id)
+        if aliases:
+            for index, answer in enumerate(answers):
+                # A repeat's receipt is read back from the ledger, under the stored id.
+                if isinstance(answer, Receipt) and (
+                        answer.programme_id != posts[index].programme_id):
+                    answers[index] = dataclasses.replace(
+                        answer, programme_id=posts[index].programme_id)
         for listener in self.receipt_listeners:
             for answer in answers:
                 if isinstance(answer, Receipt):
                     listener(answer)
         for index in sorted(later):
-            post = clinics_posts[index]
+            post = posts[index]
             try:
                 answers[index] = self.record_events(clinic_id, post.programme_id,
                                                     post.envelopes, post.expected_version)
             except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
                 answers[index] = refusal
         return answers  # type: ignore[return-value]
+
+    def _recorded_before(self, clinic_id: str, posts: Sequence[Post]) -> set[int]:
+        """The posts' event ids (as ints) the ledger holds already for the clinic, so
+        that a retried upload's lines go straight to `record_events`, which answers
+        them with their original receipts.
+
+        Only a look-up, never the guarantee: the store's screen refuses, inside the
+        write transaction, every save with an event id recorded before
+        (domain.ledger.screen), and `record_posts` answers those as it answers
+        these. So when the clinic's last chunk in this process held no event
+        recorded before (an upload of new events), the next is not looked up: a
+        retry that comes after one is still answered right, its first chunk by
+        way of the screen (commands run in vain, then `record_events` per line),
+        and its later chunks are looked up again."""
+        if clinic_id in self._only_new:
+            return set()
+        return {entry.event_id.int for entry in self.ledger.entries_by_event_id(
+            clinic_id, [envelope.event_id for post in posts for envelope in post.envelopes])}
 
     def erase(self, clinic_id: str, programme_id: UUID, erased_by: str,
               reason: str) -> Receipt:
@@ -466,32 +506,33 @@ class Programmes(Application[UUID]):
         return any(entry.programme_id == programme_id for entry in self.ledger.entries_by_event_id(
             None, [erasure_event_id(programme_id)]))
 
-    def _run_posts(self, clinic_id: str, posts: Sequence[Post], recorded: set[UUID],
-                   answers: list[Answer | None], later: list[int], aliases: dict[UUID, UUID]
-                   ) -> list[tuple[int, Programme, _RunPost]]:
-        """Run each post's commands (record_posts holds every programme's lock);
-        the saves to write, refusals in `answers`, the posts left for later."""
-        owners = self.owners(clinic_id, {post.programme_id for post in posts})
+    def _run_posts(self, clinic_id: str, posts: Sequence[Post], programme_ids: Sequence[UUID],
+                   recorded: set[int], answers: list[Answer | None], later: list[int],
+                   aliases: dict[UUID, UUID]) -> list[tuple[int, Programme, _RunPost]]:
+        """Run each post's commands (record_posts holds the locks of `programme_ids`,
+        every programme the posts go to); the saves to write, refusals in `answers`,
+        the posts left for later. `recorded`: event ids (ints) recorded before."""
+        owners = self.owners(clinic_id, programme_ids)
         # Another clinic's only if it started it since the ids were resolved:
         # left for later, when record_events resolves them again.
         foreign = {programme_id for programme_id, owner in owners.items() if owner != clinic_id}
         programmes = self._programmes_now(
-            {post.programme_id for post in posts if post.programme_id in owners} - foreign)
+            [programme_id for programme_id, owner in owners.items() if owner == clinic_id])
         waiting: set[UUID] = set()  # programmes with a post left for later
-        seen: set[UUID] = set()
+        seen: set[int] = set()  # event ids (ints: they hash in C) of the posts run
         ran: list[tuple[int, Programme, list[Any], int]] = []
         now = self.clock()
         for index, post in enumerate(posts):
             programme_id = post.programme_id
-            event_ids = [envelope.event_id for envelope in post.envelopes]
-            if (programme_id in waiting or programme_id in foreign
+            event_ids = [envelope.event_id.int for envelope in post.envelopes]
+            if ((waiting and programme_id in waiting) or (foreign and programme_id in foreign)
                     or not recorded.isdisjoint(event_ids) or not seen.isdisjoint(event_ids)):
                 waiting.add(programme_id)
                 later.append(index)
                 continue
             seen.update(event_ids)
             try:
-                programme = self._run(programmes.get(programme_id), clinic_id, programme_id,
+                programme = self._run(programmes.get(programme_id.int), clinic_id, programme_id,
                                       post.envelopes, post.expected_version, now)
             except (errors.DomainRuleViolation, errors.ApplicationError) as refusal:
                 try:
@@ -504,23 +545,25 @@ class Programmes(Application[UUID]):
                     programme_cache.drop(self.repository, programme_id)
                     waiting.add(programme_id)
                 continue
-            programmes[programme_id] = programme
+            programmes[programme_id.int] = programme
             ran.append((index, programme, programme.collect_events(), programme.version))
         mapper = self.mapper
         if isinstance(mapper, VersionedMapper):
             mapper.register_patients([event for _, _, events, _ in ran for event in events])
         return [(index, programme, _RunPost(
             events=events, version=version,
+            versions={programme.id: [event.originator_version for event in events]},
             stored_events=[mapper.to_stored_event(event) for event in events],
             ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
                                         posts[index].envelopes, events,
-                                        aliases.get(posts[index].programme_id))))
+                                        aliases.get(posts[index].programme_id) if aliases
+                                        else None)))
             for index, programme, events, version in ran]
 
-    def _programmes_now(self, programme_ids: set[UUID]) -> dict[UUID, Programme | None]:
-        """The programmes as they are now (None: no events), from this process's
-        cache brought up to date with one query for all of them (their command
-        locks held)."""
+    def _programmes_now(self, programme_ids: Sequence[UUID]) -> dict[int, Programme | None]:
+        """The programmes as they are now (None: no events), by their ids' ints, from
+        this process's cache brought up to date with one query for all of them
+        (their command locks held)."""
         cached: dict[UUID, Programme] = {}
         if self.repository.cache is not None:
             for programme_id in programme_ids:
@@ -531,14 +574,16 @@ class Programmes(Application[UUID]):
         newer = self.ledger.events_after({programme_id: cached[programme_id].version
                                           if programme_id in cached else 0
                                           for programme_id in programme_ids})
-        programmes: dict[UUID, Programme | None] = {}
+        programmes: dict[int, Programme | None] = {}
         for programme_id in programme_ids:
-            programme = programme_cache.replay(
-                cached.get(programme_id),
-                (self.mapper.to_domain_event(stored) for stored in newer.get(programme_id, ())))
-            if programme is not None and programme_id not in cached:
-                programme_cache.keep(self.repository, programme)
-            programmes[programme_id] = programme
+            programme = cached.get(programme_id)
+            stored_events = newer.get(programme_id)
+            if stored_events:
+                programme = programme_cache.replay(
+                    programme, [self.mapper.to_domain_event(stored) for stored in stored_events])
+                if programme is not None and programme_id not in cached:
+                    programme_cache.keep(self.repository, programme)
+            programmes[programme_id.int] = programme
         return programmes
 
     def _record_with_retries(
@@ -709,15 +754,18 @@ class Programmes(Application[UUID]):
         """The ledger entries of the pending events; with `alias_of` (the clinic's
         programme_id of a programme stored under an alias), the first event's
         carries it, so the store records the alias in the same transaction."""
-        digests = {env.event_id: env.content_digest(programme_id) for env in envelopes}
+        stored_id = str(programme_id)
+        if len(envelopes) == 1 and len(pending) == 1:  # a post of one event (bulk ingest)
+            envelope, event = envelopes[0], pending[0]
+            return [LedgerEntry(event.event_id, clinic_id, type(event).__name__,
+                                envelope.content_digest(stored_id)
+                                if envelope.event_id.int == event.event_id.int else None,
+                                alias_of if event.originator_version == 1 else None)]
+        digests = {env.event_id.int: env.content_digest(stored_id) for env in envelopes}
         return [
-            LedgerEntry(
-                event_id=event.event_id,
-                clinic_id=clinic_id,
-                event_type=type(event).__name__,
-                content_digest=digests.get(event.event_id),
-                alias_of=alias_of if event.originator_version == 1 else None,
-            )
+            LedgerEntry(event.event_id, clinic_id, type(event).__name__,
+                        digests.get(event.event_id.int),
+                        alias_of if event.originator_version == 1 else None)
             for event in pending
         ]
 

@@ -14,9 +14,8 @@ its own example applications.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -90,17 +89,20 @@ class Save:
 
     stored_events: Sequence[StoredEvent]
     ledger: Sequence[LedgerEntry]
+    #: The versions this save gives each programme, in order: worked out from the
+    #: stored events unless the caller, who made them, gives them.
+    versions: dict[UUID, list[int]] = field(default=None, repr=False,  # type: ignore[assignment]
+                                            compare=False)
 
-    @cached_property
-    def versions(self) -> dict[UUID, list[int]]:
-        """The versions this save gives each programme, in order (worked out once)."""
-        versions: dict[UUID, list[int]] = {}
-        for stored in self.stored_events:
-            programme_id = stored.originator_id
-            if not isinstance(programme_id, UUID):
-                programme_id = UUID(str(programme_id))
-            versions.setdefault(programme_id, []).append(stored.originator_version)
-        return versions
+    def __post_init__(self) -> None:
+        if self.versions is None:
+            versions: dict[UUID, list[int]] = {}
+            for stored in self.stored_events:
+                programme_id = stored.originator_id
+                if not isinstance(programme_id, UUID):
+                    programme_id = UUID(str(programme_id))
+                versions.setdefault(programme_id, []).append(stored.originator_version)
+            object.__setattr__(self, "versions", versions)
 
     def event_ids(self) -> list[UUID]:
         return [entry.event_id for entry in self.ledger]
@@ -139,11 +141,12 @@ def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
     refused_programmes: set[UUID] = set()
     for index, save in enumerate(saves):
         versions, ids = save.versions, save.event_keys()
-        if len(set(ids)) < len(ids) or seen.intersection(ids):
+        if (len(ids) > 1 and len(set(ids)) < len(ids)) or not seen.isdisjoint(ids):
             refused[index] = IntegrityError(EVENT_ID_RECORDED)
-        elif refused_programmes.intersection(versions) or any(
+        elif (refused_programmes and not refused_programmes.isdisjoint(versions)) or any(
                 (programme_id in last and numbers[0] != last[programme_id] + 1)
-                or numbers != list(range(numbers[0], numbers[0] + len(numbers)))
+                or (len(numbers) > 1
+                    and numbers != list(range(numbers[0], numbers[0] + len(numbers))))
                 for programme_id, numbers in versions.items()):
             refused[index] = IntegrityError(OVERTAKEN)
         else:

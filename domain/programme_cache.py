@@ -44,24 +44,45 @@ class CommandLocks:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[UUID, tuple[threading.Lock, int]] = {}
+        # Keyed by the ids' ints: a UUID hashes in Python, an int in C (bulk
+        # ingest takes a thousand of these locks per chunk).
+        self._locks: dict[int, list[Any]] = {}  # [lock, users]
         self._guard = threading.Lock()
 
     @contextmanager
     def held(self, programme_id: UUID) -> Iterator[None]:
+        with self.held_all((programme_id,)):
+            yield
+
+    @contextmanager
+    def held_all(self, programme_ids: Iterable[UUID]) -> Iterator[None]:
+        """The locks of all these programmes, taken one by one in one order (by
+        id), so that two callers each holding several never wait for each other."""
+        keys = sorted({programme_id.int for programme_id in programme_ids})
+        locks: list[threading.Lock] = []
         with self._guard:
-            lock, users = self._locks.get(programme_id, (threading.Lock(), 0))
-            self._locks[programme_id] = (lock, users + 1)
+            for key in keys:
+                entry = self._locks.get(key)
+                if entry is None:
+                    entry = self._locks[key] = [threading.Lock(), 0]
+                entry[1] += 1
+                locks.append(entry[0])
+        taken = 0
         try:
-            with lock:
-                yield
+            for lock in locks:
+                lock.acquire()
+                taken += 1
+            yield
         finally:
+            for lock in locks[:taken]:
+                lock.release()
             with self._guard:
-                lock, users = self._locks[programme_id]
-                if users == 1:
-                    del self._locks[programme_id]
-                else:
-                    self._locks[programme_id] = (lock, users - 1)
+                for key in keys:
+                    entry = self._locks[key]
+                    if entry[1] == 1:
+                        del self._locks[key]
+                    else:
+                        entry[1] -= 1
 
 
 def find(repository: Repository[UUID], programme_id: UUID, version: int | None = None, *,
@@ -189,20 +210,35 @@ class Owners:
 
     def __init__(self, kept: int = OWNERS_KEPT) -> None:
         self.kept = kept
-        self._owners: OrderedDict[UUID, str] = OrderedDict()
+        # Keyed by the ids' ints, which hash in C (a UUID hashes in Python).
+        self._owners: OrderedDict[int, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def is_owner(self, clinic_id: str, programme_id: UUID) -> bool:
+        return bool(self.partition(clinic_id, (programme_id,))[0])
+
+    def partition(self, clinic_id: str, programme_ids: Iterable[UUID]
+                  ) -> tuple[list[UUID], list[UUID]]:
+        """These programmes split into those known to be the clinic's and the rest
+        (one lock for all)."""
+        known: list[UUID] = []
+        rest: list[UUID] = []
+        owners = self._owners
         with self._lock:
-            if self._owners.get(programme_id) != clinic_id:
-                return False
-            self._owners.move_to_end(programme_id)
-            return True
+            for programme_id in programme_ids:
+                key = programme_id.int
+                if owners.get(key) == clinic_id:
+                    owners.move_to_end(key)
+                    known.append(programme_id)
+                else:
+                    rest.append(programme_id)
+        return known, rest
 
     def remember(self, owners: dict[UUID, str]) -> None:
         with self._lock:
-            self._owners.update(owners)
-            for programme_id in owners:
-                self._owners.move_to_end(programme_id)
+            for programme_id, clinic_id in owners.items():
+                key = programme_id.int
+                self._owners[key] = clinic_id
+                self._owners.move_to_end(key)
             while len(self._owners) > self.kept:
                 self._owners.popitem(last=False)

@@ -132,6 +132,41 @@ def test_an_upload_sent_again_is_answered_with_the_original_receipts(client, tok
     assert conflict[0]["problem"]["type"].endswith("event-id-conflict")
 
 
+def test_an_upload_of_new_events_sent_again_is_answered_with_the_original_receipts(
+        client, tokens, monkeypatch):
+    # After chunks of new events only, the application does not look the next
+    # chunk's event ids up before running it (Programmes._recorded_before): the
+    # store's screen refuses the repeats, and they are answered all the same.
+    monkeypatch.setattr(bulk_ingest, "CHUNK_LINES", 3)
+    programmes = [uuid.uuid4() for _ in range(3)]
+    sent = [[line(p, b.started()) for p in programmes],
+            [line(p, b.session(1)) for p in programmes],
+            [line(p, b.pain(4, 2)) for p in programmes]]
+    body = ndjson(*[item for chunk in sent for item in chunk])
+    first, summary = answered(post_bulk(client, body, tokens.writer_a))
+    assert [r["status"] for r in first] == [201] * 9 and summary["replayed"] == 0
+    for _ in range(2):  # right after new events, then right after a retry
+        again, summary = answered(post_bulk(client, body, tokens.writer_a))
+        assert [r["status"] for r in again] == [200] * 9 and summary["replayed"] == 9
+        assert [r["receipt"] for r in again] == [r["receipt"] for r in first]
+    fresh = ndjson(*[line(p, b.session(3)) for p in programmes])
+    assert [r["status"] for r in answered(post_bulk(client, fresh, tokens.writer_a))[0]] == [
+        201] * 3
+    # Sent again with new lines after it, starting right after a chunk of new events:
+    # the old lines answered as before, the new ones recorded after them.
+    more = [line(p, b.missed(4)) for p in programmes]
+    mixed, summary = answered(post_bulk(client, body + ndjson(*more), tokens.writer_a))
+    assert [r["status"] for r in mixed] == [200] * 9 + [201] * 3
+    assert [r["receipt"] for r in mixed[:9]] == [r["receipt"] for r in first]
+    assert [r["receipt"]["version"] for r in mixed[9:]] == [5, 5, 5]
+    assert summary == {"lines": 12, "recorded": 3, "replayed": 9, "failed": 0,
+                       "complete": True}
+    for programme_id in programmes:
+        history = client.get(f"/v1/clinics/clinic-a/programmes/{programme_id}/events",
+                             headers=tokens.viewer_a).json["events"]
+        assert [e["version"] for e in history] == [1, 2, 3, 4, 5]
+
+
 def test_the_last_line_needs_no_newline_and_a_long_line_is_refused_alone(store_url):
     components = components_at(store_url, max_body_bytes=2048)
     try:

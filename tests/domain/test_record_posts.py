@@ -86,3 +86,61 @@ def test_a_refused_batch_post_leaves_its_programme_as_it_was():
     assert isinstance(answers[0], errors.DomainRuleViolation)  # no session while paused
     assert answers[1].version == 2
     assert app.programme(CLINIC, programme_id).state()["status"] == "active"
+
+
+def test_repeats_right_after_a_chunk_of_new_events_are_answered_as_repeats():
+    # A chunk of new events lets the next chunk skip looking its event ids up
+    # (Programmes._recorded_before): the ledger's screen refuses the repeats instead.
+    app = application()
+    programme_id = started(app)
+    earlier = b.session(1)
+    original = post(app, programme_id, earlier)
+    other = uuid.uuid4()
+    new = app.record_posts(CLINIC, posts_of((other, b.started()), (other, b.session(1))))
+    assert all(isinstance(a, Receipt) and not a.replayed for a in new)
+    again_in_batch = b.pain(5, 2)
+    answers = app.record_posts(CLINIC, posts_of(
+        (other, b.pain(3, 2)),  # new, before the repeats
+        (programme_id, earlier),  # recorded before this batch
+        (programme_id, again_in_batch),
+        (programme_id, again_in_batch),  # twice in the batch
+        (programme_id, {**b.session(3), "event_id": earlier["event_id"]}),  # other content
+        (programme_id, b.session(4)),
+    ))
+    assert answers[0].version == 3 and not answers[0].replayed
+    assert answers[1] == Receipt(**{**original.__dict__, "replayed": True})
+    assert not answers[2].replayed and answers[3].replayed
+    assert answers[3].recorded == answers[2].recorded
+    assert isinstance(answers[4], errors.EventIdConflict)
+    assert answers[5].version == 4
+    assert [e["version"] for e in app.history(CLINIC, programme_id)] == [1, 2, 3, 4]
+
+
+def test_a_chunk_sent_again_after_new_ones_gets_its_original_receipts_each_time():
+    app = application()
+    programmes = [uuid.uuid4() for _ in range(3)]
+    chunk = posts_of(*[(p, b.started()) for p in programmes],
+                     *[(p, b.session(1)) for p in programmes])
+    first = app.record_posts(CLINIC, chunk)
+    assert all(isinstance(a, Receipt) and not a.replayed for a in first)
+    for _ in range(3):  # right after new events, then after repeats
+        again = app.record_posts(CLINIC, chunk)
+        assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
+        fresh = app.record_posts(CLINIC, posts_of(*[(p, b.missed(2)) for p in programmes]))
+        assert all(isinstance(a, Receipt) and not a.replayed for a in fresh)
+    assert [app.programme(CLINIC, p).version for p in programmes] == [5, 5, 5]
+
+
+def test_repeats_to_a_programme_stored_under_an_alias_are_answered_with_the_clinics_id():
+    app = application()
+    shared = uuid.uuid4()
+    post(app, shared, b.started(), clinic=OTHER_CLINIC)  # the other clinic's, first
+    chunk = posts_of((shared, b.started()), (shared, b.session(1)))
+    first = app.record_posts(CLINIC, chunk)  # stored under an alias of the clinic's id
+    assert [(a.programme_id, a.version, a.replayed) for a in first] == [
+        (shared, 1, False), (shared, 2, False)]
+    for _ in range(2):  # right after new events (no look-up first), then after repeats
+        again = app.record_posts(CLINIC, chunk)
+        assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
+    assert app.programme(CLINIC, shared).version == 2
+    assert app.programme(OTHER_CLINIC, shared).version == 1
