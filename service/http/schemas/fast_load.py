@@ -136,9 +136,7 @@ def _compile_schema(schema: Schema) -> Loader:
     for name, field in schema.load_fields.items():
         if field.data_key is not None or field.attribute is not None:
             raise NotCompilable(f"field {name} is renamed")
-        if hasattr(dict, name):
-            # marshmallow reads a missing key as the dict's attribute of that name
-            raise NotCompilable(f"field {name} is named like a dict attribute")
+        # As marshmallow reads it: data.get(name, missing).
         if field.required and not field.allow_none:  # most fields: missing or None, Unsure
             source.add(1, f"value = data.get({name!r})")
             source.add(1, "if value is None:")
