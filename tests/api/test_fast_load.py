@@ -177,3 +177,23 @@ def test_every_value_at_every_bound_is_answered_as_marshmallow_answers_it(schema
             target[path[-1]] = replacement
             assert outcome(schema, changed, fast=True) == outcome(schema, changed, fast=False), (
                 path, replacement)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.uuids().map(str) | st.text(alphabet="0123456789abcdefABCDEF-_+ {}:urniduU\t",
+                                            min_size=30, max_size=44)
+       | st.uuids().map(lambda u: f"{{{u}}}") | st.uuids().map(lambda u: f"urn:uuid:{u}")
+       | st.uuids().map(lambda u: str(u).replace("-", "", 2) + "--"))
+def test_a_uuid_is_read_as_uuid_reads_it(text):
+    try:
+        expected = uuid.UUID(text)
+    except ValueError:
+        with pytest.raises(fast_load.Unsure):
+            fast_load._load_uuid(text)
+        return
+    loaded = fast_load._load_uuid(text)
+    assert type(loaded) is uuid.UUID
+    assert [getattr(loaded, slot) for slot in ("int", "is_safe")] == [
+        expected.int, expected.is_safe]
+    assert set(uuid.UUID.__slots__) <= {"int", "is_safe", "__weakref__"}  # nothing else to set
+    assert loaded == expected and hash(loaded) == hash(expected) and str(loaded) == str(expected)

@@ -302,10 +302,28 @@ def _rfc3339(source: _Source, indent: int, field: fields.Field) -> None:
 
 
 def _load_uuid(text: str) -> uuid.UUID:
+    # uuid.UUID(text) strips "urn:", "uuid:", braces and dashes, wants 32 digits
+    # left and reads them with int(hex, 16). When dashes alone leave 32 characters
+    # that int reads, nothing else was there to strip: the same number, set as
+    # UUID.__init__ sets it, without its general parsing (a third of its cost).
+    hex_digits = text.replace("-", "")
+    if len(hex_digits) == 32:
+        try:
+            number = int(hex_digits, 16)
+        except ValueError:
+            pass
+        else:
+            loaded = _new_object(uuid.UUID)
+            _set_attribute(loaded, "int", number)
+            _set_attribute(loaded, "is_safe", uuid.SafeUUID.unknown)
+            return loaded  # type: ignore[no-any-return]
     try:
         return uuid.UUID(text)
     except (ValueError, AttributeError, TypeError):
         raise Unsure from None
+
+
+_new_object, _set_attribute = object.__new__, object.__setattr__
 
 
 def _load_rfc3339(text: str) -> datetime:
