@@ -45,6 +45,12 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: One decoder for every body: json.loads with options builds a new one per call,
+#: a third of the time it takes to parse an event.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys,
+                            parse_constant=_reject_constant)
+
+
 #: A complete JSON string (escapes included), and the brackets outside strings.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -77,8 +83,9 @@ def parse_json_strictly(raw: bytes) -> Any:
         raise Problem(400, "malformed-json", "Malformed JSON",
                       f"The body nests deeper than {MAX_NESTING} levels.")
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys,
-                           parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise Problem(400, "malformed-json", "Malformed JSON",
                       f"{error.msg} at line {error.lineno} column {error.colno}.") from None

@@ -120,3 +120,80 @@ def test_any_input_is_answered_as_marshmallow_answers_it(data):
 def test_anything_at_all_is_answered_as_marshmallow_answers_it(value):
     for schema in (POST, LINE):
         assert outcome(schema, value, fast=True) == outcome(schema, value, fast=False)
+
+
+def bounds(schema: Any, found: set | None = None) -> set:
+    """Every bound of every Range and Length in `schema` and the schemas inside it."""
+    from marshmallow import fields
+    from marshmallow.validate import Length, Range
+
+    from service.http.schemas.events import DATA_LOADERS
+    found = set() if found is None else found
+    for field in schema.load_fields.values():
+        for check in field.validators:
+            if isinstance(check, Range | Length):
+                found.update(b for b in (check.min, check.max) if b is not None)
+        inner = field.inner if isinstance(field, fields.List) else field
+        if isinstance(inner, fields.Nested):
+            bounds(inner.schema, found)
+    if schema is LINE:
+        for loader in DATA_LOADERS.values():
+            bounds(loader, found)
+    return found
+
+
+def edges(value: Any, limits: set) -> list[Any]:
+    """Values next to `value` and to every bound: where an inlined check can be off by one."""
+    near = [None, True, False, 0, -1, 1.5, [], {}, "", "x", "\x1f", "\t\n", "2026-02-30T09:00:00Z",
+            "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-03-04T09:00:00",
+            "2026-03-04T09:00:00.5+23:59", "2026-03-04T09:00:00+24:00",
+            "{12345678-1234-5678-1234-567812345678}", "urn:uuid:12345678123456781234567812345678",
+            "1234_678-1234-5678-1234-567812345678", str(uuid.uuid4()).upper(),
+            2**63 - 1, 2**63, 2**1023, 2**1024, 10**400, 1e308, -0.0]
+    for bound in limits:
+        near += [bound - 1, bound, bound + 1, float(bound), bound - 0.5, bound + 0.5]
+        if isinstance(bound, int) and 0 <= bound < 2000:
+            near += ["x" * (bound - 1), "x" * bound, "x" * (bound + 1)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        near += [value - 1, value + 1, float(value), -value]
+    if isinstance(value, str):
+        near += [value + " ", value[:-1], value.upper(), value + "\x00"]
+    return near
+
+
+@pytest.mark.parametrize("schema, value", [(POST, v) for v in posts()[:2] + posts()[-2:]]
+                         + [(LINE, v) for v in lines()])
+def test_every_value_at_every_bound_is_answered_as_marshmallow_answers_it(schema, value):
+    limits = bounds(schema)
+    for path in paths(value)[1:]:
+        parent = value
+        for key in path[:-1]:
+            parent = parent[key]
+        for replacement in edges(parent[path[-1]], limits):
+            changed = copy.deepcopy(value)
+            target = changed
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = replacement
+            assert outcome(schema, changed, fast=True) == outcome(schema, changed, fast=False), (
+                path, replacement)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.uuids().map(str) | st.text(alphabet="0123456789abcdefABCDEF-_+ {}:urniduU\t",
+                                            min_size=30, max_size=44)
+       | st.uuids().map(lambda u: f"{{{u}}}") | st.uuids().map(lambda u: f"urn:uuid:{u}")
+       | st.uuids().map(lambda u: str(u).replace("-", "", 2) + "--"))
+def test_a_uuid_is_read_as_uuid_reads_it(text):
+    try:
+        expected = uuid.UUID(text)
+    except ValueError:
+        with pytest.raises(fast_load.Unsure):
+            fast_load._load_uuid(text)
+        return
+    loaded = fast_load._load_uuid(text)
+    assert type(loaded) is uuid.UUID
+    assert [getattr(loaded, slot) for slot in ("int", "is_safe")] == [
+        expected.int, expected.is_safe]
+    assert set(uuid.UUID.__slots__) <= {"int", "is_safe", "__weakref__"}  # nothing else to set
+    assert loaded == expected and hash(loaded) == hash(expected) and str(loaded) == str(expected)

@@ -198,7 +198,8 @@ class EventEnvelopeSchema(FastLoad):
             data = DATA_LOADERS[envelope["type"]].load(envelope["data"])
         except ValidationError as error:
             raise ValidationError(error.messages, "data") from None
-        return {**envelope, "data": data}
+        envelope["data"] = data  # (the envelope is this load's own new dict)
+        return envelope
 
 
 class EventPostSchema(FastLoad):
