@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -126,7 +127,9 @@ class RecentClinicNumbers:
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
         self.kept = kept
-        self._numbers: dict[int, tuple[str, int]] = {}
+        # An OrderedDict, not a dict: popping a dict's first key again and again
+        # scans past the holes the earlier pops left, quadratic over a bulk upload.
+        self._numbers: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def keep(self, numbered: Iterable[tuple[int, str, int]]) -> None:
@@ -134,9 +137,9 @@ class RecentClinicNumbers:
         with self._lock:
             for position, clinic_id, clinic_position in numbered:
                 self._numbers[position] = (clinic_id, clinic_position)
-            # Oldest first out (a dict keeps insertion order).
-            while len(self._numbers) > self.kept:
-                del self._numbers[next(iter(self._numbers))]
+            # Oldest first out.
+            for _ in range(len(self._numbers) - self.kept):
+                self._numbers.popitem(last=False)
 
     def of(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
         """The clinic's numbers of those of `positions` it remembers as the clinic's."""
