@@ -57,6 +57,20 @@ def _iso_text(stored: str | None) -> str | None:
     return stored
 
 
+def entries_by_event_id_query(clinic_id: str | None, event_ids: Sequence[UUID]
+                              ) -> tuple[str, list[str]]:
+    """The WHERE clause and parameters of `entries_by_event_id`."""
+    marks = ",".join("?" * len(event_ids))
+    if clinic_id is None:
+        return f"event_id IN ({marks})", [e.hex for e in event_ids]
+    # `+clinic_id`: not an index term. Otherwise SQLite reads the clinic's index
+    # (clinic_id, position), which gives ORDER BY position for free, and scans all
+    # of the clinic's entries (a hundred milliseconds at 60,000) instead of looking
+    # up each event id in (event_id, clinic_id).
+    return (f"event_id IN ({marks}) AND +clinic_id = ?",
+            [*(e.hex for e in event_ids), clinic_id])
+
+
 class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -216,22 +230,23 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
     # ---- the Ledger port of domain.ledger ----------------------------------
 
     def _select_entries(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY position", params)
-            return [
-                recorded_entry(row, to_uuid=_to_uuid, to_datetime=_to_datetime)
-                for row in c.fetchall()
-            ]
+        # One statement reads one snapshot: no BEGIN and ROLLBACK around it (bulk
+        # ingest asks for a chunk's event ids before running it).
+        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
+            try:
+                c.execute(f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY position",
+                          params)
+                rows = c.fetchall()
+            except sqlite3.OperationalError as error:  # as the library's own reads say it
+                raise OperationalError(error) from error
+        return [recorded_entry(row, to_uuid=_to_uuid, to_datetime=_to_datetime)
+                for row in rows]
 
     def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
                             ) -> list[RecordedEntry]:
         if not event_ids:
             return []
-        marks = ",".join("?" * len(event_ids))
-        if clinic_id is None:
-            return self._select_entries(f"event_id IN ({marks})", [e.hex for e in event_ids])
-        return self._select_entries(f"event_id IN ({marks}) AND clinic_id = ?",
-                                    [*(e.hex for e in event_ids), clinic_id])
+        return self._select_entries(*entries_by_event_id_query(clinic_id, event_ids))
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
         return self._select_entries("programme_id = ?", [programme_id.hex])
