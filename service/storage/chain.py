@@ -12,6 +12,7 @@ verifies after data that it covers has been made unreadable.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
@@ -49,3 +50,25 @@ def entry_hash(
     digest.update(b"\x1e")
     digest.update(state)
     return digest.hexdigest()
+
+
+def entry_hashes(
+    previous: str,
+    entries: Iterable[tuple[int, str, int, str, bytes, str, str]],
+    recorded_at: datetime,
+) -> list[str]:
+    """The chain hashes of a run of entries recorded together, each chained to the
+    one before: `entry_hash` of each, with the ids given as their `.hex` and the
+    record time written once (a thousand entries per bulk chunk).
+
+    `entries`: (position, programme_id hex, version, topic, state, event_id hex,
+    clinic_id) of each, in order."""
+    when = recorded_at.isoformat()
+    sha256 = hashlib.sha256
+    hashes = []
+    for position, programme_hex, version, topic, state, event_hex, clinic_id in entries:
+        header = (f"{previous}\x1f{position}\x1f{programme_hex}\x1f{version}\x1f{topic}"
+                  f"\x1f{event_hex}\x1f{clinic_id}\x1f{when}\x1e")
+        previous = sha256(header.encode() + state).hexdigest()
+        hashes.append(previous)
+    return hashes

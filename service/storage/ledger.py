@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
+from itertools import count
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -61,34 +62,31 @@ def ledger_rows(
     # Always UTC: the value read back from PostgreSQL carries the session's
     # time zone, and its text form goes into the chain hash.
     recorded_at = max(now, previous_recorded_at).astimezone(UTC) if previous_recorded_at else now
-    rows = []
-    position, previous = first_position, previous_hash
+    stored = [(event, entry) for save in saves
+              for event, entry in zip(save.stored_events, save.ledger, strict=True)]
+    programme_ids = [as_uuid(event.originator_id) for event, _ in stored]
+    hashes = chain.entry_hashes(
+        previous_hash,
+        ((position, programme_id.hex, event.originator_version, event.topic, event.state,
+          entry.event_id.hex, entry.clinic_id)
+         for position, programme_id, (event, entry)
+         in zip(count(first_position), programme_ids, stored)),
+        recorded_at)
+    # The programme's version after its save (events of several programmes in
+    # one save each get their own programme's).
+    saved_versions: list[int] = []
     for save in saves:
-        # The programme's version after this save (events of several programmes
-        # in one save each get their own programme's).
-        saved_versions: dict[Any, int] = {}
-        for stored in save.stored_events:
-            saved_versions[stored.originator_id] = max(
-                saved_versions.get(stored.originator_id, 0), stored.originator_version)
-        for stored, entry in zip(save.stored_events, save.ledger, strict=True):
-            programme_id = as_uuid(stored.originator_id)
-            chain_hash = chain.entry_hash(
-                previous,
-                position=position,
-                programme_id=programme_id,
-                version=stored.originator_version,
-                topic=stored.topic,
-                state=stored.state,
-                event_id=entry.event_id,
-                clinic_id=entry.clinic_id,
-                recorded_at=recorded_at,
-            )
-            rows.append(NewRow(position, programme_id, stored.originator_version,
-                               entry.event_id, entry.clinic_id, entry.event_type, recorded_at,
-                               entry.content_digest, saved_versions[stored.originator_id],
-                               chain_hash))
-            position, previous = position + 1, chain_hash
-    return rows
+        last: dict[Any, int] = {}
+        for event in save.stored_events:
+            last[event.originator_id] = max(last.get(event.originator_id, 0),
+                                            event.originator_version)
+        saved_versions.extend(last[event.originator_id] for event in save.stored_events)
+    return [NewRow(position, programme_id, event.originator_version, entry.event_id,
+                   entry.clinic_id, entry.event_type, recorded_at, entry.content_digest,
+                   saved_version, chain_hash)
+            for position, programme_id, (event, entry), saved_version, chain_hash
+            in zip(count(first_position), programme_ids, stored, saved_versions, hashes,
+                   strict=False)]
 
 
 def as_uuid(value: UUID | str) -> UUID:
