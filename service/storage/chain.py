@@ -67,8 +67,9 @@ def entry_hashes(
     sha256 = hashlib.sha256
     hashes = []
     for position, programme_hex, version, topic, state, event_hex, clinic_id in entries:
-        header = (f"{previous}\x1f{position}\x1f{programme_hex}\x1f{version}\x1f{topic}"
-                  f"\x1f{event_hex}\x1f{clinic_id}\x1f{when}\x1e")
-        previous = sha256(header.encode() + state).hexdigest()
+        # join, as entry_hash: a value that is not text is refused, not formatted.
+        header = "\x1f".join([previous, str(position), programme_hex, str(version), topic,
+                              event_hex, clinic_id, when])
+        previous = sha256(header.encode() + b"\x1e" + state).hexdigest()
         hashes.append(previous)
     return hashes

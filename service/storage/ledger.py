@@ -21,7 +21,8 @@ LEDGER_COLUMNS = (
 
 
 class NewRow(NamedTuple):
-    """A ledger row about to be inserted (fields in LEDGER_COLUMNS order)."""
+    """A ledger row about to be inserted (fields in LEDGER_COLUMNS order, then the
+    ids' 32 hex digits, worked out once for the chain hash and the inserts)."""
 
     position: int
     programme_id: UUID
@@ -33,6 +34,8 @@ class NewRow(NamedTuple):
     content_digest: str | None
     saved_version: int
     chain_hash: str
+    programme_hex: str
+    event_hex: str
 
 
 def alias_rows(saves: Sequence[Save]) -> list[tuple[str, str, str]]:
@@ -65,12 +68,14 @@ def ledger_rows(
     stored = [(event, entry) for save in saves
               for event, entry in zip(save.stored_events, save.ledger, strict=True)]
     programme_ids = [as_uuid(event.originator_id) for event, _ in stored]
+    programme_hexes = [programme_id.hex for programme_id in programme_ids]
+    event_hexes = [entry.event_id.hex for _, entry in stored]
     hashes = chain.entry_hashes(
         previous_hash,
-        ((position, programme_id.hex, event.originator_version, event.topic, event.state,
-          entry.event_id.hex, entry.clinic_id)
-         for position, programme_id, (event, entry)
-         in zip(count(first_position), programme_ids, stored)),
+        ((position, programme_hex, event.originator_version, event.topic, event.state,
+          event_hex, entry.clinic_id)
+         for position, programme_hex, event_hex, (event, entry)
+         in zip(count(first_position), programme_hexes, event_hexes, stored)),
         recorded_at)
     # The programme's version after its save (events of several programmes in
     # one save each get their own programme's).
@@ -83,10 +88,11 @@ def ledger_rows(
         saved_versions.extend(last[event.originator_id] for event in save.stored_events)
     return [NewRow(position, programme_id, event.originator_version, entry.event_id,
                    entry.clinic_id, entry.event_type, recorded_at, entry.content_digest,
-                   saved_version, chain_hash)
-            for position, programme_id, (event, entry), saved_version, chain_hash
+                   saved_version, chain_hash, programme_hex, event_hex)
+            for position, programme_id, (event, entry), saved_version, chain_hash,
+            programme_hex, event_hex
             in zip(count(first_position), programme_ids, stored, saved_versions, hashes,
-                   strict=False)]
+                   programme_hexes, event_hexes, strict=False)]
 
 
 def as_uuid(value: UUID | str) -> UUID:

@@ -299,9 +299,9 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         return outcomes
 
     def _screen_query(self, saves: Sequence[Save]) -> bytes:
-        programmes = b", ".join(b"'%s'::uuid" % str(programme_id).encode()
+        programmes = b", ".join(b"'%s'::uuid" % programme_id.hex.encode()
                                 for programme_id in {p for save in saves for p in save.versions})
-        event_ids = b", ".join(b"'%s'::uuid" % str(event_id).encode()
+        event_ids = b", ".join(b"'%s'::uuid" % event_id.hex.encode()
                                for save in saves for event_id in save.event_ids())
         return self.sql_screen.replace(b"{programmes}", programmes).replace(
             b"{event_ids}", event_ids)
@@ -314,17 +314,18 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             return b"'" + escaping.escape_string(value.encode()) + b"'"
 
         recorded_at = b"'%s'::timestamptz" % rows[0].recorded_at.isoformat().encode()
+        # A uuid's input may be its 32 hex digits (worked out once, by ledger_rows).
         ledger = b", ".join(
             b"(%d, '%s'::uuid, %d, '%s'::uuid, %s, %s, %s, %s, %d, '%s')" % (
-                row.position, str(row.programme_id).encode(), row.version,
-                str(row.event_id).encode(), text(row.clinic_id), text(row.event_type),
+                row.position, row.programme_hex.encode(), row.version,
+                row.event_hex.encode(), text(row.clinic_id), text(row.event_type),
                 recorded_at, text(row.content_digest), row.saved_version,
                 row.chain_hash.encode())
             for row in rows)
         stored = [event for save in saves for event in save.stored_events]
         events = b", ".join(
             b"('%s'::uuid, %d, %s, '%s'::bytea, %d)" % (
-                str(row.programme_id).encode(), row.version, text(event.topic),
+                row.programme_hex.encode(), row.version, text(event.topic),
                 escaping.escape_bytea(event.state), row.position)
             for row, event in zip(rows, stored, strict=True))
         statements = (self.sql_insert_ledger + ledger + b" RETURNING position, clinic_position; "

@@ -149,7 +149,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         c.executemany(
             f"INSERT INTO {self.events_table_name} "
             "(rowid, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
-            [(row.position, row.programme_id.hex, row.version, event.topic, event.state)
+            [(row.position, row.programme_hex, row.version, event.topic, event.state)
              for row, event in zip(rows, stored, strict=True)],
         )
         # Numbered in each clinic here, under the write lock, rather than by the
@@ -165,7 +165,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         c.executemany(
             f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}, clinic_position) "
             f"VALUES ({', '.join('?' * (len(LEDGER_COLUMNS) + 1))})",
-            [(row.position, row.programme_id.hex, row.version, row.event_id.hex, row.clinic_id,
+            [(row.position, row.programme_hex, row.version, row.event_hex, row.clinic_id,
               row.event_type, recorded_at, row.content_digest, row.saved_version,
               row.chain_hash, number) for row, (_, _, number) in zip(rows, numbered, strict=True)],
         )

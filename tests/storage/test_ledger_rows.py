@@ -52,6 +52,8 @@ def test_rows_are_numbered_chained_and_versioned_as_one_entry_at_a_time_would_be
         for offset, (row, (event, entry)) in enumerate(zip(rows, pairs, strict=True)):
             assert row.position == first + offset
             assert row.programme_id == uuid.UUID(str(event.originator_id))
+            assert (row.programme_hex, row.event_hex) == (row.programme_id.hex,
+                                                          entry.event_id.hex)
             assert (row.version, row.event_id, row.clinic_id, row.event_type,
                     row.content_digest) == (event.originator_version, entry.event_id,
                                             entry.clinic_id, entry.event_type,
