@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
-from itertools import count
 from datetime import UTC, datetime
+from itertools import count
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -93,6 +93,19 @@ def ledger_rows(
             programme_hex, event_hex
             in zip(count(first_position), programme_ids, stored, saved_versions, hashes,
                    programme_hexes, event_hexes, strict=False)]
+
+
+def numbers_in_clinics(rows: Sequence[NewRow], last: dict[str, int]) -> list[int]:
+    """Each row's number among its clinic's events (`clinic_position`), counting on
+    from `last`, each clinic's last number, read under the store's write lock (as
+    the trigger of migration 0006 would number a row inserted without one)."""
+    last = dict(last)
+    numbers = []
+    for row in rows:
+        number = last.get(row.clinic_id, 0) + 1
+        last[row.clinic_id] = number
+        numbers.append(number)
+    return numbers
 
 
 def as_uuid(value: UUID | str) -> UUID:

@@ -25,6 +25,7 @@ from service.storage.ledger import (
     RecentClinicNumbers,
     alias_rows,
     ledger_rows,
+    numbers_in_clinics,
     recorded_entry,
 )
 from service.storage.sqlite_lock import write_lock
@@ -155,25 +156,23 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         # Numbered in each clinic here, under the write lock, rather than by the
         # trigger (which numbers only rows inserted without a number): the
         # receipt needs the numbers, and this saves the trigger's update.
-        last = {clinic_id: (head[3 + index] or 0) if head else 0
-                for index, clinic_id in enumerate(clinics)}
-        numbered = []
-        for row in rows:
-            last[row.clinic_id] += 1
-            numbered.append((row.position, row.clinic_id, last[row.clinic_id]))
+        numbers = numbers_in_clinics(rows, {
+            clinic_id: (head[3 + index] or 0) if head else 0
+            for index, clinic_id in enumerate(clinics)})
         recorded_at = _iso(rows[0].recorded_at)
         c.executemany(
             f"INSERT INTO {LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}, clinic_position) "
             f"VALUES ({', '.join('?' * (len(LEDGER_COLUMNS) + 1))})",
             [(row.position, row.programme_hex, row.version, row.event_hex, row.clinic_id,
               row.event_type, recorded_at, row.content_digest, row.saved_version,
-              row.chain_hash, number) for row, (_, _, number) in zip(rows, numbered, strict=True)],
+              row.chain_hash, number) for row, number in zip(rows, numbers, strict=True)],
         )
         aliases = alias_rows(saves)
         if aliases:
             c.executemany(f"INSERT INTO {ALIASES_TABLE} (stored_id, clinic_id, programme_id) "
                           "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", aliases)
-        return numbered
+        return [(row.position, row.clinic_id, number)
+                for row, number in zip(rows, numbers, strict=True)]
 
     def _screen(self, c: SQLiteCursor, saves: Sequence[Save]) -> dict[int, IntegrityError]:
         """`domain.ledger.screen` on what the store holds of the saves' programmes

@@ -4,8 +4,8 @@ library's own would."""
 from __future__ import annotations
 
 import itertools
-from contextlib import closing
 import uuid
+from contextlib import closing
 
 from eventsourcing.persistence import StoredEvent
 
@@ -72,4 +72,5 @@ def test_sqlite_looks_up_event_ids_by_their_index_not_the_clinic_s_entries(sqlit
         plan = " ".join(row[3] for row in conn.execute(
             f"EXPLAIN QUERY PLAN SELECT * FROM event_ledger WHERE {where} ORDER BY position",
             params))
-    assert "event_id=?" in plan and "event_ledger_clinic_idx" not in plan and "SCAN" not in plan, plan
+    assert "event_id=?" in plan and "SCAN" not in plan, plan
+    assert "event_ledger_clinic_idx" not in plan, plan

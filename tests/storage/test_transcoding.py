@@ -42,6 +42,10 @@ ZONES = [UTC, None, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, m
          timezone(timedelta(seconds=3725)), timezone(timedelta(0))]
 
 
+#: Characters the two encoders must escape (or not) alike.
+AWKWARD_TEXT = "ab\"\\\n\t\x00\x1f\x7fé€\u2028😀 "
+
+
 def a_float(rng: random.Random) -> float:
     return rng.choice([
         rng.uniform(-1000, 1000), round(rng.uniform(0, 100), rng.randint(0, 4)),
@@ -67,7 +71,7 @@ def a_value(rng: random.Random, depth: int = 0) -> Any:
                     "set", "strsub"]
     kind = rng.choice(choices)
     if kind == "str":
-        return "".join(rng.choice("ab\"\\\n\t\x00\x1f\x7fé€\u2028😀 ") for _ in range(rng.randint(0, 8)))
+        return "".join(rng.choice(AWKWARD_TEXT) for _ in range(rng.randint(0, 8)))
     if kind == "int":
         return rng.randint(-2**63, 2**64 - 1) if rng.random() < 0.2 else rng.randint(-100, 100)
     if kind == "bool":
