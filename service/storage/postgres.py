@@ -323,12 +323,13 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         return outcomes
 
     def _screen_query(self, saves: Sequence[Save]) -> bytes:
-        programmes = b", ".join(b"'%s'::uuid" % programme_id.hex.encode()
-                                for programme_id in {p for save in saves for p in save.versions})
-        event_ids = b", ".join(b"'%s'::uuid" % event_id.hex.encode()
-                               for save in saves for event_id in save.event_ids())
-        return self.sql_screen.replace(b"{programmes}", programmes).replace(
-            b"{event_ids}", event_ids)
+        # Every save has events, so neither list is empty; joined as text, encoded once.
+        programmes = "'::uuid, '".join(
+            programme_id.hex for programme_id in {p for save in saves for p in save.versions})
+        event_ids = "'::uuid, '".join(
+            event_id.hex for save in saves for event_id in save.event_ids())
+        return self.sql_screen.replace(b"{programmes}", b"'%s'::uuid" % programmes.encode()
+                                       ).replace(b"{event_ids}", b"'%s'::uuid" % event_ids.encode())
 
     def _insert_statements(self, escaping: Escaping, rows: Sequence[NewRow],
                            numbers: Sequence[int], saves: Sequence[Save]) -> bytes:
