@@ -10,6 +10,7 @@ the HTTP API and the command line all use it; it uses only the domain.
   hash (chain.py); group_commit.py lets a worker's concurrent saves share
   one transaction; sqlite_lock.py queues SQLite's writers;
 - stored.py: reading the library's stored JSON without its mapper (bulk reads);
+- transcoding.py: writing the library's stored JSON, the same bytes with orjson;
 - database.py, directory.py: the service's own tables (clinics, tokens, the
   access log); schema.py: the lock held while tables are created;
 - errors.py: what the drivers raise when the database cannot be reached.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import count
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -19,7 +21,8 @@ LEDGER_COLUMNS = (
 
 
 class NewRow(NamedTuple):
-    """A ledger row about to be inserted (fields in LEDGER_COLUMNS order)."""
+    """A ledger row about to be inserted (fields in LEDGER_COLUMNS order, then the
+    ids' 32 hex digits, worked out once for the chain hash and the inserts)."""
 
     position: int
     programme_id: UUID
@@ -31,6 +34,8 @@ class NewRow(NamedTuple):
     content_digest: str | None
     saved_version: int
     chain_hash: str
+    programme_hex: str
+    event_hex: str
 
 
 def alias_rows(saves: Sequence[Save]) -> list[tuple[str, str, str]]:
@@ -60,34 +65,47 @@ def ledger_rows(
     # Always UTC: the value read back from PostgreSQL carries the session's
     # time zone, and its text form goes into the chain hash.
     recorded_at = max(now, previous_recorded_at).astimezone(UTC) if previous_recorded_at else now
-    rows = []
-    position, previous = first_position, previous_hash
+    stored = [(event, entry) for save in saves
+              for event, entry in zip(save.stored_events, save.ledger, strict=True)]
+    programme_ids = [as_uuid(event.originator_id) for event, _ in stored]
+    programme_hexes = [programme_id.hex for programme_id in programme_ids]
+    event_hexes = [entry.event_id.hex for _, entry in stored]
+    hashes = chain.entry_hashes(
+        previous_hash,
+        ((position, programme_hex, event.originator_version, event.topic, event.state,
+          event_hex, entry.clinic_id)
+         for position, programme_hex, event_hex, (event, entry)
+         in zip(count(first_position), programme_hexes, event_hexes, stored)),
+        recorded_at)
+    # The programme's version after its save (events of several programmes in
+    # one save each get their own programme's).
+    saved_versions: list[int] = []
     for save in saves:
-        # The programme's version after this save (events of several programmes
-        # in one save each get their own programme's).
-        saved_versions: dict[Any, int] = {}
-        for stored in save.stored_events:
-            saved_versions[stored.originator_id] = max(
-                saved_versions.get(stored.originator_id, 0), stored.originator_version)
-        for stored, entry in zip(save.stored_events, save.ledger, strict=True):
-            programme_id = as_uuid(stored.originator_id)
-            chain_hash = chain.entry_hash(
-                previous,
-                position=position,
-                programme_id=programme_id,
-                version=stored.originator_version,
-                topic=stored.topic,
-                state=stored.state,
-                event_id=entry.event_id,
-                clinic_id=entry.clinic_id,
-                recorded_at=recorded_at,
-            )
-            rows.append(NewRow(position, programme_id, stored.originator_version,
-                               entry.event_id, entry.clinic_id, entry.event_type, recorded_at,
-                               entry.content_digest, saved_versions[stored.originator_id],
-                               chain_hash))
-            position, previous = position + 1, chain_hash
-    return rows
+        last: dict[Any, int] = {}
+        for event in save.stored_events:
+            last[event.originator_id] = max(last.get(event.originator_id, 0),
+                                            event.originator_version)
+        saved_versions.extend(last[event.originator_id] for event in save.stored_events)
+    return [NewRow(position, programme_id, event.originator_version, entry.event_id,
+                   entry.clinic_id, entry.event_type, recorded_at, entry.content_digest,
+                   saved_version, chain_hash, programme_hex, event_hex)
+            for position, programme_id, (event, entry), saved_version, chain_hash,
+            programme_hex, event_hex
+            in zip(count(first_position), programme_ids, stored, saved_versions, hashes,
+                   programme_hexes, event_hexes, strict=False)]
+
+
+def numbers_in_clinics(rows: Sequence[NewRow], last: dict[str, int]) -> list[int]:
+    """Each row's number among its clinic's events (`clinic_position`), counting on
+    from `last`, each clinic's last number, read under the store's write lock (as
+    the trigger of migration 0006 would number a row inserted without one)."""
+    last = dict(last)
+    numbers = []
+    for row in rows:
+        number = last.get(row.clinic_id, 0) + 1
+        last[row.clinic_id] = number
+        numbers.append(number)
+    return numbers
 
 
 def as_uuid(value: UUID | str) -> UUID:
@@ -126,7 +144,9 @@ class RecentClinicNumbers:
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
         self.kept = kept
-        self._numbers: dict[int, tuple[str, int]] = {}
+        # An OrderedDict, not a dict: popping a dict's first key again and again
+        # scans past the holes the earlier pops left, quadratic over a bulk upload.
+        self._numbers: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def keep(self, numbered: Iterable[tuple[int, str, int]]) -> None:
@@ -134,9 +154,9 @@ class RecentClinicNumbers:
         with self._lock:
             for position, clinic_id, clinic_position in numbered:
                 self._numbers[position] = (clinic_id, clinic_position)
-            # Oldest first out (a dict keeps insertion order).
-            while len(self._numbers) > self.kept:
-                del self._numbers[next(iter(self._numbers))]
+            # Oldest first out.
+            for _ in range(len(self._numbers) - self.kept):
+                self._numbers.popitem(last=False)
 
     def of(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
         """The clinic's numbers of those of `positions` it remembers as the clinic's."""

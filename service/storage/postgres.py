@@ -39,6 +39,7 @@ from service.storage.ledger import (
     RecentClinicNumbers,
     alias_rows,
     ledger_rows,
+    numbers_in_clinics,
     recorded_entry,
 )
 from service.storage.stored import HistoryRow, history_entries
@@ -58,6 +59,13 @@ retry_read = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2
 def _sql(text: str, schema: str, events_table: str) -> Composed:
     return SQL(text).format(schema=Identifier(schema), events=Identifier(events_table),
                             ledger=Identifier(LEDGER_TABLE))
+
+
+def _text(escaping: Escaping, value: str | None) -> bytes:
+    """A text literal for this connection (escaped by libpq), or NULL."""
+    if value is None:
+        return b"NULL"
+    return b"'" + escaping.escape_string(value.encode()) + b"'"
 
 
 class ReadQueries:
@@ -179,7 +187,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "WHERE event_id IN ({{event_ids}})"
         ).format(**ids).as_bytes(None)
         self.sql_insert_ledger = SQL(
-            "INSERT INTO {schema}.{ledger} (" + ", ".join(LEDGER_COLUMNS) + ") VALUES "
+            "INSERT INTO {schema}.{ledger} (" + ", ".join(LEDGER_COLUMNS)
+            + ", clinic_position) VALUES "
+        ).format(**ids).as_bytes(None)
+        # Each clinic's last number, read under the table lock: the new rows are
+        # numbered in Python, which spares the trigger of migration 0006 a MAX
+        # lookup per row (most of the server's time for a bulk chunk's insert).
+        self.sql_clinics_last = SQL(
+            "SELECT c.clinic_id, (SELECT MAX(clinic_position) FROM {schema}.{ledger} l "
+            "WHERE l.clinic_id = c.clinic_id) AS last FROM (VALUES {{clinics}}) AS c(clinic_id)"
         ).format(**ids).as_bytes(None)
         self.sql_insert_events = SQL(
             "INSERT INTO {schema}.{events} "
@@ -238,9 +254,10 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         1. begin; the library's table lock (so positions are assigned in commit
            order); NOTIFY for the followers of the log; the ledger's head; the
            saves' programmes' last versions and which of their event_ids are
-           recorded already;
+           recorded already; their clinics' last numbers;
         2. the ledger rows and the events of the saves that break no unique key
-           (numbered and chained from the head, in Python), then commit.
+           (numbered, in the log and in each clinic, and chained from the head,
+           in Python), then commit.
 
         A save that would break a unique key or a programme's run of versions
         is refused before anything is written (domain.ledger.screen): it fails
@@ -253,13 +270,23 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         """
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             escaping = Escaping(conn.pgconn)
+            # A clinic that is no text is not asked for: the chain refuses it, in
+            # the transaction, as it always has.
+            clinics = b", ".join(b"(%s)" % _text(escaping, clinic_id) for clinic_id in
+                                 dict.fromkeys(entry.clinic_id for save in saves
+                                               for entry in save.ledger)
+                                 if isinstance(clinic_id, str))
             try:
-                curs.execute(self.sql_begin_and_read_head + b"; " + self._screen_query(saves),
+                curs.execute(self.sql_begin_and_read_head + b"; " + self._screen_query(saves)
+                             + b"; " + self.sql_clinics_last.replace(
+                                 b"{clinics}", clinics or b"(NULL::text)"),
                              prepare=False)
-                curs.set_result(-2)
+                curs.set_result(-3)
                 head = curs.fetchone()
-                curs.set_result(-1)
+                curs.set_result(-2)
                 held = curs.fetchall()
+                curs.set_result(-1)
+                last = {row["clinic_id"]: row["last"] or 0 for row in curs.fetchall()}
                 refused = screen(saves, {row["key"]: row["version"] for row in held
                                          if row["version"] is not None},
                                  [(row["clinic_id"], row["key"]) for row in held
@@ -274,20 +301,17 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 rows = ledger_rows(accepted, first_position=first,
                                    previous_hash=head["chain_hash"] if head else chain.GENESIS,
                                    previous_recorded_at=head["recorded_at"] if head else None)
-                curs.execute(self._insert_statements(escaping, rows, accepted) + b"; COMMIT",
-                             prepare=False)
-                # The ledger's insert returned each row's number in its clinic
-                # (migration 0006's trigger numbers it under the table lock).
-                curs.set_result(0)
-                numbers = {row["position"]: row["clinic_position"] for row in curs.fetchall()}
+                numbers = numbers_in_clinics(rows, last)
+                curs.execute(self._insert_statements(escaping, rows, numbers, accepted)
+                             + b"; COMMIT", prepare=False)
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):  # a broken connection is discarded
                         curs.execute(b"ROLLBACK")
                 raise
         # Committed: what each event is numbered in its clinic stays true.
-        self.clinic_numbers.keep((row.position, row.clinic_id, numbers[row.position])
-                                 for row in rows)
+        self.clinic_numbers.keep((row.position, row.clinic_id, number)
+                                 for row, number in zip(rows, numbers, strict=True))
         outcomes: list[Outcome] = []
         position = first
         for index, save in enumerate(saves):
@@ -299,36 +323,35 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         return outcomes
 
     def _screen_query(self, saves: Sequence[Save]) -> bytes:
-        programmes = b", ".join(b"'%s'::uuid" % str(programme_id).encode()
-                                for programme_id in {p for save in saves for p in save.versions})
-        event_ids = b", ".join(b"'%s'::uuid" % str(event_id).encode()
-                               for save in saves for event_id in save.event_ids())
-        return self.sql_screen.replace(b"{programmes}", programmes).replace(
-            b"{event_ids}", event_ids)
+        # Every save has events, so neither list is empty; joined as text, encoded once.
+        programmes = "'::uuid, '".join(
+            programme_id.hex for programme_id in {p for save in saves for p in save.versions})
+        event_ids = "'::uuid, '".join(
+            event_id.hex for save in saves for event_id in save.event_ids())
+        return self.sql_screen.replace(b"{programmes}", b"'%s'::uuid" % programmes.encode()
+                                       ).replace(b"{event_ids}", b"'%s'::uuid" % event_ids.encode())
 
     def _insert_statements(self, escaping: Escaping, rows: Sequence[NewRow],
-                           saves: Sequence[Save]) -> bytes:
+                           numbers: Sequence[int], saves: Sequence[Save]) -> bytes:
         def text(value: str | None) -> bytes:
-            if value is None:
-                return b"NULL"
-            return b"'" + escaping.escape_string(value.encode()) + b"'"
+            return _text(escaping, value)
 
         recorded_at = b"'%s'::timestamptz" % rows[0].recorded_at.isoformat().encode()
+        # A uuid's input may be its 32 hex digits (worked out once, by ledger_rows).
         ledger = b", ".join(
-            b"(%d, '%s'::uuid, %d, '%s'::uuid, %s, %s, %s, %s, %d, '%s')" % (
-                row.position, str(row.programme_id).encode(), row.version,
-                str(row.event_id).encode(), text(row.clinic_id), text(row.event_type),
+            b"(%d, '%s'::uuid, %d, '%s'::uuid, %s, %s, %s, %s, %d, '%s', %d)" % (
+                row.position, row.programme_hex.encode(), row.version,
+                row.event_hex.encode(), text(row.clinic_id), text(row.event_type),
                 recorded_at, text(row.content_digest), row.saved_version,
-                row.chain_hash.encode())
-            for row in rows)
+                row.chain_hash.encode(), number)
+            for row, number in zip(rows, numbers, strict=True))
         stored = [event for save in saves for event in save.stored_events]
         events = b", ".join(
             b"('%s'::uuid, %d, %s, '%s'::bytea, %d)" % (
-                str(row.programme_id).encode(), row.version, text(event.topic),
+                row.programme_hex.encode(), row.version, text(event.topic),
                 escaping.escape_bytea(event.state), row.position)
             for row, event in zip(rows, stored, strict=True))
-        statements = (self.sql_insert_ledger + ledger + b" RETURNING position, clinic_position; "
-                      + self.sql_insert_events + events)
+        statements = self.sql_insert_ledger + ledger + b"; " + self.sql_insert_events + events
         aliases = alias_rows(saves)
         if aliases:
             statements += b"; " + self.sql_insert_aliases + b", ".join(

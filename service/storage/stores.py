@@ -140,6 +140,8 @@ def eventsourcing_env(store: Store) -> dict[str, str]:
         # memory and fast-forward them from the store, which stays the truth.
         "AGGREGATE_CACHE_MAXSIZE": str(options.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
+        # The library's stored format, written by orjson (service/storage/transcoding.py).
+        "TRANSCODER_TOPIC": "service.storage.transcoding:OrjsonTranscoder",
     }
     if store.kind == "sqlite":
         assert store.sqlite_path is not None

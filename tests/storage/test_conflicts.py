@@ -264,3 +264,37 @@ def test_two_clinics_starting_one_programme_id_at_once_each_get_their_own(store_
     finally:
         for app in workers:
             app.close()
+
+
+def test_saves_are_numbered_in_their_clinics_on_from_each_clinic_s_last(store_url):
+    """The recorders number a group's rows in each clinic themselves (under the
+    write lock, from each clinic's last number): the same numbers as the store
+    keeps, 1, 2, 3, ... per clinic in log order, refused saves taking none."""
+    app = programmes_at(store_url)
+    try:
+        recorder = app.recorder
+        taken = uuid.uuid4()
+        recorder.insert_events([stored(taken, 1)], ledger=[entry(clinic_id="clinic-b")])
+        expected: dict[str, list[int]] = {"clinic-a": [], "clinic-b": [1], "clinic-c": []}
+        for group in range(3):
+            saves, clinics = [], []
+            for index in range(5):
+                clinic = ("clinic-a", "clinic-b", "clinic-c")[(index + group) % 3]
+                programme = taken if index == 2 else uuid.uuid4()  # version 1 is taken
+                saves.append(Save([stored(programme, 1), stored(programme, 2)],
+                                  [entry(clinic_id=clinic), entry(clinic_id=clinic)]))
+                clinics.append(clinic)
+            outcomes = recorder.record_saves(saves)
+            for clinic, outcome in zip(clinics, outcomes, strict=True):
+                if isinstance(outcome, list):
+                    expected[clinic] += [len(expected[clinic]) + 1, len(expected[clinic]) + 2]
+                    for position in outcome:
+                        assert recorder.clinic_numbers.of(clinic, [position]) == {
+                            position: recorder.clinic_positions(clinic, [position])[position]}
+        window = recorder.ledger_window(1, recorder.chain_extent())
+        for clinic, numbers in expected.items():
+            positions = [row["position"] for row in window if row["clinic_id"] == clinic]
+            stored_numbers = recorder.clinic_positions(clinic, positions)
+            assert [stored_numbers[p] for p in positions] == numbers
+    finally:
+        app.close()
