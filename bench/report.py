@@ -468,8 +468,8 @@ EXPLANATIONS = [
     "(now two round trips of the simple protocol: lock, head and checks; rows and "
     "commit), marshmallow's generic load (a compiled fast path that answers as "
     "marshmallow does), the query after each save for the receipt's clinic "
-    "positions (the save returns them: RETURNING on PostgreSQL, numbered under the "
-    "write lock on SQLite), SQLite's BEGIN and ROLLBACK around the fast-forward read. "
+    "positions (the save numbers them itself, under the write lock, on both stores), "
+    "SQLite's BEGIN and ROLLBACK around the fast-forward read. "
     "Reaching 0.5 of a trivial app would need about a third of "
     "today's CPU per request: the request handling of many events done in one pass "
     "(the bulk endpoint, P10), or the write path out of Python.",
