@@ -552,7 +552,6 @@ class Programmes(Application[UUID]):
             mapper.register_patients([event for _, _, events, _ in ran for event in events])
         return [(index, programme, _RunPost(
             events=events, version=version,
-            versions={programme.id: [event.originator_version for event in events]},
             stored_events=[mapper.to_stored_event(event) for event in events],
             ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
                                         posts[index].envelopes, events,
@@ -755,12 +754,6 @@ class Programmes(Application[UUID]):
         programme_id of a programme stored under an alias), the first event's
         carries it, so the store records the alias in the same transaction."""
         stored_id = str(programme_id)
-        if len(envelopes) == 1 and len(pending) == 1:  # a post of one event (bulk ingest)
-            envelope, event = envelopes[0], pending[0]
-            return [LedgerEntry(event.event_id, clinic_id, type(event).__name__,
-                                envelope.content_digest(stored_id)
-                                if envelope.event_id.int == event.event_id.int else None,
-                                alias_of if event.originator_version == 1 else None)]
         digests = {env.event_id.int: env.content_digest(stored_id) for env in envelopes}
         return [
             LedgerEntry(event.event_id, clinic_id, type(event).__name__,

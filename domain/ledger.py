@@ -14,8 +14,9 @@ its own example applications.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -89,20 +90,17 @@ class Save:
 
     stored_events: Sequence[StoredEvent]
     ledger: Sequence[LedgerEntry]
-    #: The versions this save gives each programme, in order: worked out from the
-    #: stored events unless the caller, who made them, gives them.
-    versions: dict[UUID, list[int]] = field(default=None, repr=False,  # type: ignore[assignment]
-                                            compare=False)
 
-    def __post_init__(self) -> None:
-        if self.versions is None:
-            versions: dict[UUID, list[int]] = {}
-            for stored in self.stored_events:
-                programme_id = stored.originator_id
-                if not isinstance(programme_id, UUID):
-                    programme_id = UUID(str(programme_id))
-                versions.setdefault(programme_id, []).append(stored.originator_version)
-            object.__setattr__(self, "versions", versions)
+    @cached_property
+    def versions(self) -> dict[UUID, list[int]]:
+        """The versions this save gives each programme, in order (worked out once)."""
+        versions: dict[UUID, list[int]] = {}
+        for stored in self.stored_events:
+            programme_id = stored.originator_id
+            if not isinstance(programme_id, UUID):
+                programme_id = UUID(str(programme_id))
+            versions.setdefault(programme_id, []).append(stored.originator_version)
+        return versions
 
     def event_ids(self) -> list[UUID]:
         return [entry.event_id for entry in self.ledger]

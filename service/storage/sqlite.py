@@ -216,12 +216,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             statement = self._select_events_statements.setdefault(shape, text)
         params = [originator_id.hex if isinstance(originator_id, UUID) else originator_id,
                   *(value for value in (gt, lte, limit) if value is not None)]
-        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
-            try:
-                c.execute(statement, params)
-                rows = c.fetchall()
-            except sqlite3.OperationalError as error:  # as the library's own reads say it
-                raise OperationalError(error) from error
+        rows = self._read_rows(statement, params)
         return [StoredEvent(originator_id=self.convert_originator_id(row["originator_id"]),
                             originator_version=row["originator_version"], topic=row["topic"],
                             state=row["state"]) for row in rows]
@@ -229,17 +224,21 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
     # ---- the Ledger port of domain.ledger ----------------------------------
 
     def _select_entries(self, where: str, params: Sequence[Any]) -> list[RecordedEntry]:
-        # One statement reads one snapshot: no BEGIN and ROLLBACK around it (bulk
-        # ingest asks for a chunk's event ids before running it).
-        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
-            try:
-                c.execute(f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY position",
-                          params)
-                rows = c.fetchall()
-            except sqlite3.OperationalError as error:  # as the library's own reads say it
-                raise OperationalError(error) from error
+        rows = self._read_rows(f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY position",
+                               params)
         return [recorded_entry(row, to_uuid=_to_uuid, to_datetime=_to_datetime)
                 for row in rows]
+
+    def _read_rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one SELECT, without the BEGIN and ROLLBACK the library puts
+        around its reads (alone, a statement reads one snapshot anyway): the hot
+        reads (a programme's new events, a bulk chunk's event ids) run it often."""
+        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
+            try:
+                c.execute(statement, params)
+                return c.fetchall()
+            except sqlite3.OperationalError as error:  # as the library's own reads say it
+                raise OperationalError(error) from error
 
     def entries_by_event_id(self, clinic_id: str | None, event_ids: Sequence[UUID]
                             ) -> list[RecordedEntry]:
