@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from flask import g, request
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
@@ -74,6 +75,79 @@ def _too_deep(text: str) -> bool:
 
 def parse_json_strictly(raw: bytes) -> Any:
     """Parse a body, raising a 400 Problem that says exactly what is wrong."""
+    value = _parse_quickly(raw)
+    return _parse_with_the_standard_library(raw) if value is _UNSURE else value
+
+
+# ---- the quick path: orjson, where it is known to agree -------------------
+#
+# The standard library's decoder, with a Python hook per object to refuse
+# duplicate keys, took a quarter of a bulk upload line's validation. orjson
+# parses in a fifth of the time, but keeps the last of duplicate keys, reads
+# integers beyond 64 bits as floats and nests 1,024 levels deep. So its value
+# is taken only when it must be the standard library's, and anything in doubt
+# (every refusal included) is parsed again as before, which answers (value or
+# refusal) exactly as it always did (tests/api/test_quick_json.py):
+# - orjson refuses what the standard library refuses and more (NaN, Infinity,
+#   numbers that overflow to infinity, unpaired surrogate escapes);
+# - a float of 2**63 or more may be an integer orjson could not hold;
+# - deeper than MAX_NESTING: the standard library's path words the refusal;
+# - duplicate keys: every string of the text, keys included, starts and ends
+#   with a '"' of its own, and a '"' inside one is escaped (\"). So the text
+#   has at least twice as many '"' as strings, and as many strings as the
+#   parsed value holds (keys included) unless a key was given twice (orjson
+#   kept one of them). Exactly twice as many '"' as strings in the value: no
+#   key was given twice.
+
+#: _parse_quickly's answer when the standard library's path must decide.
+_UNSURE = object()
+#: The smallest float that may be an integer orjson read as a float.
+_MAYBE_AN_INTEGER = float(2**63)
+
+
+class _Doubt(Exception):
+    """The parsed value may not be the standard library's: parse it again."""
+
+
+def _parse_quickly(raw: bytes) -> Any:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _UNSURE
+    try:
+        strings = _strings_in(value, 1)
+    except _Doubt:
+        return _UNSURE
+    return value if raw.count(b'"') == 2 * strings else _UNSURE
+
+
+def _strings_in(value: Any, depth: int) -> int:
+    """The strings in a parsed value (keys included) at nesting `depth`; _Doubt
+    if it may not be the standard library's value."""
+    kind = type(value)
+    if kind is dict:
+        count, items = len(value), value.values()
+    elif kind is list:
+        count, items = 0, value
+    else:
+        items = (value,)
+        count = depth = 0
+    if depth > MAX_NESTING:
+        raise _Doubt
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            count += 1
+        elif kind is dict or kind is list:
+            count += _strings_in(item, depth + 1)
+        elif kind is float and not -_MAYBE_AN_INTEGER < item < _MAYBE_AN_INTEGER:
+            raise _Doubt
+    return count
+
+
+# ---- the standard library's path: every refusal worded -------------------
+
+def _parse_with_the_standard_library(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -24,13 +24,16 @@ def answer(raw: bytes) -> tuple[str, Any]:
 
 
 def reference(raw: bytes) -> tuple[str, Any]:
-    """The answer when json.loads, with a decoder made for this one call, parses."""
+    """The answer when json.loads, with a decoder made for this one call, parses
+    (and orjson's quick path, tests/api/test_quick_json.py, is not tried)."""
     import service.http.request_body as body
 
     made_once = body._DECODER
     body._DECODER = _AsJsonLoads()  # json.loads(text, **options) per call
     try:
-        return answer(raw)
+        return "parsed", body._parse_with_the_standard_library(raw)
+    except Problem as problem:
+        return "refused", problem.detail
     finally:
         body._DECODER = made_once
 
