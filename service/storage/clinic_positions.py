@@ -111,6 +111,10 @@ class ClinicPositions:
         """Several receipts' bodies (by id()) with the clinic's positions, in one query."""
         numbers = self.of_events(clinic_id, [item["position"] for receipt in receipts
                                              for item in receipt.recorded])
-        return {id(receipt): {**receipt.body(), "recorded": [
-            {**item, "position": numbers[item["position"]]} for item in receipt.recorded]}
-            for receipt in receipts}
+        bodies = {}
+        for receipt in receipts:
+            body = receipt.body()  # a new dict, its `recorded` the receipt's own: replaced
+            body["recorded"] = [{**item, "position": numbers[item["position"]]}
+                                for item in receipt.recorded]
+            bodies[id(receipt)] = body
+        return bodies
