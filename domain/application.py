@@ -229,7 +229,7 @@ class Programmes(Application[UUID]):
         """The stored id of the clinic's programme `programme_id` (domain/programme_aliases.py);
         ProgrammeNotFound unless it has events: the same answer, after the same one
         lookup, for an id only another clinic uses and for none."""
-        stored_id, owner = self._resolve(clinic_id, [programme_id])[programme_id]
+        stored_id, owner = self._resolve(clinic_id, [programme_id])[programme_id.int]
         if owner != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         return stored_id
@@ -237,23 +237,24 @@ class Programmes(Application[UUID]):
     def stored_ids(self, clinic_id: str, programme_ids: Collection[UUID]) -> dict[UUID, UUID]:
         """Where each of the clinic's programmes is (or would be) stored. A programme
         started under an alias records it with its first event (`LedgerEntry.alias_of`)."""
-        return {programme_id: stored_id for programme_id, (stored_id, _) in
-                self._resolve(clinic_id, programme_ids).items()}
+        resolved = self._resolve(clinic_id, programme_ids)
+        return {programme_id: resolved[programme_id.int][0] for programme_id in programme_ids}
 
-    def _resolve(self, clinic_id: str, programme_ids: Collection[UUID]
-                 ) -> dict[UUID, tuple[UUID, str | None]]:
-        """(stored id, its clinic or None) of each of the clinic's programme ids: the
+    def _resolve(self, clinic_id: str, programme_ids: Iterable[UUID]
+                 ) -> dict[int, tuple[UUID, str | None]]:
+        """(stored id, its clinic or None) of each of the clinic's programme ids (by the
+        id's int, which hashes in C: bulk ingest resolves a thousand at a time): the
         id itself unless another clinic holds it, then its alias. One index lookup
         (the id and its alias together) for any id not known to be the clinic's,
         whoever holds it; none for one known."""
         owned, others = self._owners.partition(clinic_id, programme_ids)
-        resolved: dict[UUID, tuple[UUID, str | None]] = {
-            programme_id: (programme_id, clinic_id) for programme_id in owned}
+        resolved: dict[int, tuple[UUID, str | None]] = {
+            programme_id.int: (programme_id, clinic_id) for programme_id in owned}
         chains: dict[UUID, UUID] = {}
         for programme_id in others:
             known = self._stored_ids.get((clinic_id, programme_id), None)
             if isinstance(known, UUID) and self._owners.is_owner(clinic_id, known):
-                resolved[programme_id] = (known, clinic_id)
+                resolved[programme_id.int] = (known, clinic_id)
             else:
                 chains[programme_id] = programme_id
         for _ in range(programme_aliases.ALIAS_DEPTH):
@@ -268,7 +269,7 @@ class Programmes(Application[UUID]):
                 for stored_id in (candidate, aliases[programme_id]):
                     owner = held.get(stored_id)
                     if owner in (None, clinic_id):
-                        resolved[programme_id] = (stored_id, owner)
+                        resolved[programme_id.int] = (stored_id, owner)
                         if stored_id != programme_id and owner == clinic_id:
                             self._stored_ids.put((clinic_id, programme_id), stored_id)
                         break
@@ -277,8 +278,8 @@ class Programmes(Application[UUID]):
                         clinic_id, aliases[programme_id])
             chains = following
         for programme_id in chains:  # not one free id in ALIAS_DEPTH rounds: none to be had
-            resolved[programme_id] = (programme_aliases.aliased_id(clinic_id, chains[programme_id]),
-                                      None)
+            resolved[programme_id.int] = (
+                programme_aliases.aliased_id(clinic_id, chains[programme_id]), None)
         return resolved
 
     def clinic_programme_ids(self, stored_ids: Iterable[UUID]) -> dict[UUID, UUID]:
@@ -365,19 +366,24 @@ class Programmes(Application[UUID]):
         later: list[int] = []
         recorded = self._recorded_before(clinic_id, posts)
         # Run and saved under their stored ids; answered with the clinic's own.
-        resolved = self._resolve(clinic_id, {post.programme_id for post in posts})
+        # (Keyed by the ids' ints, which hash in C: a UUID hashes in Python.)
+        distinct = {post.programme_id.int: post.programme_id for post in posts}
+        resolved = self._resolve(clinic_id, distinct.values())
         programme_ids = [stored_id for stored_id, _ in resolved.values()]
-        aliases = {stored_id: programme_id for programme_id, (stored_id, _) in resolved.items()
-                   if stored_id != programme_id}
+        aliases = {resolved[key][0]: programme_id for key, programme_id in distinct.items()
+                   if resolved[key][0].int != key}
         runs = posts if not aliases else [
-            post if resolved[post.programme_id][0] == post.programme_id
-            else dataclasses.replace(post, programme_id=resolved[post.programme_id][0])
+            post if resolved[post.programme_id.int][0].int == post.programme_id.int
+            else dataclasses.replace(post, programme_id=resolved[post.programme_id.int][0])
             for post in posts]
+        # A programme resolved as the clinic's stays the clinic's (a programme never
+        # changes clinic); only the others are asked again, under their locks.
+        unsure = [stored_id for stored_id, owner in resolved.values() if owner != clinic_id]
         # In one order, so that two bulk posts never wait for each other.
         with self._command_locks.held_all(programme_ids):
             try:
-                saves = self._run_posts(clinic_id, runs, programme_ids, recorded, answers, later,
-                                        aliases)
+                saves = self._run_posts(clinic_id, runs, programme_ids, unsure, recorded, answers,
+                                        later, aliases)
                 outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
             except BaseException:
                 for programme_id in programme_ids:
@@ -507,17 +513,23 @@ class Programmes(Application[UUID]):
             None, [erasure_event_id(programme_id)]))
 
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], programme_ids: Sequence[UUID],
-                   recorded: set[int], answers: list[Answer | None], later: list[int],
-                   aliases: dict[UUID, UUID]) -> list[tuple[int, Programme, _RunPost]]:
+                   unsure: Sequence[UUID], recorded: set[int], answers: list[Answer | None],
+                   later: list[int], aliases: dict[UUID, UUID]
+                   ) -> list[tuple[int, Programme, _RunPost]]:
         """Run each post's commands (record_posts holds the locks of `programme_ids`,
         every programme the posts go to); the saves to write, refusals in `answers`,
-        the posts left for later. `recorded`: event ids (ints) recorded before."""
-        owners = self.owners(clinic_id, programme_ids)
+        the posts left for later. `unsure`: those of `programme_ids` not the clinic's
+        when they were resolved (all others are); `recorded`: event ids (ints)
+        recorded before."""
+        owners = self.owners(clinic_id, unsure) if unsure else {}
         # Another clinic's only if it started it since the ids were resolved:
         # left for later, when record_events resolves them again.
-        foreign = {programme_id for programme_id, owner in owners.items() if owner != clinic_id}
+        foreign = {programme_id.int for programme_id, owner in owners.items()
+                   if owner != clinic_id}
+        unsure_ints = {programme_id.int for programme_id in unsure}
         programmes = self._programmes_now(
-            [programme_id for programme_id, owner in owners.items() if owner == clinic_id])
+            [programme_id for programme_id in programme_ids
+             if programme_id.int not in unsure_ints or owners.get(programme_id) == clinic_id])
         waiting: set[UUID] = set()  # programmes with a post left for later
         seen: set[int] = set()  # event ids (ints: they hash in C) of the posts run
         ran: list[tuple[int, Programme, list[Any], int]] = []
@@ -525,7 +537,7 @@ class Programmes(Application[UUID]):
         for index, post in enumerate(posts):
             programme_id = post.programme_id
             event_ids = [envelope.event_id.int for envelope in post.envelopes]
-            if ((waiting and programme_id in waiting) or (foreign and programme_id in foreign)
+            if ((waiting and programme_id in waiting) or (foreign and programme_id.int in foreign)
                     or not recorded.isdisjoint(event_ids) or not seen.isdisjoint(event_ids)):
                 waiting.add(programme_id)
                 later.append(index)
@@ -563,25 +575,26 @@ class Programmes(Application[UUID]):
         """The programmes as they are now (None: no events), by their ids' ints, from
         this process's cache brought up to date with one query for all of them
         (their command locks held)."""
-        cached: dict[UUID, Programme] = {}
-        if self.repository.cache is not None:
-            for programme_id in programme_ids:
+        cache = self.repository.cache
+        programmes: dict[int, Programme | None] = {}
+        versions: dict[UUID, int] = {}
+        for programme_id in programme_ids:
+            programme = None
+            if cache is not None:
                 try:
-                    cached[programme_id] = self.repository.cache.get(programme_id)
+                    programme = cache.get(programme_id)
                 except KeyError:
                     pass
-        newer = self.ledger.events_after({programme_id: cached[programme_id].version
-                                          if programme_id in cached else 0
-                                          for programme_id in programme_ids})
-        programmes: dict[int, Programme | None] = {}
-        for programme_id in programme_ids:
-            programme = cached.get(programme_id)
-            stored_events = newer.get(programme_id)
-            if stored_events:
-                programme = programme_cache.replay(
-                    programme, [self.mapper.to_domain_event(stored) for stored in stored_events])
-                if programme is not None and programme_id not in cached:
-                    programme_cache.keep(self.repository, programme)
+            programmes[programme_id.int] = programme
+            versions[programme_id] = programme.version if programme is not None else 0
+        for programme_id, stored_events in self.ledger.events_after(versions).items():
+            if not stored_events:
+                continue
+            cached = programmes[programme_id.int]
+            programme = programme_cache.replay(
+                cached, [self.mapper.to_domain_event(stored) for stored in stored_events])
+            if programme is not None and cached is None:
+                programme_cache.keep(self.repository, programme)
             programmes[programme_id.int] = programme
         return programmes
 
