@@ -155,12 +155,10 @@ class _TakenMeanwhile(Exception):
     resolve the clinic's programme_id again (it now has an alias)."""
 
 
-@dataclass(frozen=True)
-class _RunPost(Save):
-    """A post's save, with its events and the version it leaves its programme at."""
-
-    events: Sequence[Any] = ()
-    version: int = 0
+#: A post run by `Programmes._run_posts`: its index, its programme, the events it
+#: recorded, the version it leaves the programme at, and their save. (A tuple:
+#: bulk ingest makes one per line.)
+_RanPost = tuple[int, Programme, list[Any], int, Save]
 
 
 class Programmes(Application[UUID]):
@@ -384,13 +382,14 @@ class Programmes(Application[UUID]):
             try:
                 saves = self._run_posts(clinic_id, runs, programme_ids, unsure, recorded, answers,
                                         later, aliases)
-                outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
+                outcomes = self.ledger.record_saves([save for *_, save in saves]) if saves else []
             except BaseException:
                 for programme_id in programme_ids:
                     programme_cache.drop(self.repository, programme_id)
                 raise
             refused: set[UUID] = set()
-            for (index, programme, save), outcome in zip(saves, outcomes, strict=True):
+            for (index, programme, events, version, _), outcome in zip(saves, outcomes,
+                                                                       strict=True):
                 if isinstance(outcome, IntegrityError) or (
                         refused and runs[index].programme_id in refused):
                     # Its events are in memory only: read the programme again.
@@ -399,12 +398,12 @@ class Programmes(Application[UUID]):
                     later.append(index)
                     continue
                 answers[index] = Receipt(
-                    posts[index].programme_id, clinic_id, save.version,
+                    posts[index].programme_id, clinic_id, version,
                     [{"event_id": str(event.event_id), "type": type(event).__name__,
                       "version": event.originator_version, "position": position}
-                     for event, position in zip(save.events, outcome, strict=True)],
+                     for event, position in zip(events, outcome, strict=True)],
                     False)
-                if save.events[0].originator_version == 1:
+                if events[0].originator_version == 1:
                     # Started by this post: every other programme run is in the
                     # cache already (Programmes._programmes_now).
                     programme_cache.keep(self.repository, programme)
@@ -515,7 +514,7 @@ class Programmes(Application[UUID]):
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], programme_ids: Sequence[UUID],
                    unsure: Sequence[UUID], recorded: set[int], answers: list[Answer | None],
                    later: list[int], aliases: dict[UUID, UUID]
-                   ) -> list[tuple[int, Programme, _RunPost]]:
+                   ) -> list[_RanPost]:
         """Run each post's commands (record_posts holds the locks of `programme_ids`,
         every programme the posts go to); the saves to write, refusals in `answers`,
         the posts left for later. `unsure`: those of `programme_ids` not the clinic's
@@ -562,13 +561,11 @@ class Programmes(Application[UUID]):
         mapper = self.mapper
         if isinstance(mapper, VersionedMapper):
             mapper.register_patients([event for _, _, events, _ in ran for event in events])
-        return [(index, programme, _RunPost(
-            events=events, version=version,
-            stored_events=[mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
-                                        posts[index].envelopes, events,
-                                        aliases.get(posts[index].programme_id) if aliases
-                                        else None)))
+        return [(index, programme, events, version, Save(
+            [mapper.to_stored_event(event) for event in events],
+            self._ledger_entries(clinic_id, posts[index].programme_id, posts[index].envelopes,
+                                 events, aliases.get(posts[index].programme_id) if aliases
+                                 else None)))
             for index, programme, events, version in ran]
 
     def _programmes_now(self, programme_ids: Sequence[UUID]) -> dict[int, Programme | None]:

@@ -13,13 +13,12 @@ validation, are in the catalogue (domain/events.py).
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
-from typing import Any
-
 import dataclasses
 import inspect
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from eventsourcing.domain import (
     Aggregate,
