@@ -74,6 +74,25 @@ if c_make_encoder is not None:
         return "".join(_c_canonical(value, 0))
 
 
+#: How many programme ids' texts `programme_text` keeps (all are forgotten at once
+#: when it has this many: it is a memo, not a record).
+PROGRAMME_TEXTS_KEPT = 20_000
+_programme_texts: dict[int, str] = {}
+
+
+def programme_text(programme_id: UUID) -> str:
+    """str(programme_id), remembered by the id's int: a programme's id is written out
+    for every post to it (its content digests, its receipt), and str(UUID) is
+    Python code costing ten times a lookup (bulk ingest writes one per line)."""
+    key = programme_id.int
+    text = _programme_texts.get(key)
+    if text is None:
+        if len(_programme_texts) >= PROGRAMME_TEXTS_KEPT:
+            _programme_texts.clear()
+        text = _programme_texts[key] = str(programme_id)
+    return text
+
+
 @dataclass(frozen=True)
 class EventEnvelope:
     """One event as a clinic system posted it (already validated)."""
@@ -111,7 +130,7 @@ class Receipt:
 
     def body(self) -> dict[str, Any]:
         return {
-            "programme_id": str(self.programme_id),
+            "programme_id": programme_text(self.programme_id),
             "clinic_id": self.clinic_id,
             "version": self.version,
             "recorded": self.recorded,
@@ -763,7 +782,7 @@ class Programmes(Application[UUID]):
         """The ledger entries of the pending events; with `alias_of` (the clinic's
         programme_id of a programme stored under an alias), the first event's
         carries it, so the store records the alias in the same transaction."""
-        stored_id = str(programme_id)
+        stored_id = programme_text(programme_id)
         digests = {env.event_id.int: env.content_digest(stored_id) for env in envelopes}
         return [
             LedgerEntry(event.event_id, clinic_id, type(event).__name__,
