@@ -111,6 +111,11 @@ class VersionedMapper(Mapper[Any]):
     #: Seals personal fields (the store's keyring); None: kept as they are (in memory).
     seal: personal.Seal | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: (topic, class_version, personal fields) of each event class stored so far.
+        self._stored_as: dict[type, tuple[str, int, tuple[str, ...]]] = {}
+
     def register_patients(self, domain_events: Sequence[Any]) -> None:
         """Make the data keys of the programmes these events start, all in one go
         (`to_stored_event` would make them one at a time)."""
@@ -121,11 +126,6 @@ class VersionedMapper(Mapper[Any]):
                     and "patient_ref" in event.data]
         if patients:
             self.seal.register_all(patients)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: (topic, class_version, personal fields) of each event class stored so far.
-        self._stored_as: dict[type, tuple[str, int, tuple[str, ...]]] = {}
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """The library's `Mapper.to_stored_event` (eventsourcing 9.5), sealing the
