@@ -74,6 +74,25 @@ if c_make_encoder is not None:
         return "".join(_c_canonical(value, 0))
 
 
+#: How many programme ids' texts `programme_text` keeps (all are forgotten at once
+#: when it has this many: it is a memo, not a record).
+PROGRAMME_TEXTS_KEPT = 20_000
+_programme_texts: dict[int, str] = {}
+
+
+def programme_text(programme_id: UUID) -> str:
+    """str(programme_id), remembered by the id's int: a programme's id is written out
+    for every post to it (its content digests, its receipt), and str(UUID) is
+    Python code costing ten times a lookup (bulk ingest writes one per line)."""
+    key = programme_id.int
+    text = _programme_texts.get(key)
+    if text is None:
+        if len(_programme_texts) >= PROGRAMME_TEXTS_KEPT:
+            _programme_texts.clear()
+        text = _programme_texts[key] = str(programme_id)
+    return text
+
+
 @dataclass(frozen=True)
 class EventEnvelope:
     """One event as a clinic system posted it (already validated)."""
@@ -111,7 +130,7 @@ class Receipt:
 
     def body(self) -> dict[str, Any]:
         return {
-            "programme_id": str(self.programme_id),
+            "programme_id": programme_text(self.programme_id),
             "clinic_id": self.clinic_id,
             "version": self.version,
             "recorded": self.recorded,
@@ -155,12 +174,10 @@ class _TakenMeanwhile(Exception):
     resolve the clinic's programme_id again (it now has an alias)."""
 
 
-@dataclass(frozen=True)
-class _RunPost(Save):
-    """A post's save, with its events and the version it leaves its programme at."""
-
-    events: Sequence[Any] = ()
-    version: int = 0
+#: A post run by `Programmes._run_posts`: its index, its programme, the events it
+#: recorded, the version it leaves the programme at, and their save. (A tuple:
+#: bulk ingest makes one per line.)
+_RanPost = tuple[int, Programme, list[Any], int, Save]
 
 
 class Programmes(Application[UUID]):
@@ -229,7 +246,7 @@ class Programmes(Application[UUID]):
         """The stored id of the clinic's programme `programme_id` (domain/programme_aliases.py);
         ProgrammeNotFound unless it has events: the same answer, after the same one
         lookup, for an id only another clinic uses and for none."""
-        stored_id, owner = self._resolve(clinic_id, [programme_id])[programme_id]
+        stored_id, owner = self._resolve(clinic_id, [programme_id])[programme_id.int]
         if owner != clinic_id:
             raise errors.ProgrammeNotFound("no such programme in this clinic")
         return stored_id
@@ -237,23 +254,24 @@ class Programmes(Application[UUID]):
     def stored_ids(self, clinic_id: str, programme_ids: Collection[UUID]) -> dict[UUID, UUID]:
         """Where each of the clinic's programmes is (or would be) stored. A programme
         started under an alias records it with its first event (`LedgerEntry.alias_of`)."""
-        return {programme_id: stored_id for programme_id, (stored_id, _) in
-                self._resolve(clinic_id, programme_ids).items()}
+        resolved = self._resolve(clinic_id, programme_ids)
+        return {programme_id: resolved[programme_id.int][0] for programme_id in programme_ids}
 
-    def _resolve(self, clinic_id: str, programme_ids: Collection[UUID]
-                 ) -> dict[UUID, tuple[UUID, str | None]]:
-        """(stored id, its clinic or None) of each of the clinic's programme ids: the
+    def _resolve(self, clinic_id: str, programme_ids: Iterable[UUID]
+                 ) -> dict[int, tuple[UUID, str | None]]:
+        """(stored id, its clinic or None) of each of the clinic's programme ids (by the
+        id's int, which hashes in C: bulk ingest resolves a thousand at a time): the
         id itself unless another clinic holds it, then its alias. One index lookup
         (the id and its alias together) for any id not known to be the clinic's,
         whoever holds it; none for one known."""
         owned, others = self._owners.partition(clinic_id, programme_ids)
-        resolved: dict[UUID, tuple[UUID, str | None]] = {
-            programme_id: (programme_id, clinic_id) for programme_id in owned}
+        resolved: dict[int, tuple[UUID, str | None]] = {
+            programme_id.int: (programme_id, clinic_id) for programme_id in owned}
         chains: dict[UUID, UUID] = {}
         for programme_id in others:
             known = self._stored_ids.get((clinic_id, programme_id), None)
             if isinstance(known, UUID) and self._owners.is_owner(clinic_id, known):
-                resolved[programme_id] = (known, clinic_id)
+                resolved[programme_id.int] = (known, clinic_id)
             else:
                 chains[programme_id] = programme_id
         for _ in range(programme_aliases.ALIAS_DEPTH):
@@ -268,7 +286,7 @@ class Programmes(Application[UUID]):
                 for stored_id in (candidate, aliases[programme_id]):
                     owner = held.get(stored_id)
                     if owner in (None, clinic_id):
-                        resolved[programme_id] = (stored_id, owner)
+                        resolved[programme_id.int] = (stored_id, owner)
                         if stored_id != programme_id and owner == clinic_id:
                             self._stored_ids.put((clinic_id, programme_id), stored_id)
                         break
@@ -277,8 +295,8 @@ class Programmes(Application[UUID]):
                         clinic_id, aliases[programme_id])
             chains = following
         for programme_id in chains:  # not one free id in ALIAS_DEPTH rounds: none to be had
-            resolved[programme_id] = (programme_aliases.aliased_id(clinic_id, chains[programme_id]),
-                                      None)
+            resolved[programme_id.int] = (
+                programme_aliases.aliased_id(clinic_id, chains[programme_id]), None)
         return resolved
 
     def clinic_programme_ids(self, stored_ids: Iterable[UUID]) -> dict[UUID, UUID]:
@@ -365,26 +383,32 @@ class Programmes(Application[UUID]):
         later: list[int] = []
         recorded = self._recorded_before(clinic_id, posts)
         # Run and saved under their stored ids; answered with the clinic's own.
-        resolved = self._resolve(clinic_id, {post.programme_id for post in posts})
+        # (Keyed by the ids' ints, which hash in C: a UUID hashes in Python.)
+        distinct = {post.programme_id.int: post.programme_id for post in posts}
+        resolved = self._resolve(clinic_id, distinct.values())
         programme_ids = [stored_id for stored_id, _ in resolved.values()]
-        aliases = {stored_id: programme_id for programme_id, (stored_id, _) in resolved.items()
-                   if stored_id != programme_id}
+        aliases = {resolved[key][0]: programme_id for key, programme_id in distinct.items()
+                   if resolved[key][0].int != key}
         runs = posts if not aliases else [
-            post if resolved[post.programme_id][0] == post.programme_id
-            else dataclasses.replace(post, programme_id=resolved[post.programme_id][0])
+            post if resolved[post.programme_id.int][0].int == post.programme_id.int
+            else dataclasses.replace(post, programme_id=resolved[post.programme_id.int][0])
             for post in posts]
+        # A programme resolved as the clinic's stays the clinic's (a programme never
+        # changes clinic); only the others are asked again, under their locks.
+        unsure = [stored_id for stored_id, owner in resolved.values() if owner != clinic_id]
         # In one order, so that two bulk posts never wait for each other.
         with self._command_locks.held_all(programme_ids):
             try:
-                saves = self._run_posts(clinic_id, runs, programme_ids, recorded, answers, later,
-                                        aliases)
-                outcomes = self.ledger.record_saves([save for _, _, save in saves]) if saves else []
+                saves = self._run_posts(clinic_id, runs, programme_ids, unsure, recorded, answers,
+                                        later, aliases)
+                outcomes = self.ledger.record_saves([save for *_, save in saves]) if saves else []
             except BaseException:
                 for programme_id in programme_ids:
                     programme_cache.drop(self.repository, programme_id)
                 raise
             refused: set[UUID] = set()
-            for (index, programme, save), outcome in zip(saves, outcomes, strict=True):
+            for (index, programme, events, version, _), outcome in zip(saves, outcomes,
+                                                                       strict=True):
                 if isinstance(outcome, IntegrityError) or (
                         refused and runs[index].programme_id in refused):
                     # Its events are in memory only: read the programme again.
@@ -393,12 +417,12 @@ class Programmes(Application[UUID]):
                     later.append(index)
                     continue
                 answers[index] = Receipt(
-                    posts[index].programme_id, clinic_id, save.version,
+                    posts[index].programme_id, clinic_id, version,
                     [{"event_id": str(event.event_id), "type": type(event).__name__,
                       "version": event.originator_version, "position": position}
-                     for event, position in zip(save.events, outcome, strict=True)],
+                     for event, position in zip(events, outcome, strict=True)],
                     False)
-                if save.events[0].originator_version == 1:
+                if events[0].originator_version == 1:
                     # Started by this post: every other programme run is in the
                     # cache already (Programmes._programmes_now).
                     programme_cache.keep(self.repository, programme)
@@ -507,17 +531,23 @@ class Programmes(Application[UUID]):
             None, [erasure_event_id(programme_id)]))
 
     def _run_posts(self, clinic_id: str, posts: Sequence[Post], programme_ids: Sequence[UUID],
-                   recorded: set[int], answers: list[Answer | None], later: list[int],
-                   aliases: dict[UUID, UUID]) -> list[tuple[int, Programme, _RunPost]]:
+                   unsure: Sequence[UUID], recorded: set[int], answers: list[Answer | None],
+                   later: list[int], aliases: dict[UUID, UUID]
+                   ) -> list[_RanPost]:
         """Run each post's commands (record_posts holds the locks of `programme_ids`,
         every programme the posts go to); the saves to write, refusals in `answers`,
-        the posts left for later. `recorded`: event ids (ints) recorded before."""
-        owners = self.owners(clinic_id, programme_ids)
+        the posts left for later. `unsure`: those of `programme_ids` not the clinic's
+        when they were resolved (all others are); `recorded`: event ids (ints)
+        recorded before."""
+        owners = self.owners(clinic_id, unsure) if unsure else {}
         # Another clinic's only if it started it since the ids were resolved:
         # left for later, when record_events resolves them again.
-        foreign = {programme_id for programme_id, owner in owners.items() if owner != clinic_id}
+        foreign = {programme_id.int for programme_id, owner in owners.items()
+                   if owner != clinic_id}
+        unsure_ints = {programme_id.int for programme_id in unsure}
         programmes = self._programmes_now(
-            [programme_id for programme_id, owner in owners.items() if owner == clinic_id])
+            [programme_id for programme_id in programme_ids
+             if programme_id.int not in unsure_ints or owners.get(programme_id) == clinic_id])
         waiting: set[UUID] = set()  # programmes with a post left for later
         seen: set[int] = set()  # event ids (ints: they hash in C) of the posts run
         ran: list[tuple[int, Programme, list[Any], int]] = []
@@ -525,7 +555,7 @@ class Programmes(Application[UUID]):
         for index, post in enumerate(posts):
             programme_id = post.programme_id
             event_ids = [envelope.event_id.int for envelope in post.envelopes]
-            if ((waiting and programme_id in waiting) or (foreign and programme_id in foreign)
+            if ((waiting and programme_id in waiting) or (foreign and programme_id.int in foreign)
                     or not recorded.isdisjoint(event_ids) or not seen.isdisjoint(event_ids)):
                 waiting.add(programme_id)
                 later.append(index)
@@ -550,38 +580,37 @@ class Programmes(Application[UUID]):
         mapper = self.mapper
         if isinstance(mapper, VersionedMapper):
             mapper.register_patients([event for _, _, events, _ in ran for event in events])
-        return [(index, programme, _RunPost(
-            events=events, version=version,
-            stored_events=[mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, posts[index].programme_id,
-                                        posts[index].envelopes, events,
-                                        aliases.get(posts[index].programme_id) if aliases
-                                        else None)))
+        return [(index, programme, events, version, Save(
+            [mapper.to_stored_event(event) for event in events],
+            self._ledger_entries(clinic_id, posts[index].programme_id, posts[index].envelopes,
+                                 events, aliases.get(posts[index].programme_id) if aliases
+                                 else None)))
             for index, programme, events, version in ran]
 
     def _programmes_now(self, programme_ids: Sequence[UUID]) -> dict[int, Programme | None]:
         """The programmes as they are now (None: no events), by their ids' ints, from
         this process's cache brought up to date with one query for all of them
         (their command locks held)."""
-        cached: dict[UUID, Programme] = {}
-        if self.repository.cache is not None:
-            for programme_id in programme_ids:
+        cache = self.repository.cache
+        programmes: dict[int, Programme | None] = {}
+        versions: dict[UUID, int] = {}
+        for programme_id in programme_ids:
+            programme = None
+            if cache is not None:
                 try:
-                    cached[programme_id] = self.repository.cache.get(programme_id)
+                    programme = cache.get(programme_id)
                 except KeyError:
                     pass
-        newer = self.ledger.events_after({programme_id: cached[programme_id].version
-                                          if programme_id in cached else 0
-                                          for programme_id in programme_ids})
-        programmes: dict[int, Programme | None] = {}
-        for programme_id in programme_ids:
-            programme = cached.get(programme_id)
-            stored_events = newer.get(programme_id)
-            if stored_events:
-                programme = programme_cache.replay(
-                    programme, [self.mapper.to_domain_event(stored) for stored in stored_events])
-                if programme is not None and programme_id not in cached:
-                    programme_cache.keep(self.repository, programme)
+            programmes[programme_id.int] = programme
+            versions[programme_id] = programme.version if programme is not None else 0
+        for programme_id, stored_events in self.ledger.events_after(versions).items():
+            if not stored_events:
+                continue
+            cached = programmes[programme_id.int]
+            programme = programme_cache.replay(
+                cached, [self.mapper.to_domain_event(stored) for stored in stored_events])
+            if programme is not None and cached is None:
+                programme_cache.keep(self.repository, programme)
             programmes[programme_id.int] = programme
         return programmes
 
@@ -753,7 +782,7 @@ class Programmes(Application[UUID]):
         """The ledger entries of the pending events; with `alias_of` (the clinic's
         programme_id of a programme stored under an alias), the first event's
         carries it, so the store records the alias in the same transaction."""
-        stored_id = str(programme_id)
+        stored_id = programme_text(programme_id)
         digests = {env.event_id.int: env.content_digest(stored_id) for env in envelopes}
         return [
             LedgerEntry(event.event_id, clinic_id, type(event).__name__,

@@ -144,3 +144,32 @@ def test_repeats_to_a_programme_stored_under_an_alias_are_answered_with_the_clin
         assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
     assert app.programme(CLINIC, shared).version == 2
     assert app.programme(OTHER_CLINIC, shared).version == 1
+
+
+def test_a_programme_another_clinic_starts_after_it_was_resolved_goes_under_an_alias(
+        monkeypatch):
+    """Resolved as nobody's, started by another clinic before its lock is taken: asked
+    again under the lock, left for later, recorded under the clinic's alias; the
+    programmes resolved as the clinic's own are run as they were."""
+    app = application()
+    own = started(app)
+    contested = uuid.uuid4()
+    resolve = app._resolve
+    meanwhile = [(contested, b.started())]
+
+    def resolve_then_another_clinic_starts(clinic_id, programme_ids):
+        resolved = resolve(clinic_id, programme_ids)
+        while meanwhile:
+            post(app, *meanwhile.pop(), clinic=OTHER_CLINIC)
+        return resolved
+
+    monkeypatch.setattr(app, "_resolve", resolve_then_another_clinic_starts)
+    answers = app.record_posts(CLINIC, posts_of(
+        (contested, b.started()), (own, b.session(1)), (contested, b.session(1))))
+    monkeypatch.undo()
+    assert [(a.programme_id, a.version, a.replayed) for a in answers] == [
+        (contested, 1, False), (own, 2, False), (contested, 2, False)]
+    assert app.stored_ids(CLINIC, [contested])[contested] != contested
+    assert app.programme(CLINIC, contested).version == 2
+    assert app.programme(OTHER_CLINIC, contested).version == 1
+    assert app.programme(CLINIC, own).version == 2
