@@ -178,9 +178,9 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         """`domain.ledger.screen` on what the store holds of the saves' programmes
         (their last versions, and which of the saves' event ids are recorded), read
         with one statement."""
-        # Rows carry hex ids: mapped back, not parsed (a thousand UUIDs a chunk).
-        programmes = {p.hex: p for save in saves for p in save.versions}
-        event_ids = {e.hex: e for save in saves for e in save.event_ids()}
+        # Keyed by the ids' hex, as the rows carry them (Save: worked out once).
+        programmes = {programme for save in saves for programme in save.versions}
+        event_ids = [event_hex for save in saves for event_hex in save.event_hexes]
         c.execute(
             f"SELECT originator_id, MAX(originator_version), NULL "
             f"FROM {self.events_table_name} "
@@ -189,13 +189,13 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
             [*programmes, *event_ids],
         )
-        last: dict[UUID, int] = {}
-        recorded: list[tuple[str, UUID]] = []
+        last: dict[str, int] = {}
+        recorded: list[tuple[str, str]] = []
         for key, version, clinic_id in c.fetchall():
             if version is None:
-                recorded.append((clinic_id, event_ids[key]))
+                recorded.append((clinic_id, key))
             else:
-                last[programmes[key]] = version
+                last[key] = version
         return screen(saves, last, recorded)
 
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
