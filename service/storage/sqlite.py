@@ -181,20 +181,23 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         # Keyed by the ids' hex, as the rows carry them (Save: worked out once).
         programmes = {programme for save in saves for programme in save.versions}
         event_ids = [event_hex for save in saves for event_hex in save.event_hexes]
+        # Each programme's last version by a lookup of its last key in the events'
+        # primary key (a MAX ... GROUP BY reads all of its events); NULL if it has
+        # none. The recorded event ids' rows are the ones with a clinic.
         c.execute(
-            f"SELECT originator_id, MAX(originator_version), NULL "
-            f"FROM {self.events_table_name} "
-            f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) GROUP BY "
-            f"originator_id UNION ALL SELECT event_id, NULL, clinic_id FROM {LEDGER_TABLE} "
+            f"WITH k(id) AS (VALUES {', '.join(['(?)'] * len(programmes))}) "
+            f"SELECT id, (SELECT MAX(originator_version) FROM {self.events_table_name} "
+            "WHERE originator_id = k.id), NULL FROM k "
+            f"UNION ALL SELECT event_id, NULL, clinic_id FROM {LEDGER_TABLE} "
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
             [*programmes, *event_ids],
         )
         last: dict[str, int] = {}
         recorded: list[tuple[str, str]] = []
         for key, version, clinic_id in c.fetchall():
-            if version is None:
+            if clinic_id is not None:
                 recorded.append((clinic_id, key))
-            else:
+            elif version is not None:
                 last[key] = version
         return screen(saves, last, recorded)
 
