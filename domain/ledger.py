@@ -97,31 +97,32 @@ class Save:
     ledger: Sequence[LedgerEntry]
     #: Each stored event's programme id, hex.
     programme_hexes: list[str] = field(init=False, repr=False, compare=False)
-    #: Each ledger entry's event_id, hex.
-    event_hexes: list[str] = field(init=False, repr=False, compare=False)
-    #: The versions this save gives each programme (by its hex), in order.
-    versions: dict[str, list[int]] = field(init=False, repr=False, compare=False)
     #: (clinic, event_id hex) of each event: an event_id is unique within its clinic.
     event_keys: list[EventKey] = field(init=False, repr=False, compare=False)
+    #: The versions this save gives each programme (by its hex), in order.
+    versions: dict[str, list[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        programme_hexes = [_hex(stored.originator_id) for stored in self.stored_events]
-        event_hexes = [entry.event_id.hex for entry in self.ledger]
+        # One pass (most saves of a bulk chunk have one event: a pass per
+        # attribute cost more than the work in it).
+        programme_hexes: list[str] = []
+        event_keys: list[EventKey] = []
         versions: dict[str, list[int]] = {}
-        for programme_hex, stored in zip(programme_hexes, self.stored_events, strict=True):
-            versions.setdefault(programme_hex, []).append(stored.originator_version)
-        # Frozen: set as dataclasses' own generated __init__ sets fields.
+        for stored, entry in zip(self.stored_events, self.ledger, strict=True):
+            programme_id = stored.originator_id  # the library hands a UUID or its text
+            programme_hex = (programme_id.hex if type(programme_id) is UUID
+                             else UUID(str(programme_id)).hex)
+            programme_hexes.append(programme_hex)
+            event_keys.append((entry.clinic_id, entry.event_id.hex))
+            numbers = versions.get(programme_hex)
+            if numbers is None:
+                versions[programme_hex] = [stored.originator_version]
+            else:
+                numbers.append(stored.originator_version)
+        # Frozen: set as the dataclass's own __init__ sets its fields.
         object.__setattr__(self, "programme_hexes", programme_hexes)
-        object.__setattr__(self, "event_hexes", event_hexes)
+        object.__setattr__(self, "event_keys", event_keys)
         object.__setattr__(self, "versions", versions)
-        object.__setattr__(self, "event_keys", [
-            (entry.clinic_id, event_hex)
-            for entry, event_hex in zip(self.ledger, event_hexes, strict=True)])
-
-
-def _hex(originator_id: UUID | str) -> str:
-    """A programme id's 32 hex digits (the library hands over a UUID or its text)."""
-    return originator_id.hex if type(originator_id) is UUID else UUID(str(originator_id)).hex
 
 
 #: Why a save is refused before anything is written (IntegrityError: a conflict).
@@ -295,8 +296,8 @@ class InMemoryLedger(POPOApplicationRecorder):
                     if recorded:
                         last[programme_hex] = recorded[0].originator_version
             refused = screen(saves, last, [
-                (entry.clinic_id, event_hex) for save in saves
-                for entry, event_hex in zip(save.ledger, save.event_hexes, strict=True)
+                key for save in saves for entry, key in zip(save.ledger, save.event_keys,
+                                                            strict=True)
                 if entry.clinic_id in self._positions_by_event_id.get(entry.event_id, ())])
             return [refused[index] if index in refused
                     else self.insert_events(save.stored_events, ledger=save.ledger)

@@ -70,8 +70,8 @@ def ledger_rows(
     # save each get their own programme's).
     stored = [(event, entry, programme_hex, event_hex, max(save.versions[programme_hex]))
               for save in saves
-              for event, entry, programme_hex, event_hex in zip(
-                  save.stored_events, save.ledger, save.programme_hexes, save.event_hexes,
+              for event, entry, programme_hex, (_, event_hex) in zip(
+                  save.stored_events, save.ledger, save.programme_hexes, save.event_keys,
                   strict=True)]
     hashes = chain.entry_hashes(
         previous_hash,

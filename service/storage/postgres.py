@@ -327,7 +327,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         # Every save has events, so neither list is empty; joined as text, encoded once.
         # A uuid's input may be its 32 hex digits (Save: worked out once).
         programmes = "'::uuid, '".join({p for save in saves for p in save.versions})
-        event_ids = "'::uuid, '".join(e for save in saves for e in save.event_hexes)
+        event_ids = "'::uuid, '".join(e for save in saves for _, e in save.event_keys)
         return self.sql_screen.replace(b"{programmes}", b"'%s'::uuid" % programmes.encode()
                                        ).replace(b"{event_ids}", b"'%s'::uuid" % event_ids.encode())
 

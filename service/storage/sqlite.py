@@ -180,7 +180,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         with one statement."""
         # Keyed by the ids' hex, as the rows carry them (Save: worked out once).
         programmes = {programme for save in saves for programme in save.versions}
-        event_ids = [event_hex for save in saves for event_hex in save.event_hexes]
+        event_ids = [event_hex for save in saves for _, event_hex in save.event_keys]
         # Each programme's last version by a lookup of its last key in the events'
         # primary key (a MAX ... GROUP BY reads all of its events); NULL if it has
         # none. The recorded event ids' rows are the ones with a clinic.
