@@ -131,7 +131,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         """Insert the saves' events and ledger rows, numbered from the ledger's head;
         (position, clinic, clinic position) of each row, in order."""
         stored = [event for save in saves for event in save.stored_events]
-        clinics = list(dict.fromkeys(entry.clinic_id for save in saves for entry in save.ledger))
+        clinics = list({clinic_id for save in saves for clinic_id, _ in save.event_keys})
         # The head, and each clinic's last number (one index lookup each, as the
         # trigger of migration 0006 would make for every row).
         c.execute("SELECT position, chain_hash, recorded_at, "
