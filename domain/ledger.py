@@ -14,9 +14,8 @@ its own example applications.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -80,34 +79,50 @@ class HistorySource(Protocol):
 
 
 #: What makes an event's id unique: its clinic and its event_id (each clinic's
-#: event ids are its own idempotency keys; two clinics may use the same one).
-EventKey = tuple[str, UUID]
+#: event ids are its own idempotency keys; two clinics may use the same one),
+#: the id as its 32 hex digits (`Save`).
+EventKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class Save:
-    """One save: new stored events, and the ledger entry of each."""
+    """One save: new stored events, and the ledger entry of each.
+
+    Its ids are also kept as their 32 hex digits, worked out once as it is
+    made: the stores write them so, and screen and number a thousand saves a
+    bulk chunk by them (a UUID hashes with a Python call, a string's hash is
+    kept)."""
 
     stored_events: Sequence[StoredEvent]
     ledger: Sequence[LedgerEntry]
+    #: Each stored event's programme id, hex.
+    programme_hexes: list[str] = field(init=False, repr=False, compare=False)
+    #: (clinic, event_id hex) of each event: an event_id is unique within its clinic.
+    event_keys: list[EventKey] = field(init=False, repr=False, compare=False)
+    #: The versions this save gives each programme (by its hex), in order.
+    versions: dict[str, list[int]] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def versions(self) -> dict[UUID, list[int]]:
-        """The versions this save gives each programme, in order (worked out once)."""
-        versions: dict[UUID, list[int]] = {}
-        for stored in self.stored_events:
-            programme_id = stored.originator_id
-            if not isinstance(programme_id, UUID):
-                programme_id = UUID(str(programme_id))
-            versions.setdefault(programme_id, []).append(stored.originator_version)
-        return versions
-
-    def event_ids(self) -> list[UUID]:
-        return [entry.event_id for entry in self.ledger]
-
-    def event_keys(self) -> list[EventKey]:
-        """(clinic, event_id) of each event: an event_id is unique within its clinic."""
-        return [(entry.clinic_id, entry.event_id) for entry in self.ledger]
+    def __post_init__(self) -> None:
+        # One pass (most saves of a bulk chunk have one event: a pass per
+        # attribute cost more than the work in it).
+        programme_hexes: list[str] = []
+        event_keys: list[EventKey] = []
+        versions: dict[str, list[int]] = {}
+        for stored, entry in zip(self.stored_events, self.ledger, strict=True):
+            programme_id = stored.originator_id  # the library hands a UUID or its text
+            programme_hex = (programme_id.hex if type(programme_id) is UUID
+                             else UUID(str(programme_id)).hex)
+            programme_hexes.append(programme_hex)
+            event_keys.append((entry.clinic_id, entry.event_id.hex))
+            numbers = versions.get(programme_hex)
+            if numbers is None:
+                versions[programme_hex] = [stored.originator_version]
+            else:
+                numbers.append(stored.originator_version)
+        # Frozen: set as the dataclass's own __init__ sets its fields.
+        object.__setattr__(self, "programme_hexes", programme_hexes)
+        object.__setattr__(self, "event_keys", event_keys)
+        object.__setattr__(self, "versions", versions)
 
 
 #: Why a save is refused before anything is written (IntegrityError: a conflict).
@@ -119,13 +134,13 @@ EVENT_ID_RECORDED = "an event_id of this save is already recorded"
 Outcome = Sequence[int] | IntegrityError
 
 
-def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
+def screen(saves: Sequence[Save], last_versions: Mapping[str, int],
            recorded_event_keys: Iterable[EventKey]) -> dict[int, IntegrityError]:
     """The saves of a group the store must refuse, by index, before writing anything.
 
-    `last_versions` (each programme's last version) and `recorded_event_keys`
-    are what the store holds of the group's programmes and (clinic, event_id)s,
-    read under its write lock. A save is refused when
+    `last_versions` (each programme's last version, by its hex) and
+    `recorded_event_keys` are what the store holds of the group's programmes
+    and (clinic, event_id hex)s, read under its write lock. A save is refused when
     - an event_id of it is recorded already in its clinic, or twice in the group;
     - it does not continue a programme's versions: its first must be one more
       than the programme's last (any, for a programme with no events yet),
@@ -136,23 +151,31 @@ def screen(saves: Sequence[Save], last_versions: Mapping[UUID, int],
     last = dict(last_versions)
     seen = set(recorded_event_keys)
     refused: dict[int, IntegrityError] = {}
-    refused_programmes: set[UUID] = set()
+    refused_programmes: set[str] = set()
     for index, save in enumerate(saves):
-        versions, ids = save.versions, save.event_keys()
-        if (len(ids) > 1 and len(set(ids)) < len(ids)) or not seen.isdisjoint(ids):
+        keys, versions = save.event_keys, save.versions
+        if not seen.isdisjoint(keys) or (len(keys) > 1 and len(set(keys)) < len(keys)):
             refused[index] = IntegrityError(EVENT_ID_RECORDED)
-        elif (refused_programmes and not refused_programmes.isdisjoint(versions)) or any(
-                (programme_id in last and numbers[0] != last[programme_id] + 1)
-                or (len(numbers) > 1
-                    and numbers != list(range(numbers[0], numbers[0] + len(numbers))))
-                for programme_id, numbers in versions.items()):
+        elif not _continues(versions, last) or (
+                refused_programmes and not refused_programmes.isdisjoint(versions)):
             refused[index] = IntegrityError(OVERTAKEN)
         else:
-            seen.update(ids)
-            last.update((programme_id, numbers[-1]) for programme_id, numbers in versions.items())
+            seen.update(keys)
+            for programme, numbers in versions.items():
+                last[programme] = numbers[-1]
             continue
         refused_programmes.update(versions)
     return refused
+
+
+def _continues(versions: Mapping[str, list[int]], last: Mapping[str, int]) -> bool:
+    """Whether each programme's versions run on, one by one, from its last."""
+    for programme, numbers in versions.items():
+        first, before = numbers[0], last.get(programme)
+        if (before is not None and first != before + 1) or (
+                len(numbers) > 1 and numbers != list(range(first, first + len(numbers)))):
+            return False
+    return True
 
 
 class Ledger(Protocol):
@@ -266,15 +289,16 @@ class InMemoryLedger(POPOApplicationRecorder):
 
     def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
         with self._database_lock:
-            last: dict[UUID, int] = {}
+            last: dict[str, int] = {}
             for save in saves:
-                for programme_id in save.versions:
-                    recorded = self.select_events(programme_id, desc=True, limit=1)
+                for programme_hex in save.versions:
+                    recorded = self.select_events(UUID(programme_hex), desc=True, limit=1)
                     if recorded:
-                        last[programme_id] = recorded[0].originator_version
+                        last[programme_hex] = recorded[0].originator_version
             refused = screen(saves, last, [
-                (clinic, event_id) for save in saves for clinic, event_id in save.event_keys()
-                if clinic in self._positions_by_event_id.get(event_id, ())])
+                key for save in saves for entry, key in zip(save.ledger, save.event_keys,
+                                                            strict=True)
+                if entry.clinic_id in self._positions_by_event_id.get(entry.event_id, ())])
             return [refused[index] if index in refused
                     else self.insert_events(save.stored_events, ledger=save.ledger)
                     for index, save in enumerate(saves)]  # type: ignore[misc]

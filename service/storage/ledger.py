@@ -65,34 +65,26 @@ def ledger_rows(
     # Always UTC: the value read back from PostgreSQL carries the session's
     # time zone, and its text form goes into the chain hash.
     recorded_at = max(now, previous_recorded_at).astimezone(UTC) if previous_recorded_at else now
-    stored = [(event, entry) for save in saves
-              for event, entry in zip(save.stored_events, save.ledger, strict=True)]
-    programme_ids = [as_uuid(event.originator_id) for event, _ in stored]
-    programme_hexes = [programme_id.hex for programme_id in programme_ids]
-    event_hexes = [entry.event_id.hex for _, entry in stored]
+    # Each event with its save's hex ids (Save: worked out once) and the
+    # programme's version after its save (events of several programmes in one
+    # save each get their own programme's).
+    stored = [(event, entry, programme_hex, event_hex, max(save.versions[programme_hex]))
+              for save in saves
+              for event, entry, programme_hex, (_, event_hex) in zip(
+                  save.stored_events, save.ledger, save.programme_hexes, save.event_keys,
+                  strict=True)]
     hashes = chain.entry_hashes(
         previous_hash,
         ((position, programme_hex, event.originator_version, event.topic, event.state,
           event_hex, entry.clinic_id)
-         for position, programme_hex, event_hex, (event, entry)
-         in zip(count(first_position), programme_hexes, event_hexes, stored)),
+         for position, (event, entry, programme_hex, event_hex, _) in zip(
+             count(first_position), stored)),
         recorded_at)
-    # The programme's version after its save (events of several programmes in
-    # one save each get their own programme's).
-    saved_versions: list[int] = []
-    for save in saves:
-        last: dict[Any, int] = {}
-        for event in save.stored_events:
-            last[event.originator_id] = max(last.get(event.originator_id, 0),
-                                            event.originator_version)
-        saved_versions.extend(last[event.originator_id] for event in save.stored_events)
-    return [NewRow(position, programme_id, event.originator_version, entry.event_id,
-                   entry.clinic_id, entry.event_type, recorded_at, entry.content_digest,
-                   saved_version, chain_hash, programme_hex, event_hex)
-            for position, programme_id, (event, entry), saved_version, chain_hash,
-            programme_hex, event_hex
-            in zip(count(first_position), programme_ids, stored, saved_versions, hashes,
-                   programme_hexes, event_hexes, strict=False)]
+    return [NewRow(position, as_uuid(event.originator_id), event.originator_version,
+                   entry.event_id, entry.clinic_id, entry.event_type, recorded_at,
+                   entry.content_digest, saved_version, chain_hash, programme_hex, event_hex)
+            for position, (event, entry, programme_hex, event_hex, saved_version), chain_hash
+            in zip(count(first_position), stored, hashes)]
 
 
 def numbers_in_clinics(rows: Sequence[NewRow], last: dict[str, int]) -> list[int]:

@@ -287,9 +287,10 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                 held = curs.fetchall()
                 curs.set_result(-1)
                 last = {row["clinic_id"]: row["last"] or 0 for row in curs.fetchall()}
-                refused = screen(saves, {row["key"]: row["version"] for row in held
+                # The rows' uuids keyed by their hex, as the saves are (Save).
+                refused = screen(saves, {row["key"].hex: row["version"] for row in held
                                          if row["version"] is not None},
-                                 [(row["clinic_id"], row["key"]) for row in held
+                                 [(row["clinic_id"], row["key"].hex) for row in held
                                   if row["version"] is None])
                 accepted = [save for index, save in enumerate(saves) if index not in refused]
                 if not accepted:
@@ -324,10 +325,9 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
 
     def _screen_query(self, saves: Sequence[Save]) -> bytes:
         # Every save has events, so neither list is empty; joined as text, encoded once.
-        programmes = "'::uuid, '".join(
-            programme_id.hex for programme_id in {p for save in saves for p in save.versions})
-        event_ids = "'::uuid, '".join(
-            event_id.hex for save in saves for event_id in save.event_ids())
+        # A uuid's input may be its 32 hex digits (Save: worked out once).
+        programmes = "'::uuid, '".join({p for save in saves for p in save.versions})
+        event_ids = "'::uuid, '".join(e for save in saves for _, e in save.event_keys)
         return self.sql_screen.replace(b"{programmes}", b"'%s'::uuid" % programmes.encode()
                                        ).replace(b"{event_ids}", b"'%s'::uuid" % event_ids.encode())
 

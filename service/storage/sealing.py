@@ -111,8 +111,13 @@ def _unwrap(kek: bytes, wrapped: str, purpose: str) -> bytes:
     return AESGCM(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], purpose.encode())
 
 
+def _as_uuid(value: Any) -> UUID:
+    """An id as a UUID: the callers hand a UUID (parsed again only if not one) or its text."""
+    return value if type(value) is UUID else UUID(str(value))
+
+
 def _associated(programme_id: Any, event_id: Any, name: str) -> bytes:
-    return f"{UUID(str(programme_id))}|{UUID(str(event_id))}|{name}".encode()
+    return f"{_as_uuid(programme_id)}|{_as_uuid(event_id)}|{name}".encode()
 
 
 class KeySettings:
@@ -202,7 +207,8 @@ class Keyring:
     def patient_hash(self, clinic_id: str, patient_ref: str) -> str:
         """A keyed hash of a patient at a clinic: finds their programmes, shows no one."""
         message = f"{clinic_id}\x00{patient_ref}".encode()
-        return hmac.new(self._lookup_key, message, hashlib.sha256).hexdigest()
+        # hmac.digest: the one-shot form of hmac.new(...).hexdigest(), the same value.
+        return hmac.digest(self._lookup_key, message, "sha256").hex()
 
     def register(self, programme_id: UUID, clinic_id: str, patient_ref: str) -> None:
         self.register_all([(programme_id, clinic_id, patient_ref)])
@@ -210,7 +216,7 @@ class Keyring:
     def register_all(self, patients: Sequence[tuple[UUID, str, str]]) -> None:
         new: dict[UUID, tuple[str, str]] = {}
         for programme_id, clinic_id, patient_ref in patients:
-            programme_id = UUID(str(programme_id))
+            programme_id = _as_uuid(programme_id)
             if programme_id not in self._keys:
                 new.setdefault(programme_id, (clinic_id, patient_ref))
         if not new:
@@ -221,7 +227,8 @@ class Keyring:
         with self.database.transaction() as cursor:
             for programme_id, (clinic_id, patient_ref) in new.items():
                 key = os.urandom(KEY_BYTES)
-                wrapped = _wrap(self._kek, key, str(programme_id))
+                programme_text = str(programme_id)
+                wrapped = _wrap(self._kek, key, programme_text)
                 # One statement in the common case: stored only while the store's KEK
                 # is still this process's (after `traction keys rotate` this process
                 # holds the old one until it restarts: a key wrapped by it now could
@@ -232,7 +239,7 @@ class Keyring:
                     " created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM"
                     " key_settings WHERE name = %s AND value = %s)"
                     " ON CONFLICT (programme_id) DO NOTHING RETURNING wrapped_key",
-                    (str(programme_id), clinic_id, self.patient_hash(clinic_id, patient_ref),
+                    (programme_text, clinic_id, self.patient_hash(clinic_id, patient_ref),
                      wrapped, datetime.now(UTC).isoformat(), KEK_CHECK, self._check)).fetchone()
                 if stored is None:
                     check = cursor.execute("SELECT value FROM key_settings WHERE name = %s",
@@ -253,7 +260,7 @@ class Keyring:
         nonce = os.urandom(NONCE_BYTES)
         sealed = cipher.encrypt(nonce, value.encode(),
                                 _associated(programme_id, event_id, name))
-        return f"{SEALED_PREFIX}{UUID(str(event_id)).hex}:{_b64(nonce + sealed)}"
+        return f"{SEALED_PREFIX}{_as_uuid(event_id).hex}:{_b64(nonce + sealed)}"
 
     def open(self, programme_id: UUID, event_id: UUID | None, name: str, value: Any) -> Any:
         """As the port says; `event_id` None: the event the value names (a read model's
@@ -262,7 +269,7 @@ class Keyring:
             return value
         try:
             sealed_in, _, blob_text = value[len(SEALED_PREFIX):].partition(":")
-            if event_id is not None and sealed_in != UUID(str(event_id)).hex:
+            if event_id is not None and sealed_in != _as_uuid(event_id).hex:
                 raise ValueError("sealed in another event")
             blob = _unb64(blob_text)
         except ValueError as error:
@@ -277,7 +284,7 @@ class Keyring:
             raise SealBroken(f"{name} of event {event_id} fails authentication") from error
 
     def forget(self, programme_id: UUID) -> None:
-        programme_id = UUID(str(programme_id))
+        programme_id = _as_uuid(programme_id)
         with self.database.transaction() as cursor:
             cursor.execute("DELETE FROM data_keys WHERE programme_id = %s", (str(programme_id),))
         with self._lock:
@@ -322,7 +329,7 @@ class Keyring:
         return len(rows)
 
     def _key(self, programme_id: Any) -> AESGCM | None:
-        programme_id = UUID(str(programme_id))
+        programme_id = _as_uuid(programme_id)
         cipher = self._keys.get(programme_id)
         if cipher is not None:
             return cipher

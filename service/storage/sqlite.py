@@ -131,7 +131,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         """Insert the saves' events and ledger rows, numbered from the ledger's head;
         (position, clinic, clinic position) of each row, in order."""
         stored = [event for save in saves for event in save.stored_events]
-        clinics = list(dict.fromkeys(entry.clinic_id for save in saves for entry in save.ledger))
+        clinics = list({clinic_id for save in saves for clinic_id, _ in save.event_keys})
         # The head, and each clinic's last number (one index lookup each, as the
         # trigger of migration 0006 would make for every row).
         c.execute("SELECT position, chain_hash, recorded_at, "
@@ -178,24 +178,27 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         """`domain.ledger.screen` on what the store holds of the saves' programmes
         (their last versions, and which of the saves' event ids are recorded), read
         with one statement."""
-        # Rows carry hex ids: mapped back, not parsed (a thousand UUIDs a chunk).
-        programmes = {p.hex: p for save in saves for p in save.versions}
-        event_ids = {e.hex: e for save in saves for e in save.event_ids()}
+        # Keyed by the ids' hex, as the rows carry them (Save: worked out once).
+        programmes = {programme for save in saves for programme in save.versions}
+        event_ids = [event_hex for save in saves for _, event_hex in save.event_keys]
+        # Each programme's last version by a lookup of its last key in the events'
+        # primary key (a MAX ... GROUP BY reads all of its events); NULL if it has
+        # none. The recorded event ids' rows are the ones with a clinic.
         c.execute(
-            f"SELECT originator_id, MAX(originator_version), NULL "
-            f"FROM {self.events_table_name} "
-            f"WHERE originator_id IN ({', '.join('?' * len(programmes))}) GROUP BY "
-            f"originator_id UNION ALL SELECT event_id, NULL, clinic_id FROM {LEDGER_TABLE} "
+            f"WITH k(id) AS (VALUES {', '.join(['(?)'] * len(programmes))}) "
+            f"SELECT id, (SELECT MAX(originator_version) FROM {self.events_table_name} "
+            "WHERE originator_id = k.id), NULL FROM k "
+            f"UNION ALL SELECT event_id, NULL, clinic_id FROM {LEDGER_TABLE} "
             f"WHERE event_id IN ({', '.join('?' * len(event_ids))})",
             [*programmes, *event_ids],
         )
-        last: dict[UUID, int] = {}
-        recorded: list[tuple[str, UUID]] = []
+        last: dict[str, int] = {}
+        recorded: list[tuple[str, str]] = []
         for key, version, clinic_id in c.fetchall():
-            if version is None:
-                recorded.append((clinic_id, event_ids[key]))
-            else:
-                last[programmes[key]] = version
+            if clinic_id is not None:
+                recorded.append((clinic_id, key))
+            elif version is not None:
+                last[key] = version
         return screen(saves, last, recorded)
 
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None,

@@ -44,6 +44,18 @@ def _float(value: float) -> float:
     raise _LibraryEncodes
 
 
+def _uuid(value: UUID) -> dict[str, str]:
+    return {"_type_": "uuid_hex", "_data_": value.hex}
+
+
+def _datetime(value: datetime) -> dict[str, Any]:
+    # orjson writes a datetime as isoformat() does, except an offset with
+    # seconds (+01:02:05, written +01:02): those get isoformat() itself.
+    zone = value.tzinfo
+    return {"_type_": "datetime_iso",
+            "_data_": value if zone is UTC or zone is None else value.isoformat()}
+
+
 def _wrapped(value: Any) -> Any:
     """`value` with its UUIDs and datetimes wrapped as the library stores them
     (the same object when there are none); _LibraryEncodes for anything else."""
@@ -51,32 +63,50 @@ def _wrapped(value: Any) -> Any:
     if kind in _SCALARS:
         return value
     if kind is dict:
-        changed = None
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _LibraryEncodes
-            if type(item) in _SCALARS:
-                continue
-            new = _wrapped(item)
-            if new is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = new
-        return value if changed is None else changed
+        return _wrapped_dict(value)
     if kind is UUID:
-        return {"_type_": "uuid_hex", "_data_": value.hex}
+        return _uuid(value)
     if kind is datetime:
-        # orjson writes a datetime as isoformat() does, except an offset with
-        # seconds (+01:02:05, written +01:02): those get isoformat() itself.
-        zone = value.tzinfo
-        return {"_type_": "datetime_iso",
-                "_data_": value if zone is UTC or zone is None else value.isoformat()}
+        return _datetime(value)
     if kind is float:
         return _float(value)
     if kind is list or kind is tuple:
         items = [_wrapped(item) for item in value]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     raise _LibraryEncodes
+
+
+def _wrapped_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    """`_wrapped` of a dict. An event's state is a dict of scalars, UUIDs,
+    datetimes and dicts: those are looked at here, one call per dict rather than
+    one per value, the rest left to `_wrapped`."""
+    changed = None
+    for key, item in value.items():
+        if type(key) is not str:
+            raise _LibraryEncodes
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is float:
+            if item == 0.0 or 1e-4 <= abs(item) < 1e16:  # as _float
+                continue
+            raise _LibraryEncodes
+        if kind is UUID:
+            new = _uuid(item)
+        elif kind is datetime:
+            new = _datetime(item)
+        elif kind is dict:
+            new = _wrapped_dict(item)
+            if new is item:
+                continue
+        else:
+            new = _wrapped(item)
+            if new is item:
+                continue
+        if changed is None:
+            changed = dict(value)
+        changed[key] = new
+    return value if changed is None else changed
 
 
 class OrjsonTranscoder(JSONTranscoder):

@@ -128,8 +128,8 @@ def test_the_screen_refuses_exactly_the_saves_that_would_break_a_key_or_a_run():
         Save([stored(eight, 1)], [entry(recorded, "clinic-b")]),
         Save([stored(nine, 1)], [entry(repeated, "clinic-b")]),
     ]
-    refused = screen(saves, last_versions={one: 3},
-                     recorded_event_keys=[("clinic-a", recorded)])
+    refused = screen(saves, last_versions={one.hex: 3},
+                     recorded_event_keys=[("clinic-a", recorded.hex)])
     assert {index: str(error) for index, error in refused.items()} == {
         1: OVERTAKEN, 2: OVERTAKEN, 4: OVERTAKEN, 5: EVENT_ID_RECORDED, 7: EVENT_ID_RECORDED,
         8: EVENT_ID_RECORDED,
