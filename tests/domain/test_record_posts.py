@@ -3,6 +3,7 @@ answered as `record_events` would answer it alone, in order."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from domain import errors
@@ -70,7 +71,7 @@ def test_a_repeat_is_answered_with_its_original_receipt():
         (programme_id, {**b.session(3), "event_id": earlier["event_id"]}),  # other content
         (programme_id, b.session(4)),
     ))
-    assert answers[0] == Receipt(**{**original.__dict__, "replayed": True})
+    assert answers[0] == dataclasses.replace(original, replayed=True)
     assert not answers[1].replayed and answers[2].replayed
     assert answers[2].recorded == answers[1].recorded
     assert isinstance(answers[3], errors.EventIdConflict)
@@ -108,7 +109,7 @@ def test_repeats_right_after_a_chunk_of_new_events_are_answered_as_repeats():
         (programme_id, b.session(4)),
     ))
     assert answers[0].version == 3 and not answers[0].replayed
-    assert answers[1] == Receipt(**{**original.__dict__, "replayed": True})
+    assert answers[1] == dataclasses.replace(original, replayed=True)
     assert not answers[2].replayed and answers[3].replayed
     assert answers[3].recorded == answers[2].recorded
     assert isinstance(answers[4], errors.EventIdConflict)
@@ -125,7 +126,7 @@ def test_a_chunk_sent_again_after_new_ones_gets_its_original_receipts_each_time(
     assert all(isinstance(a, Receipt) and not a.replayed for a in first)
     for _ in range(3):  # right after new events, then after repeats
         again = app.record_posts(CLINIC, chunk)
-        assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
+        assert again == [dataclasses.replace(a, replayed=True) for a in first]
         fresh = app.record_posts(CLINIC, posts_of(*[(p, b.missed(2)) for p in programmes]))
         assert all(isinstance(a, Receipt) and not a.replayed for a in fresh)
     assert [app.programme(CLINIC, p).version for p in programmes] == [5, 5, 5]
@@ -141,7 +142,7 @@ def test_repeats_to_a_programme_stored_under_an_alias_are_answered_with_the_clin
         (shared, 1, False), (shared, 2, False)]
     for _ in range(2):  # right after new events (no look-up first), then after repeats
         again = app.record_posts(CLINIC, chunk)
-        assert again == [Receipt(**{**a.__dict__, "replayed": True}) for a in first]
+        assert again == [dataclasses.replace(a, replayed=True) for a in first]
     assert app.programme(CLINIC, shared).version == 2
     assert app.programme(OTHER_CLINIC, shared).version == 1
 
