@@ -32,7 +32,7 @@ from eventsourcing.popo import POPOFactory
 
 from domain import errors, personal, programme_aliases, programme_cache
 from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
-from domain.programme import Programme
+from domain.programme import Programme, event_id_text
 from domain.versions import VersionedMapper
 
 Result = TypeVar("Result")
@@ -425,7 +425,7 @@ class Programmes(Application[UUID]):
                     continue
                 answers[index] = Receipt(
                     posts[index].programme_id, clinic_id, version,
-                    [{"event_id": str(event.event_id), "type": type(event).__name__,
+                    [{"event_id": event_id_text(event.event_id), "type": type(event).__name__,
                       "version": event.originator_version, "position": position}
                      for event, position in zip(events, outcome, strict=True)],
                     False)
@@ -741,7 +741,8 @@ class Programmes(Application[UUID]):
             programme_id=programme_id,
             clinic_id=clinic_id,
             version=programme.version,
-            recorded=[{"event_id": str(event.event_id), "type": type(event).__name__,
+            recorded=[{"event_id": event_id_text(event.event_id),
+                       "type": type(event).__name__,
                        "version": event.originator_version, "position": position}
                       for event, position in zip(events, positions, strict=True)],
             replayed=False,

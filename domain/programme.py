@@ -52,6 +52,35 @@ def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
     return uuid.uuid5(DERIVED_EVENT_NAMESPACE, f"{cause_event_id}:{purpose}")
 
 
+#: How many event ids' texts `event_id_text` keeps (all are forgotten at once when it
+#: has this many: it is a memo, not a record; a bulk chunk needs a thousand or so).
+EVENT_ID_TEXTS_KEPT = 10_000
+_event_id_texts: dict[int, str] = {}
+
+
+def event_id_text(event_id: uuid.UUID) -> str:
+    """str(event_id), remembered by the id's int: a posted event's id is written out
+    twice, as its key in the programme's entries and in its receipt, and str(UUID) is
+    Python code costing several times a lookup (bulk ingest writes both for nearly
+    every line). Bulk ingest tells it the text a line gave, when canonical
+    (`remember_event_id_text`), so that neither is made."""
+    key = event_id.int
+    text = _event_id_texts.get(key)
+    if text is None:
+        if len(_event_id_texts) >= EVENT_ID_TEXTS_KEPT:
+            _event_id_texts.clear()
+        text = _event_id_texts[key] = str(event_id)
+    return text
+
+
+def remember_event_id_text(event_id: uuid.UUID, text: str) -> None:
+    """Remember `text` as str(event_id): the caller has checked that it is exactly
+    that (tests/domain/test_event_id_text.py)."""
+    if len(_event_id_texts) >= EVENT_ID_TEXTS_KEPT:
+        _event_id_texts.clear()
+    _event_id_texts[event_id.int] = text
+
+
 def with_scale(report: dict[str, Any]) -> dict[str, Any]:
     """A pain report's data with its scale (the default when it names none)."""
     if "scale" in report:
@@ -321,7 +350,7 @@ class Programme(Aggregate):
     def _session_completed(self, event_id: uuid.UUID, occurred_at: datetime,
                            recorded_by: str, data: dict[str, Any]) -> None:
         self._note(occurred_at)
-        self.entries[str(event_id)] = {"type": "SessionCompleted", "data": dict(data)}
+        self.entries[event_id_text(event_id)] = {"type": "SessionCompleted", "data": dict(data)}
 
     @event("SessionMissed")
     def _session_missed(self, event_id: uuid.UUID, occurred_at: datetime,
@@ -347,7 +376,7 @@ class Programme(Aggregate):
     def _pain_reported(self, event_id: uuid.UUID, occurred_at: datetime,
                        recorded_by: str, data: dict[str, Any]) -> None:
         self._note(occurred_at)
-        self.entries[str(event_id)] = {"type": "PainReported", "data": dict(data)}
+        self.entries[event_id_text(event_id)] = {"type": "PainReported", "data": dict(data)}
 
     @event("PlanAdjusted")
     def _plan_adjusted(self, event_id: uuid.UUID, occurred_at: datetime,

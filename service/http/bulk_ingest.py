@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import select
 import socket
 import tempfile
@@ -41,6 +42,7 @@ import orjson
 from marshmallow import ValidationError
 
 from domain.application import EventEnvelope, Post, Programmes, Receipt
+from domain.programme import remember_event_id_text
 from service.http.problems import Problem, problem_for, validation_problem
 from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
 from service.http.schemas.bulk import BulkLineSchema
@@ -73,6 +75,10 @@ READ_GRACE_SECONDS = 2.0
 GC_ALLOCATIONS = 50_000
 
 LINE_SCHEMA = BulkLineSchema()
+
+#: Whether a UUID's text is the one str(UUID) makes of it (lower-case hex, dashed 8-4-4-4-12).
+CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 class _CollectLess:
@@ -181,6 +187,11 @@ def parse_line(line: bytes) -> Post | Problem:
         return validation_problem(error.messages)
     programme_id = loaded.pop("programme_id")
     expected_version = loaded.pop("expected_version", None)
+    text = value["event_id"]
+    if type(text) is str and CANONICAL_UUID(text):
+        # The line's text is what str(event_id) would make: its receipt and its
+        # programme's entries use it (domain.programme.event_id_text).
+        remember_event_id_text(loaded["event_id"], text)
     return Post(programme_id, [EventEnvelope(**loaded)], expected_version)
 
 
