@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from domain import programme
 from service.http.bulk_ingest import CANONICAL_UUID, parse_line
 from tests import builders as b
+from tests.api.test_bulk import answered, ndjson, post_bulk
+from tests.api.test_bulk import line as bulk_line
 
 
 @given(st.uuids())
@@ -49,8 +51,6 @@ def test_a_line_in_any_form_of_its_event_id_is_written_out_canonically(monkeypat
 
 
 def test_receipts_and_corrections_of_lines_with_any_form_of_event_id(client, tokens):
-    from tests.api.test_bulk import answered, line as bulk_line, ndjson, post_bulk
-
     programme_id = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(4)]
     forms = [str(ids[0]).upper(), "{" + str(ids[1]) + "}", ids[2].hex, str(ids[3])]
