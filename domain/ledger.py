@@ -101,6 +101,9 @@ class Save:
     event_keys: list[EventKey] = field(init=False, repr=False, compare=False)
     #: The versions this save gives each programme (by its hex), in order.
     versions: dict[str, list[int]] = field(init=False, repr=False, compare=False)
+    #: Whether an event of it starts its programme under an alias (rare: the
+    #: stores look for the alias rows only in the saves that have one).
+    has_alias: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # One pass (most saves of a bulk chunk have one event: a pass per
@@ -108,6 +111,7 @@ class Save:
         programme_hexes: list[str] = []
         event_keys: list[EventKey] = []
         versions: dict[str, list[int]] = {}
+        has_alias = False
         for stored, entry in zip(self.stored_events, self.ledger, strict=True):
             programme_id = stored.originator_id  # the library hands a UUID or its text
             programme_hex = (programme_id.hex if type(programme_id) is UUID
@@ -119,10 +123,13 @@ class Save:
                 versions[programme_hex] = [stored.originator_version]
             else:
                 numbers.append(stored.originator_version)
+            if entry.alias_of is not None:
+                has_alias = True
         # Frozen: set as the dataclass's own __init__ sets its fields.
         object.__setattr__(self, "programme_hexes", programme_hexes)
         object.__setattr__(self, "event_keys", event_keys)
         object.__setattr__(self, "versions", versions)
+        object.__setattr__(self, "has_alias", has_alias)
 
 
 #: Why a save is refused before anything is written (IntegrityError: a conflict).

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
-from itertools import count
+from itertools import count, islice
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -41,10 +40,11 @@ class NewRow(NamedTuple):
 def alias_rows(saves: Sequence[Save]) -> list[tuple[str, str, str]]:
     """(stored id, clinic, the clinic's programme_id) of each programme these saves
     start under an alias (domain/programme_aliases.py): rows for `programme_aliases`,
-    written in the saves' transaction. None, in the normal case."""
+    written in the saves' transaction. None, in the normal case (so only the
+    saves that have one are looked through: this runs on every bulk chunk)."""
     return [(str(as_uuid(stored.originator_id)), entry.clinic_id, str(entry.alias_of))
-            for save in saves for stored, entry in zip(save.stored_events, save.ledger,
-                                                       strict=True)
+            for save in saves if save.has_alias
+            for stored, entry in zip(save.stored_events, save.ledger, strict=True)
             if entry.alias_of is not None]
 
 
@@ -120,7 +120,7 @@ def recorded_entry(row: Any, *, to_uuid: Any, to_datetime: Any) -> RecordedEntry
     )
 
 
-#: How many numbered events a recorder remembers (the oldest first out).
+#: How many numbered events a recorder remembers at least (twice as many at most).
 NUMBERS_KEPT = 10_000
 
 
@@ -132,30 +132,37 @@ class RecentClinicNumbers:
     commits, they are answered without a query after it. A position's clinic
     and number never change once committed, so only committed rows are kept,
     and what is kept stays true; what is not kept (or was recorded by another
-    process) is asked of the store."""
+    process) is asked of the store.
+
+    The last `kept` at least are remembered, in two generations: the newer one
+    fills until it holds `kept`, then becomes the older one and the oldest is
+    dropped whole. Forgetting one at a time (an OrderedDict, oldest first out)
+    cost a Python step per row of every bulk chunk."""
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
         self.kept = kept
-        # An OrderedDict, not a dict: popping a dict's first key again and again
-        # scans past the holes the earlier pops left, quadratic over a bulk upload.
-        self._numbers: OrderedDict[int, tuple[str, int]] = OrderedDict()
+        self._newer: dict[int, tuple[str, int]] = {}
+        self._older: dict[int, tuple[str, int]] = {}
         self._lock = threading.Lock()
 
     def keep(self, numbered: Iterable[tuple[int, str, int]]) -> None:
         """(global position, clinic, clinic position) of committed ledger rows."""
+        rows = {position: (clinic_id, clinic_position)
+                for position, clinic_id, clinic_position in numbered}
+        if len(rows) > self.kept:  # more than is remembered: its last rows
+            rows = dict(islice(rows.items(), len(rows) - self.kept, None))
         with self._lock:
-            for position, clinic_id, clinic_position in numbered:
-                self._numbers[position] = (clinic_id, clinic_position)
-            # Oldest first out.
-            for _ in range(len(self._numbers) - self.kept):
-                self._numbers.popitem(last=False)
+            self._newer.update(rows)
+            if len(self._newer) >= self.kept:
+                self._older, self._newer = self._newer, {}
 
     def of(self, clinic_id: str, positions: Collection[int]) -> dict[int, int]:
         """The clinic's numbers of those of `positions` it remembers as the clinic's."""
         found: dict[int, int] = {}
         with self._lock:
+            newer, older = self._newer, self._older
             for position in positions:
-                known = self._numbers.get(position)
+                known = newer.get(position) or older.get(position)
                 if known is not None and known[0] == clinic_id:
                     found[position] = known[1]
         return found

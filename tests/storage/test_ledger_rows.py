@@ -12,7 +12,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.ledger import LedgerEntry, Save
 from service.storage import chain
-from service.storage.ledger import ledger_rows
+from service.storage.ledger import alias_rows, as_uuid, ledger_rows
 
 
 def a_save(rng: random.Random) -> Save:
@@ -67,3 +67,25 @@ def test_rows_are_numbered_chained_and_versioned_as_one_entry_at_a_time_would_be
                 event_id=entry.event_id, clinic_id=entry.clinic_id,
                 recorded_at=row.recorded_at)
             previous = row.chain_hash
+
+
+def test_alias_rows_are_every_aliased_entry_of_every_save() -> None:
+    """`alias_rows` looks only in the saves that have an alias (Save.has_alias):
+    the same rows as looking at every entry."""
+    rng = random.Random(7)
+    for _ in range(200):
+        saves = []
+        for _ in range(rng.randint(1, 6)):
+            save = a_save(rng)
+            entries = [LedgerEntry(entry.event_id, entry.clinic_id, entry.event_type,
+                                   entry.content_digest,
+                                   rng.choice([None, None, uuid.UUID(int=rng.getrandbits(128))]))
+                       for entry in save.ledger]
+            saves.append(Save(save.stored_events, entries))
+        expected = [(str(as_uuid(stored.originator_id)), entry.clinic_id, str(entry.alias_of))
+                    for save in saves
+                    for stored, entry in zip(save.stored_events, save.ledger, strict=True)
+                    if entry.alias_of is not None]
+        assert alias_rows(saves) == expected
+        assert [save.has_alias for save in saves] == [
+            any(entry.alias_of is not None for entry in save.ledger) for save in saves]
