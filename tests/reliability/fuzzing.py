@@ -228,7 +228,12 @@ def fuzz(schema: Any, known: Known, *, max_examples: int, seed: int | None = Non
             except Unsatisfiable:
                 continue
             except (AssertionError, BaseExceptionGroup) as failure:
-                report.failures[label] = str(failure)[:3000]
+                detail = str(failure)
+                if isinstance(failure, BaseExceptionGroup):
+                    # A flaky case's summary alone does not say what failed the first time.
+                    detail += "".join(f"\n- {type(inner).__name__}: {inner}"
+                                      for inner in failure.exceptions)
+                report.failures[label] = detail[:3000]
     return report
 
 
