@@ -33,6 +33,7 @@ from eventsourcing.popo import POPOFactory
 from domain import errors, personal, programme_aliases, programme_cache
 from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
 from domain.programme import Programme, event_id_text
+from domain.uuid_texts import UuidTexts
 from domain.versions import VersionedMapper
 
 Result = TypeVar("Result")
@@ -74,30 +75,9 @@ if c_make_encoder is not None:
         return "".join(_c_canonical(value, 0))
 
 
-#: How many programme ids' texts `programme_text` keeps (all are forgotten at once
-#: when it has this many: it is a memo, not a record).
-PROGRAMME_TEXTS_KEPT = 20_000
-_programme_texts: dict[int, str] = {}
-
-
-def programme_text(programme_id: UUID) -> str:
-    """str(programme_id), remembered by the id's int: a programme's id is written out
-    for every post to it (its content digests, its receipt), and str(UUID) is
-    Python code costing ten times a lookup (bulk ingest writes one per line)."""
-    key = programme_id.int
-    text = _programme_texts.get(key)
-    if text is None:
-        if len(_programme_texts) >= PROGRAMME_TEXTS_KEPT:
-            _programme_texts.clear()
-        text = _programme_texts[key] = str(programme_id)
-    return text
-
-
-#: The records below are made once per event or post (bulk ingest: several per
-#: line) and never changed once made, by convention: not frozen, whose generated
-#: __init__ sets each field through object.__setattr__ (three to four times the
-#: cost of a slotted class's plain assignments). Nothing hashes them (each holds
-#: a list or dict); a changed copy is made with dataclasses.replace.
+#: Programmes' ids as text: written out for every post to a programme (its content
+#: digests, its receipt).
+programme_text = UuidTexts(kept=20_000).text
 
 
 @dataclass(slots=True)

@@ -37,6 +37,7 @@ from domain.events import (
     check_some_plan_field_given,
 )
 from domain.personal import ERASED
+from domain.uuid_texts import UuidTexts
 from domain.vocabulary import DEFAULT_PAIN_SCALE, SEVERITIES
 
 #: How far ahead of the server's clock an event's occurred_at may be (rule 4).
@@ -52,33 +53,11 @@ def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
     return uuid.uuid5(DERIVED_EVENT_NAMESPACE, f"{cause_event_id}:{purpose}")
 
 
-#: How many event ids' texts `event_id_text` keeps (all are forgotten at once when it
-#: has this many: it is a memo, not a record; a bulk chunk needs a thousand or so).
-EVENT_ID_TEXTS_KEPT = 10_000
-_event_id_texts: dict[int, str] = {}
-
-
-def event_id_text(event_id: uuid.UUID) -> str:
-    """str(event_id), remembered by the id's int: a posted event's id is written out
-    twice, as its key in the programme's entries and in its receipt, and str(UUID) is
-    Python code costing several times a lookup (bulk ingest writes both for nearly
-    every line). Bulk ingest tells it the text a line gave, when canonical
-    (`remember_event_id_text`), so that neither is made."""
-    key = event_id.int
-    text = _event_id_texts.get(key)
-    if text is None:
-        if len(_event_id_texts) >= EVENT_ID_TEXTS_KEPT:
-            _event_id_texts.clear()
-        text = _event_id_texts[key] = str(event_id)
-    return text
-
-
-def remember_event_id_text(event_id: uuid.UUID, text: str) -> None:
-    """Remember `text` as str(event_id): the caller has checked that it is exactly
-    that (tests/domain/test_event_id_text.py)."""
-    if len(_event_id_texts) >= EVENT_ID_TEXTS_KEPT:
-        _event_id_texts.clear()
-    _event_id_texts[event_id.int] = text
+#: Posted events' ids as text: each is written out twice, as its key in the
+#: programme's entries and in its receipt (a bulk chunk needs a thousand or so).
+#: Bulk ingest tells it the text a line gave, when canonical, so that neither is made.
+EVENT_ID_TEXTS = UuidTexts(kept=10_000)
+event_id_text = EVENT_ID_TEXTS.text
 
 
 def with_scale(report: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ import orjson
 from marshmallow import ValidationError
 
 from domain.application import EventEnvelope, Post, Programmes, Receipt
-from domain.programme import remember_event_id_text
+from domain.programme import EVENT_ID_TEXTS
 from service.http.problems import Problem, problem_for, validation_problem
 from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
 from service.http.schemas.bulk import BulkLineSchema
@@ -190,8 +190,8 @@ def parse_line(line: bytes) -> Post | Problem:
     text = value["event_id"]
     if type(text) is str and CANONICAL_UUID(text):
         # The line's text is what str(event_id) would make: its receipt and its
-        # programme's entries use it (domain.programme.event_id_text).
-        remember_event_id_text(loaded["event_id"], text)
+        # programme's entries use it (domain.programme.EVENT_ID_TEXTS).
+        EVENT_ID_TEXTS.remember(loaded["event_id"], text)
     return Post(programme_id, [EventEnvelope(**loaded)], expected_version)
 
 

@@ -1,5 +1,5 @@
 """Bulk ingest reuses a line's event_id text for its receipt and its programme's
-entries (domain.programme.event_id_text) only when it is the text str(UUID) makes:
+entries (domain.programme.EVENT_ID_TEXTS) only when it is the text str(UUID) makes:
 any other form of the same UUID is answered in the canonical form, as a single
 post is."""
 
@@ -43,7 +43,7 @@ def line(event_id: str) -> bytes:
 @pytest.mark.parametrize("form", [str, lambda u: str(u).upper(), lambda u: "{" + str(u) + "}",
                                   lambda u: u.hex, lambda u: "urn:uuid:" + str(u)])
 def test_a_line_in_any_form_of_its_event_id_is_written_out_canonically(monkeypatch, form):
-    monkeypatch.setattr(programme, "_event_id_texts", {})
+    monkeypatch.setattr(programme.EVENT_ID_TEXTS, "_texts", {})
     event_id = uuid.uuid4()
     post = parse_line(line(form(event_id)))
     assert post.envelopes[0].event_id == event_id
