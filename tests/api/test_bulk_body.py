@@ -12,6 +12,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -49,6 +50,17 @@ def call(app, tokens, body: Any, sock: socket.socket | None = None) -> Iterator[
     return app(environ, lambda status, *_: None)
 
 
+@contextmanager
+def stalled_upload(data: bytes) -> Iterator[tuple[socket.socket, Any]]:
+    """gunicorn's socket and the body read from it: `data` sent, then nothing
+    (the client's end stays open, so the body stalls rather than ends)."""
+    server, peer = socket.socketpair()
+    with server, peer:
+        peer.sendall(data)
+        with server.makefile("rb") as body:
+            yield server, body
+
+
 def results(pieces: bytes) -> list[dict[str, Any]]:
     return [json.loads(text) for text in pieces.decode().splitlines()]
 
@@ -80,13 +92,10 @@ def test_a_body_that_stops_arriving_is_cut_with_408_after_the_lines_read(
         app, client, tokens, monkeypatch):
     monkeypatch.setattr(bulk_ingest, "BODY_IDLE_SECONDS", 0.2)
     programme = uuid.uuid4()
-    server, peer = socket.socketpair()
-    with server, peer:
-        peer.sendall(lines(programme, 3))  # then nothing, and the socket stays open
-        with server.makefile("rb") as body:
-            answer = call(app, tokens, body, server)
-            found = results(b"".join(answer))
-            answer.close()
+    with stalled_upload(lines(programme, 3)) as (server, body):
+        answer = call(app, tokens, body, server)
+        found = results(b"".join(answer))
+        answer.close()
         assert server.gettimeout() is None, "gunicorn's socket is handed back as it was"
     assert [(r["line"], r["status"]) for r in found[:-1]] == [(1, 201), (2, 201), (3, 201),
                                                                (4, 408)]
@@ -143,13 +152,11 @@ def test_an_answer_closed_while_the_body_stalls_hands_the_socket_back(
         app, client, tokens, monkeypatch):
     monkeypatch.setattr(bulk_ingest, "BODY_IDLE_SECONDS", 0.2)
     programme = uuid.uuid4()
-    server, peer = socket.socketpair()
-    with server, peer:
-        peer.sendall(lines(programme, 5))  # two chunks, and a line waiting for more
-        with server.makefile("rb") as body:
-            answer = call(app, tokens, body, server)
-            first = next(iter(answer))
-            assert [r["line"] for r in results(first)] == [1, 2]
-            answer.close()
-            assert server.gettimeout() is None
+    # Two chunks, and a line waiting for more.
+    with stalled_upload(lines(programme, 5)) as (server, body):
+        answer = call(app, tokens, body, server)
+        first = next(iter(answer))
+        assert [r["line"] for r in results(first)] == [1, 2]
+        answer.close()
+        assert server.gettimeout() is None
     assert version(client, tokens, programme) == 2
