@@ -27,12 +27,18 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.ledger import Outcome, Save, ledger_entries_for
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 @dataclass
@@ -43,6 +49,9 @@ class _Pending:
     done: bool = False
     positions: Sequence[int] | None = None
     error: BaseException | None = None
+    # Held from the start; released once, by the leader that wrote this save
+    # (done) or that hands this save's thread the lead (not done).
+    wake: threading.Lock = field(default_factory=_held_lock)
 
 
 class GroupCommit:
@@ -57,20 +66,14 @@ class GroupCommit:
         pending = _Pending(Save(stored_events,
                                 ledger_entries_for(stored_events, kwargs.get("ledger"))))
         state = self.__group_state()
-        with state.condition:
+        with state.lock:
             state.queue.append(pending)
-            while not pending.done and state.leading:
-                state.condition.wait()
-            if not pending.done:
-                state.leading = True
-                group, state.queue = state.queue, []
+            leads = not state.leading
+            state.leading = True
+        if not leads:
+            pending.wake.acquire()
         if not pending.done:
-            try:
-                self.__write(group)
-            finally:
-                with state.condition:
-                    state.leading = False
-                    state.condition.notify_all()
+            self.__lead(state)
         if pending.error is not None:
             raise pending.error
         return pending.positions
@@ -80,6 +83,32 @@ class GroupCommit:
         refusing the ones that would break a unique key or a programme's run of
         versions (domain.ledger.screen). Raises what the write raised otherwise."""
         raise NotImplementedError
+
+    def __lead(self, state: _GroupState) -> None:
+        """Write every save queued so far as one group, then wake exactly the
+        threads whose saves it wrote, and hand the lead to the first save queued
+        meanwhile (if any). Each waiting thread is woken once, by its own lock:
+        with a shared condition, every write woke every waiter to contend for one
+        lock, and that switching cost more CPU than the write."""
+        with state.lock:
+            group, state.queue = state.queue, []
+        try:
+            self.__write(group)
+        except BaseException as error:
+            # Not one save of the group may wake undone: it would take the lead
+            # beside the successor.
+            for pending in group:
+                if not pending.done:
+                    pending.error, pending.done = error, True
+            raise
+        finally:
+            with state.lock:
+                successor = state.queue[0] if state.queue else None
+                state.leading = successor is not None
+            for pending in group:
+                pending.wake.release()
+            if successor is not None:
+                successor.wake.release()
 
     def __write(self, group: list[_Pending]) -> None:
         try:
@@ -113,6 +142,8 @@ class GroupCommit:
 
 class _GroupState:
     def __init__(self) -> None:
-        self.condition = threading.Condition()
+        self.lock = threading.Lock()
         self.queue: list[_Pending] = []
+        # True from the moment a thread takes the lead until a leader finds
+        # nothing queued after its write.
         self.leading = False
