@@ -44,6 +44,8 @@ EVENTS_AFTER_BATCH = 500
 #: at about 100,000 events of 1,000 interleaved programmes; 16 MB did not at
 #: 300,000). Taken only as pages are needed.
 WRITE_CACHE_KIB = 16 * 1024
+#: From how many events a group's write is given that cache (write_cache).
+WRITE_CACHE_FROM = 100
 
 
 def _to_uuid(value: str) -> UUID:
@@ -67,9 +69,11 @@ def _iso_text(stored: str | None) -> str | None:
 
 
 @contextmanager
-def write_cache(conn: SQLiteConnection) -> Iterator[None]:
+def write_cache(conn: SQLiteConnection, events: int) -> Iterator[None]:
     """The connection's page cache at WRITE_CACHE_KIB while it writes a group of
-    saves, then back to what it was.
+    `events` events, then back to what it was; as it is for a group of fewer
+    than WRITE_CACHE_FROM events (the three PRAGMAs cost a single-event post
+    more than the spilled pages they would save it).
 
     A bulk chunk's inserts dirty a page of each unique index per row, more than
     SQLite's default cache (2 MB) holds: SQLite then writes dirty pages to the
@@ -78,6 +82,9 @@ def write_cache(conn: SQLiteConnection) -> Iterator[None]:
     Only while writing, not for the connection's life: a process pools several
     connections (5, and more at peaks), each of which would keep its cache
     full; under the write lock, one at a time holds the larger one."""
+    if events < WRITE_CACHE_FROM:
+        yield
+        return
     with conn.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
         before = int(cursor.fetchone()[0])
@@ -145,7 +152,8 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         numbered: list[tuple[int, str, int]] = []
         with write_lock(self.datastore.pool.db_name).held(), \
                 self.datastore.get_connection(commit=True) as conn, \
-                write_cache(conn), conn.transaction(commit=True) as c:
+                write_cache(conn, sum(len(save.stored_events) for save in saves)), \
+                conn.transaction(commit=True) as c:
             refused = self._screen(c, saves)
             accepted = [save for index, save in enumerate(saves) if index not in refused]
             if accepted:
