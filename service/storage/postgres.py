@@ -158,12 +158,6 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         )
         self.sql_create_statements.append(
             SQL(
-                "CREATE INDEX IF NOT EXISTS event_ledger_clinic_idx "
-                "ON {schema}.{ledger} (clinic_id, position)"
-            ).format(**ids)
-        )
-        self.sql_create_statements.append(
-            SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{aliases} (stored_id TEXT PRIMARY KEY, "
                 "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
                 "UNIQUE (clinic_id, programme_id))"

@@ -144,8 +144,6 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             "chain_hash TEXT NOT NULL, "
             "UNIQUE (programme_id, version), "
             "UNIQUE (event_id, clinic_id))",
-            f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_clinic_idx "
-            f"ON {LEDGER_TABLE} (clinic_id, position)",
             f"CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (stored_id TEXT PRIMARY KEY, "
             "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
             "UNIQUE (clinic_id, programme_id))",
