@@ -4,6 +4,7 @@ index lookups (service/storage/clinic_positions.py), on both stores."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from contextlib import closing
@@ -86,18 +87,40 @@ def test_postgresql_finds_a_clinic_s_positions_by_index_lookups(postgres_url):
                 "FROM generate_series(1, 40000) AS p")
             conn.execute(f'ANALYZE "{store.pg_schema}".event_ledger')
 
-            def plan(statement, params) -> str:
-                return "\n".join(row[0] for row in conn.execute(
-                    b"EXPLAIN " + statement.as_bytes(conn), params))
+            def plan(statement, types: str, values: str, plans: str) -> str:
+                """EXPLAIN of the statement prepared in SQL ($1, $2, ... for its
+                placeholders, or its names, in order), executed with `values`
+                (SQL literals)."""
+                text = statement.as_string(conn)
+                names = dict.fromkeys(re.findall(r"%\(\w+\)s", text))
+                for number, name in enumerate(names, start=1):
+                    text = text.replace(name, f"${number}")
+                for number in range(1, text.count("%s") + 1):
+                    text = text.replace("%s", f"${number}", 1)
+                conn.execute(f"SET plan_cache_mode = {plans}")
+                conn.execute(f"PREPARE planned ({types}) AS {text}")
+                try:
+                    return "\n".join(row[0] for row in conn.execute(
+                        f"EXPLAIN EXECUTE planned ({values})"))
+                finally:
+                    conn.execute("DEALLOCATE planned")
 
-            found = plan(recorder.select_clinic_positions, [[3, 9, 27], "clinic-1"])
-            assert "Index Scan using event_ledger_pkey" in found, found
-            assert "Seq Scan" not in found and "clinic_position_idx" not in found, found
-            found = plan(recorder.select_clinic_position_at,
-                         {"clinic": "clinic-1", "position": 20000})
-            assert "Seq Scan" not in found and "Bitmap" not in found, found
-            assert found.count("using event_ledger_clinic_position_idx") == 2, found
-            assert ("Index Cond: ((clinic_id = 'clinic-1'::text) AND (clinic_position = "
-                    in found), found
+            # The recorder prepares them: the plan for the values given, and the
+            # one PostgreSQL keeps for any values once it has run one 5 times.
+            for plans in ("force_custom_plan", "force_generic_plan"):
+                found = plan(recorder.select_clinic_positions, "bigint[], text",
+                             "'{3, 9, 27}', 'clinic-1'", plans)
+                assert "Index Scan using event_ledger_pkey" in found, (plans, found)
+                assert "Seq Scan" not in found, (plans, found)
+                assert "clinic_position_idx" not in found, (plans, found)
+                # A plan for any values, or for these.
+                assert ("'clinic-1'" in found) == (plans == "force_custom_plan"), found
+                found = plan(recorder.select_clinic_position_at, "text, bigint",
+                             "'clinic-1', 20000", plans)
+                assert "Seq Scan" not in found and "Bitmap" not in found, (plans, found)
+                assert found.count("using event_ledger_clinic_position_idx") == 2, (plans, found)
+                assert "Index Cond: ((clinic_id = " in found, (plans, found)
+                assert "AND (clinic_position = ((probe" in found, (plans, found)
+                assert ("'clinic-1'" in found) == (plans == "force_custom_plan"), found
     finally:
         app.close()
