@@ -28,6 +28,37 @@ from service.storage.ledger import RecentClinicNumbers
 #: How many looked-up numbers a process keeps (least recently used first out).
 KEPT = 20_000
 
+#: How many of a clinic's events the log holds up to a global position (the
+#: recorders' `clinic_position_at`), by the ledger's index (clinic_id,
+#: clinic_position) alone: the ledger has no index on (clinic_id, position)
+#: since migration 0009. A clinic's numbers are 1..n in position order (each
+#: row is numbered its clinic's last number + 1 under the store's write lock,
+#: in the order positions are given: `_insert` in sqlite.py, `record_saves` in
+#: postgres.py, `numbers_in_clinics` in ledger.py; tests/reliability checks
+#: it), so the count at a position is the largest number whose event is at or
+#: before it, found by bisecting the numbers: about log2(n) lookups of one
+#: index entry each, wherever the position is. (Walking the clinic's index
+#: back from its last number instead, `ORDER BY clinic_position DESC LIMIT 1`,
+#: reads every event the clinic recorded after the position: milliseconds for
+#: an old position of a large clinic.) `lo` is a number whose event is at or
+#: before the position (0: none), `hi` one whose event is after it (or past
+#: the clinic's last number); each step joins the event numbered halfway only
+#: if it is at or before the position, and moves `lo` up to it or `hi` down.
+#: Written once for both stores: {ledger} is the table, {clinic} and
+#: {position} the parameters.
+COUNT_AT_POSITION = (
+    "WITH RECURSIVE probe(lo, hi) AS ("
+    " SELECT CAST(0 AS BIGINT), 1 + COALESCE((SELECT MAX(clinic_position) FROM {ledger}"
+    " WHERE clinic_id = {clinic}), 0)"
+    " UNION ALL"
+    " SELECT COALESCE(l.clinic_position, probe.lo),"
+    " CASE WHEN l.clinic_position IS NULL THEN (probe.lo + probe.hi) / 2 ELSE probe.hi END"
+    " FROM probe LEFT JOIN {ledger} l ON l.clinic_id = {clinic}"
+    " AND l.clinic_position = (probe.lo + probe.hi) / 2 AND l.position <= {position}"
+    " WHERE probe.hi - probe.lo > 1)"
+    " SELECT MAX(lo) AS clinic_position FROM probe"
+)
+
 
 class ClinicPositionQueries(Protocol):
     """What the stores' recorders answer (service/storage/sqlite.py, postgres.py)."""

@@ -27,10 +27,11 @@ from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.pq import Escaping, TransactionStatus
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Placeholder
 
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
+from service.storage.clinic_positions import COUNT_AT_POSITION
 from service.storage.errors import retry_write
 from service.storage.group_commit import GroupCommit
 from service.storage.ledger import (
@@ -157,12 +158,6 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         )
         self.sql_create_statements.append(
             SQL(
-                "CREATE INDEX IF NOT EXISTS event_ledger_clinic_idx "
-                "ON {schema}.{ledger} (clinic_id, position)"
-            ).format(**ids)
-        )
-        self.sql_create_statements.append(
-            SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{aliases} (stored_id TEXT PRIMARY KEY, "
                 "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
                 "UNIQUE (clinic_id, programme_id))"
@@ -223,14 +218,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT programme_id, clinic_id FROM {schema}.{ledger} "
             "WHERE version = 1 AND programme_id = ANY(%s)"
         ).format(**ids)
+        # Each position found by the primary key, its clinic then compared (the
+        # ledger has no index on (clinic_id, position) since migration 0009).
         self.select_clinic_positions = SQL(
             "SELECT position, clinic_position FROM {schema}.{ledger} "
-            "WHERE clinic_id = %s AND position = ANY(%s)"
+            "WHERE position = ANY(%s) AND clinic_id = %s"
         ).format(**ids)
-        self.select_clinic_position_at = SQL(
-            "SELECT clinic_position FROM {schema}.{ledger} WHERE clinic_id = %s "
-            "AND position <= %s ORDER BY position DESC LIMIT 1"
-        ).format(**ids)
+        self.select_clinic_position_at = SQL(COUNT_AT_POSITION).format(
+            ledger=SQL("{schema}.{ledger}").format(**ids),
+            clinic=Placeholder("clinic"), position=Placeholder("position"))
         self.select_position_of = SQL(
             "SELECT position FROM {schema}.{ledger} WHERE clinic_id = %s "
             "AND clinic_position = %s"
@@ -413,16 +409,17 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         if not positions:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_clinic_positions, [clinic_id, sorted(set(positions))],
+            curs.execute(self.select_clinic_positions, [sorted(set(positions)), clinic_id],
                          prepare=True)
             return {row["position"]: row["clinic_position"] for row in curs.fetchall()}
 
     @retry_read
     def clinic_position_at(self, clinic_id: str, position: int) -> int:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_clinic_position_at, [clinic_id, position], prepare=True)
+            curs.execute(self.select_clinic_position_at,
+                         {"clinic": clinic_id, "position": position}, prepare=True)
             row = curs.fetchone()
-            return row["clinic_position"] if row else 0
+            return int(row["clinic_position"]) if row else 0
 
     @retry_read
     def position_of(self, clinic_id: str, clinic_position: int) -> int | None:

@@ -21,6 +21,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQ
 
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
+from service.storage.clinic_positions import COUNT_AT_POSITION
 from service.storage.group_commit import GroupCommit
 from service.storage.ledger import (
     LEDGER_COLUMNS,
@@ -34,6 +35,9 @@ from service.storage.sqlite_lock import write_lock
 from service.storage.stored import HistoryRow, history_entries
 
 LEDGER_TABLE = "event_ledger"
+#: The recorder's `clinic_position_at` (service/storage/clinic_positions.py).
+SELECT_COUNT_AT_POSITION = COUNT_AT_POSITION.format(
+    ledger=LEDGER_TABLE, clinic=":clinic", position=":position")
 #: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
 ALIASES_TABLE = "programme_aliases"
 #: Programmes per query of `events_after` (SQLite limits a statement's parameters).
@@ -105,12 +109,23 @@ def entries_by_event_id_query(clinic_id: str | None, event_ids: Sequence[UUID]
     marks = ",".join("?" * len(event_ids))
     if clinic_id is None:
         return f"event_id IN ({marks})", [e.hex for e in event_ids]
-    # `+clinic_id`: not an index term. Otherwise SQLite reads the clinic's index
-    # (clinic_id, position), which gives ORDER BY position for free, and scans all
-    # of the clinic's entries (a hundred milliseconds at 60,000) instead of looking
-    # up each event id in (event_id, clinic_id).
+    # `+clinic_id`: not an index term. Otherwise SQLite may read a clinic's index,
+    # (clinic_id, clinic_position) (or (clinic_id, position) before migration 0009),
+    # and scan all of the clinic's entries (a hundred milliseconds at 60,000)
+    # instead of looking up each event id in (event_id, clinic_id).
     return (f"event_id IN ({marks}) AND +clinic_id = ?",
             [*(e.hex for e in event_ids), clinic_id])
+
+
+def clinic_positions_query(clinic_id: str, positions: Sequence[int]) -> tuple[str, list[Any]]:
+    """The statement and parameters of `clinic_positions` for one batch of positions."""
+    # Each position looked up in the primary key, then its clinic compared:
+    # `+clinic_id` is not an index term, or SQLite reads all of the clinic's
+    # entries in (clinic_id, clinic_position) and keeps the positions asked for
+    # (the ledger has no (clinic_id, position) index since migration 0009).
+    return (f"SELECT position, clinic_position FROM {LEDGER_TABLE} "
+            f"WHERE position IN ({','.join('?' * len(positions))}) AND +clinic_id = ?",
+            [*positions, clinic_id])
 
 
 class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
@@ -136,8 +151,6 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             "chain_hash TEXT NOT NULL, "
             "UNIQUE (programme_id, version), "
             "UNIQUE (event_id, clinic_id))",
-            f"CREATE INDEX IF NOT EXISTS {LEDGER_TABLE}_clinic_idx "
-            f"ON {LEDGER_TABLE} (clinic_id, position)",
             f"CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (stored_id TEXT PRIMARY KEY, "
             "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
             "UNIQUE (clinic_id, programme_id))",
@@ -304,19 +317,15 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         wanted = sorted(set(positions))
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(wanted), EVENTS_AFTER_BATCH):
-                batch = wanted[start:start + EVENTS_AFTER_BATCH]
-                c.execute(f"SELECT position, clinic_position FROM {LEDGER_TABLE} WHERE "
-                          f"clinic_id = ? AND position IN ({','.join('?' * len(batch))})",
-                          [clinic_id, *batch])
+                c.execute(*clinic_positions_query(clinic_id,
+                                                  wanted[start:start + EVENTS_AFTER_BATCH]))
                 found.update((row[0], row[1]) for row in c.fetchall())
         return found
 
     def clinic_position_at(self, clinic_id: str, position: int) -> int:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT clinic_position FROM {LEDGER_TABLE} WHERE clinic_id = ? "
-                      "AND position <= ? ORDER BY position DESC LIMIT 1", [clinic_id, position])
-            row = c.fetchone()
-            return row[0] if row else 0
+            c.execute(SELECT_COUNT_AT_POSITION, {"clinic": clinic_id, "position": position})
+            return int(c.fetchone()[0])
 
     def position_of(self, clinic_id: str, clinic_position: int) -> int | None:
         with self.datastore.transaction(commit=False) as c:

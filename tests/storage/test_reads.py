@@ -59,8 +59,9 @@ def test_entries_are_found_by_event_id_in_their_clinic_only(store_url):
 
 
 def test_sqlite_looks_up_event_ids_by_their_index_not_the_clinic_s_entries(sqlite_url):
-    """Read through the clinic's index (clinic_id, position), the idempotency check
-    of every bulk chunk would read all of the clinic's entries."""
+    """Read through a clinic's index ((clinic_id, clinic_position); (clinic_id,
+    position) before migration 0009), the idempotency check of every bulk chunk
+    would read all of the clinic's entries."""
     import sqlite3
 
     from service.storage.sqlite import entries_by_event_id_query
@@ -73,4 +74,4 @@ def test_sqlite_looks_up_event_ids_by_their_index_not_the_clinic_s_entries(sqlit
             f"EXPLAIN QUERY PLAN SELECT * FROM event_ledger WHERE {where} ORDER BY position",
             params))
     assert "event_id=?" in plan and "SCAN" not in plan, plan
-    assert "event_ledger_clinic_idx" not in plan, plan
+    assert "event_ledger_clinic_position_idx" not in plan, plan

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from alembic import command
 from click.testing import CliRunner
 
 from service.cli import main
 from service.storage import migrations
 from service.storage.stores import parse_database_url
+from tests.stores import programmes_at
 
 MIGRATIONS = Path(migrations.__file__).parent
 
@@ -26,6 +28,14 @@ def tables(url: str) -> set[str]:
         inspector = sqlalchemy.inspect(connection)
         return set(inspector.get_table_names(schema=store.pg_schema if store.is_postgres
                                              else None))
+
+
+def ledger_indexes(url: str) -> set[str]:
+    store = parse_database_url(url)
+    with migrations._connection(store) as connection:
+        inspector = sqlalchemy.inspect(connection)
+        return {index["name"] for index in inspector.get_indexes(
+            "event_ledger", schema=store.pg_schema if store.is_postgres else None)}
 
 
 def test_a_new_store_is_created_at_the_newest_schema(store_url):
@@ -104,3 +114,31 @@ def test_a_step_that_fails_leaves_nothing_of_itself_and_the_store_at_the_step_be
     assert "half_applied" not in tables(store_url)  # the step's first statement rolled back
     found = migrations.status(store)
     assert found.revision == head and [s.revision for s in found.pending] == ["9001"]
+
+
+def test_0009_drops_the_ledger_s_clinic_index_and_its_downgrade_makes_it_again(store_url):
+    """Every insert paid for (clinic_id, position); the clinic's reads use
+    (clinic_id, clinic_position) or the primary key (tests/storage/
+    test_clinic_position_queries.py)."""
+    store = parse_database_url(store_url)
+    assert "event_ledger_clinic_position_idx" in ledger_indexes(store_url)
+    assert "event_ledger_clinic_idx" not in ledger_indexes(store_url)
+    with migrations.migration_lock(store), \
+            migrations._connection(store, migrating=True) as connection:
+        config = migrations._config()
+        config.attributes["connection"] = connection
+        config.attributes["schema"] = store.pg_schema if store.is_postgres else None
+        command.downgrade(config, "0008_programme_aliases")
+    assert "event_ledger_clinic_idx" in ledger_indexes(store_url)
+    assert [step.revision for step in migrations.status(store).pending] == [
+        "0009_drop_ledger_clinic_index"]
+    migrations.migrate(store)
+    assert "event_ledger_clinic_idx" not in ledger_indexes(store_url)
+    # Nor do the recorder's own statements (run where the library creates tables:
+    # the library's conformance tests, bench/ingest.py) make it again.
+    app = programmes_at(store_url)
+    try:
+        app.recorder.create_table()
+    finally:
+        app.close()
+    assert "event_ledger_clinic_idx" not in ledger_indexes(store_url)

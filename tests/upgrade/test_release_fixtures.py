@@ -24,6 +24,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 
 from projections.store import DEFAULT_PROJECTION
@@ -195,6 +196,23 @@ def test_migrate_lists_then_runs_the_steps_and_leaves_the_store_current(upgraded
     assert found.current and found.revision == found.head
     again = CliRunner().invoke(main, ["migrate"], env={"TRACTION_DATABASE_URL": upgraded.url})
     assert again.exit_code == 0 and "no schema steps to run" in again.output
+
+
+def test_the_ledger_s_clinic_index_of_0_1_0_is_dropped_and_clinic_counts_still_hold(upgraded):
+    # 0.1.0 made event_ledger_clinic_idx on (clinic_id, position); migration 0009
+    # drops it, and a clinic's numbers are read by other indexes, as before.
+    store = upgraded.components.store
+    with migrations._connection(store) as connection:
+        indexes = {index["name"] for index in sqlalchemy.inspect(connection).get_indexes(
+            "event_ledger", schema=store.pg_schema if store.is_postgres else None)}
+    assert "event_ledger_clinic_idx" not in indexes
+    assert "event_ledger_clinic_position_idx" in indexes
+    numbers = clinic_numbers(upgraded.expected)
+    recorder = upgraded.components.programmes.recorder
+    for entry in upgraded.expected["positions"]:
+        clinic, position = entry["clinic_id"], entry["position"]
+        assert recorder.clinic_positions(clinic, [position]) == {position: numbers[position]}
+        assert recorder.clinic_position_at(clinic, position) == numbers[position]
 
 
 # ---- the record -----------------------------------------------------------------
