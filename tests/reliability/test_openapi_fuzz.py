@@ -5,6 +5,8 @@ here (in-process, through the WSGI loader); thousands in `make soak`.
 
 from __future__ import annotations
 
+import random
+import threading
 import uuid
 
 import pytest
@@ -50,3 +52,26 @@ def test_every_operation_survives_fuzzing(app, known, monkeypatch):
     assert not report.failures, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
     assert report.total >= 200, report.cases
     assert any(status == 201 for (_, status) in report.cases), "no case was ever recorded"
+
+
+def test_fuzzing_is_not_upset_by_the_apps_threads_using_the_global_random(app, known,
+                                                                          monkeypatch):
+    """The app's PostgreSQL pool uses the global `random` in its own threads;
+    should it do so while hypothesis draws a case, the case must not fail
+    (tests/reliability/fuzzing.py). Here a thread uses it all the time."""
+    monkeypatch.setattr(app.extensions[READER], "min_position_wait", 0.05)
+    stop = threading.Event()
+
+    def use_the_global_random() -> None:
+        while not stop.is_set():
+            random.random()
+
+    user = threading.Thread(target=use_the_global_random, daemon=True)
+    user.start()
+    try:
+        report = fuzzing.fuzz(fuzzing.load_wsgi(app), known, max_examples=2, seed=3)
+    finally:
+        stop.set()
+        user.join()
+    assert not report.failures, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
+    assert sum(report.cases.values()) > 0
