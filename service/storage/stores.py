@@ -148,7 +148,8 @@ def eventsourcing_env(store: Store) -> dict[str, str]:
         create_sqlite_file(store.sqlite_path)
         env.update(
             {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                # The library's, with a statement cache (service/storage/sqlite_connections.py).
+                "PERSISTENCE_MODULE": "service.storage.sqlite_connections:SQLiteFactory",
                 "SQLITE_DBNAME": str(store.sqlite_path),
                 "SQLITE_LOCK_TIMEOUT": str(options.sqlite_lock_timeout),
                 "APPLICATION_RECORDER_TOPIC": "service.storage.sqlite:LedgerSQLiteRecorder",
