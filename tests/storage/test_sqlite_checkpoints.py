@@ -5,10 +5,12 @@ next."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 import uuid
+import warnings
 
 from eventsourcing.persistence import StoredEvent
 
@@ -77,3 +79,26 @@ def test_commits_are_checkpointed_by_the_thread_which_ends_when_idle(sqlite_url)
         assert background.checkpoints > checkpoints
     finally:
         app.close()
+
+
+def test_a_forked_child_gets_a_checkpointer_of_its_own(tmp_path):
+    """A child has none of its parent's threads: the parent's checkpointer, which
+    believes its thread is running, must not be the child's."""
+    path = (tmp_path / "db.sqlite").resolve()
+    parent = checkpointer(path)
+    parent._running = True  # as it is while the parent's thread runs
+    try:
+        with warnings.catch_warnings():
+            # (Python 3.12+ warns that a process with threads forks: this child
+            # only looks up its checkpointer and exits.)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if it got a new one
+            child = checkpointer(path)
+            os._exit(0 if child is not parent and child._pid == os.getpid()
+                     and not child._running else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert checkpointer(path) is parent  # the parent keeps its own
+    finally:
+        parent._running = False
