@@ -31,7 +31,7 @@ from service.storage.ledger import (
     numbers_in_clinics,
     recorded_entry,
 )
-from service.storage.sqlite_checkpoints import HOLD_BACK, checkpointer
+from service.storage.sqlite_checkpoints import checkpointer
 from service.storage.sqlite_lock import database_file, write_lock
 from service.storage.stored import HistoryRow, history_entries
 
@@ -51,9 +51,6 @@ EVENTS_AFTER_BATCH = 500
 WRITE_CACHE_KIB = 16 * 1024
 #: From how many events a group's write is given that cache (write_cache).
 WRITE_CACHE_FROM = 100
-#: Set on a pooled connection once it checkpoints only past the backstop
-#: (service/storage/sqlite_checkpoints.py).
-HELD_BACK = "_traction_checkpoints_held_back"
 
 
 def _to_uuid(value: str) -> UUID:
@@ -172,17 +169,13 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         rolls it all back."""
         numbered: list[tuple[int, str, int]] = []
         with write_lock(self.datastore.pool.db_name).held(), \
-                self.datastore.get_connection(commit=True) as conn:
-            if self._wal_file is not None and not getattr(conn, HELD_BACK, False):
-                with conn.cursor() as cursor:
-                    cursor.execute(HOLD_BACK)
-                setattr(conn, HELD_BACK, True)
-            with write_cache(conn, sum(len(save.stored_events) for save in saves)), \
-                    conn.transaction(commit=True) as c:
-                refused = self._screen(c, saves)
-                accepted = [save for index, save in enumerate(saves) if index not in refused]
-                if accepted:
-                    numbered = self._insert(c, accepted)
+                self.datastore.get_connection(commit=True) as conn, \
+                write_cache(conn, sum(len(save.stored_events) for save in saves)), \
+                conn.transaction(commit=True) as c:
+            refused = self._screen(c, saves)
+            accepted = [save for index, save in enumerate(saves) if index not in refused]
+            if accepted:
+                numbered = self._insert(c, accepted)
         if self._wal_file is not None and numbered:
             # This process's (after a fork too).
             checkpointer(self._wal_file).committed(len(numbered))

@@ -15,9 +15,10 @@ which runs in SQLite outside the GIL, overlaps the request's own work on
 another core. A commit's durability does not change: it is in the log,
 synced, when the commit returns.
 
-The writers' own connections keep a threshold as a backstop
-(`BACKSTOP_PAGES`): should this thread fall behind or stop, the commit that
-takes the log past it checkpoints as before. Other writers of the file (the
+The store's pooled connections keep a threshold as a backstop
+(`BACKSTOP_PAGES`, set as each opens: service/storage/sqlite_connections.py):
+should this thread fall behind or stop, the commit that takes the log past
+it checkpoints as before. Other writers of the file (the
 projection runner, the directory) keep SQLite's default and checkpoint as
 before when they commit.
 
@@ -32,6 +33,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ IDLE_SECONDS = 5.0
 #: The log's size in pages at which a writer's commit checkpoints by itself:
 #: ten times SQLite's default (about 40 MB of log at 4 KiB pages).
 BACKSTOP_PAGES = 10_000
-#: Run once on each writer's connection (a connection's setting, not the file's).
+#: Run once on each pooled connection as it opens (a connection's setting, not
+#: the file's).
 HOLD_BACK = f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}"
 
 _checkpointers: dict[str, Checkpointer] = {}
@@ -85,13 +88,12 @@ class Checkpointer:
                          daemon=True).start()
 
     def _run(self) -> None:
-        pause = threading.Event()  # never set: a sleep
         conn: sqlite3.Connection | None = None
         waited = idle = 0.0
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             while True:
-                pause.wait(INTERVAL_SECONDS)
+                time.sleep(INTERVAL_SECONDS)
                 if self._events >= CHECKPOINT_EVENTS or (
                         self._events and waited >= LONGEST_WAIT_SECONDS):
                     self._events = 0

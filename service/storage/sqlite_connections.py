@@ -11,7 +11,10 @@ instead of 9), about a tenth of the post's CPU.
 
 `SQLiteFactory` is the library's factory (PERSISTENCE_MODULE names this
 class for our stores, service/storage/stores.py), whose datastore opens its
-connections as the library does but for the size of that cache.
+connections as the library does but for the size of that cache, and for the
+WAL size at which a commit checkpoints by itself: the backstop of the
+background checkpoints (service/storage/sqlite_checkpoints.py), set once as
+each connection opens.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from eventsourcing import sqlite as library
 from eventsourcing.persistence import InterfaceError
 from eventsourcing.utils import Environment, EnvType
 
+from service.storage.sqlite_checkpoints import HOLD_BACK
+
 #: Prepared statements kept per connection: the sqlite3 module's own default.
 #: Our statements are few; a bulk chunk's screen is made per chunk size, and
 #: the least recently used go first.
@@ -30,7 +35,7 @@ STATEMENT_CACHE = 128
 
 class StatementCachingPool(library.SQLiteConnectionPool):
     def _create_connection(self) -> library.SQLiteConnection:
-        # The library's own, but for `cached_statements`.
+        # The library's own, but for `cached_statements` and HOLD_BACK.
         try:
             conn = sqlite3.connect(
                 database=self.db_name,
@@ -48,6 +53,7 @@ class StatementCachingPool(library.SQLiteConnectionPool):
                 conn.execute("PRAGMA journal_mode=WAL")
                 self.journal_mode_was_changed_to_wal = True
             self.is_journal_mode_wal = True
+        conn.execute(HOLD_BACK)
         conn.row_factory = sqlite3.Row
         return library.SQLiteConnection(sqlite_conn=conn, max_age=self.max_age)
 
