@@ -173,11 +173,20 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "SELECT position, chain_hash, recorded_at FROM {schema}.{ledger} "
             "ORDER BY position DESC LIMIT 1"
         ).format(**ids).as_bytes(None)
+        # Each programme's last version by its own lookup of the last key in the
+        # events' primary key (none if it has no events). A MAX ... GROUP BY over
+        # `originator_id IN (...)` reads every event of the programmes, and its
+        # plan follows the planner's row estimates: a bulk chunk's screen took a
+        # parallel scan (34 ms for 1,000 programmes of a 2-million-event store,
+        # against 9 ms), and without statistics a single post's was JIT-compiled
+        # (4.3 ms against 0.4), all of it under the table lock.
+        # (LATERAL: a scalar subquery in the select list is planned once for the
+        # list and again for a filter on it.)
         self.sql_screen = SQL(
-            "SELECT originator_id AS key, MAX(originator_version) AS version, "
-            "NULL::text AS clinic_id "
-            "FROM {schema}.{events} WHERE originator_id IN ({{programmes}}) "
-            "GROUP BY originator_id "
+            "SELECT k.id AS key, v.version, NULL::text AS clinic_id "
+            "FROM (VALUES {{programmes}}) AS k(id) CROSS JOIN LATERAL "
+            "(SELECT MAX(e.originator_version) AS version FROM {schema}.{events} e "
+            "WHERE e.originator_id = k.id) AS v WHERE v.version IS NOT NULL "
             "UNION ALL SELECT event_id, NULL, clinic_id FROM {schema}.{ledger} "
             "WHERE event_id IN ({{event_ids}})"
         ).format(**ids).as_bytes(None)
@@ -322,9 +331,9 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def _screen_query(self, saves: Sequence[Save]) -> bytes:
         # Every save has events, so neither list is empty; joined as text, encoded once.
         # A uuid's input may be its 32 hex digits (Save: worked out once).
-        programmes = "'::uuid, '".join({p for save in saves for p in save.versions})
+        programmes = "'::uuid), ('".join({p for save in saves for p in save.versions})
         event_ids = "'::uuid, '".join(e for save in saves for _, e in save.event_keys)
-        return self.sql_screen.replace(b"{programmes}", b"'%s'::uuid" % programmes.encode()
+        return self.sql_screen.replace(b"{programmes}", b"('%s'::uuid)" % programmes.encode()
                                        ).replace(b"{event_ids}", b"'%s'::uuid" % event_ids.encode())
 
     def _insert_statements(self, escaping: Escaping, rows: Sequence[NewRow],
