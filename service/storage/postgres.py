@@ -219,10 +219,6 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         ).format(**ids).as_bytes(None)
         self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
         self.select_entries = SQL("SELECT * FROM {schema}.{ledger} WHERE ").format(**ids)
-        self.select_current_versions = SQL(
-            "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{events} "
-            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
-        ).format(**ids)
         self.select_owners = SQL(
             "SELECT programme_id, clinic_id FROM {schema}.{ledger} "
             "WHERE version = 1 AND programme_id = ANY(%s)"
