@@ -163,6 +163,10 @@ def test_a_process_keeps_few_keys_and_reads_a_forgotten_one_again_until_erased(
         programmes = [start(components, f"pt-{n}") for n in range(4)]
         assert len(keyring._keys) == 2
         assert set(keyring._keys) == set(programmes[2:])  # the newest two
+        # Kept as the keys' 32 bytes: a cipher object holds an OpenSSL context of
+        # about 2.6 KB, which the full KEYS_KEPT made 52 MB of a worker.
+        assert all(type(key) is bytes and len(key) == sealing.KEY_BYTES
+                   for key in keyring._keys.values())
         first = components.programmes.history(CLINIC, programmes[0])
         assert first[0]["data"]["patient_ref"] == "pt-0"  # read again from the store
         assert len(keyring._keys) == 2 and programmes[0] in keyring._keys
