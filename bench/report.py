@@ -237,7 +237,9 @@ def under_load_rows(kind: str) -> list[list[str]]:
         memory = r.get("memory") or []
         sizes = ", ".join(f"{m['upload_mb']} MB upload: {_n(m['peak_rss_mb'], ' MB')} peak RSS"
                           for m in memory)
-        rows.append(["P10", "bulk NDJSON, 20,000 lines over 1,000 programmes",
+        runs = r["ours"].get("runs") or [{}]
+        lines = _n(runs[0].get("lines", 20_000), "")
+        rows.append(["P10", f"bulk NDJSON, {lines} lines over 1,000 programmes",
                      store, _n(r["ours"]["events_per_s"], " events/s"),
                      _n(r["baseline"]["events_per_s"], " events/s (library's batched save)"),
                      _ratio(r["ratio"]),
@@ -546,7 +548,20 @@ EXPLANATIONS = [
     "chunk's parsing: 17 to 9 µs of commit per line in one process, and 9.4-9.8k "
     "against 7.3-9.2k events/s over HTTP in 4 alternated rounds. The ledger's "
     "(programme_id, version) index, which repeats the events table's key, costs "
-    "about 8 % more (measured by dropping it); many reads use it, so it stays.",
+    "about 8 % more (measured by dropping it); many reads use it, so it stays. "
+    "On 2026-12-06 (evening) PostgreSQL's screen of a chunk read each programme's "
+    "last version by MAX ... GROUP BY over the chunk's programmes, a plan that "
+    "followed the row estimates: 9 ms per chunk of 1,000 programmes on a 20,000-"
+    "event store, 75 ms at 400,000 and 195 ms at 2 million (a parallel scan, or "
+    "JIT compilation where the tables had no statistics), all of it under the "
+    "table lock. One backward lookup in the events' key per programme takes 8-15 "
+    "ms at every size; a 256 MB upload (830,000 events into a fresh store) went "
+    "from 3,199 to 3,503 events/s. This machine's PostgreSQL runs with autovacuum "
+    "off, so its stores never have statistics (SCALING.md says to keep it on). The "
+    "same evening's full run measured memory over a 64 MB and a 1 GB upload: "
+    "1.32 x on SQLite, from the data keys a worker keeps (20,000 at most) held as "
+    "AESGCM objects of about 2.6 KB each; they are kept as their 32 bytes now "
+    "(a 256 MB upload's peak RSS 189.9 -> 158.6 MB).",
     "- **P12** is an absolute figure: read it with the trivial app's CPU per "
     "request in the same run, which says how much a busy machine inflates both. "
     "A single-event POST to a programme the worker holds costs three round trips "
@@ -576,7 +591,19 @@ EXPLANATIONS = [
     "the body's parsing and validation 0.1, Flask and our hooks 0.27 (the trivial "
     "app's whole request: 0.15); on PostgreSQL 1.2 ms, of which the fast-forward "
     "read 0.17 and the save's two round trips 0.40 (one psycopg query costs 45-75 "
-    "µs of the worker's CPU here).",
+    "µs of the worker's CPU here). On 2026-12-06 (evening, a faster host: the "
+    "trivial app at 0.36 ms) the full run gave SQLite 1.13-1.23 ms and PostgreSQL "
+    "1.28-1.52 ms per round. With one connection (one request in flight) a POST "
+    "costs 1.29 ms on SQLite and 1.5 on PostgreSQL, against 0.72 and 0.89 in one "
+    "process: gunicorn hands each request from its main thread to a pool thread "
+    "and the kept-alive connection back through a pipe, about 20 futex calls per "
+    "request here as the threads take turns at the GIL. Serving a kept-alive "
+    "connection's next request on the same thread (a worker subclass) was tried: "
+    "no less CPU under P1's load (1.22-1.33 against 1.24-1.53 ms) and a p99 of "
+    "340-560 ms, a thread keeping its connection while others waited; not adopted. "
+    "On PostgreSQL the workers' CPU per POST also rises with how much of the two "
+    "cores the server takes beside them: 1.09 ms in a run where one worker happened "
+    "to serve all 32 connections, 1.3-2.1 ms with both busy.",
     "",
 ]
 
