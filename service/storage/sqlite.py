@@ -138,7 +138,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         # The file whose WAL is checkpointed in a thread of this process rather than in
         # a commit (service/storage/sqlite_checkpoints.py); none in memory.
         path = database_file(self.datastore.pool.db_name)
-        self._wal_file = path.resolve() if path is not None else None
+        self._database_file = path.resolve() if path is not None else None
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -176,9 +176,9 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             accepted = [save for index, save in enumerate(saves) if index not in refused]
             if accepted:
                 numbered = self._insert(c, accepted)
-        if self._wal_file is not None and numbered:
+        if self._database_file is not None and numbered:
             # This process's (after a fork too).
-            checkpointer(self._wal_file).committed(len(numbered))
+            checkpointer(self._database_file).committed(len(numbered))
         # Committed: what each event is numbered in its clinic stays true.
         self.clinic_numbers.keep(numbered)
         first = numbered[0][0] if numbered else 0
