@@ -39,6 +39,14 @@ LEDGER_TABLE = "event_ledger"
 #: The recorder's `clinic_position_at` (service/storage/clinic_positions.py).
 SELECT_COUNT_AT_POSITION = COUNT_AT_POSITION.format(
     ledger=LEDGER_TABLE, clinic=":clinic", position=":position")
+#: The ledger rows of a programme (its id's hex the parameter ?1), found by
+#: position: its events' rowids, read in the events' primary key. The ledger
+#: has no index on (programme_id, version) since migration 0010: that pair is
+#: the events' key, and each event is written with its ledger row at its own
+#: position (`_insert`; verification checks that they agree). The row's
+#: programme is compared too, so a row is found only where both say so.
+PROGRAMME_ROWS = ("programme_id = ?1 AND position IN "
+                  "(SELECT rowid FROM {events} WHERE originator_id = ?1)")
 #: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
 ALIASES_TABLE = "programme_aliases"
 #: Programmes per query of `events_after` (SQLite limits a statement's parameters).
@@ -135,6 +143,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         #: The clinic positions of the events this process recorded last.
         self.clinic_numbers = RecentClinicNumbers()
         self._select_events_statements: dict[tuple[bool, bool, bool, bool], str] = {}
+        self._programme_rows = PROGRAMME_ROWS.format(events=self.events_table_name)
         # The file whose WAL is checkpointed in a thread of this process rather than in
         # a commit (service/storage/sqlite_checkpoints.py); none in memory.
         path = database_file(self.datastore.pool.db_name)
@@ -154,7 +163,6 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             "content_digest TEXT, "
             "saved_version INTEGER NOT NULL, "
             "chain_hash TEXT NOT NULL, "
-            "UNIQUE (programme_id, version), "
             "UNIQUE (event_id, clinic_id))",
             f"CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (stored_id TEXT PRIMARY KEY, "
             "clinic_id TEXT NOT NULL, programme_id TEXT NOT NULL, "
@@ -314,7 +322,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         return self._select_entries(*entries_by_event_id_query(clinic_id, event_ids))
 
     def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
-        return self._select_entries("programme_id = ?", [programme_id.hex])
+        return self._select_entries(self._programme_rows, [programme_id.hex])
 
     # ---- positions counted per clinic (service/storage/clinic_positions.py) ----
 
@@ -361,8 +369,13 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), EVENTS_AFTER_BATCH):
                 batch = ids[start:start + EVENTS_AFTER_BATCH]
-                c.execute(f"SELECT programme_id, clinic_id FROM {LEDGER_TABLE} "
-                          f"WHERE version = 1 AND programme_id IN ({','.join('?' * len(batch))})",
+                # Each programme's first event found in the events' key, its
+                # ledger row by position (as PROGRAMME_ROWS).
+                c.execute("SELECT l.programme_id, l.clinic_id "
+                          f"FROM {self.events_table_name} e JOIN {LEDGER_TABLE} l "
+                          "ON l.position = e.rowid AND l.programme_id = e.originator_id "
+                          "AND l.version = 1 WHERE e.originator_version = 1 "
+                          f"AND e.originator_id IN ({','.join('?' * len(batch))})",
                           batch)
                 found.update((_to_uuid(row["programme_id"]), row["clinic_id"])
                              for row in c.fetchall())
@@ -408,8 +421,9 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             c.execute(
                 "SELECT e.originator_version, e.topic, e.state, l.position, l.recorded_at, "
                 f"l.clinic_id, l.clinic_position FROM {self.events_table_name} e "
-                f"LEFT JOIN {LEDGER_TABLE} l "
-                "ON l.programme_id = e.originator_id AND l.version = e.originator_version "
+                # Its ledger row by position (as PROGRAMME_ROWS).
+                f"LEFT JOIN {LEDGER_TABLE} l ON l.position = e.rowid "
+                "AND l.programme_id = e.originator_id AND l.version = e.originator_version "
                 "WHERE e.originator_id = ? ORDER BY e.originator_version",
                 [programme_id.hex],
             )
@@ -421,7 +435,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT MAX(version) FROM {LEDGER_TABLE} "
-                "WHERE programme_id = ? AND recorded_at <= ?",
+                f"WHERE {self._programme_rows} AND recorded_at <= ?",
                 [programme_id.hex, _iso(as_of)],
             )
             return c.fetchone()[0]
@@ -467,7 +481,12 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         return ledger, events
 
     def ledger_position_of(self, programme_id: UUID, version: int) -> int | None:
-        """Where the ledger records this version of this programme, if anywhere."""
+        """Where the ledger records this version of this programme, if anywhere.
+
+        Read from the ledger alone, not through the events' key: the audit asks
+        where an event that is not at its ledger position belongs. No index has
+        the pair (migration 0010): a pass over the ledger, run only once
+        verification has found a broken entry."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT position FROM {LEDGER_TABLE} WHERE programme_id = ? AND version = ?",

@@ -30,6 +30,23 @@ def tables(url: str) -> set[str]:
                                              else None))
 
 
+def ledger_unique_keys(url: str) -> set[tuple[str, ...]]:
+    store = parse_database_url(url)
+    with migrations._connection(store) as connection:
+        inspector = sqlalchemy.inspect(connection)
+        return {tuple(key["column_names"]) for key in inspector.get_unique_constraints(
+            "event_ledger", schema=store.pg_schema if store.is_postgres else None)}
+
+
+def downgrade_to(store, revision: str) -> None:
+    with migrations.migration_lock(store), \
+            migrations._connection(store, migrating=True) as connection:
+        config = migrations._config()
+        config.attributes["connection"] = connection
+        config.attributes["schema"] = store.pg_schema if store.is_postgres else None
+        command.downgrade(config, revision)
+
+
 def ledger_indexes(url: str) -> set[str]:
     store = parse_database_url(url)
     with migrations._connection(store) as connection:
@@ -130,8 +147,8 @@ def test_0009_drops_the_ledger_s_clinic_index_and_its_downgrade_makes_it_again(s
         config.attributes["schema"] = store.pg_schema if store.is_postgres else None
         command.downgrade(config, "0008_programme_aliases")
     assert "event_ledger_clinic_idx" in ledger_indexes(store_url)
-    assert [step.revision for step in migrations.status(store).pending] == [
-        "0009_drop_ledger_clinic_index"]
+    assert [step.revision for step in migrations.status(store).pending][0] == (
+        "0009_drop_ledger_clinic_index")
     migrations.migrate(store)
     assert "event_ledger_clinic_idx" not in ledger_indexes(store_url)
     # Nor do the recorder's own statements (run where the library creates tables:
@@ -142,3 +159,64 @@ def test_0009_drops_the_ledger_s_clinic_index_and_its_downgrade_makes_it_again(s
     finally:
         app.close()
     assert "event_ledger_clinic_idx" not in ledger_indexes(store_url)
+
+
+def test_0010_drops_sqlite_s_ledger_key_on_programme_and_version_keeping_every_row(store_url):
+    """On SQLite the pair is the events' key, and the ledger's rows are read by
+    position (tests/storage/test_programme_reads.py); PostgreSQL keeps its key.
+    The downgrade makes it again; the rows and the reads stay as they were
+    through both, and the clinic numbering trigger of 0006 is made again."""
+    import uuid
+
+    from eventsourcing.persistence import StoredEvent
+
+    from domain.ledger import LedgerEntry
+
+    store = parse_database_url(store_url)
+    programme_ids = [uuid.uuid4() for _ in range(3)]
+
+    def reads() -> dict:
+        app = programmes_at(store_url)
+        try:
+            return {p: (app.ledger.entries_of_programme(p), app.ledger.owners([p]))
+                    for p in programme_ids}
+        finally:
+            app.close()
+
+    app = programmes_at(store_url)
+    try:
+        for programme_id in programme_ids:
+            app.recorder.insert_events(
+                [StoredEvent(originator_id=programme_id, originator_version=version,
+                             topic="tests:Event", state=b"{}") for version in (1, 2, 3, 4)],
+                ledger=[LedgerEntry(uuid.uuid4(), "clinic-a", "Event", None)
+                        for _ in range(4)])
+    finally:
+        app.close()
+    before = reads()
+    assert all(len(entries) == 4 for entries, _ in before.values())
+    keep_key = store.is_postgres
+    assert (("programme_id", "version") in ledger_unique_keys(store_url)) is keep_key
+    downgrade_to(store, "0009_drop_ledger_clinic_index")
+    assert ("programme_id", "version") in ledger_unique_keys(store_url)
+    assert reads() == before
+    migrations.migrate(store)
+    assert (("programme_id", "version") in ledger_unique_keys(store_url)) is keep_key
+    assert {"event_ledger_event_id_clinic_idx",
+            "event_ledger_clinic_position_idx"} <= ledger_indexes(store_url)
+    assert reads() == before
+    if not store.is_postgres:
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                "AND tbl_name = 'event_ledger'").fetchall() == [
+                ("event_ledger_clinic_position",)]
+    # Nor do the recorder's own statements make the key again.
+    app = programmes_at(store_url)
+    try:
+        app.recorder.create_table()
+    finally:
+        app.close()
+    assert (("programme_id", "version") in ledger_unique_keys(store_url)) is keep_key

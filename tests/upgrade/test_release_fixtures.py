@@ -215,6 +215,25 @@ def test_the_ledger_s_clinic_index_of_0_1_0_is_dropped_and_clinic_counts_still_h
         assert recorder.clinic_position_at(clinic, position) == numbers[position]
 
 
+def test_sqlite_s_ledger_key_on_programme_and_version_is_dropped_and_rows_read_by_position(
+        upgraded):
+    # 0.1.0 made UNIQUE (programme_id, version); migration 0010 drops it on SQLite
+    # (the events' key), and a programme's entries are found by position.
+    store = upgraded.components.store
+    with migrations._connection(store) as connection:
+        keys = {tuple(key["column_names"]) for key in sqlalchemy.inspect(
+            connection).get_unique_constraints(
+                "event_ledger", schema=store.pg_schema if store.is_postgres else None)}
+    assert (("programme_id", "version") in keys) is store.is_postgres
+    ledger = upgraded.components.programmes.ledger
+    for programme_id in upgraded.expected["programmes"]:
+        want = sorted((p["position"], p["version"]) for p in upgraded.expected["positions"]
+                      if p["programme_id"] == programme_id)
+        assert want
+        assert [(e.position, e.version) for e in ledger.entries_of_programme(
+            UUID(programme_id))] == want
+
+
 # ---- the record -----------------------------------------------------------------
 
 
