@@ -33,6 +33,7 @@ from eventsourcing.popo import POPOFactory
 from domain import errors, personal, programme_aliases, programme_cache
 from domain.ledger import HistorySource, InMemoryLedger, Ledger, LedgerEntry, RecordedEntry, Save
 from domain.programme import Programme, event_id_text
+from domain.recent_receipts import RecentReceipts
 from domain.uuid_texts import UuidTexts
 from domain.versions import VersionedMapper
 
@@ -190,6 +191,9 @@ class Programmes(Application[UUID]):
         self._only_new: set[str] = set()
         self._checkpoints = programme_cache.Checkpoints()
         self._owners = programme_cache.Owners()
+        #: Receipts of the single posts this process recorded last: exact retries
+        #: are answered from them (domain/recent_receipts.py).
+        self._recent_receipts = RecentReceipts()
         #: (clinic, programme_id) -> stored id, for the clinic's own aliased programmes.
         self._stored_ids: programme_aliases.Remembered[tuple[str, UUID], UUID] = (
             programme_aliases.Remembered())
@@ -610,6 +614,15 @@ class Programmes(Application[UUID]):
         *,
         alias_of: UUID | None = None,
     ) -> Receipt:
+        # A retry of a post this process recorded: its receipt, with no statement.
+        # (Under the programme's command lock: a retry that came while the original
+        # was being saved finds its receipt here once the original is committed.)
+        stored_text = programme_text(programme_id)
+        replayed = self._recent_receipts.replay(
+            clinic_id, programme_id, envelopes,
+            lambda envelope: envelope.content_digest(stored_text))
+        if replayed is not None:
+            return replayed
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
             try:
                 return self._record_new(clinic_id, programme_id, envelopes, expected_version,
@@ -713,11 +726,11 @@ class Programmes(Application[UUID]):
         events = programme.collect_events()
         # Straight to the recorder, as Application.save would (no snapshots, no
         # followers to notify here), without its per-object runtime Protocol checks.
+        entries = self._ledger_entries(clinic_id, programme_id, envelopes, events, alias_of)
         positions = self.recorder.insert_events(
-            [self.mapper.to_stored_event(event) for event in events],
-            ledger=self._ledger_entries(clinic_id, programme_id, envelopes, events, alias_of))
+            [self.mapper.to_stored_event(event) for event in events], ledger=entries)
         assert positions is not None
-        return Receipt(
+        receipt = Receipt(
             programme_id=programme_id,
             clinic_id=clinic_id,
             version=programme.version,
@@ -727,6 +740,8 @@ class Programmes(Application[UUID]):
                       for event, position in zip(events, positions, strict=True)],
             replayed=False,
         )
+        self._recent_receipts.keep(clinic_id, programme_id, entries, receipt)
+        return receipt
 
     def _run(
         self,
