@@ -678,13 +678,27 @@ class Programmes(Application[UUID]):
             )
         # Include the events the aggregate recorded in the same save (the
         # pause after a severe adverse event), as the original receipt did.
-        saved_versions = {e.saved_version for e in found.values()}
-        same_save = [
-            e
-            for e in self.ledger.entries_of_programme(programme_id)
-            if e.saved_version in saved_versions
-        ]
-        return receipt_from_entries(same_save, replayed=True)
+        return receipt_from_entries(self._same_saves(programme_id, list(found.values())),
+                                    replayed=True)
+
+    def _same_saves(self, programme_id: UUID, found: Sequence[RecordedEntry]
+                    ) -> list[RecordedEntry]:
+        """The entries of the saves that recorded `found`, read from a window of the
+        programme's versions, so that a retry costs what its saves hold, not the
+        programme's length. A save's versions are consecutive and all carry its
+        saved_version: the window ends at the last save's last version and starts
+        below the first found version, going further back (twice as far each
+        time) until its first entry is of an earlier save, or it reaches version 1."""
+        saved_versions = {e.saved_version for e in found}
+        last, lowest = max(saved_versions), min(e.version for e in found)
+        reach = len(found)
+        while True:
+            first = max(1, lowest - reach)
+            window = self.ledger.entries_of_programme(programme_id, (first, last))
+            earliest = min(window, key=lambda e: e.version)
+            if first == 1 or earliest.saved_version not in saved_versions:
+                return [e for e in window if e.saved_version in saved_versions]
+            reach *= 2
 
     def _record_new(
         self,

@@ -13,6 +13,7 @@ its own example applications.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -200,7 +201,11 @@ class Ledger(Protocol):
         (for the audit and erasures, which check the programme too)."""
         ...
 
-    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]: ...
+    def entries_of_programme(self, programme_id: UUID,
+                             versions: tuple[int, int] | None = None) -> list[RecordedEntry]:
+        """The programme's entries in position order; with `versions` (first,
+        last), only those of versions first..last."""
+        ...
 
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
         """The clinic of each of these programmes that has events (one index lookup
@@ -319,10 +324,12 @@ class InMemoryLedger(POPOApplicationRecorder):
                 if clinic_id in (None, clinic))
             return [self._entries[p] for p in positions]
 
-    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
+    def entries_of_programme(self, programme_id: UUID,
+                             versions: tuple[int, int] | None = None) -> list[RecordedEntry]:
+        first, last = versions if versions is not None else (1, sys.maxsize)
         with self._database_lock:
             return [e for _, e in sorted(self._entries.items())
-                    if e.programme_id == programme_id]
+                    if e.programme_id == programme_id and first <= e.version <= last]
 
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
         with self._database_lock:

@@ -404,8 +404,12 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         return self._select("event_id = ANY(%s) AND clinic_id = %s",
                             [list(event_ids), clinic_id])
 
-    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
-        return self._select("programme_id = %s", [programme_id])
+    def entries_of_programme(self, programme_id: UUID,
+                             versions: tuple[int, int] | None = None) -> list[RecordedEntry]:
+        if versions is None:
+            return self._select("programme_id = %s", [programme_id])
+        return self._select("programme_id = %s AND version BETWEEN %s AND %s",
+                            [programme_id, *versions])
 
     # ---- positions counted per clinic (service/storage/clinic_positions.py) ----
 

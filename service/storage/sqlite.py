@@ -47,6 +47,10 @@ SELECT_COUNT_AT_POSITION = COUNT_AT_POSITION.format(
 #: programme is compared too, so a row is found only where both say so.
 PROGRAMME_ROWS = ("programme_id = ?1 AND position IN "
                   "(SELECT rowid FROM {events} WHERE originator_id = ?1)")
+#: PROGRAMME_ROWS of versions ?2 to ?3 only.
+PROGRAMME_VERSION_ROWS = (
+    "programme_id = ?1 AND position IN (SELECT rowid FROM {events} "
+    "WHERE originator_id = ?1 AND originator_version BETWEEN ?2 AND ?3)")
 #: Programmes stored under an alias (domain/programme_aliases.py, migration 0008).
 ALIASES_TABLE = "programme_aliases"
 #: Programmes per query of `events_after` (SQLite limits a statement's parameters).
@@ -144,6 +148,7 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         self.clinic_numbers = RecentClinicNumbers()
         self._select_events_statements: dict[tuple[bool, bool, bool, bool], str] = {}
         self._programme_rows = PROGRAMME_ROWS.format(events=self.events_table_name)
+        self._programme_versions = PROGRAMME_VERSION_ROWS.format(events=self.events_table_name)
         # The file whose WAL is checkpointed in a thread of this process rather than in
         # a commit (service/storage/sqlite_checkpoints.py); none in memory.
         path = database_file(self.datastore.pool.db_name)
@@ -321,8 +326,11 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
             return []
         return self._select_entries(*entries_by_event_id_query(clinic_id, event_ids))
 
-    def entries_of_programme(self, programme_id: UUID) -> list[RecordedEntry]:
-        return self._select_entries(self._programme_rows, [programme_id.hex])
+    def entries_of_programme(self, programme_id: UUID,
+                             versions: tuple[int, int] | None = None) -> list[RecordedEntry]:
+        if versions is None:
+            return self._select_entries(self._programme_rows, [programme_id.hex])
+        return self._select_entries(self._programme_versions, [programme_id.hex, *versions])
 
     # ---- positions counted per clinic (service/storage/clinic_positions.py) ----
 

@@ -1,0 +1,56 @@
+"""A retry answered by the store reads the saves it repeats, not the whole
+programme, and answers with their receipts exactly as before: whole saves
+(with the events the programme added), from any process, on both stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from domain.application import Receipt
+from tests import builders as b
+from tests.stores import programmes_at
+
+CLINIC = "clinic-a"
+
+
+def replayed(*receipts: Receipt) -> Receipt:
+    """The receipt a retry of these saves' events gets: all their events, in order."""
+    return dataclasses.replace(receipts[-1], replayed=True, recorded=[
+        item for receipt in receipts for item in receipt.recorded])
+
+
+def test_retries_read_back_whole_saves_however_long_the_programme(store_url):
+    app = programmes_at(store_url)
+    try:
+        programme_id = uuid.uuid4()
+        app.record_events(CLINIC, programme_id, b.event_envelopes(b.started()))
+        for day in range(1, 21):
+            app.record_events(CLINIC, programme_id, b.event_envelopes(b.session(day)))
+        batch = [b.session(21), b.pain(4, 21), b.session(22), b.pain(3, 22), b.session(23)]
+        five = app.record_events(CLINIC, programme_id, b.event_envelopes(*batch))
+        severe = b.adverse("severe", 24)
+        paused = app.record_events(CLINIC, programme_id, b.event_envelopes(severe))
+        assert [item["type"] for item in paused.recorded] == [
+            "AdverseEventReported", "ProgrammePaused"]
+        resume = b.resumed(25)
+        resumed = app.record_events(CLINIC, programme_id, b.event_envelopes(resume))
+        for day in range(26, 36):
+            app.record_events(CLINIC, programme_id, b.event_envelopes(b.session(day)))
+    finally:
+        app.close()
+
+    # Another process: nothing of these posts in its memory, the store answers.
+    other = programmes_at(store_url)
+    try:
+        def retry(*posted):
+            return other.record_events(CLINIC, programme_id, b.event_envelopes(*posted))
+
+        assert retry(*batch) == replayed(five)
+        assert retry(batch[3]) == replayed(five)  # one event of the save: the whole save
+        assert retry(batch[0]) == replayed(five)
+        assert retry(severe) == replayed(paused)
+        # Events of two saves posted together: both saves, as one receipt.
+        assert retry(batch[4], resume) == replayed(five, resumed)
+    finally:
+        other.close()
