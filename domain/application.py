@@ -717,8 +717,26 @@ class Programmes(Application[UUID]):
         owner = self.owners(clinic_id, [programme_id]).get(programme_id)
         if owner not in (None, clinic_id):
             raise _TakenMeanwhile(programme_id)
-        programme = (programme_cache.find(self.repository, programme_id, copy=False)
-                     if owner == clinic_id else None)
+        programme = None
+        if owner == clinic_id:
+            # Held in the cache (or read whole, and held from now on), then brought
+            # up to date and found out whether this post is a retry, in one read (a
+            # retry repeats every event id: the first tells). A retry is answered at
+            # once: its commands are not run, so the cached programme is kept (a
+            # refused save drops it, and the next post would read all of the
+            # programme's events again). A post that repeats only some ids is
+            # refused by the store's screen, and answered as before.
+            programme = (programme_cache.cached(self.repository, programme_id)
+                         or programme_cache.find(self.repository, programme_id, copy=False))
+            if programme is not None:
+                stored, repeated = self.ledger.events_since(
+                    programme_id, programme.version, clinic_id, envelopes[0].event_id)
+                earlier = (self._earlier_post(clinic_id, programme_id, envelopes)
+                           if repeated else None)
+                if earlier is not None:
+                    return earlier
+                programme = programme_cache.replay(
+                    programme, [self.mapper.to_domain_event(event) for event in stored])
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
                                       expected_version, alias_of)

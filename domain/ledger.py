@@ -224,6 +224,14 @@ class Ledger(Protocol):
         (one query for many programmes: bulk ingest brings them up to date)."""
         ...
 
+    def events_since(self, programme_id: UUID, version: int, clinic_id: str,
+                     event_id: UUID) -> tuple[list[StoredEvent], bool]:
+        """The programme's stored events after `version`, in order, and whether the
+        clinic has recorded this event id, in one read: a post brings its cached
+        programme up to date and finds out whether it is a retry (of which its first
+        event id tells: a retry repeats them all) at once."""
+        ...
+
     def history(self, programme_id: UUID, mapper: Mapper[UUID]) -> list[HistoryEntry]:
         """Every stored event of the programme in version order, decoded (with the
         application's mapper: its cipher, compressor and event classes)."""
@@ -340,6 +348,12 @@ class InMemoryLedger(POPOApplicationRecorder):
         with self._database_lock:
             return {stored_id: self._aliases[stored_id][1] for stored_id in stored_ids
                     if stored_id in self._aliases}
+
+    def events_since(self, programme_id: UUID, version: int, clinic_id: str,
+                     event_id: UUID) -> tuple[list[StoredEvent], bool]:
+        with self._database_lock:
+            recorded = clinic_id in self._positions_by_event_id.get(event_id, ())
+        return list(self.select_events(programme_id, gt=version)), recorded
 
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         found = {programme_id: list(self.select_events(programme_id, gt=version))

@@ -108,6 +108,19 @@ def find(repository: Repository[UUID], programme_id: UUID, version: int | None =
         return None
 
 
+def cached(repository: Repository[UUID], programme_id: UUID) -> Programme | None:
+    """The programme held in the cache as it is (not brought up to date: the
+    caller reads what was stored since), None if it is not held; only under its
+    command lock."""
+    if repository.cache is None:
+        return None
+    try:
+        programme: Programme = repository.cache.get(programme_id)
+    except KeyError:
+        return None
+    return programme
+
+
 def drop(repository: Repository[UUID], programme_id: UUID) -> None:
     """Forget the cached programme (it may hold events that were never saved)."""
     if repository.cache is not None:
