@@ -217,15 +217,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
             "AND e.originator_version > k.version "
             "ORDER BY e.originator_id, e.originator_version"
         ).format(**ids).as_bytes(None)
-        # A programme's events after a version, then a row of version -1 if the
-        # clinic has recorded the event id (`events_since`). One id, not a list: a
-        # list's generic plan is costed above the custom ones, so the server
-        # planned the statement again on every post.
+        # `events_since`: one row at least (`recorded`: whether the clinic has
+        # recorded the event id), then one per event after the version. One id,
+        # not a list: a list's generic plan is costed above the custom ones, so
+        # the server would plan the statement again on every post.
         self.select_events_since = SQL(
-            "SELECT originator_version, topic, state FROM {schema}.{events} "
-            "WHERE originator_id = %s AND originator_version > %s "
-            "UNION ALL SELECT -1, NULL, NULL FROM {schema}.{ledger} "
-            "WHERE event_id = %s AND clinic_id = %s ORDER BY 1"
+            "SELECT r.recorded, e.originator_version, e.topic, e.state FROM (SELECT EXISTS "
+            "(SELECT 1 FROM {schema}.{ledger} WHERE event_id = %s AND clinic_id = %s) "
+            "AS recorded) r LEFT JOIN {schema}.{events} e ON e.originator_id = %s "
+            "AND e.originator_version > %s ORDER BY e.originator_version"
         ).format(**ids).as_bytes(None)
         self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
         self.select_entries = SQL("SELECT * FROM {schema}.{ledger} WHERE ").format(**ids)
@@ -468,13 +468,12 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                      event_id: UUID) -> tuple[list[StoredEvent], bool]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_events_since,
-                         [programme_id, version, event_id, clinic_id], prepare=True)
+                         [event_id, clinic_id, programme_id, version], prepare=True)
             rows = curs.fetchall()
-        recorded = bool(rows) and rows[0]["originator_version"] == -1
         return [StoredEvent(originator_id=programme_id,
                             originator_version=row["originator_version"], topic=row["topic"],
                             state=bytes(row["state"]))
-                for row in (rows[1:] if recorded else rows)], recorded
+                for row in rows if row["originator_version"] is not None], rows[0]["recorded"]
 
     @retry_read
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:

@@ -149,12 +149,13 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
         self._select_events_statements: dict[tuple[bool, bool, bool, bool], str] = {}
         self._programme_rows = PROGRAMME_ROWS.format(events=self.events_table_name)
         self._programme_versions = PROGRAMME_VERSION_ROWS.format(events=self.events_table_name)
+        # `events_since`: one row at least (its first column says whether the id
+        # is recorded), then one per event after the version.
         self._select_events_since = (
-            "SELECT originator_version, topic, state FROM "
-            f"{self.events_table_name} WHERE originator_id = ? AND originator_version > ? "
-            "ORDER BY originator_version")
-        self._select_recorded = (
-            f"SELECT 1 FROM {LEDGER_TABLE} WHERE event_id = ? AND clinic_id = ?")
+            f"SELECT r.recorded, e.originator_version, e.topic, e.state FROM (SELECT EXISTS "
+            f"(SELECT 1 FROM {LEDGER_TABLE} WHERE event_id = ? AND clinic_id = ?) AS recorded) "
+            f"r LEFT JOIN {self.events_table_name} e ON e.originator_id = ? "
+            "AND e.originator_version > ? ORDER BY e.originator_version")
         # The file whose WAL is checkpointed in a thread of this process rather than in
         # a commit (service/storage/sqlite_checkpoints.py); none in memory.
         path = database_file(self.datastore.pool.db_name)
@@ -309,18 +310,11 @@ class LedgerSQLiteRecorder(GroupCommit, SQLiteApplicationRecorder):
 
     def events_since(self, programme_id: UUID, version: int, clinic_id: str,
                      event_id: UUID) -> tuple[list[StoredEvent], bool]:
-        # Two statements on one connection, without a transaction around them (as
-        # `_read_rows`): the id's lookup is a hint, the store's screen the guarantee.
-        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
-            try:
-                c.execute(self._select_events_since, [programme_id.hex, version])
-                rows = c.fetchall()
-                c.execute(self._select_recorded, [event_id.hex, clinic_id])
-                recorded = c.fetchone() is not None
-            except sqlite3.OperationalError as error:  # as the library's own reads say it
-                raise OperationalError(error) from error
-        return [StoredEvent(originator_id=programme_id, originator_version=row[0],
-                            topic=row[1], state=row[2]) for row in rows], recorded
+        rows = self._read_rows(self._select_events_since,
+                               [event_id.hex, clinic_id, programme_id.hex, version])
+        return [StoredEvent(originator_id=programme_id, originator_version=row[1],
+                            topic=row[2], state=row[3])
+                for row in rows if row[1] is not None], bool(rows[0][0])
 
     # ---- the Ledger port of domain.ledger ----------------------------------
 
