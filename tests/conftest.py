@@ -9,6 +9,7 @@ missing server is a failure.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -40,6 +41,22 @@ def _postgres_base_url() -> str:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/ledger.sqlite"
+
+
+@pytest.fixture
+def sqlite_statements(monkeypatch) -> list[str]:
+    """The SQL (with its values) of every statement run on the SQLite connections
+    opened from here on, in order: what a read or a write sent to the store."""
+    sent: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(sent.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    return sent
 
 
 @pytest.fixture

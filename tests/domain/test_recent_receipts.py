@@ -5,7 +5,6 @@ before (domain/recent_receipts.py)."""
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import uuid
 
 import pytest
@@ -20,26 +19,12 @@ from tests.stores import initialise, programmes_at
 CLINIC = "clinic-a"
 
 
-@pytest.fixture
-def statements(monkeypatch):
-    """The SQL of every statement run on connections opened from here on."""
-    sent: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(sent.append)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    return sent
-
-
 def store_reads(statements: list[str]) -> list[str]:
     return [s for s in statements if "event_ledger" in s or "stored_events" in s]
 
 
-def test_an_exact_retry_is_answered_from_memory_as_the_store_answers_it(sqlite_url, statements):
+def test_an_exact_retry_is_answered_from_memory_as_the_store_answers_it(
+        sqlite_url, sqlite_statements):
     initialise(sqlite_url)
     app = programmes_at(sqlite_url)
     other_process = programmes_at(sqlite_url)
@@ -51,13 +36,13 @@ def test_an_exact_retry_is_answered_from_memory_as_the_store_answers_it(sqlite_u
         original = app.record_events(CLINIC, programme_id, posted)
         assert not original.replayed and len(original.recorded) == 2
 
-        statements.clear()
+        sqlite_statements.clear()
         again = app.record_events(CLINIC, programme_id, b.event_envelopes(*raw))  # as sent again
-        assert store_reads(statements) == []
+        assert store_reads(sqlite_statements) == []
         assert again == dataclasses.replace(original, replayed=True)
         # The store's answer, from a process that did not record it.
         assert other_process.record_events(CLINIC, programme_id, posted) == again
-        assert store_reads(statements) != []
+        assert store_reads(sqlite_statements) != []
         # One event of the save: the save's receipt, as the store answers it.
         assert app.record_events(CLINIC, programme_id, posted[1:]) == again
     finally:

@@ -56,12 +56,10 @@ def test_retries_read_back_whole_saves_however_long_the_programme(store_url):
         other.close()
 
 
-def test_a_retry_runs_no_command_and_leaves_the_programme_held(sqlite_url, monkeypatch):
+def test_a_retry_runs_no_command_and_leaves_the_programme_held(sqlite_url, sqlite_statements):
     """Before, a retry's save was refused by the store, which dropped the programme
     from the process's cache (its commands had run on it), and the programme's
     next post read every one of its events again."""
-    import sqlite3
-
     from tests.stores import initialise
 
     initialise(sqlite_url)
@@ -74,15 +72,7 @@ def test_a_retry_runs_no_command_and_leaves_the_programme_held(sqlite_url, monke
     finally:
         recorder_app.close()
 
-    sent: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(sent.append)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
+    sent = sqlite_statements
     other = programmes_at(sqlite_url)
     try:
         other.record_events(CLINIC, programme_id, b.event_envelopes(b.session(2)))  # held

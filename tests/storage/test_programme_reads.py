@@ -14,25 +14,8 @@ import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from tests import builders as b
 from tests.stores import initialise, programmes_at
-
-
-@pytest.fixture
-def statements(monkeypatch):
-    """The SQL of every statement the recorder's connections run (with their
-    values), from here on."""
-    sent: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(sent.append)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    return sent
 
 
 def plan(path: str, statement: str) -> str:
@@ -41,7 +24,7 @@ def plan(path: str, statement: str) -> str:
 
 
 def test_a_programme_s_reads_find_its_rows_by_position_never_by_a_pass_over_the_ledger(
-        sqlite_url, statements):
+        sqlite_url, sqlite_statements):
     initialise(sqlite_url)
     app = programmes_at(sqlite_url)
     try:
@@ -53,7 +36,7 @@ def test_a_programme_s_reads_find_its_rows_by_position_never_by_a_pass_over_the_
                                   b.event_envelopes(b.started() if days == 0
                                                     else b.session(days)))
         one = programmes[1]
-        statements.clear()
+        sqlite_statements.clear()
         entries = recorder.entries_of_programme(one)
         owners = recorder.owners([one, programmes[2], uuid.uuid4()])
         later = datetime.now(UTC) + timedelta(days=1)
@@ -70,9 +53,9 @@ def test_a_programme_s_reads_find_its_rows_by_position_never_by_a_pass_over_the_
     assert [(h.version, h.position) for h in history] == [(1, 2), (2, 6), (3, 10)]
 
     path = sqlite_url.removeprefix("sqlite:///")
-    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+    reads = [s for s in sqlite_statements if s.lstrip().upper().startswith("SELECT")
              and "event_ledger" in s]
-    assert len(reads) == 5, statements
+    assert len(reads) == 5, sqlite_statements
     for statement in reads:
         found = plan(path, statement)
         assert "SCAN" not in found, (statement, found)
