@@ -617,10 +617,9 @@ class Programmes(Application[UUID]):
         # A retry of a post this process recorded: its receipt, with no statement.
         # (Under the programme's command lock: a retry that came while the original
         # was being saved finds its receipt here once the original is committed.)
-        stored_text = programme_text(programme_id)
         replayed = self._recent_receipts.replay(
             clinic_id, programme_id, envelopes,
-            lambda envelope: envelope.content_digest(stored_text))
+            lambda envelope: envelope.content_digest(programme_text(programme_id)))
         if replayed is not None:
             return replayed
         for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
@@ -719,24 +718,24 @@ class Programmes(Application[UUID]):
             raise _TakenMeanwhile(programme_id)
         programme = None
         if owner == clinic_id:
-            # Held in the cache (or read whole, and held from now on), then brought
-            # up to date and found out whether this post is a retry, in one read (a
-            # retry repeats every event id: the first tells). A retry is answered at
-            # once: its commands are not run, so the cached programme is kept (a
-            # refused save drops it, and the next post would read all of the
-            # programme's events again). A post that repeats only some ids is
-            # refused by the store's screen, and answered as before.
-            programme = (programme_cache.cached(self.repository, programme_id)
-                         or programme_cache.find(self.repository, programme_id, copy=False))
-            if programme is not None:
-                stored, repeated = self.ledger.events_since(
-                    programme_id, programme.version, clinic_id, envelopes[0].event_id)
-                earlier = (self._earlier_post(clinic_id, programme_id, envelopes)
-                           if repeated else None)
-                if earlier is not None:
-                    return earlier
-                programme = programme_cache.replay(
-                    programme, [self.mapper.to_domain_event(event) for event in stored])
+            # The cached programme (or none) brought up to date, and whether this
+            # post is a retry, in one read (a retry repeats every event id: the
+            # first tells). A retry is answered at once: its commands are not run,
+            # so the cached programme is kept (a refused save drops it, and the
+            # next post would read all of the programme's events again). A post
+            # that repeats only some ids is refused by the store's screen, and
+            # answered as before.
+            cached = programme_cache.cached(self.repository, programme_id)
+            stored, repeated = self.ledger.events_since(
+                programme_id, cached.version if cached is not None else 0, clinic_id,
+                envelopes[0].event_id)
+            programme = programme_cache.replay(
+                cached, [self.mapper.to_domain_event(event) for event in stored])
+            if cached is None and programme is not None:
+                programme_cache.keep(self.repository, programme)  # read whole: held from now on
+            earlier = self._earlier_post(clinic_id, programme_id, envelopes) if repeated else None
+            if earlier is not None:
+                return earlier
         try:
             return self._run_and_save(programme, clinic_id, programme_id, envelopes,
                                       expected_version, alias_of)

@@ -13,7 +13,6 @@ its own example applications.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -334,10 +333,10 @@ class InMemoryLedger(POPOApplicationRecorder):
 
     def entries_of_programme(self, programme_id: UUID,
                              versions: tuple[int, int] | None = None) -> list[RecordedEntry]:
-        first, last = versions if versions is not None else (1, sys.maxsize)
         with self._database_lock:
             return [e for _, e in sorted(self._entries.items())
-                    if e.programme_id == programme_id and first <= e.version <= last]
+                    if e.programme_id == programme_id
+                    and (versions is None or versions[0] <= e.version <= versions[1])]
 
     def owners(self, programme_ids: Collection[UUID]) -> dict[UUID, str]:
         with self._database_lock:

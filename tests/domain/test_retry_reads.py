@@ -88,3 +88,33 @@ def test_a_retry_runs_no_command_and_leaves_the_programme_held(sqlite_url, sqlit
         assert whole_reads == [], whole_reads
     finally:
         other.close()
+
+
+def test_a_programme_read_whole_for_a_retry_is_held_for_the_next_post(sqlite_url,
+                                                                       sqlite_statements):
+    """A worker's first request to a programme may be a retry: the programme it
+    reads whole for it is kept, so its next post reads only what is new."""
+    from tests.stores import initialise
+
+    initialise(sqlite_url)
+    recorder_app = programmes_at(sqlite_url)
+    try:
+        programme_id = uuid.uuid4()
+        recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(b.started()))
+        earlier = b.session(1)
+        original = recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(earlier))
+    finally:
+        recorder_app.close()
+    other = programmes_at(sqlite_url)
+    try:
+        again = other.record_events(CLINIC, programme_id, b.event_envelopes(earlier))
+        assert again == dataclasses.replace(original, replayed=True)
+        sqlite_statements.clear()
+        other.record_events(CLINIC, programme_id, b.event_envelopes(b.session(2)))
+        whole = f"originator_id='{programme_id.hex}'ORDERBY"
+        reads_from_start = [s for s in sqlite_statements
+                            if whole in s.replace(" ", "") or "originator_version>0" in
+                            s.replace(" ", "")]
+        assert reads_from_start == [], reads_from_start
+    finally:
+        other.close()
