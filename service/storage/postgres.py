@@ -31,6 +31,7 @@ from psycopg.sql import SQL, Composed, Identifier, Placeholder
 
 from domain.ledger import HistoryEntry, Outcome, RecordedEntry, Save, screen
 from service.storage import chain
+from service.storage import postgres_direct as direct
 from service.storage.clinic_positions import COUNT_AT_POSITION
 from service.storage.errors import retry_write
 from service.storage.group_commit import GroupCommit
@@ -221,12 +222,12 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         # recorded the event id), then one per event after the version. One id,
         # not a list: a list's generic plan is costed above the custom ones, so
         # the server would plan the statement again on every post.
-        self.select_events_since = SQL(
+        self.select_events_since = direct.Statement(SQL(
             "SELECT r.recorded, e.originator_version, e.topic, e.state FROM (SELECT EXISTS "
-            "(SELECT 1 FROM {schema}.{ledger} WHERE event_id = %s AND clinic_id = %s) "
-            "AS recorded) r LEFT JOIN {schema}.{events} e ON e.originator_id = %s "
-            "AND e.originator_version > %s ORDER BY e.originator_version"
-        ).format(**ids).as_bytes(None)
+            "(SELECT 1 FROM {schema}.{ledger} WHERE event_id = $1 AND clinic_id = $2) "
+            "AS recorded) r LEFT JOIN {schema}.{events} e ON e.originator_id = $3 "
+            "AND e.originator_version > $4 ORDER BY e.originator_version"
+        ).format(**ids).as_bytes(None))
         self.reads = ReadQueries(self.datastore.schema, self.events_table_name)
         self.select_entries = SQL("SELECT * FROM {schema}.{ledger} WHERE ").format(**ids)
         self.select_owners = SQL(
@@ -279,7 +280,7 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
         parameters cost more CPU than the rest of a save, and the simple
         protocol lets one round trip carry several statements.)
         """
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn:
             escaping = Escaping(conn.pgconn)
             # A clinic that is no text is not asked for: the chain refuses it, in
             # the transaction, as it always has.
@@ -288,38 +289,35 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
                                                for entry in save.ledger)
                                  if isinstance(clinic_id, str))
             try:
-                curs.execute(self.sql_begin_and_read_head + b"; " + self._screen_query(saves)
-                             + b"; " + self.sql_clinics_last.replace(
-                                 b"{clinics}", clinics or b"(NULL::text)"),
-                             prepare=False)
-                curs.set_result(-3)
-                head = curs.fetchone()
-                curs.set_result(-2)
-                held = curs.fetchall()
-                curs.set_result(-1)
-                last = {row["clinic_id"]: row["last"] or 0 for row in curs.fetchall()}
+                found = direct.results(
+                    conn, self.sql_begin_and_read_head + b"; " + self._screen_query(saves)
+                    + b"; " + self.sql_clinics_last.replace(
+                        b"{clinics}", clinics or b"(NULL::text)"))
+                heads = direct.rows(conn, found[-3])
+                head = heads[0] if heads else None  # (position, chain_hash, recorded_at)
+                held = direct.rows(conn, found[-2])  # (key, version, clinic_id)
+                last = {clinic_id: number or 0
+                        for clinic_id, number in direct.rows(conn, found[-1])}
                 # The rows' uuids keyed by their hex, as the saves are (Save).
-                refused = screen(saves, {row["key"].hex: row["version"] for row in held
-                                         if row["version"] is not None},
-                                 [(row["clinic_id"], row["key"].hex) for row in held
-                                  if row["version"] is None])
+                refused = screen(saves, {key.hex: version for key, version, _ in held
+                                         if version is not None},
+                                 [(clinic_id, key.hex) for key, version, clinic_id in held
+                                  if version is None])
                 accepted = [save for index, save in enumerate(saves) if index not in refused]
                 if not accepted:
-                    # Nothing was written: COMMIT, not ROLLBACK, which would make
-                    # psycopg forget this connection's prepared statements.
-                    curs.execute(b"COMMIT", prepare=False)
+                    direct.results(conn, b"COMMIT")  # nothing was written
                     return [refused[index] for index in range(len(saves))]
-                first = (head["position"] if head else 0) + 1
+                first = (head[0] if head else 0) + 1
                 rows = ledger_rows(accepted, first_position=first,
-                                   previous_hash=head["chain_hash"] if head else chain.GENESIS,
-                                   previous_recorded_at=head["recorded_at"] if head else None)
+                                   previous_hash=head[1] if head else chain.GENESIS,
+                                   previous_recorded_at=head[2] if head else None)
                 numbers = numbers_in_clinics(rows, last)
-                curs.execute(self._insert_statements(escaping, rows, numbers, accepted)
-                             + b"; COMMIT", prepare=False)
+                direct.results(conn, self._insert_statements(escaping, rows, numbers, accepted)
+                               + b"; COMMIT")
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):  # a broken connection is discarded
-                        curs.execute(b"ROLLBACK")
+                        direct.results(conn, b"ROLLBACK")
                 raise
         # Committed: what each event is numbered in its clinic stays true.
         self.clinic_numbers.keep((row.position, row.clinic_id, number)
@@ -466,14 +464,15 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     @retry_read
     def events_since(self, programme_id: UUID, version: int, clinic_id: str,
                      event_id: UUID) -> tuple[list[StoredEvent], bool]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_events_since,
-                         [event_id, clinic_id, programme_id, version], prepare=True)
-            rows = curs.fetchall()
-        return [StoredEvent(originator_id=programme_id,
-                            originator_version=row["originator_version"], topic=row["topic"],
-                            state=bytes(row["state"]))
-                for row in rows if row["originator_version"] is not None], rows[0]["recorded"]
+        with self.datastore.get_connection() as conn:
+            found = direct.rows(conn, direct.prepared(
+                conn, self.select_events_since,
+                [event_id.hex.encode(), clinic_id.encode(), programme_id.hex.encode(),
+                 b"%d" % version]))
+        # (recorded, originator_version, topic, state) of each row
+        return [StoredEvent(originator_id=programme_id, originator_version=row[1],
+                            topic=row[2], state=row[3])
+                for row in found if row[1] is not None], found[0][0]
 
     @retry_read
     def events_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
