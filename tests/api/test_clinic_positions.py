@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 
+from service.http.api.context import READER
 from tests import builders as b
 from tests.stores import RunnerAt
 
@@ -106,7 +107,8 @@ def test_a_wait_beyond_the_clinics_count_is_no_signal_of_another_clinics_posts(
     began = time.monotonic()
     ahead = client.get(f"{A}/dashboard", headers=tokens.viewer_a,
                        query_string={"min_position": 2})
-    assert time.monotonic() - began < 0.5
+    # Well under the wait it would have made (half of it: a busy machine is slow too).
+    assert time.monotonic() - began < app.extensions[READER].min_position_wait / 2
     assert ahead.status_code == 503 and ahead.headers["Retry-After"] == "1"
     assert ahead.headers["X-Projection-Position"] == "1"
     assert "not yet 2" in ahead.json["detail"]
