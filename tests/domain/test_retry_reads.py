@@ -9,7 +9,7 @@ import uuid
 
 from domain.application import Receipt
 from tests import builders as b
-from tests.stores import programmes_at
+from tests.stores import initialise, programmes_at
 
 CLINIC = "clinic-a"
 
@@ -18,6 +18,21 @@ def replayed(*receipts: Receipt) -> Receipt:
     """The receipt a retry of these saves' events gets: all their events, in order."""
     return dataclasses.replace(receipts[-1], replayed=True, recorded=[
         item for receipt in receipts for item in receipt.recorded])
+
+
+def posted_by_another_process(url: str) -> tuple[uuid.UUID, dict, Receipt]:
+    """A programme started and given one session by a process that has ended:
+    (its id, the session as posted, the session's receipt)."""
+    initialise(url)
+    app = programmes_at(url)
+    try:
+        programme_id = uuid.uuid4()
+        app.record_events(CLINIC, programme_id, b.event_envelopes(b.started()))
+        earlier = b.session(1)
+        return programme_id, earlier, app.record_events(CLINIC, programme_id,
+                                                        b.event_envelopes(earlier))
+    finally:
+        app.close()
 
 
 def test_retries_read_back_whole_saves_however_long_the_programme(store_url):
@@ -60,17 +75,7 @@ def test_a_retry_runs_no_command_and_leaves_the_programme_held(sqlite_url, sqlit
     """Before, a retry's save was refused by the store, which dropped the programme
     from the process's cache (its commands had run on it), and the programme's
     next post read every one of its events again."""
-    from tests.stores import initialise
-
-    initialise(sqlite_url)
-    recorder_app = programmes_at(sqlite_url)
-    try:
-        programme_id = uuid.uuid4()
-        recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(b.started()))
-        earlier = b.session(1)
-        original = recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(earlier))
-    finally:
-        recorder_app.close()
+    programme_id, earlier, original = posted_by_another_process(sqlite_url)
 
     sent = sqlite_statements
     other = programmes_at(sqlite_url)
@@ -94,17 +99,7 @@ def test_a_programme_read_whole_for_a_retry_is_held_for_the_next_post(sqlite_url
                                                                        sqlite_statements):
     """A worker's first request to a programme may be a retry: the programme it
     reads whole for it is kept, so its next post reads only what is new."""
-    from tests.stores import initialise
-
-    initialise(sqlite_url)
-    recorder_app = programmes_at(sqlite_url)
-    try:
-        programme_id = uuid.uuid4()
-        recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(b.started()))
-        earlier = b.session(1)
-        original = recorder_app.record_events(CLINIC, programme_id, b.event_envelopes(earlier))
-    finally:
-        recorder_app.close()
+    programme_id, earlier, original = posted_by_another_process(sqlite_url)
     other = programmes_at(sqlite_url)
     try:
         again = other.record_events(CLINIC, programme_id, b.event_envelopes(earlier))
