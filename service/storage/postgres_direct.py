@@ -38,9 +38,7 @@ _PREPARED = "_traction_prepared"
 def results(conn: Connection[Any], query: bytes) -> list[pq.PGresult]:
     """Every result of a simple-protocol query (one or several statements, their
     values written in as literals), in order. Raises on the first failed one."""
-    pgconn = conn.pgconn
-    if pgconn.status != pq.ConnStatus.OK:
-        raise OperationalError("the connection is lost")
+    pgconn = _live(conn)
     pgconn.send_query(query)
     return _checked(conn, conn.wait(generators.execute(pgconn)))
 
@@ -64,10 +62,7 @@ def prepared(conn: Connection[Any], statement: Statement, params: Sequence[bytes
     """The result of `statement` run with `params` (each the value's text form),
     prepared on this connection first if it is not yet. The result comes back in
     binary, which psycopg's loaders read without parsing text."""
-    name = statement.name
-    pgconn = conn.pgconn
-    if pgconn.status != pq.ConnStatus.OK:
-        raise OperationalError("the connection is lost")
+    name, pgconn = statement.name, _live(conn)
     names: set[bytes] = conn.__dict__.setdefault(_PREPARED, set())
     if name in names:
         try:
@@ -93,6 +88,14 @@ def rows(conn: Connection[Any], result: pq.PGresult) -> list[tuple[Any, ...]]:
     transformer = Transformer(conn)
     transformer.set_pgresult(result)
     return transformer.load_rows(0, result.ntuples, tuple)
+
+
+def _live(conn: Connection[Any]) -> pq.abc.PGconn:
+    """The connection's libpq handle; OperationalError if libpq knows it is lost
+    (as a cursor checks before it sends)."""
+    if conn.pgconn.status != pq.ConnStatus.OK:
+        raise OperationalError("the connection is lost")
+    return conn.pgconn
 
 
 def _checked(conn: Connection[Any], found: list[pq.PGresult]) -> list[pq.PGresult]:
