@@ -144,6 +144,8 @@ Outcome = Sequence[int] | IntegrityError
 def screen(saves: Sequence[Save], last_versions: Mapping[str, int],
            recorded_event_keys: Iterable[EventKey]) -> dict[int, IntegrityError]:
     """The saves of a group the store must refuse, by index, before writing anything.
+    (PostgreSQL screens single-event saves by a twin of this in the server,
+    migration 0011; tests/storage/test_save_function.py holds it to this.)
 
     `last_versions` (each programme's last version, by its hex) and
     `recorded_event_keys` are what the store holds of the group's programmes

@@ -7,6 +7,11 @@ is what an auditor pages through: it is computed under the same lock that
 assigns positions, so concurrent writers cannot interleave. It hashes what is
 stored (the encoded event state), not decoded patient data, so it still
 verifies after data that it covers has been made unreadable.
+
+The format is written here, and once more in SQL: on PostgreSQL a single-event
+save is chained by the server (migration 0011's `event_ledger_save_event`,
+which saves a post in one round trip). A change to the format must change
+both; tests/storage/test_save_function.py holds the two to each other.
 """
 
 from __future__ import annotations

@@ -220,3 +220,31 @@ def test_0010_drops_sqlite_s_ledger_key_on_programme_and_version_keeping_every_r
     finally:
         app.close()
     assert (("programme_id", "version") in ledger_unique_keys(store_url)) is keep_key
+
+
+def save_functions(url: str) -> set[str]:
+    """The store's functions named like 0011's (none on SQLite, which has no such thing)."""
+    store = parse_database_url(url)
+    if not store.is_postgres:
+        return set()
+    with migrations._connection(store) as connection:
+        return set(connection.execute(sqlalchemy.text(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = :schema AND p.proname = 'event_ledger_save_event'"),
+            {"schema": store.pg_schema}).scalars())
+
+
+def test_0011_makes_postgresql_s_save_function_and_its_downgrade_drops_it(store_url):
+    """On PostgreSQL the function is in the store's own schema (two stores in one
+    database each have theirs); SQLite's schema is what 0010 left."""
+    store = parse_database_url(store_url)
+    expected = {"event_ledger_save_event"} if store.is_postgres else set()
+    assert save_functions(store_url) == expected
+    indexes_before = ledger_indexes(store_url)
+    downgrade_to(store, "0010_sqlite_ledger_programme_key")
+    assert save_functions(store_url) == set()
+    assert [step.revision for step in migrations.status(store).pending] == [
+        "0011_postgres_save_one_event"]
+    migrations.migrate(store)
+    assert save_functions(store_url) == expected
+    assert ledger_indexes(store_url) == indexes_before
