@@ -306,9 +306,10 @@ class LedgerPostgresRecorder(GroupCommit, PostgresApplicationRecorder):
     def record_saves(self, saves: Sequence[Save]) -> list[Outcome]:
         """The saves in one transaction, under the library's table lock (so
         positions are assigned in commit order), with NOTIFY for the followers of
-        the log. Saves of one event each (a single-event post, and the group
-        commit of several) are written by the server in one round trip; any
-        other group in two (`_record_in_two_round_trips`).
+        the log. A group of saves of one event each (single-event posts, alone
+        or gathered by the group commit), up to SAVES_IN_SERVER_AT_MOST of them,
+        is written by the server in one round trip; any other in two
+        (`_record_in_two_round_trips`).
 
         A save that would break a unique key or a programme's run of versions
         is refused before anything of it is written (domain.ledger.screen, or

@@ -1,8 +1,9 @@
 """The write path's statements sent to PostgreSQL through libpq, past psycopg's cursor.
 
-A single-event post sends three statements: the read that brings the cached
-programme up to date (`events_since`) and the save's two round trips (lock,
-head and checks; rows and commit). Through a psycopg cursor each cost 50-90 µs
+A single-event post makes two round trips: the read that brings the cached
+programme up to date (`events_since`) and the save (lock, then the server's
+save function, migration 0011; a save it does not take makes two: lock, head
+and checks; rows and commit). Through a psycopg cursor each cost 50-90 µs
 of the worker's CPU, most of it the cursor's own Python around the round trip
 (its execute generator, the prepared-statement manager, choosing results, dict
 rows). Here the same round trip is made by the calls the cursor makes itself,
