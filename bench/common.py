@@ -269,13 +269,17 @@ class Server:
 
     def __init__(self, kind: str, *, database_url: str | None = None, workers: int = 2,
                  projections: bool = False, env: dict[str, str] | None = None,
-                 label: str = "server") -> None:
+                 label: str = "server", root: Path = ROOT) -> None:
         self.kind = kind
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.bind = f"127.0.0.1:{self.port}"
         self.notes: list[str] = []
         run_env = {**os.environ, "TRACTION_LOG_LEVEL": "warning", **(env or {})}
+        if root != ROOT:
+            # Another checkout's code (bench/ab.py): first on the path, and the
+            # working directory, which gunicorn puts before everything else.
+            run_env["PYTHONPATH"] = str(root)
         if kind == "traction":
             assert database_url is not None
             run_env["TRACTION_DATABASE_URL"] = database_url
@@ -294,7 +298,7 @@ class Server:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{label}.log"
         self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, env=run_env, cwd=ROOT, stdout=self.log,
+        self.process = subprocess.Popen(command, env=run_env, cwd=root, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
