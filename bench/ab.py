@@ -13,9 +13,9 @@ would serve this checkout's code on both sides (an "A/B" that is an A/A).
 Each side's store is made and filled by its own code (P1's 1,000 programmes
 over 20 clinics), so each store is at its own side's schema. Then wrk runs
 P1's load (`--connections 1`: one client posting one event at a time) against
-A and B in turn, the order flipped every round. Each run gives the workers'
-CPU per request, requests/s and the median latency; the end gives each side's
-medians and B/A per round.
+A and B in turn (bench/scenario.py's `paired`, as every paired benchmark
+here). Each side's medians over the rounds, and B/A of the CPU per request
+round by round.
 
 How to read it (2026-12-06): the same build on both sides differed by up to
 25 % per round and 2 % in the median over six rounds, and the CPU per request
@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Server, check_store_kind, cpu_seconds, log
-from bench.load import require_wrk, run_wrk
+from bench.common import ROOT, Server, check_store_kind
+from bench.load import require_wrk
+from bench.scenario import Timing, paired
 
 #: Run in a side's own checkout: its store made, filled and described by its own code.
 SETUP = """
@@ -74,17 +74,9 @@ def set_up(root: Path, kind: str, name: str) -> dict[str, Any]:
     return json.loads(line.removeprefix("AB_SETUP "))
 
 
-def measure(server: Server, config: dict[str, Any], seconds: int, connections: int
-            ) -> dict[str, float]:
-    pids = server.worker_pids()
-    before = cpu_seconds(pids)
-    run = run_wrk(server.base, config, duration=seconds, connections=connections,
-                  threads=min(2, connections), label="ab")
-    after = cpu_seconds(pids)
-    cpu = sum(after[pid] - before[pid] for pid in pids)
-    return {"cpu_ms": 1000 * cpu / max(1, run["requests"]),
-            "requests_per_s": run["requests_per_s"], "p50_ms": run["latency_ms"]["p50"],
-            "non_2xx": run["non_2xx"]}
+def cpu_ms(run: dict[str, Any]) -> float:
+    """The workers' CPU per request of one of `paired`'s runs (as `summarize` counts it)."""
+    return 1000 * sum(run["worker_cpu_share"]) / max(run["requests_per_s"], 1e-9)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,26 +99,22 @@ def main(argv: list[str] | None = None) -> None:
             configs[name] = setup["config"]
             servers[name] = Server("traction", database_url=setup["url"], workers=2,
                                    root=root, label=f"ab-{name}")
-            run_wrk(servers[name].base, configs[name], duration=3, label="ab-warmup")
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
-        for number in range(args.rounds):
-            for name in ("A", "B") if number % 2 == 0 else ("B", "A"):
-                run = measure(servers[name], configs[name], args.seconds, args.connections)
-                runs[name].append(run)
-                log(f"  round {number} {name}: {run['cpu_ms']:.3f} ms CPU/req, "
-                    f"{run['requests_per_s']:,.0f} req/s, p50 {run['p50_ms']} ms, "
-                    f"non-2xx {run['non_2xx']}")
+        a, b = paired(servers["A"], servers["B"], configs["A"], configs["B"],
+                      Timing(duration=args.seconds, warmup=3, rounds=args.rounds), "ab",
+                      threads=min(2, args.connections), connections=args.connections,
+                      names=("A", "B"))
     finally:
         for server in servers.values():
             server.stop()
         for name, root in sides.items():
             subprocess.run([sys.executable, "-c", TEAR_DOWN, kind, f"ab{name.lower()}"],
                            cwd=root, env=side_env(root), check=False)
-    for name, root in sides.items():
-        cpu = statistics.median(run["cpu_ms"] for run in runs[name])
-        p50 = statistics.median(run["p50_ms"] for run in runs[name])
-        print(f"{name} ({root}): median {cpu:.3f} ms CPU/req, p50 {p50:.2f} ms")
-    ratios = [b["cpu_ms"] / a["cpu_ms"] for a, b in zip(runs["A"], runs["B"], strict=True)]
+    for (name, root), figures in zip(sides.items(), (a, b), strict=True):
+        print(f"{name} ({root}): median {figures['cpu_ms_per_request']} ms CPU/req, "
+              f"{figures['requests_per_s']:,} req/s, p50 {figures['p50_ms']} ms, "
+              f"non-2xx {figures['non_2xx']}")
+    ratios = [cpu_ms(run_b) / cpu_ms(run_a)
+              for run_a, run_b in zip(a["runs"], b["runs"], strict=True)]
     print("B/A CPU per round:", ", ".join(f"{r:.2f}" for r in ratios),
           f"(B lower in {sum(r < 1 for r in ratios)} of {len(ratios)})")
 
