@@ -32,7 +32,7 @@ def entry(event_id: uuid.UUID | None = None, clinic_id: str = "clinic-a") -> Led
     return LedgerEntry(event_id or uuid.uuid4(), clinic_id, "Event", None)
 
 
-def ledger_rows(url: str) -> list[dict[str, Any]]:
+def stored_ledger(url: str) -> list[dict[str, Any]]:
     store = parse_database_url(url)
     with psycopg.connect(store.conninfo(), row_factory=psycopg.rows.dict_row) as conn:
         return conn.execute(
@@ -122,7 +122,7 @@ def test_the_server_refuses_what_the_screen_refuses(recorder, postgres_url):
     assert {index: str(error) for index, error in expected.items()} == {
         1: OVERTAKEN, 2: OVERTAKEN, 3: OVERTAKEN, 4: EVENT_ID_RECORDED, 6: EVENT_ID_RECORDED,
         8: EVENT_ID_RECORDED}
-    head = len(ledger_rows(postgres_url))
+    head = len(stored_ledger(postgres_url))
     del recorder.round_trips[:]
     outcomes = recorder.record_saves(saves)
     assert len(recorder.round_trips) == 1
@@ -132,14 +132,14 @@ def test_the_server_refuses_what_the_screen_refuses(recorder, postgres_url):
     accepted = [index for index in range(len(saves)) if index not in expected]
     assert [outcomes[index] for index in accepted] == [
         [head + n] for n in range(1, len(accepted) + 1)]
-    rows = ledger_rows(postgres_url)[head:]
+    rows = stored_ledger(postgres_url)[head:]
     assert [(row["programme_id"], row["version"], row["event_id"]) for row in rows] == [
         (saves[index].stored_events[0].originator_id,
          saves[index].stored_events[0].originator_version, saves[index].ledger[0].event_id)
         for index in accepted]
     # Each clinic's numbers run on from its last, as the two-round-trip path numbers them.
     for clinic_id in ("clinic-a", "clinic-b"):
-        numbers = [row["clinic_position"] for row in ledger_rows(postgres_url)
+        numbers = [row["clinic_position"] for row in stored_ledger(postgres_url)
                    if row["clinic_id"] == clinic_id]
         assert numbers == list(range(1, len(numbers) + 1))
 
@@ -161,7 +161,7 @@ def test_the_server_chains_as_chain_py_does(recorder, postgres_url):
             "'clinic-a', 'Event', '2099-01-01T00:00:00+00:00', NULL, 4, 'tests:Event', %s)",
             [programme, uuid.uuid4(), b"{}"])
     recorder.record_saves([Save([stored(programme, 5)], [entry()])])
-    rows = ledger_rows(postgres_url)
+    rows = stored_ledger(postgres_url)
     assert len(rows) == 5
     assert [row["recorded_at"] for row in rows[3:]] == [
         datetime(2099, 1, 1, tzinfo=UTC)] * 2
