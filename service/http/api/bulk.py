@@ -31,7 +31,10 @@ blp = LedgerBlueprint("bulk", __name__, url_prefix="/v1",
     "description": "One JSON object per line (NDJSON): an event envelope, as posted to a "
     "programme, with its `programme_id` and, optionally, the programme's `expected_version` "
     "before the line. Lines are independent: each is recorded, or refused, alone, in order. "
-    "Blank lines are skipped. A line may be as large as a single post's body.",
+    "Blank lines are skipped. A line may be as large as a single post's body. One upload "
+    "is recorded by one worker: a large sync goes faster split by programme into several "
+    "uploads sent at once (each programme's lines in one of them, in order; no order holds "
+    "between uploads).",
     "content": {NDJSON: {"schema": BulkLineSchema}},
 })
 @blp.response(200, BulkResultSchema, content_type=NDJSON, example=examples.BULK_RESULT,
