@@ -16,7 +16,8 @@ fresh store and server:
 - AT_ONCE (2) uploads sent at the same time, each with its own half of the
   programmes and of the lines: a sync split by programme, as the README
   advises for speed, which puts both workers to work, as P2's four
-  connections do.
+  connections do (the kernel hands each connection to a worker: were one
+  worker to take both, the figure would be about one upload's, never more).
 events/s = lines answered 201 / the time from the first byte sent to the
 last summary line. The baseline is the eventsourcing library alone saving
 100-event aggregates in one thread (bench/ingest.py, P2), measured in the
