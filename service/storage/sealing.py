@@ -229,7 +229,13 @@ class Keyring:
         # One transaction (one commit) for all of them: a commit per programme
         # cost bulk ingest more than everything else it does for a new programme.
         with self.database.transaction() as cursor:
-            for programme_id, (clinic_id, patient_ref) in new.items():
+            # In the programmes' order: two writers making keys of the same
+            # programmes (two bulk uploads at once that start them, in different
+            # orders) then wait for each other's rows in one order. In the order
+            # given, each could hold a row the other waits for: PostgreSQL's
+            # deadlock detector failed one of them.
+            for programme_id, (clinic_id, patient_ref) in sorted(
+                    new.items(), key=lambda item: item[0].int):
                 key = os.urandom(KEY_BYTES)
                 programme_text = str(programme_id)
                 wrapped = _wrap(self._kek, key, programme_text)
