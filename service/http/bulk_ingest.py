@@ -17,6 +17,9 @@ answer ends with a summary line.
 - A line is answered only once its chunk is committed: a client that goes
   away has lost nothing it was told was recorded (what it was not told
   about is answered 200 with its receipt when it sends it again).
+- A chunk that cannot be recorded (the store unreachable, or any other
+  failure) cuts the answer the same way, at its first line: a 503 result
+  line (500 for anything but the store), never a broken stream.
 
 A client should read the answer while it sends the upload. One that reads
 only afterwards still gets every line: while it does not read, the answer
@@ -29,12 +32,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import re
 import select
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -47,6 +51,9 @@ from service.http.problems import Problem, problem_for, validation_problem
 from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
 from service.http.schemas.bulk import BulkLineSchema
 from service.storage.clinic_positions import ClinicPositions
+from service.storage.errors import UNREACHABLE
+
+log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
 #: Lines recorded in one transaction, at most.
@@ -308,19 +315,21 @@ def _answer(programmes: Programmes, positions: ClinicPositions, clinic_id: str, 
     try:
         chunk: list[tuple[int, Post | Problem]] = []
         size = 0
+        cut: Cut | None = None
         try:
             for number, line in read_lines(body, limits):
                 chunk.append((number, line if isinstance(line, Problem) else parse_line(line)))
                 size += len(line) if isinstance(line, bytes) else 0
                 if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
-                    yield from answer.send(b"".join(record(programmes, positions, clinic_id,
-                                                           chunk, summary)))
-                    chunk, size = [], 0
-            cut = None
+                    full, chunk, size = chunk, [], 0
+                    yield from answer.send(record(programmes, positions, clinic_id, full,
+                                                  summary))
+        except Cut as stop:
+            cut = stop  # reading stopped (the lines read are still recorded), or a chunk failed
+        try:
+            yield from answer.send(record(programmes, positions, clinic_id, chunk, summary))
         except Cut as stop:
             cut = stop
-        yield from answer.send(b"".join(record(programmes, positions, clinic_id, chunk,
-                                               summary)))
         if cut is not None:
             complete = False
             yield from answer.send(summary.result(cut.line, cut.problem))
@@ -333,18 +342,43 @@ def _answer(programmes: Programmes, positions: ClinicPositions, clinic_id: str, 
 
 
 def record(programmes: Programmes, positions: ClinicPositions, clinic_id: str,
-           chunk: list[tuple[int, Post | Problem]], summary: Summary) -> Iterable[bytes]:
+           chunk: list[tuple[int, Post | Problem]], summary: Summary) -> bytes:
     """Record a chunk's posts in one go; its result lines, in order (receipts with
-    the clinic's positions, looked up in one query)."""
+    the clinic's positions, looked up in one query). Cut at its first line if it
+    cannot be recorded."""
+    if not chunk:
+        return b""
     posts = [item for _, item in chunk if isinstance(item, Post)]
-    outcomes = programmes.record_posts(clinic_id, posts) if posts else []
-    bodies = positions.receipts(clinic_id, [outcome for outcome in outcomes
-                                            if isinstance(outcome, Receipt)])
+    try:
+        outcomes = programmes.record_posts(clinic_id, posts) if posts else []
+        bodies = positions.receipts(clinic_id, [outcome for outcome in outcomes
+                                                if isinstance(outcome, Receipt)])
+    except Exception as error:  # noqa: BLE001 - answered as the cut it is, and logged
+        raise Cut(chunk[0][0], not_recorded(error)) from error
     answers = iter(outcomes)
+    results = []
     for number, item in chunk:
         if isinstance(item, Problem):
-            yield summary.result(number, item)
+            results.append(summary.result(number, item))
             continue
         outcome = next(answers)
-        yield summary.result(number, outcome, bodies[id(outcome)]) if isinstance(
-            outcome, Receipt) else summary.result(number, problem_for(outcome))
+        results.append(summary.result(number, outcome, bodies[id(outcome)]) if isinstance(
+            outcome, Receipt) else summary.result(number, problem_for(outcome)))
+    return b"".join(results)
+
+
+def not_recorded(error: Exception) -> Problem:
+    """The problem that cuts an upload at a chunk that failed. Its transaction
+    rolled back, but a failure after the commit (reading the receipts' positions)
+    leaves its lines recorded: either way, sending them again is safe."""
+    again = ("Send the lines from this one on again: any of them recorded before "
+             "are answered 200 with their receipts.")
+    if isinstance(error, UNREACHABLE):
+        log.warning("a bulk chunk was not recorded, the store unavailable: %s", error)
+        # store_unavailable()'s problem, saying what became of the lines.
+        return Problem(503, "store-unavailable", "The event store is unavailable",
+                       f"The database cannot be reached right now: these lines may not be "
+                       f"recorded. {again}", headers={"Retry-After": "2"})
+    log.error("a bulk chunk was not recorded", exc_info=error)
+    return Problem(500, "internal-error", "Internal server error",
+                   f"These lines may not be recorded; it has been logged. {again}")

@@ -280,3 +280,53 @@ def test_the_same_upload_sent_twice_at_once_stores_each_event_once(live):
     invariants.check_log_shape(log)
     invariants.check_receipts(log, [r["receipt"] for r in first[:-1]])
     stored_once(live.database_url, [line["event_id"] for line in lines])
+
+
+def test_a_chunk_that_cannot_be_recorded_cuts_the_answer_with_a_problem(tmp_path):
+    """The store will not take a chunk (another program holds SQLite's write lock
+    past the service's lock timeout): the answer is cut at the chunk's first line
+    with a 503 problem line and an incomplete summary (before, a broken stream or
+    gunicorn's 500 page); what was answered is stored; sent again, it all is."""
+    import sqlite3
+
+    from tests.reliability.live import bootstrap
+
+    url = f"sqlite:///{tmp_path}/ledger.sqlite"
+    tokens = bootstrap(url)
+    server = LiveServer(url, 1, env={"TRACTION_SQLITE_LOCK_TIMEOUT": "1"})
+    try:
+        lines = upload(50, 2 * CHUNK_LINES)
+        client = StreamingUpload(server.port, tokens.writer[CLINIC])
+        reader = client.read_as_it_comes()
+        client.send(encoded(lines[:CHUNK_LINES + 1]))
+        client.wait_for(CHUNK_LINES)
+        holder = sqlite3.connect(tmp_path / "ledger.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held
+        try:
+            client.send(encoded(lines[CHUNK_LINES + 1:]))
+            client.end()
+            reader.join(WAIT)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+            client.close()
+        assert client.error is None and client.status == 200
+        results, summary = client.answered[:-1], client.answered[-1]["summary"]
+        assert [r["status"] for r in results] == [201] * CHUNK_LINES + [503]
+        assert results[-1]["line"] == CHUNK_LINES + 1
+        assert results[-1]["problem"]["type"].endswith("store-unavailable")
+        assert summary == {"lines": CHUNK_LINES + 1, "recorded": CHUNK_LINES, "replayed": 0,
+                           "failed": 1, "complete": False}
+        stored_once(url, [line["event_id"] for line in lines[:CHUNK_LINES]])
+
+        connection = http.client.HTTPConnection(HOST, server.port, timeout=WAIT)
+        connection.request("POST", BULK, body=encoded(lines), headers={
+            "Authorization": f"Bearer {tokens.writer[CLINIC]}",
+            "Content-Type": "application/x-ndjson"})
+        again = [json.loads(text) for text in connection.getresponse().read().splitlines()]
+        connection.close()
+        assert [r["status"] for r in again[:-1]] == [200] * CHUNK_LINES + [201] * CHUNK_LINES
+        stored_once(url, [line["event_id"] for line in lines])
+    finally:
+        server.stop()
+        server.remove_log()

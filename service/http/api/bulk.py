@@ -44,8 +44,10 @@ blp = LedgerBlueprint("bulk", __name__, url_prefix="/v1",
     "content) or `{\"line\", \"status\", \"problem\"}` (the problem a single post of it would "
     "get: 400, 404, 409, 413, 422). An upload over the size limit, or one that stops "
     "arriving, is cut: the lines already read are answered, then one result with the 413 "
-    "(or 408, 400) problem. The last line is `{\"summary\": {...}}`; an answer without it was "
-    "cut short: send the lines after the last one answered again."))
+    "(or 408, 400) problem; so is one whose chunk the store cannot take, at that chunk's "
+    "first line (503; 500 for anything but the store). The last line is "
+    "`{\"summary\": {...}}`; an answer without it was cut short: send the lines after the "
+    "last one answered again."))
 @problems(blp, 401, 403, 404, 413, 415)
 @allow("writer")
 def post_bulk(clinic_id: str) -> Any:
