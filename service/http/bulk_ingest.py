@@ -47,7 +47,7 @@ from marshmallow import ValidationError
 
 from domain.application import EventEnvelope, Post, Programmes, Receipt
 from domain.programme import EVENT_ID_TEXTS
-from service.http.problems import Problem, problem_for, validation_problem
+from service.http.problems import Problem, problem_for, store_unavailable, validation_problem
 from service.http.request_body import BODY_IDLE_SECONDS, parse_json_strictly
 from service.http.schemas.bulk import BulkLineSchema
 from service.storage.clinic_positions import ClinicPositions
@@ -375,10 +375,8 @@ def not_recorded(error: Exception) -> Problem:
              "are answered 200 with their receipts.")
     if isinstance(error, UNREACHABLE):
         log.warning("a bulk chunk was not recorded, the store unavailable: %s", error)
-        # store_unavailable()'s problem, saying what became of the lines.
-        return Problem(503, "store-unavailable", "The event store is unavailable",
-                       f"The database cannot be reached right now: these lines may not be "
-                       f"recorded. {again}", headers={"Retry-After": "2"})
+        return store_unavailable(2, "The database cannot be reached right now: these lines "
+                                    f"may not be recorded. {again}")
     log.error("a bulk chunk was not recorded", exc_info=error)
     return Problem(500, "internal-error", "Internal server error",
                    f"These lines may not be recorded; it has been logged. {again}")

@@ -66,9 +66,10 @@ class Problem(Exception):
         return response
 
 
-def store_unavailable(retry_after: int) -> Problem:
-    return Problem(503, "store-unavailable", "The event store is unavailable",
-                   "The database cannot be reached right now; retry shortly.",
+def store_unavailable(retry_after: int,
+                      detail: str = "The database cannot be reached right now; retry shortly."
+                      ) -> Problem:
+    return Problem(503, "store-unavailable", "The event store is unavailable", detail,
                    headers={"Retry-After": str(retry_after)})
 
 
