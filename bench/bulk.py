@@ -64,6 +64,7 @@ from bench.common import (
     fresh_store,
     log,
     machine,
+    median_rate,
     now_iso,
     proc_status,
     ratio,
@@ -224,10 +225,6 @@ def run_p10(kind: str, timing: Timing, count: int, memory_mb: list[int]) -> dict
     })
     write_result(f"p10-{kind}", result)
     return result
-
-
-def median_rate(runs: list[dict[str, Any]]) -> int:
-    return sorted(r["events_per_s"] for r in runs)[len(runs) // 2]
 
 
 def ingest_round(kind: str, count: int, uploads: int, number: int) -> dict[str, Any]:

@@ -264,6 +264,11 @@ def traction_has(*command: str) -> bool:
     return done.returncode == 0
 
 
+def median_rate(runs: list[dict[str, Any]]) -> int:
+    """The middle run's events_per_s (the higher middle of an even count)."""
+    return sorted(r["events_per_s"] for r in runs)[len(runs) // 2]
+
+
 class Server:
     """`traction serve` or the baseline app under gunicorn, on a free local port."""
 

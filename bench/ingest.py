@@ -42,6 +42,7 @@ from bench.common import (
     fresh_store,
     log,
     machine,
+    median_rate,
     now_iso,
     pg_admin,
     ratio,
@@ -280,8 +281,8 @@ def run_p2(kind: str, timing: Timing) -> dict[str, Any]:
             log(f"  p2 ours: {run['events_per_s']:,} events/s stored")
             our_runs.append(run)
     drop_store(kind, "p2")
-    base_rate = sorted(r["events_per_s"] for r in base_runs)[len(base_runs) // 2]
-    our_rate = sorted(r["events_per_s"] for r in our_runs)[len(our_runs) // 2]
+    base_rate = median_rate(base_runs)
+    our_rate = median_rate(our_runs)
     rate_ratio = ratio(our_rate, base_rate)
     floor = 5_000 if kind == "postgres" else None
     passes = (rate_ratio is not None and rate_ratio >= 0.5
