@@ -172,19 +172,23 @@ def limited(request, tmp_path):
     """A server whose uploads may be at most 64 KiB."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/ledger.sqlite"
-        yield from _limited_server(url)
+        yield from _one_worker_server(url, LIMITED)
         return
     from tests.conftest import _postgres_base_url
 
     with throwaway_postgres_schema(_postgres_base_url()) as url:
-        yield from _limited_server(url)
+        yield from _one_worker_server(url, LIMITED)
 
 
-def _limited_server(url: str) -> Any:
+LIMITED = {"TRACTION_MAX_BULK_BYTES": str(64 * 1024)}
+
+
+def _one_worker_server(url: str, env: dict[str, str]) -> Any:
+    """A bootstrapped store and a one-worker server on it with `env`, stopped after."""
     from tests.reliability.live import bootstrap
 
     tokens = bootstrap(url)
-    server = LiveServer(url, 1, env={"TRACTION_MAX_BULK_BYTES": str(64 * 1024)})
+    server = LiveServer(url, 1, env=env)
     try:
         yield server, tokens, url
     finally:
@@ -289,11 +293,9 @@ def test_a_chunk_that_cannot_be_recorded_cuts_the_answer_with_a_problem(tmp_path
     gunicorn's 500 page); what was answered is stored; sent again, it all is."""
     import sqlite3
 
-    from tests.reliability.live import bootstrap
-
     url = f"sqlite:///{tmp_path}/ledger.sqlite"
-    tokens = bootstrap(url)
-    server = LiveServer(url, 1, env={"TRACTION_SQLITE_LOCK_TIMEOUT": "1"})
+    started = _one_worker_server(url, {"TRACTION_SQLITE_LOCK_TIMEOUT": "1"})
+    server, tokens, _ = next(started)
     try:
         lines = upload(50, 2 * CHUNK_LINES)
         client = StreamingUpload(server.port, tokens.writer[CLINIC])
@@ -328,5 +330,4 @@ def test_a_chunk_that_cannot_be_recorded_cuts_the_answer_with_a_problem(tmp_path
         assert [r["status"] for r in again[:-1]] == [200] * CHUNK_LINES + [201] * CHUNK_LINES
         stored_once(url, [line["event_id"] for line in lines])
     finally:
-        server.stop()
-        server.remove_log()
+        started.close()  # stops the server
